@@ -1,0 +1,6 @@
+//! FlowStone's benchmarks, as library functions so that the `flowstone-bench` binary and
+//! `cargo bench` run the same code. Every figure is printed as one JSON line on stdout.
+
+pub mod core;
+pub mod queue;
+pub mod report;

@@ -1,0 +1,1 @@
+//! flowstone-queue: a durable job queue. (The queue helper fills this crate.)

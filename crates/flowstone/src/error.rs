@@ -1,0 +1,389 @@
+//! One error type for the whole library.
+//!
+//! Every failure carries a [`ErrorKind`] (what went wrong), the asset and partition it concerns
+//! when there is one, a `retryable` flag that retry policies and the queue read, and the source
+//! error. Messages name the input that caused them and, where possible, say what to do.
+
+use std::fmt;
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+
+use crate::partition::Partition;
+
+/// A `Result` whose error is FlowStone's [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// What went wrong, as a value callers can match on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum ErrorKind {
+    /// No asset of that name is registered.
+    AssetNotFound,
+    /// A dependency has no stored output for the partition.
+    DependencyNotReady,
+    /// The asset's function returned an error.
+    ExecutionFailed,
+    /// The asset's function panicked.
+    Panicked,
+    /// The asset ran longer than its timeout.
+    ExecutionTimeout,
+    /// The work was cancelled.
+    Cancelled,
+    /// A partition value or a person's partition input is malformed.
+    InvalidPartition,
+    /// An option was given that the chosen executor cannot honour, or an option's value is bad.
+    InvalidOptions,
+    /// The operation is not supported (e.g. `status` on an executor that keeps none).
+    Unsupported,
+    /// The asset graph is invalid: duplicate names, unknown dependencies, cycles.
+    InvalidGraph,
+    /// A resource is not registered, not declared, or its setup failed.
+    Resource,
+    /// Reading or writing an asset's output failed.
+    Io,
+    /// The materialization or lineage store failed.
+    Store,
+    /// The durable queue failed.
+    Queue,
+    /// The configuration is invalid (hooks, executors, URLs).
+    Config,
+}
+
+impl ErrorKind {
+    /// Whether an error of this kind is worth retrying unless the error says otherwise.
+    pub fn default_retryable(self) -> bool {
+        matches!(
+            self,
+            ErrorKind::ExecutionFailed
+                | ErrorKind::Panicked
+                | ErrorKind::ExecutionTimeout
+                | ErrorKind::DependencyNotReady
+                | ErrorKind::Io
+                | ErrorKind::Store
+                | ErrorKind::Queue
+        )
+    }
+}
+
+/// FlowStone's error: a kind, a message naming the bad input, the asset and partition concerned,
+/// whether a retry may help, and the underlying cause.
+///
+/// Cheap to clone (the source is shared), so results can be kept in status tables and handed to
+/// several waiters.
+#[derive(Clone)]
+pub struct Error {
+    kind: ErrorKind,
+    message: String,
+    asset: Option<String>,
+    partition: Option<Partition>,
+    retryable: bool,
+    missing: Vec<String>,
+    source: Option<Arc<dyn std::error::Error + Send + Sync + 'static>>,
+}
+
+impl Error {
+    /// An error of `kind` with a message; `retryable` follows [`ErrorKind::default_retryable`].
+    pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
+        Error {
+            kind,
+            message: message.into(),
+            asset: None,
+            partition: None,
+            retryable: kind.default_retryable(),
+            missing: Vec::new(),
+            source: None,
+        }
+    }
+
+    /// The asset's function failed; a retry may help. Use [`Error::permanent`] when it cannot.
+    pub fn failed(message: impl Into<String>) -> Self {
+        Error::new(ErrorKind::ExecutionFailed, message)
+    }
+
+    /// The asset's function failed in a way no retry can fix (bad data, bad configuration).
+    pub fn permanent(message: impl Into<String>) -> Self {
+        Error::failed(message).with_retryable(false)
+    }
+
+    /// `name` is not a registered asset; `suggestion` is a near name, if there is one.
+    pub fn asset_not_found(name: &str, suggestion: Option<&str>) -> Self {
+        let hint = match suggestion {
+            Some(near) => format!("; did you mean '{near}'?"),
+            None => String::from("; list the registered assets with `assets`"),
+        };
+        Error::new(
+            ErrorKind::AssetNotFound,
+            format!("asset '{name}' is not registered{hint}"),
+        )
+        .with_asset(name)
+    }
+
+    /// `asset` cannot run because `missing` have no output for the partition.
+    pub fn dependency_not_ready(asset: &str, missing: Vec<String>) -> Self {
+        let mut err = Error::new(
+            ErrorKind::DependencyNotReady,
+            format!(
+                "asset '{asset}' cannot run: dependencies not materialized for this partition: {} \
+                 (materialize them first, or pass `with_upstream`)",
+                missing.join(", ")
+            ),
+        )
+        .with_asset(asset);
+        err.missing = missing;
+        err
+    }
+
+    /// The asset ran longer than `timeout`.
+    pub fn timeout(asset: &str, timeout: std::time::Duration) -> Self {
+        Error::new(
+            ErrorKind::ExecutionTimeout,
+            format!("asset '{asset}' timed out after {timeout:?}"),
+        )
+        .with_asset(asset)
+    }
+
+    /// The work on `asset` was cancelled.
+    pub fn cancelled(asset: &str) -> Self {
+        Error::new(ErrorKind::Cancelled, format!("asset '{asset}' was cancelled")).with_asset(asset)
+    }
+
+    /// The asset's function panicked with `message`.
+    pub fn panicked(asset: &str, message: &str) -> Self {
+        Error::new(
+            ErrorKind::Panicked,
+            format!("asset '{asset}' panicked: {message}"),
+        )
+        .with_asset(asset)
+    }
+
+    /// `input` is not a valid partition; `expected` describes the accepted form.
+    pub fn invalid_partition(input: &str, expected: impl fmt::Display) -> Self {
+        Error::new(
+            ErrorKind::InvalidPartition,
+            format!("invalid partition '{input}': expected {expected}"),
+        )
+    }
+
+    /// An option the chosen executor cannot honour, or an option with a bad value.
+    pub fn invalid_options(message: impl Into<String>) -> Self {
+        Error::new(ErrorKind::InvalidOptions, message)
+    }
+
+    /// The operation is not supported by whatever was asked to do it.
+    pub fn unsupported(message: impl Into<String>) -> Self {
+        Error::new(ErrorKind::Unsupported, message)
+    }
+
+    /// A configuration error (hooks, executors, resources, URLs).
+    pub fn config(message: impl Into<String>) -> Self {
+        Error::new(ErrorKind::Config, message)
+    }
+
+    /// The asset graph is invalid.
+    pub fn invalid_graph(message: impl Into<String>) -> Self {
+        Error::new(ErrorKind::InvalidGraph, message)
+    }
+
+    /// Reading or writing an output failed.
+    pub fn io(message: impl Into<String>) -> Self {
+        Error::new(ErrorKind::Io, message)
+    }
+
+    /// The materialization or lineage store failed.
+    pub fn store(message: impl Into<String>) -> Self {
+        Error::new(ErrorKind::Store, message)
+    }
+
+    /// Attaches the asset this error concerns.
+    pub fn with_asset(mut self, asset: impl Into<String>) -> Self {
+        self.asset = Some(asset.into());
+        self
+    }
+
+    /// Attaches the partition this error concerns.
+    pub fn with_partition(mut self, partition: Partition) -> Self {
+        self.partition = Some(partition);
+        self
+    }
+
+    /// Overrides whether a retry may help.
+    pub fn with_retryable(mut self, retryable: bool) -> Self {
+        self.retryable = retryable;
+        self
+    }
+
+    /// Attaches the underlying cause.
+    pub fn with_source(mut self, source: impl std::error::Error + Send + Sync + 'static) -> Self {
+        self.source = Some(Arc::new(source));
+        self
+    }
+
+    /// Fills in the asset and partition when the error does not name them yet.
+    pub fn in_context(mut self, asset: &str, partition: &Partition) -> Self {
+        if self.asset.is_none() {
+            self.asset = Some(asset.to_owned());
+        }
+        if self.partition.is_none() {
+            self.partition = Some(partition.clone());
+        }
+        self
+    }
+
+    /// What went wrong.
+    pub fn kind(&self) -> ErrorKind {
+        self.kind
+    }
+
+    /// The message, without asset and partition.
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+
+    /// The asset this error concerns.
+    pub fn asset(&self) -> Option<&str> {
+        self.asset.as_deref()
+    }
+
+    /// The partition this error concerns.
+    pub fn partition(&self) -> Option<&Partition> {
+        self.partition.as_ref()
+    }
+
+    /// Whether a retry may help.
+    pub fn retryable(&self) -> bool {
+        self.retryable
+    }
+
+    /// For [`ErrorKind::DependencyNotReady`]: the dependencies that had no output.
+    pub fn missing_dependencies(&self) -> &[String] {
+        &self.missing
+    }
+
+    /// A serializable snapshot of this error, for job rows and materialization records.
+    pub fn to_record(&self) -> ErrorRecord {
+        ErrorRecord {
+            kind: self.kind,
+            message: self.message.clone(),
+            asset: self.asset.clone(),
+            partition: self.partition.as_ref().map(Partition::encode),
+            retryable: self.retryable,
+            missing: self.missing.clone(),
+            source: self.source.as_ref().map(|s| s.to_string()),
+        }
+    }
+
+    /// Rebuilds an error from its record. The source survives as text only.
+    pub fn from_record(record: ErrorRecord) -> Self {
+        Error {
+            kind: record.kind,
+            message: match record.source {
+                Some(source) if !record.message.contains(&source) => {
+                    format!("{}: {source}", record.message)
+                }
+                _ => record.message,
+            },
+            asset: record.asset,
+            partition: record
+                .partition
+                .and_then(|encoded| Partition::decode(&encoded).ok()),
+            retryable: record.retryable,
+            missing: record.missing,
+            source: None,
+        }
+    }
+}
+
+/// An [`Error`] as plain data: what travels in job rows and materialization records.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ErrorRecord {
+    /// What went wrong.
+    pub kind: ErrorKind,
+    /// The message.
+    pub message: String,
+    /// The asset concerned.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub asset: Option<String>,
+    /// The partition concerned, encoded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub partition: Option<String>,
+    /// Whether a retry may help.
+    pub retryable: bool,
+    /// Missing dependencies, for `DependencyNotReady`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub missing: Vec<String>,
+    /// The underlying cause, as text.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)?;
+        if let Some(partition) = &self.partition {
+            write!(f, " (partition {partition})")?;
+        }
+        if let Some(source) = &self.source {
+            write!(f, ": {source}")?;
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Debug for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Error")
+            .field("kind", &self.kind)
+            .field("message", &self.message)
+            .field("asset", &self.asset)
+            .field("partition", &self.partition)
+            .field("retryable", &self.retryable)
+            .field("source", &self.source.as_ref().map(|s| s.to_string()))
+            .finish()
+    }
+}
+
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.source
+            .as_deref()
+            .map(|s| s as &(dyn std::error::Error + 'static))
+    }
+}
+
+impl From<std::io::Error> for Error {
+    fn from(err: std::io::Error) -> Self {
+        Error::io(err.to_string()).with_source(err)
+    }
+}
+
+impl From<serde_json::Error> for Error {
+    fn from(err: serde_json::Error) -> Self {
+        Error::io(format!("could not encode or decode a value as JSON: {err}")).with_source(err)
+    }
+}
+
+impl From<String> for Error {
+    fn from(message: String) -> Self {
+        Error::failed(message)
+    }
+}
+
+impl From<&str> for Error {
+    fn from(message: &str) -> Self {
+        Error::failed(message)
+    }
+}
+
+impl From<Box<dyn std::error::Error + Send + Sync + 'static>> for Error {
+    fn from(err: Box<dyn std::error::Error + Send + Sync + 'static>) -> Self {
+        match err.downcast::<Error>() {
+            Ok(err) => *err,
+            Err(err) => Error {
+                source: Some(Arc::from(err)),
+                ..Error::failed("the asset's function failed")
+            },
+        }
+    }
+}
