@@ -49,6 +49,8 @@ pub enum ErrorKind {
     Queue,
     /// The configuration is invalid (hooks, executors, URLs).
     Config,
+    /// A job, or a stored output, that was asked for does not exist.
+    NotFound,
 }
 
 impl ErrorKind {
@@ -73,7 +75,10 @@ impl ErrorKind {
 /// Cheap to clone (the source is shared), so results can be kept in status tables and handed to
 /// several waiters.
 #[derive(Clone)]
-pub struct Error {
+pub struct Error(Box<ErrorInner>);
+
+#[derive(Clone)]
+struct ErrorInner {
     kind: ErrorKind,
     message: String,
     asset: Option<String>,
@@ -86,7 +91,7 @@ pub struct Error {
 impl Error {
     /// An error of `kind` with a message; `retryable` follows [`ErrorKind::default_retryable`].
     pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
-        Error {
+        Error(Box::new(ErrorInner {
             kind,
             message: message.into(),
             asset: None,
@@ -94,7 +99,7 @@ impl Error {
             retryable: kind.default_retryable(),
             missing: Vec::new(),
             source: None,
-        }
+        }))
     }
 
     /// The asset's function failed; a retry may help. Use [`Error::permanent`] when it cannot.
@@ -131,7 +136,7 @@ impl Error {
             ),
         )
         .with_asset(asset);
-        err.missing = missing;
+        err.0.missing = missing;
         err
     }
 
@@ -146,7 +151,11 @@ impl Error {
 
     /// The work on `asset` was cancelled.
     pub fn cancelled(asset: &str) -> Self {
-        Error::new(ErrorKind::Cancelled, format!("asset '{asset}' was cancelled")).with_asset(asset)
+        Error::new(
+            ErrorKind::Cancelled,
+            format!("asset '{asset}' was cancelled"),
+        )
+        .with_asset(asset)
     }
 
     /// The asset's function panicked with `message`.
@@ -181,6 +190,11 @@ impl Error {
         Error::new(ErrorKind::Config, message)
     }
 
+    /// A job or a stored output does not exist.
+    pub fn not_found(message: impl Into<String>) -> Self {
+        Error::new(ErrorKind::NotFound, message)
+    }
+
     /// The asset graph is invalid.
     pub fn invalid_graph(message: impl Into<String>) -> Self {
         Error::new(ErrorKind::InvalidGraph, message)
@@ -198,85 +212,86 @@ impl Error {
 
     /// Attaches the asset this error concerns.
     pub fn with_asset(mut self, asset: impl Into<String>) -> Self {
-        self.asset = Some(asset.into());
+        self.0.asset = Some(asset.into());
         self
     }
 
     /// Attaches the partition this error concerns.
     pub fn with_partition(mut self, partition: Partition) -> Self {
-        self.partition = Some(partition);
+        self.0.partition = Some(partition);
         self
     }
 
     /// Overrides whether a retry may help.
     pub fn with_retryable(mut self, retryable: bool) -> Self {
-        self.retryable = retryable;
+        self.0.retryable = retryable;
         self
     }
 
     /// Attaches the underlying cause.
     pub fn with_source(mut self, source: impl std::error::Error + Send + Sync + 'static) -> Self {
-        self.source = Some(Arc::new(source));
+        self.0.source = Some(Arc::new(source));
         self
     }
 
     /// Fills in the asset and partition when the error does not name them yet.
     pub fn in_context(mut self, asset: &str, partition: &Partition) -> Self {
-        if self.asset.is_none() {
-            self.asset = Some(asset.to_owned());
+        if self.0.asset.is_none() {
+            self.0.asset = Some(asset.to_owned());
         }
-        if self.partition.is_none() {
-            self.partition = Some(partition.clone());
+        if self.0.partition.is_none() {
+            self.0.partition = Some(partition.clone());
         }
         self
     }
 
     /// What went wrong.
     pub fn kind(&self) -> ErrorKind {
-        self.kind
+        self.0.kind
     }
 
     /// The message, without asset and partition.
     pub fn message(&self) -> &str {
-        &self.message
+        &self.0.message
     }
 
     /// The asset this error concerns.
     pub fn asset(&self) -> Option<&str> {
-        self.asset.as_deref()
+        self.0.asset.as_deref()
     }
 
     /// The partition this error concerns.
     pub fn partition(&self) -> Option<&Partition> {
-        self.partition.as_ref()
+        self.0.partition.as_ref()
     }
 
     /// Whether a retry may help.
     pub fn retryable(&self) -> bool {
-        self.retryable
+        self.0.retryable
     }
 
     /// For [`ErrorKind::DependencyNotReady`]: the dependencies that had no output.
     pub fn missing_dependencies(&self) -> &[String] {
-        &self.missing
+        &self.0.missing
     }
 
     /// A serializable snapshot of this error, for job rows and materialization records.
     pub fn to_record(&self) -> ErrorRecord {
+        let e = &self.0;
         ErrorRecord {
-            kind: self.kind,
-            message: self.message.clone(),
-            asset: self.asset.clone(),
-            partition: self.partition.as_ref().map(Partition::encode),
-            retryable: self.retryable,
-            missing: self.missing.clone(),
-            source: self.source.as_ref().map(|s| s.to_string()),
+            kind: e.kind,
+            message: e.message.clone(),
+            asset: e.asset.clone(),
+            partition: e.partition.as_ref().map(Partition::encode),
+            retryable: e.retryable,
+            missing: e.missing.clone(),
+            source: e.source.as_ref().map(|s| s.to_string()),
         }
     }
 
     /// Rebuilds an error from its record. The source survives as text only.
     pub fn from_record(record: ErrorRecord) -> Self {
-        Error {
+        Error(Box::new(ErrorInner {
             kind: record.kind,
             message: match record.source {
                 Some(source) if !record.message.contains(&source) => {
@@ -291,7 +306,7 @@ impl Error {
             retryable: record.retryable,
             missing: record.missing,
             source: None,
-        }
+        }))
     }
 }
 
@@ -320,11 +335,11 @@ pub struct ErrorRecord {
 
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.message)?;
-        if let Some(partition) = &self.partition {
+        f.write_str(&self.0.message)?;
+        if let Some(partition) = &self.0.partition {
             write!(f, " (partition {partition})")?;
         }
-        if let Some(source) = &self.source {
+        if let Some(source) = &self.0.source {
             write!(f, ": {source}")?;
         }
         Ok(())
@@ -334,19 +349,20 @@ impl fmt::Display for Error {
 impl fmt::Debug for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Error")
-            .field("kind", &self.kind)
-            .field("message", &self.message)
-            .field("asset", &self.asset)
-            .field("partition", &self.partition)
-            .field("retryable", &self.retryable)
-            .field("source", &self.source.as_ref().map(|s| s.to_string()))
+            .field("kind", &self.0.kind)
+            .field("message", &self.0.message)
+            .field("asset", &self.0.asset)
+            .field("partition", &self.0.partition)
+            .field("retryable", &self.0.retryable)
+            .field("source", &self.0.source.as_ref().map(|s| s.to_string()))
             .finish()
     }
 }
 
 impl std::error::Error for Error {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        self.source
+        self.0
+            .source
             .as_deref()
             .map(|s| s as &(dyn std::error::Error + 'static))
     }
@@ -380,10 +396,11 @@ impl From<Box<dyn std::error::Error + Send + Sync + 'static>> for Error {
     fn from(err: Box<dyn std::error::Error + Send + Sync + 'static>) -> Self {
         match err.downcast::<Error>() {
             Ok(err) => *err,
-            Err(err) => Error {
-                source: Some(Arc::from(err)),
-                ..Error::failed("the asset's function failed")
-            },
+            Err(err) => {
+                let mut wrapped = Error::failed("the asset's function failed");
+                wrapped.0.source = Some(Arc::from(err));
+                wrapped
+            }
         }
     }
 }

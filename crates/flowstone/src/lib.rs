@@ -1,7 +1,68 @@
 //! FlowStone: asset-first data orchestration.
+//!
+//! Declare [`Asset`]s (named data artifacts, their dependencies, and an async function that
+//! computes them); FlowStone materializes them per [`Partition`], records every run in a
+//! [`store::MaterializationStore`], tracks [`lineage`], and executes through pluggable
+//! [`executor`]s: inline ([`SyncExecutor`]), on local tasks ([`TaskAsyncExecutor`]), one step at a
+//! time ([`SerialExecutor`]), or through your own [`Executor`].
+//!
+//! ```no_run
+//! use flowstone::{Asset, FlowStone, Run, Daily};
+//! # async fn demo() -> flowstone::Result<()> {
+//! let fs = FlowStone::builder()
+//!     .asset(Asset::new("numbers").partitioned_by(Daily::from("2024-01-01"))
+//!         .execute(|ctx| async move { Ok::<_, flowstone::Error>(vec![1u64, 2, 3]) }))
+//!     .asset(Asset::new("total").depends_on(["numbers"])
+//!         .execute(|ctx| async move {
+//!             let numbers: Vec<u64> = ctx.dep("numbers")?;
+//!             Ok::<_, flowstone::Error>(numbers.iter().sum::<u64>())
+//!         }))
+//!     .build()?;
+//! let day = chrono::NaiveDate::from_ymd_opt(2024, 1, 1).unwrap();
+//! let total: u64 = fs
+//!     .materialize("total", Run::partition(day).with_upstream(true))
+//!     .await?
+//!     .value()?;
+//! # Ok(()) }
+//! ```
 
+pub mod api;
+pub mod asset;
+pub mod backfill;
+pub mod context;
 pub mod error;
+pub mod executor;
+pub mod hook;
+pub mod ids;
+pub mod io;
+pub mod lineage;
+pub mod output;
 pub mod partition;
+pub mod registry;
+pub mod resource;
+pub mod run;
+pub mod runtime;
+pub mod store;
+#[cfg(any(test, feature = "testing"))]
+pub mod testing;
 
+pub use api::FlowStone;
+pub use asset::{Asset, RetryPolicy};
+pub use backfill::{Backfill, BackfillReport, PartitionOutcome, Progress};
+pub use context::Context;
 pub use error::{Error, ErrorKind, ErrorRecord, Result};
-pub use partition::{Partition, PartitionsDefinition};
+pub use executor::{
+    Capabilities, Capability, ExecContext, ExecOptions, Executor, Job, JobStatus, SerialExecutor,
+    Step, Strategy, SyncExecutor, TaskAsyncExecutor,
+};
+pub use ids::{BackfillId, JobId, RunId};
+pub use io::{FileIo, IoManager, MemoryIo};
+pub use lineage::Direction;
+pub use output::Output;
+pub use partition::{
+    CustomPartitions, Daily, Hourly, Monthly, MultiPartitions, Partition, PartitionsDefinition,
+    StaticPartitions, date_range,
+};
+pub use registry::Registry;
+pub use run::Run;
+pub use tokio_util::sync::CancellationToken;

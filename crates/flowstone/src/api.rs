@@ -1,0 +1,443 @@
+//! [`FlowStone`]: the public entry point, and its [`Builder`].
+
+use std::collections::{BTreeSet, HashMap};
+use std::future::Future;
+use std::sync::Arc;
+
+use futures_util::future::try_join_all;
+use serde::de::DeserializeOwned;
+
+use crate::asset::Asset;
+use crate::backfill::{Backfill, BackfillReport};
+use crate::error::{Error, Result};
+use crate::executor::{
+    ExecContext, Executor, ExecutorTable, Job, JobStatus, SerialExecutor, Strategy, SyncExecutor,
+    TaskAsyncExecutor, check_options,
+};
+use crate::hook::{Hook, HookRegistry, Metrics, MetricsSnapshot};
+use crate::ids::RunId;
+use crate::io::{IoManager, MemoryIo};
+use crate::lineage::{self, Direction, LineageEntry, LineageStore, MemoryLineage};
+use crate::output::Output;
+use crate::partition::Partition;
+use crate::registry::Registry;
+use crate::resource::ResourcesBuilder;
+use crate::run::Run;
+use crate::runtime::{Runtime, RuntimeParts};
+use crate::store::{Materialization, MaterializationQuery, MaterializationStore, MemoryStore};
+
+/// The name the default IO manager is registered under.
+pub const DEFAULT_IO: &str = "default";
+
+/// An asset graph with its storage and executors. Cheap to clone; clones share everything.
+#[derive(Clone)]
+pub struct FlowStone {
+    runtime: Runtime,
+    executors: Arc<ExecutorTable>,
+}
+
+/// Assembles a [`FlowStone`]; [`Builder::build`] validates the graph.
+pub struct Builder {
+    assets: Vec<Asset>,
+    io_managers: HashMap<String, Arc<dyn IoManager>>,
+    store: Option<Arc<dyn MaterializationStore>>,
+    lineage: Option<Arc<dyn LineageStore>>,
+    hooks: Vec<(String, Arc<dyn Hook>)>,
+    resources: ResourcesBuilder,
+    executors: Vec<(String, Arc<dyn Executor>)>,
+}
+
+impl FlowStone {
+    /// Starts a builder.
+    pub fn builder() -> Builder {
+        Builder {
+            assets: Vec::new(),
+            io_managers: HashMap::new(),
+            store: None,
+            lineage: None,
+            hooks: Vec::new(),
+            resources: ResourcesBuilder::default(),
+            executors: Vec::new(),
+        }
+    }
+
+    /// The asset graph.
+    pub fn registry(&self) -> &Registry {
+        self.runtime.registry()
+    }
+
+    /// The runtime (what executors use to run jobs in this process).
+    pub fn runtime(&self) -> &Runtime {
+        &self.runtime
+    }
+
+    /// The registered executors.
+    pub fn executors(&self) -> &ExecutorTable {
+        &self.executors
+    }
+
+    /// Materialization counters of this process.
+    pub fn metrics(&self) -> MetricsSnapshot {
+        self.runtime.metrics().snapshot()
+    }
+
+    /// The executor a run of `asset` uses: the run's strategy, else the asset's, else Auto.
+    pub(crate) fn select_executor(
+        &self,
+        asset: &Asset,
+        strategy: Option<&Strategy>,
+    ) -> Result<(String, Arc<dyn Executor>)> {
+        match (strategy, asset.default_executor()) {
+            (Some(strategy), _) => self.executors.select(strategy),
+            (None, Some(name)) => self.executors.select(&Strategy::parse(name)),
+            (None, None) => self.executors.select(&Strategy::Auto),
+        }
+    }
+
+    /// Builds the job for `asset` from `run`, owned by `executor`, and checks that the executor
+    /// can honour the run's options and that the hooks it names exist.
+    pub(crate) fn prepare_job(
+        &self,
+        asset: &Asset,
+        run: &Run,
+        executor_name: &str,
+        executor: &dyn Executor,
+    ) -> Result<Job> {
+        self.runtime.check_partition(asset, &run.partition)?;
+        let mut job = Job::new(asset.name(), run.partition.clone());
+        job.run_id = run.run_id.unwrap_or(job.run_id);
+        job.priority = run.priority.unwrap_or(0);
+        job.scheduled_at = run.scheduled_at;
+        job.io_manager = run.io_manager.clone();
+        job.hooks = run.hooks.clone();
+        job.hook_config = run.hook_config.clone();
+        job.record = run.record.unwrap_or(true);
+        job.metadata = run.metadata.clone();
+        job.executor = executor_name.to_owned();
+        check_options(executor_name, executor.capabilities(), &job, &run.options)?;
+        self.runtime.hooks().stack_for(&job)?;
+        if let Some(io) = &job.io_manager {
+            self.runtime.io_manager(io)?;
+        }
+        Ok(job)
+    }
+
+    fn exec_context(&self, run: &Run) -> ExecContext {
+        ExecContext {
+            options: run.options.clone(),
+            ..ExecContext::new(self.runtime.clone())
+        }
+    }
+
+    /// Materializes `asset` and waits for its output.
+    pub async fn materialize(&self, asset: &str, mut run: Run) -> Result<Output> {
+        let asset = Arc::clone(self.registry().get(asset)?);
+        let (name, executor) = self.select_executor(&asset, run.strategy.as_ref())?;
+        // Upstream jobs and the target share one run id.
+        run.run_id = Some(run.run_id.unwrap_or_default());
+        let job = self.prepare_job(&asset, &run, &name, executor.as_ref())?;
+        if run.with_upstream {
+            self.materialize_upstream(&asset, &run, &name, executor.as_ref())
+                .await?;
+        }
+        executor.execute(job, self.exec_context(&run)).await
+    }
+
+    /// Runs the missing upstream assets of `asset` for the run's partition, level by level in
+    /// topological order, independent ones in parallel, all in the run's run id.
+    async fn materialize_upstream(
+        &self,
+        asset: &Asset,
+        run: &Run,
+        name: &str,
+        executor: &dyn Executor,
+    ) -> Result<()> {
+        let registry = self.registry();
+        let mut level: HashMap<String, usize> = HashMap::new();
+        for ancestor in registry.ancestors(asset.name())? {
+            let dep = registry.get(&ancestor)?;
+            let partition = self.runtime.dependency_partition(dep, &run.partition);
+            let io = match &run.io_manager {
+                Some(chosen) => self.runtime.io_manager(chosen)?,
+                None => self.runtime.io_of(dep)?,
+            };
+            if io.exists(&ancestor, &partition).await? {
+                continue;
+            }
+            let depth = dep
+                .dependencies()
+                .iter()
+                .filter_map(|d| level.get(d))
+                .max()
+                .map_or(0, |l| l + 1);
+            level.insert(ancestor, depth);
+        }
+        let levels = level.values().copied().max().map_or(0, |l| l + 1);
+        for at in 0..levels {
+            let jobs = registry
+                .topological_order()
+                .iter()
+                .filter(|a| level.get(*a) == Some(&at))
+                .map(|ancestor| {
+                    let dep = registry.get(ancestor)?;
+                    let dep_run = Run {
+                        partition: self.runtime.dependency_partition(dep, &run.partition),
+                        ..run.clone()
+                    };
+                    self.prepare_job(dep, &dep_run, name, executor)
+                })
+                .collect::<Result<Vec<Job>>>()?;
+            try_join_all(
+                jobs.into_iter()
+                    .map(|job| executor.execute(job, self.exec_context(run))),
+            )
+            .await?;
+        }
+        Ok(())
+    }
+
+    /// Schedules `asset` without waiting; returns the job for `job_status` and `cancel_job`.
+    pub async fn schedule(&self, asset: &str, run: Run) -> Result<Job> {
+        if run.with_upstream {
+            return Err(Error::invalid_options(
+                "with_upstream is supported by materialize, not schedule; materialize the \
+                 upstream assets first or use materialize",
+            ));
+        }
+        let asset = Arc::clone(self.registry().get(asset)?);
+        let (name, executor) = self.select_executor(&asset, run.strategy.as_ref())?;
+        let job = self.prepare_job(&asset, &run, &name, executor.as_ref())?;
+        executor.schedule(job, self.exec_context(&run)).await
+    }
+
+    /// Where `job` stands, asked of the executor recorded in the job.
+    pub async fn job_status(&self, job: &Job) -> Result<JobStatus> {
+        let executor = self.executors.get(&job.executor)?;
+        executor.status(job, &self.runtime).await
+    }
+
+    /// Cancels `job` through the executor recorded in the job.
+    pub async fn cancel_job(&self, job: &Job) -> Result<()> {
+        let executor = self.executors.get(&job.executor)?;
+        executor.cancel(job, &self.runtime).await
+    }
+
+    /// Materializes `asset` over many partitions.
+    pub async fn backfill(&self, asset: &str, backfill: Backfill) -> Result<BackfillReport> {
+        crate::backfill::run(self, asset, backfill).await
+    }
+
+    /// The stored output of `asset` for `partition`, as `T`.
+    pub async fn load<T>(&self, asset: &str, partition: impl Into<Partition>) -> Result<T>
+    where
+        T: DeserializeOwned + Send + Sync + 'static,
+    {
+        let partition = partition.into();
+        let def = self.registry().get(asset)?;
+        match self.runtime.io_of(def)?.load(asset, &partition).await? {
+            Some(stored) => stored.output.value::<T>(),
+            None => Err(Error::not_found(format!(
+                "asset '{asset}' has no stored output for partition {partition}; materialize it first"
+            ))
+            .with_asset(asset)),
+        }
+    }
+
+    /// Materialization records matching `query`, newest first.
+    pub async fn materializations(
+        &self,
+        query: &MaterializationQuery,
+    ) -> Result<Vec<Materialization>> {
+        if let Some(asset) = &query.asset {
+            self.registry().get(asset)?;
+        }
+        self.runtime.store().list(query).await
+    }
+
+    /// Lineage of `asset` at `partition` (newest run), `depth` steps in `direction`.
+    pub async fn lineage(
+        &self,
+        asset: &str,
+        partition: impl Into<Partition>,
+        direction: Direction,
+        depth: u32,
+    ) -> Result<Vec<LineageEntry>> {
+        self.lineage_of_run(asset, partition, None, direction, depth)
+            .await
+    }
+
+    /// Lineage of one run of `asset` at `partition` (`None`: newest run upstream, every run
+    /// downstream).
+    pub async fn lineage_of_run(
+        &self,
+        asset: &str,
+        partition: impl Into<Partition>,
+        run_id: Option<RunId>,
+        direction: Direction,
+        depth: u32,
+    ) -> Result<Vec<LineageEntry>> {
+        self.registry().get(asset)?;
+        let partition = partition.into();
+        let store = self.runtime.lineage().as_ref();
+        match direction {
+            Direction::Upstream => lineage::upstream(store, asset, &partition, run_id, depth).await,
+            Direction::Downstream => {
+                lineage::downstream(store, asset, &partition, run_id, depth).await
+            }
+        }
+    }
+
+    /// Every materialization downstream of any materialization of `asset`.
+    pub async fn impact(&self, asset: &str) -> Result<Vec<LineageEntry>> {
+        self.registry().get(asset)?;
+        lineage::impact(self.runtime.lineage().as_ref(), asset).await
+    }
+}
+
+impl Builder {
+    /// Adds an asset.
+    pub fn asset(mut self, asset: Asset) -> Self {
+        self.assets.push(asset);
+        self
+    }
+
+    /// Adds several assets.
+    pub fn assets(mut self, assets: impl IntoIterator<Item = Asset>) -> Self {
+        self.assets.extend(assets);
+        self
+    }
+
+    /// Sets the default IO manager (default: in memory).
+    pub fn io_manager(self, io: impl IoManager) -> Self {
+        self.named_io_manager(DEFAULT_IO, io)
+    }
+
+    /// Registers an IO manager under `name`, for assets and runs that name it.
+    pub fn named_io_manager(mut self, name: impl Into<String>, io: impl IoManager) -> Self {
+        self.io_managers.insert(name.into(), Arc::new(io));
+        self
+    }
+
+    /// Sets the materialization store (default: in memory).
+    pub fn store(mut self, store: impl MaterializationStore) -> Self {
+        self.store = Some(Arc::new(store));
+        self
+    }
+
+    /// Sets the lineage store (default: in memory).
+    pub fn lineage_store(mut self, lineage: impl LineageStore) -> Self {
+        self.lineage = Some(Arc::new(lineage));
+        self
+    }
+
+    /// Registers a hook under `name`, for jobs whose stack names it.
+    pub fn hook(mut self, name: impl Into<String>, hook: impl Hook) -> Self {
+        self.hooks.push((name.into(), Arc::new(hook)));
+        self
+    }
+
+    /// Registers a resource; `setup` runs once, on first use by an asset that requires it.
+    pub fn resource<F, Fut, T, E>(mut self, name: impl Into<String>, setup: F) -> Self
+    where
+        F: Fn() -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = std::result::Result<T, E>> + Send + 'static,
+        T: Send + Sync + 'static,
+        E: std::fmt::Display + 'static,
+    {
+        self.resources.add(name.into(), setup);
+        self
+    }
+
+    /// Registers a ready-made resource value.
+    pub fn resource_value<T: Clone + Send + Sync + 'static>(
+        self,
+        name: impl Into<String>,
+        value: T,
+    ) -> Self {
+        self.resource(name, move || {
+            let value = value.clone();
+            async move { Ok::<T, std::convert::Infallible>(value) }
+        })
+    }
+
+    /// Registers an executor under its own [`Executor::name`], replacing a built-in of the same
+    /// name (e.g. a TaskAsync executor with another concurrency as `async`).
+    pub fn executor(mut self, executor: impl Executor) -> Self {
+        let name = executor.name().to_owned();
+        self.executors.push((name, Arc::new(executor)));
+        self
+    }
+
+    /// Registers an executor under `name`.
+    pub fn named_executor(mut self, name: impl Into<String>, executor: Arc<dyn Executor>) -> Self {
+        self.executors.push((name.into(), executor));
+        self
+    }
+
+    /// Validates the graph and assembles the FlowStone.
+    pub fn build(self) -> Result<FlowStone> {
+        let resource_names: BTreeSet<String> = self.resources.names();
+        let registry = Registry::build(self.assets, &resource_names)?;
+        let mut io_managers = self.io_managers;
+        io_managers
+            .entry(DEFAULT_IO.to_owned())
+            .or_insert_with(|| Arc::new(MemoryIo::new()));
+        for asset in registry.assets() {
+            if let Some(io) = asset.io_manager_name()
+                && !io_managers.contains_key(io)
+            {
+                return Err(Error::config(format!(
+                    "asset '{}' uses IO manager '{io}', which is not registered; register it with \
+                     builder.named_io_manager(\"{io}\", ..)",
+                    asset.name()
+                )));
+            }
+        }
+        let metrics = Arc::new(Metrics::default());
+        let hooks = HookRegistry::new(self.hooks, Arc::clone(&metrics))?;
+        let runtime = Runtime::new(RuntimeParts {
+            registry,
+            io_managers,
+            default_io: DEFAULT_IO.to_owned(),
+            store: self.store.unwrap_or_else(|| Arc::new(MemoryStore::new())),
+            lineage: self
+                .lineage
+                .unwrap_or_else(|| Arc::new(MemoryLineage::new())),
+            hooks,
+            resources: self.resources.build(),
+            metrics,
+        });
+        let executors = ExecutorTable::default();
+        executors.register("sync", Arc::new(SyncExecutor::new()));
+        executors.register("async", Arc::new(TaskAsyncExecutor::new()));
+        executors.register("serial", Arc::new(SerialExecutor::new()));
+        for (name, executor) in self.executors {
+            executors.register(name, executor);
+        }
+        for asset in runtime.registry().assets() {
+            if let Some(name) = asset.default_executor()
+                && !matches!(name, "auto" | "queue")
+                && !executors.contains(name)
+            {
+                return Err(Error::config(format!(
+                    "asset '{}' names executor '{name}', which is not registered (registered: {})",
+                    asset.name(),
+                    executors.names().join(", ")
+                )));
+            }
+        }
+        Ok(FlowStone {
+            runtime,
+            executors: Arc::new(executors),
+        })
+    }
+}
+
+impl std::fmt::Debug for FlowStone {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FlowStone")
+            .field("runtime", &self.runtime)
+            .field("executors", &self.executors.names())
+            .finish()
+    }
+}

@@ -1,0 +1,366 @@
+//! Backfills: materialize an asset over many partitions.
+//!
+//! Partitions come from a list, a date range, or the asset's own definition. Partitions already
+//! materialized (latest record `success`) are skipped unless `force`; `retry_failed` runs only the
+//! partitions whose latest record is `failed`. At most `max_concurrency` jobs are in flight.
+//! `on_progress` is called once per partition, skipped ones included. Cancelling (through the
+//! token given with [`Backfill::cancel_on`]) stops running jobs and starts no new ones; the report
+//! counts every partition exactly once.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use chrono::{NaiveDate, NaiveDateTime};
+use tokio_util::sync::CancellationToken;
+
+use crate::api::FlowStone;
+use crate::error::{Error, ErrorKind, Result};
+use crate::executor::{ExecContext, Strategy};
+use crate::ids::BackfillId;
+use crate::partition::{Partition, date_range};
+use crate::run::Run;
+use crate::store::MaterializationStatus;
+
+/// Where a backfill's partitions come from.
+#[derive(Debug, Clone)]
+pub enum BackfillSource {
+    /// These partitions.
+    List(Vec<Partition>),
+    /// Every partition of the asset's definition between two dates (inclusive); daily dates when
+    /// the asset has no definition.
+    Range(NaiveDate, NaiveDate),
+    /// Every partition of the asset's definition.
+    All,
+}
+
+/// The progress callback.
+pub type ProgressCallback = Arc<dyn Fn(&Progress<'_>) + Send + Sync>;
+
+/// What `on_progress` receives after each partition.
+#[derive(Debug)]
+pub struct Progress<'a> {
+    /// The partition just finished.
+    pub partition: &'a Partition,
+    /// How it ended.
+    pub outcome: &'a PartitionOutcome,
+    /// Partitions finished so far, this one included.
+    pub done: usize,
+    /// Partitions in the backfill.
+    pub total: usize,
+    /// Failures so far.
+    pub failed: usize,
+}
+
+/// How one partition of a backfill ended.
+#[derive(Debug, Clone)]
+pub enum PartitionOutcome {
+    /// Materialized.
+    Succeeded,
+    /// Failed with this error.
+    Failed(crate::error::Error),
+    /// Not run: already materialized (or, with `retry_failed`, not failed).
+    Skipped,
+    /// Not run, or stopped, because the backfill was cancelled.
+    Cancelled,
+}
+
+/// A backfill request. Start with [`Backfill::partitions`], [`Backfill::range`] or
+/// [`Backfill::all`].
+#[derive(Clone)]
+pub struct Backfill {
+    source: BackfillSource,
+    run: Run,
+    max_concurrency: Option<usize>,
+    on_progress: Option<ProgressCallback>,
+    force: bool,
+    retry_failed: bool,
+    cancel: CancellationToken,
+}
+
+/// What a backfill did.
+#[derive(Debug, Clone)]
+pub struct BackfillReport {
+    /// This backfill.
+    pub backfill_id: BackfillId,
+    /// The asset.
+    pub asset: String,
+    /// Partitions considered.
+    pub total: usize,
+    /// Materialized.
+    pub succeeded: usize,
+    /// Failed.
+    pub failed: usize,
+    /// Skipped.
+    pub skipped: usize,
+    /// Cancelled.
+    pub cancelled: usize,
+    /// Each partition's outcome, in the backfill's partition order.
+    pub outcomes: Vec<(Partition, PartitionOutcome)>,
+}
+
+impl BackfillReport {
+    /// The partitions that failed, with their errors.
+    pub fn failures(&self) -> impl Iterator<Item = (&Partition, &crate::error::Error)> {
+        self.outcomes.iter().filter_map(|(p, o)| match o {
+            PartitionOutcome::Failed(err) => Some((p, err)),
+            _ => None,
+        })
+    }
+}
+
+impl Backfill {
+    fn from_source(source: BackfillSource) -> Self {
+        Backfill {
+            source,
+            run: Run::default(),
+            max_concurrency: None,
+            on_progress: None,
+            force: false,
+            retry_failed: false,
+            cancel: CancellationToken::new(),
+        }
+    }
+
+    /// These partitions.
+    pub fn partitions(partitions: impl IntoIterator<Item = impl Into<Partition>>) -> Self {
+        Self::from_source(BackfillSource::List(
+            partitions.into_iter().map(Into::into).collect(),
+        ))
+    }
+
+    /// The asset's partitions between `from` and `to`, inclusive.
+    pub fn range(from: NaiveDate, to: NaiveDate) -> Self {
+        Self::from_source(BackfillSource::Range(from, to))
+    }
+
+    /// Every partition of the asset's definition.
+    pub fn all() -> Self {
+        Self::from_source(BackfillSource::All)
+    }
+
+    /// The executor (default: the asset's, else Auto).
+    pub fn executor(mut self, strategy: Strategy) -> Self {
+        self.run = self.run.executor(strategy);
+        self
+    }
+
+    /// Options for every job (timeout, attempts, hooks, IO manager, metadata...). Its partition
+    /// and `with_upstream` are ignored.
+    pub fn run_options(mut self, run: Run) -> Self {
+        self.run = run;
+        self
+    }
+
+    /// At most this many jobs in flight (default: the number of cores).
+    pub fn max_concurrency(mut self, max_concurrency: usize) -> Self {
+        self.max_concurrency = Some(max_concurrency);
+        self
+    }
+
+    /// Called once per partition as it finishes.
+    pub fn on_progress(
+        mut self,
+        on_progress: impl Fn(&Progress<'_>) + Send + Sync + 'static,
+    ) -> Self {
+        self.on_progress = Some(Arc::new(on_progress));
+        self
+    }
+
+    /// Runs partitions even when already materialized.
+    pub fn force(mut self, force: bool) -> Self {
+        self.force = force;
+        self
+    }
+
+    /// Runs only partitions whose latest materialization failed.
+    pub fn retry_failed(mut self, retry_failed: bool) -> Self {
+        self.retry_failed = retry_failed;
+        self
+    }
+
+    /// Cancels the backfill when `token` fires.
+    pub fn cancel_on(mut self, token: CancellationToken) -> Self {
+        self.cancel = token;
+        self
+    }
+
+    /// Where the partitions come from.
+    pub fn source(&self) -> &BackfillSource {
+        &self.source
+    }
+}
+
+/// The date a partition stands for, for range filtering.
+fn date_of(partition: &Partition) -> Option<NaiveDate> {
+    match partition {
+        Partition::Date(d) => Some(*d),
+        Partition::DateTime(dt) => Some(dt.date_naive()),
+        Partition::NaiveDateTime(ndt) => Some(NaiveDateTime::date(ndt)),
+        Partition::Tuple(parts) => parts.first().and_then(date_of),
+        _ => None,
+    }
+}
+
+/// The partitions a backfill of `asset` covers, in order.
+pub fn resolve_partitions(
+    fs: &FlowStone,
+    asset: &str,
+    source: &BackfillSource,
+) -> Result<Vec<Partition>> {
+    let def = fs.registry().get(asset)?.partitions().cloned();
+    match (source, def) {
+        (BackfillSource::List(list), _) => Ok(list.clone()),
+        (BackfillSource::Range(from, to), None) => Ok(date_range(*from, *to)),
+        (BackfillSource::Range(from, to), Some(def)) => {
+            let all = def.partitions()?;
+            let mut dated = Vec::new();
+            for partition in all {
+                let date = date_of(&partition).ok_or_else(|| {
+                    Error::invalid_options(format!(
+                        "a date range cannot select partitions of asset '{asset}', whose \
+                         partitions are not dates ({}); list the partitions instead",
+                        def.expected_form()
+                    ))
+                })?;
+                if (*from..=*to).contains(&date) {
+                    dated.push(partition);
+                }
+            }
+            Ok(dated)
+        }
+        (BackfillSource::All, Some(def)) => def.partitions(),
+        (BackfillSource::All, None) => Err(Error::invalid_options(format!(
+            "asset '{asset}' has no partitions definition, so there is no 'all'; give a list or \
+             a range"
+        ))),
+    }
+}
+
+/// Runs `backfill` of `asset` on `fs`.
+pub(crate) async fn run(
+    fs: &FlowStone,
+    asset_name: &str,
+    backfill: Backfill,
+) -> Result<BackfillReport> {
+    let asset = Arc::clone(fs.registry().get(asset_name)?);
+    let partitions = resolve_partitions(fs, asset_name, &backfill.source)?;
+    let (exec_name, executor) = fs.select_executor(&asset, backfill.run.strategy.as_ref())?;
+    if backfill.max_concurrency == Some(0) {
+        return Err(Error::invalid_options("max_concurrency must be at least 1"));
+    }
+
+    let latest: HashMap<Partition, MaterializationStatus> =
+        if backfill.force && !backfill.retry_failed {
+            HashMap::new()
+        } else {
+            fs.runtime()
+                .store()
+                .latest_per_partition(asset_name)
+                .await?
+                .into_iter()
+                .map(|m| (m.partition, m.status))
+                .collect()
+        };
+    let should_run = |partition: &Partition| {
+        let status = latest.get(partition).copied();
+        if backfill.retry_failed {
+            status == Some(MaterializationStatus::Failed)
+        } else {
+            backfill.force || status != Some(MaterializationStatus::Success)
+        }
+    };
+
+    let backfill_id = BackfillId::new();
+    let total = partitions.len();
+    let mut outcomes: Vec<Option<PartitionOutcome>> = vec![None; total];
+    let done = AtomicUsize::new(0);
+    let failed = AtomicUsize::new(0);
+    let report_progress = |partition: &Partition, outcome: &PartitionOutcome| {
+        let done = done.fetch_add(1, Ordering::Relaxed) + 1;
+        if matches!(outcome, PartitionOutcome::Failed(_)) {
+            failed.fetch_add(1, Ordering::Relaxed);
+        }
+        if let Some(on_progress) = &backfill.on_progress {
+            on_progress(&Progress {
+                partition,
+                outcome,
+                done,
+                total,
+                failed: failed.load(Ordering::Relaxed),
+            });
+        }
+    };
+
+    let mut to_run = Vec::new();
+    for (index, partition) in partitions.iter().enumerate() {
+        if should_run(partition) {
+            let mut run = backfill.run.clone();
+            run.partition = partition.clone();
+            run.run_id = None;
+            run.metadata
+                .insert("backfill_id".into(), backfill_id.to_string().into());
+            // Bad partitions and unsupported options fail here, before anything runs.
+            let job = fs.prepare_job(&asset, &run, &exec_name, executor.as_ref())?;
+            to_run.push((index, job));
+        } else {
+            outcomes[index] = Some(PartitionOutcome::Skipped);
+            report_progress(partition, &PartitionOutcome::Skipped);
+        }
+    }
+
+    let cx = ExecContext {
+        options: backfill.run.options.clone(),
+        cancel: backfill.cancel.clone(),
+        ..ExecContext::new(fs.runtime().clone())
+    };
+    let workers = backfill
+        .max_concurrency
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+        .min(to_run.len().max(1));
+    let next = AtomicUsize::new(0);
+    let finished = std::sync::Mutex::new(Vec::with_capacity(to_run.len()));
+    let worker = || async {
+        loop {
+            let slot = next.fetch_add(1, Ordering::Relaxed);
+            let Some((index, job)) = to_run.get(slot) else {
+                break;
+            };
+            let outcome = if cx.cancel.is_cancelled() {
+                PartitionOutcome::Cancelled
+            } else {
+                match executor.execute(job.clone(), cx.clone()).await {
+                    Ok(_) => PartitionOutcome::Succeeded,
+                    Err(err) if err.kind() == ErrorKind::Cancelled => PartitionOutcome::Cancelled,
+                    Err(err) => PartitionOutcome::Failed(err),
+                }
+            };
+            report_progress(&job.partition, &outcome);
+            finished
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .push((*index, outcome));
+        }
+    };
+    futures_util::future::join_all((0..workers).map(|_| worker())).await;
+
+    for (index, outcome) in finished.into_inner().unwrap_or_else(|p| p.into_inner()) {
+        outcomes[index] = Some(outcome);
+    }
+    let outcomes: Vec<(Partition, PartitionOutcome)> = partitions
+        .into_iter()
+        .zip(outcomes)
+        .map(|(p, o)| (p, o.unwrap_or(PartitionOutcome::Cancelled)))
+        .collect();
+    let count = |f: fn(&PartitionOutcome) -> bool| outcomes.iter().filter(|(_, o)| f(o)).count();
+    Ok(BackfillReport {
+        backfill_id,
+        asset: asset_name.to_owned(),
+        total,
+        succeeded: count(|o| matches!(o, PartitionOutcome::Succeeded)),
+        failed: count(|o| matches!(o, PartitionOutcome::Failed(_))),
+        skipped: count(|o| matches!(o, PartitionOutcome::Skipped)),
+        cancelled: count(|o| matches!(o, PartitionOutcome::Cancelled)),
+        outcomes,
+    })
+}

@@ -1,0 +1,144 @@
+//! [`Context`]: what an asset's function receives.
+//!
+//! It owns everything the function may need, so the function's future is `'static` and can run on
+//! any task: the asset and partition, the run and attempt, the loaded dependencies, the declared
+//! resources, the job's metadata, a cancellation token and a tracing span.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use serde::de::DeserializeOwned;
+use tokio_util::sync::CancellationToken;
+
+use crate::error::{Error, ErrorKind, Result};
+use crate::ids::RunId;
+use crate::output::Output;
+use crate::partition::Partition;
+use crate::resource::Resources;
+
+/// The outputs of an asset's dependencies for the partition being materialized.
+/// A missing optional dependency is present as `None`.
+pub type Dependencies = HashMap<String, Option<Output>>;
+
+/// What an asset's function receives.
+pub struct Context {
+    pub(crate) asset: Arc<crate::asset::Asset>,
+    pub(crate) partition: Partition,
+    pub(crate) run_id: RunId,
+    pub(crate) attempt: u32,
+    pub(crate) deps: Arc<Dependencies>,
+    pub(crate) resources: Resources,
+    pub(crate) metadata: Arc<serde_json::Map<String, serde_json::Value>>,
+    pub(crate) cancel: CancellationToken,
+    pub(crate) span: tracing::Span,
+}
+
+impl Context {
+    /// The asset being materialized.
+    pub fn asset(&self) -> &str {
+        &self.asset.name
+    }
+
+    /// The partition being materialized.
+    pub fn partition(&self) -> &Partition {
+        &self.partition
+    }
+
+    /// The run this materialization belongs to.
+    pub fn run_id(&self) -> RunId {
+        self.run_id
+    }
+
+    /// The attempt number, starting at 1.
+    pub fn attempt(&self) -> u32 {
+        self.attempt
+    }
+
+    /// The output of dependency `name`, as `T`.
+    ///
+    /// For an optional dependency that is missing, `T` must accept JSON `null` (read it as
+    /// `Option<U>`), or use [`Context::optional_dep`].
+    pub fn dep<T: DeserializeOwned + Send + Sync + 'static>(&self, name: &str) -> Result<T> {
+        match self.lookup(name)? {
+            Some(output) => output.clone().value::<T>(),
+            None => serde_json::from_value(serde_json::Value::Null).map_err(|_| {
+                Error::new(
+                    ErrorKind::DependencyNotReady,
+                    format!(
+                        "optional dependency '{name}' of asset '{}' is not materialized for this \
+                         partition; read it as Option<_> or with ctx.optional_dep",
+                        self.asset()
+                    ),
+                )
+            }),
+        }
+    }
+
+    /// The output of dependency `name` without copying it when it is held in memory.
+    pub fn dep_arc<T: DeserializeOwned + Send + Sync + 'static>(
+        &self,
+        name: &str,
+    ) -> Result<Arc<T>> {
+        match self.lookup(name)? {
+            Some(output) => output.get::<T>(),
+            None => Err(Error::new(
+                ErrorKind::DependencyNotReady,
+                format!("optional dependency '{name}' is not materialized for this partition"),
+            )),
+        }
+    }
+
+    /// The output of an optional dependency, `None` when it is not materialized.
+    pub fn optional_dep<T: DeserializeOwned + Send + Sync + 'static>(
+        &self,
+        name: &str,
+    ) -> Result<Option<T>> {
+        self.lookup(name)?
+            .map(|output| output.clone().value::<T>())
+            .transpose()
+    }
+
+    fn lookup(&self, name: &str) -> Result<Option<&Output>> {
+        match self.deps.get(name) {
+            Some(found) => Ok(found.as_ref()),
+            None => Err(Error::invalid_options(format!(
+                "asset '{}' read dependency '{name}', which it does not declare in depends_on",
+                self.asset()
+            ))),
+        }
+    }
+
+    /// The resource `name`, which the asset must declare with `requires`.
+    pub async fn resource<T: Send + Sync + 'static>(&self, name: &str) -> Result<Arc<T>> {
+        if !self.asset.requires.iter().any(|r| r == name) {
+            return Err(Error::new(
+                ErrorKind::Resource,
+                format!(
+                    "asset '{}' used resource '{name}' without declaring it; add .requires([\"{name}\"])",
+                    self.asset()
+                ),
+            ));
+        }
+        self.resources.get(name).await
+    }
+
+    /// The job's metadata.
+    pub fn metadata(&self) -> &serde_json::Map<String, serde_json::Value> {
+        &self.metadata
+    }
+
+    /// Fires when the work is cancelled; long loops should check it.
+    pub fn cancellation(&self) -> &CancellationToken {
+        &self.cancel
+    }
+
+    /// Whether the work was cancelled.
+    pub fn is_cancelled(&self) -> bool {
+        self.cancel.is_cancelled()
+    }
+
+    /// The tracing span of this materialization.
+    pub fn span(&self) -> &tracing::Span {
+        &self.span
+    }
+}

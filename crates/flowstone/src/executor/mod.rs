@@ -1,0 +1,68 @@
+//! Executors: *how* and *where* a job runs, separate from what the asset computes.
+//!
+//! An [`Executor`] executes a job and waits for it, or schedules it and returns at once; it may
+//! report the status of and cancel the jobs it owns. In-process executors ([`SyncExecutor`],
+//! [`TaskAsyncExecutor`], [`SerialExecutor`]) all run jobs through the same
+//! [`crate::runtime::Runtime`], so they differ only in scheduling. The durable queue executor and
+//! users' own executors implement the same trait. Options an executor cannot honour are refused
+//! before anything runs ([`check_options`]), never silently dropped.
+
+mod capability;
+mod job;
+mod options;
+mod selector;
+mod serial;
+mod sync;
+mod table;
+mod task_async;
+
+use async_trait::async_trait;
+
+pub use capability::{Capabilities, Capability};
+pub use job::{Job, JobStatus};
+pub use options::{ExecContext, ExecOptions, Step, StepCallback, check_options};
+pub use selector::{ExecutorTable, Strategy};
+pub use serial::SerialExecutor;
+pub use sync::SyncExecutor;
+pub use task_async::TaskAsyncExecutor;
+
+use crate::error::{Error, Result};
+use crate::output::Output;
+use crate::runtime::Runtime;
+
+/// A way to run jobs.
+#[async_trait]
+pub trait Executor: Send + Sync + 'static {
+    /// The name it is registered under by default (`sync`, `async`, `serial`, `queue`, ...).
+    fn name(&self) -> &str;
+
+    /// What it can honour.
+    fn capabilities(&self) -> Capabilities;
+
+    /// Runs `job` and waits for its output.
+    async fn execute(&self, job: Job, cx: ExecContext) -> Result<Output>;
+
+    /// Starts `job` without waiting (or, for immediate executors, runs it now) and returns it,
+    /// so `status` and `cancel` can find it.
+    async fn schedule(&self, job: Job, cx: ExecContext) -> Result<Job>;
+
+    /// Where `job` stands.
+    async fn status(&self, job: &Job, runtime: &Runtime) -> Result<JobStatus> {
+        let _ = runtime;
+        Err(Error::unsupported(format!(
+            "executor '{}' does not keep job status (job {})",
+            self.name(),
+            job.id
+        )))
+    }
+
+    /// Cancels `job`.
+    async fn cancel(&self, job: &Job, runtime: &Runtime) -> Result<()> {
+        let _ = runtime;
+        Err(Error::unsupported(format!(
+            "executor '{}' cannot cancel jobs (job {})",
+            self.name(),
+            job.id
+        )))
+    }
+}

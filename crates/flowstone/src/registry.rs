@@ -1,0 +1,306 @@
+//! The registry: the validated asset graph.
+//!
+//! Built once by [`crate::FlowStone::builder`]. Validation happens here so that every later
+//! lookup can trust the graph: names are unique, dependencies exist, optional dependencies are
+//! among the dependencies, resources are registered, and there is no cycle (the error names it).
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::fmt::Write as _;
+use std::sync::Arc;
+
+use crate::asset::Asset;
+use crate::error::{Error, Result};
+
+/// The validated set of assets, in topological order.
+#[derive(Debug, Clone)]
+pub struct Registry {
+    assets: HashMap<String, Arc<Asset>>,
+    order: Vec<String>,
+}
+
+impl Registry {
+    /// Validates `assets` against the registered `resources` and builds the registry.
+    pub(crate) fn build(assets: Vec<Asset>, resources: &BTreeSet<String>) -> Result<Registry> {
+        let mut by_name: BTreeMap<String, Asset> = BTreeMap::new();
+        for asset in assets {
+            if asset.name.trim().is_empty() {
+                return Err(Error::invalid_graph("an asset has an empty name"));
+            }
+            if by_name.contains_key(&asset.name) {
+                return Err(Error::invalid_graph(format!(
+                    "asset '{}' is declared twice; asset names must be unique",
+                    asset.name
+                )));
+            }
+            by_name.insert(asset.name.clone(), asset);
+        }
+        for asset in by_name.values() {
+            if asset.function().is_none() {
+                return Err(Error::invalid_graph(format!(
+                    "asset '{}' has no function; give it one with .execute(..) or .execute_blocking(..)",
+                    asset.name
+                )));
+            }
+            for dep in &asset.depends_on {
+                if !by_name.contains_key(dep) {
+                    let near = suggest(dep, by_name.keys().map(String::as_str));
+                    let hint = near
+                        .map(|n| format!("; did you mean '{n}'?"))
+                        .unwrap_or_default();
+                    return Err(Error::invalid_graph(format!(
+                        "asset '{}' depends on unknown asset '{dep}'{hint}",
+                        asset.name
+                    )));
+                }
+            }
+            for dep in &asset.optional {
+                if !asset.depends_on.contains(dep) {
+                    return Err(Error::invalid_graph(format!(
+                        "asset '{}' marks '{dep}' optional, but '{dep}' is not in its depends_on",
+                        asset.name
+                    )));
+                }
+            }
+            for resource in &asset.requires {
+                if !resources.contains(resource) {
+                    return Err(Error::invalid_graph(format!(
+                        "asset '{}' requires resource '{resource}', which is not registered; \
+                         register it with builder.resource(\"{resource}\", ..)",
+                        asset.name
+                    )));
+                }
+            }
+        }
+        let order = topological_order(&by_name)?;
+        Ok(Registry {
+            assets: by_name
+                .into_iter()
+                .map(|(name, asset)| (name, Arc::new(asset)))
+                .collect(),
+            order,
+        })
+    }
+
+    /// The asset called `name`, or `AssetNotFound` with a near name when there is one.
+    pub fn get(&self, name: &str) -> Result<&Arc<Asset>> {
+        self.assets.get(name).ok_or_else(|| {
+            let near = suggest(name, self.assets.keys().map(String::as_str));
+            Error::asset_not_found(name, near)
+        })
+    }
+
+    /// Whether an asset called `name` exists.
+    pub fn contains(&self, name: &str) -> bool {
+        self.assets.contains_key(name)
+    }
+
+    /// Every asset name, dependencies before dependents.
+    pub fn topological_order(&self) -> &[String] {
+        &self.order
+    }
+
+    /// Every asset, dependencies before dependents.
+    pub fn assets(&self) -> impl Iterator<Item = &Arc<Asset>> {
+        self.order.iter().filter_map(|name| self.assets.get(name))
+    }
+
+    /// Number of assets.
+    pub fn len(&self) -> usize {
+        self.assets.len()
+    }
+
+    /// Whether there are no assets.
+    pub fn is_empty(&self) -> bool {
+        self.assets.is_empty()
+    }
+
+    /// The transitive dependencies of `name` (not itself), dependencies first.
+    pub fn ancestors(&self, name: &str) -> Result<Vec<String>> {
+        let mut seen = BTreeSet::new();
+        let mut stack: Vec<&str> = self
+            .get(name)?
+            .depends_on
+            .iter()
+            .map(String::as_str)
+            .collect();
+        while let Some(next) = stack.pop() {
+            if seen.insert(next.to_owned()) {
+                stack.extend(self.get(next)?.depends_on.iter().map(String::as_str));
+            }
+        }
+        Ok(self
+            .order
+            .iter()
+            .filter(|n| seen.contains(n.as_str()))
+            .cloned()
+            .collect())
+    }
+
+    /// The assets that depend on `name` directly.
+    pub fn dependents(&self, name: &str) -> Vec<String> {
+        self.order
+            .iter()
+            .filter(|n| self.assets[n.as_str()].depends_on.iter().any(|d| d == name))
+            .cloned()
+            .collect()
+    }
+
+    /// The graph as text: one line per asset with its dependencies, in topological order.
+    pub fn to_text(&self) -> String {
+        let mut out = String::new();
+        for asset in self.assets() {
+            let _ = write!(out, "{}", asset.name);
+            if !asset.depends_on.is_empty() {
+                let deps: Vec<String> = asset
+                    .depends_on
+                    .iter()
+                    .map(|d| {
+                        if asset.optional.contains(d) {
+                            format!("{d}?")
+                        } else {
+                            d.clone()
+                        }
+                    })
+                    .collect();
+                let _ = write!(out, " <- {}", deps.join(", "));
+            }
+            if let Some(description) = &asset.description {
+                let _ = write!(out, "  # {description}");
+            }
+            out.push('\n');
+        }
+        out
+    }
+
+    /// The graph as a Mermaid flowchart (optional dependencies drawn dashed).
+    pub fn to_mermaid(&self) -> String {
+        let mut out = String::from("flowchart LR\n");
+        for asset in self.assets() {
+            let _ = writeln!(out, "    {}[\"{}\"]", mermaid_id(&asset.name), asset.name);
+        }
+        for asset in self.assets() {
+            for dep in &asset.depends_on {
+                let arrow = if asset.optional.contains(dep) {
+                    "-.->"
+                } else {
+                    "-->"
+                };
+                let _ = writeln!(
+                    out,
+                    "    {} {arrow} {}",
+                    mermaid_id(dep),
+                    mermaid_id(&asset.name)
+                );
+            }
+        }
+        out
+    }
+}
+
+fn mermaid_id(name: &str) -> String {
+    name.chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+        .collect()
+}
+
+/// Kahn's algorithm, deterministic (alphabetical among ready assets); on a cycle, names it.
+fn topological_order(assets: &BTreeMap<String, Asset>) -> Result<Vec<String>> {
+    let mut remaining: BTreeMap<&str, usize> = assets
+        .values()
+        .map(|a| (a.name.as_str(), a.depends_on.len()))
+        .collect();
+    let mut order = Vec::with_capacity(assets.len());
+    loop {
+        let ready: Vec<&str> = remaining
+            .iter()
+            .filter(|(_, n)| **n == 0)
+            .map(|(name, _)| *name)
+            .collect();
+        if ready.is_empty() {
+            break;
+        }
+        for name in ready {
+            remaining.remove(name);
+            order.push(name.to_owned());
+            for asset in assets.values() {
+                if asset.depends_on.iter().any(|d| d == name)
+                    && let Some(n) = remaining.get_mut(asset.name.as_str())
+                {
+                    *n -= 1;
+                }
+            }
+        }
+    }
+    if remaining.is_empty() {
+        return Ok(order);
+    }
+    Err(Error::invalid_graph(format!(
+        "the asset graph has a cycle: {}",
+        find_cycle(assets, &remaining).join(" -> ")
+    )))
+}
+
+/// Walks dependencies among the assets left over by Kahn's algorithm until one repeats.
+fn find_cycle(assets: &BTreeMap<String, Asset>, stuck: &BTreeMap<&str, usize>) -> Vec<String> {
+    let Some(start) = stuck.keys().next() else {
+        return Vec::new();
+    };
+    let mut path: Vec<&str> = vec![start];
+    loop {
+        let current = path[path.len() - 1];
+        let next = assets[current]
+            .depends_on
+            .iter()
+            .map(String::as_str)
+            .find(|d| stuck.contains_key(d));
+        let Some(next) = next else {
+            return path.iter().map(|s| (*s).to_owned()).collect();
+        };
+        if let Some(pos) = path.iter().position(|p| *p == next) {
+            let mut cycle: Vec<String> = path[pos..].iter().map(|s| (*s).to_owned()).collect();
+            cycle.push(next.to_owned());
+            return cycle;
+        }
+        path.push(next);
+    }
+}
+
+/// The candidate closest to `name` by edit distance, when it is close enough to be a typo.
+pub fn suggest<'a>(name: &str, candidates: impl Iterator<Item = &'a str>) -> Option<&'a str> {
+    let limit = (name.chars().count() / 3).max(2);
+    candidates
+        .map(|c| (edit_distance(name, c), c))
+        .filter(|(d, _)| *d <= limit)
+        .min()
+        .map(|(_, c)| c)
+}
+
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut cur = vec![i + 1; b.len() + 1];
+        for (j, cb) in b.iter().enumerate() {
+            let cost = usize::from(ca != *cb);
+            cur[j + 1] = (prev[j] + cost).min(prev[j + 1] + 1).min(cur[j] + 1);
+        }
+        prev = cur;
+    }
+    prev[b.len()]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn suggestions_find_typos_only() {
+        let names = ["raw_events", "daily_report"];
+        assert_eq!(suggest("raw_event", names.into_iter()), Some("raw_events"));
+        assert_eq!(
+            suggest("dialy_report", names.into_iter()),
+            Some("daily_report")
+        );
+        assert_eq!(suggest("zzz", names.into_iter()), None);
+    }
+}

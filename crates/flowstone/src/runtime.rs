@@ -1,0 +1,284 @@
+//! The runtime: what every executor needs to materialize a job in this process.
+//!
+//! It holds the registry, the IO managers, the stores, the hooks and the resources, and knows how
+//! to run one attempt of a job (load dependencies, run the hook stack) and how to run a job with
+//! the asset's retry policy. Executors differ only in *where* and *when* they call it.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio_util::sync::CancellationToken;
+
+use crate::asset::Asset;
+use crate::context::Dependencies;
+use crate::error::{Error, ErrorKind, Result};
+use crate::executor::Job;
+use crate::hook::{HookRegistry, Materializing, Metrics, Next};
+use crate::io::IoManager;
+use crate::lineage::{LineageStore, MaterializationKey};
+use crate::output::Output;
+use crate::partition::Partition;
+use crate::registry::Registry;
+use crate::resource::Resources;
+use crate::store::MaterializationStore;
+
+/// A cheap handle on the runtime.
+#[derive(Clone)]
+pub struct Runtime(Arc<Inner>);
+
+struct Inner {
+    registry: Registry,
+    io_managers: HashMap<String, Arc<dyn IoManager>>,
+    default_io: String,
+    store: Arc<dyn MaterializationStore>,
+    lineage: Arc<dyn LineageStore>,
+    hooks: HookRegistry,
+    resources: Resources,
+    metrics: Arc<Metrics>,
+}
+
+/// The parts a runtime is made of (assembled by the builder).
+pub(crate) struct RuntimeParts {
+    pub registry: Registry,
+    pub io_managers: HashMap<String, Arc<dyn IoManager>>,
+    pub default_io: String,
+    pub store: Arc<dyn MaterializationStore>,
+    pub lineage: Arc<dyn LineageStore>,
+    pub hooks: HookRegistry,
+    pub resources: Resources,
+    pub metrics: Arc<Metrics>,
+}
+
+/// How an executor wants a job run.
+#[derive(Debug, Clone)]
+pub struct RunEnv {
+    /// The executor's registered name, recorded with the materialization.
+    pub executor: String,
+    /// A timeout the caller chose; wins over the asset's and the executor's default.
+    pub timeout: Option<Duration>,
+    /// The executor's default timeout, when neither the caller nor the asset sets one.
+    pub default_timeout: Duration,
+    /// Attempts the caller chose; wins over the asset's retry policy.
+    pub max_attempts: Option<u32>,
+    /// Fires to cancel the work.
+    pub cancel: CancellationToken,
+}
+
+/// Dependencies loaded for one job.
+#[derive(Debug, Default)]
+pub struct LoadedDeps {
+    /// Outputs by dependency name; missing optional ones are `None`.
+    pub outputs: Arc<Dependencies>,
+    /// The materializations those outputs came from, for lineage.
+    pub consumed: Vec<MaterializationKey>,
+}
+
+impl Runtime {
+    pub(crate) fn new(parts: RuntimeParts) -> Self {
+        Runtime(Arc::new(Inner {
+            registry: parts.registry,
+            io_managers: parts.io_managers,
+            default_io: parts.default_io,
+            store: parts.store,
+            lineage: parts.lineage,
+            hooks: parts.hooks,
+            resources: parts.resources,
+            metrics: parts.metrics,
+        }))
+    }
+
+    /// The asset graph.
+    pub fn registry(&self) -> &Registry {
+        &self.0.registry
+    }
+
+    /// The materialization store.
+    pub fn store(&self) -> &Arc<dyn MaterializationStore> {
+        &self.0.store
+    }
+
+    /// The lineage store.
+    pub fn lineage(&self) -> &Arc<dyn LineageStore> {
+        &self.0.lineage
+    }
+
+    /// The registered resources.
+    pub fn resources(&self) -> &Resources {
+        &self.0.resources
+    }
+
+    /// The registered hooks.
+    pub fn hooks(&self) -> &HookRegistry {
+        &self.0.hooks
+    }
+
+    /// Materialization counters of this process.
+    pub fn metrics(&self) -> &Metrics {
+        &self.0.metrics
+    }
+
+    /// The IO manager registered as `name`.
+    pub fn io_manager(&self, name: &str) -> Result<&Arc<dyn IoManager>> {
+        self.0.io_managers.get(name).ok_or_else(|| {
+            let near =
+                crate::registry::suggest(name, self.0.io_managers.keys().map(String::as_str));
+            let hint = near
+                .map(|n| format!("; did you mean '{n}'?"))
+                .unwrap_or_default();
+            Error::config(format!("IO manager '{name}' is not registered{hint}"))
+        })
+    }
+
+    /// The IO manager for `asset`: the job's choice, else the asset's, else the default.
+    pub fn io_for(&self, asset: &Asset, job: &Job) -> Result<&Arc<dyn IoManager>> {
+        let name = job
+            .io_manager
+            .as_deref()
+            .or(asset.io_manager_name())
+            .unwrap_or(&self.0.default_io);
+        self.io_manager(name)
+    }
+
+    /// The IO manager that holds `asset`'s outputs when no job overrides it.
+    pub fn io_of(&self, asset: &Asset) -> Result<&Arc<dyn IoManager>> {
+        self.io_manager(asset.io_manager_name().unwrap_or(&self.0.default_io))
+    }
+
+    /// The partition of `dependency` that a materialization at `partition` reads: the same one,
+    /// or the unpartitioned output when the dependency is not partitioned.
+    pub fn dependency_partition(&self, dependency: &Asset, partition: &Partition) -> Partition {
+        if dependency.partitions().is_none() && !partition.is_unpartitioned() {
+            Partition::Unpartitioned
+        } else {
+            partition.clone()
+        }
+    }
+
+    /// Checks that `partition` fits `asset`: a partitioned asset needs a partition, an
+    /// unpartitioned one takes none.
+    pub fn check_partition(&self, asset: &Asset, partition: &Partition) -> Result<()> {
+        match (asset.partitions(), partition.is_unpartitioned()) {
+            (Some(def), true) => Err(Error::invalid_partition(
+                "(none)",
+                format!(
+                    "a partition of asset '{}': {}",
+                    asset.name(),
+                    def.expected_form()
+                ),
+            )
+            .with_asset(asset.name())),
+            _ => Ok(()),
+        }
+    }
+
+    /// Loads `asset`'s dependencies for `partition` through `job`'s IO choice. Missing required
+    /// dependencies are a `DependencyNotReady` error naming all of them.
+    pub async fn load_dependencies(&self, asset: &Asset, job: &Job) -> Result<LoadedDeps> {
+        if asset.dependencies().is_empty() {
+            return Ok(LoadedDeps::default());
+        }
+        let mut outputs = Dependencies::with_capacity(asset.dependencies().len());
+        let mut consumed = Vec::with_capacity(asset.dependencies().len());
+        let mut missing = Vec::new();
+        for name in asset.dependencies() {
+            let dep = self.registry().get(name)?;
+            let partition = self.dependency_partition(dep, &job.partition);
+            let io = match &job.io_manager {
+                Some(chosen) => self.io_manager(chosen)?,
+                None => self.io_of(dep)?,
+            };
+            match io.load(name, &partition).await? {
+                Some(stored) => {
+                    consumed.push(MaterializationKey {
+                        asset: name.clone(),
+                        partition,
+                        run_id: stored.meta.run_id,
+                    });
+                    outputs.insert(name.clone(), Some(stored.output));
+                }
+                None if asset.is_optional(name) => {
+                    outputs.insert(name.clone(), None);
+                }
+                None => missing.push(name.clone()),
+            }
+        }
+        if !missing.is_empty() {
+            return Err(Error::dependency_not_ready(asset.name(), missing)
+                .with_partition(job.partition.clone()));
+        }
+        Ok(LoadedDeps {
+            outputs: Arc::new(outputs),
+            consumed,
+        })
+    }
+
+    /// Runs attempt number `attempt` of `job`: loads dependencies and runs the hook stack.
+    pub async fn run_attempt(&self, job: &Job, attempt: u32, env: &RunEnv) -> Result<Output> {
+        let asset = self.registry().get(&job.asset)?;
+        self.check_partition(asset, &job.partition)?;
+        let stack = self.hooks().stack_for(job)?;
+        let deps = self.load_dependencies(asset, job).await?;
+        let mut cx = Materializing {
+            job,
+            asset,
+            attempt,
+            executor: &env.executor,
+            deps: &deps,
+            runtime: self,
+            timeout: env
+                .timeout
+                .or(asset.timeout_value())
+                .unwrap_or(env.default_timeout),
+            cancel: &env.cancel,
+            started_at: chrono::Utc::now(),
+            started: Instant::now(),
+            metadata: serde_json::Map::new(),
+        };
+        Next::new(&stack)
+            .run(&mut cx)
+            .await
+            .map_err(|e| e.in_context(&job.asset, &job.partition))
+    }
+
+    /// Runs `job` with its retry policy: retryable failures are attempted again after the
+    /// policy's backoff, until the attempts run out or the work is cancelled.
+    pub async fn run(&self, job: &Job, env: &RunEnv) -> Result<Output> {
+        let policy = self.registry().get(&job.asset)?.retry_policy();
+        let max_attempts = env.max_attempts.unwrap_or(policy.max_attempts).max(1);
+        let mut attempt = 1;
+        loop {
+            let result = self.run_attempt(job, attempt, env).await;
+            match result {
+                Err(err)
+                    if attempt < max_attempts
+                        && err.retryable()
+                        && err.kind() != ErrorKind::DependencyNotReady
+                        && err.kind() != ErrorKind::Cancelled =>
+                {
+                    tracing::debug!(asset = %job.asset, attempt, error = %err, "retrying");
+                    tokio::select! {
+                        () = env.cancel.cancelled() => return Err(Error::cancelled(&job.asset)
+                            .with_partition(job.partition.clone())),
+                        () = tokio::time::sleep(policy.delay_after(attempt)) => {}
+                    }
+                    attempt += 1;
+                }
+                other => return other,
+            }
+        }
+    }
+}
+
+impl std::fmt::Debug for Runtime {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Runtime")
+            .field("assets", &self.0.registry.topological_order())
+            .field(
+                "io_managers",
+                &self.0.io_managers.keys().collect::<Vec<_>>(),
+            )
+            .field("default_io", &self.0.default_io)
+            .finish_non_exhaustive()
+    }
+}

@@ -1,0 +1,190 @@
+//! The materialization store: one record per (asset, partition, run id).
+//!
+//! The record hook writes a `Running` record when a materialization starts and its final status
+//! when it ends. Backfills read the latest record per partition to skip what is done and to find
+//! what failed. Memory, SQLite and PostgreSQL implementations pass one shared test suite
+//! (`flowstone::testing::store_suite`).
+
+mod memory;
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+pub use memory::MemoryStore;
+
+use crate::error::{ErrorRecord, Result};
+use crate::ids::RunId;
+use crate::partition::Partition;
+
+/// Where a materialization stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MaterializationStatus {
+    /// Started, not finished.
+    Running,
+    /// Finished with an output.
+    Success,
+    /// Finished with an error.
+    Failed,
+    /// Not run because it was already materialized.
+    Skipped,
+    /// Stopped by a cancel.
+    Cancelled,
+}
+
+impl MaterializationStatus {
+    /// The lower-case name used in rows and on the command line.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MaterializationStatus::Running => "running",
+            MaterializationStatus::Success => "success",
+            MaterializationStatus::Failed => "failed",
+            MaterializationStatus::Skipped => "skipped",
+            MaterializationStatus::Cancelled => "cancelled",
+        }
+    }
+
+    /// Parses [`MaterializationStatus::as_str`].
+    pub fn parse(input: &str) -> Option<Self> {
+        Some(match input {
+            "running" => MaterializationStatus::Running,
+            "success" => MaterializationStatus::Success,
+            "failed" => MaterializationStatus::Failed,
+            "skipped" => MaterializationStatus::Skipped,
+            "cancelled" => MaterializationStatus::Cancelled,
+            _ => return None,
+        })
+    }
+
+    /// Whether the materialization has ended.
+    pub fn is_finished(self) -> bool {
+        self != MaterializationStatus::Running
+    }
+}
+
+impl std::fmt::Display for MaterializationStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One materialization of an asset for a partition in a run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Materialization {
+    /// The asset.
+    pub asset: String,
+    /// The partition.
+    pub partition: Partition,
+    /// The run.
+    pub run_id: RunId,
+    /// Where it stands.
+    pub status: MaterializationStatus,
+    /// The executor that ran it.
+    pub executor: String,
+    /// The attempt number (1-based) of the latest attempt.
+    pub attempt: u32,
+    /// When the latest attempt started.
+    pub started_at: DateTime<Utc>,
+    /// When it finished.
+    pub finished_at: Option<DateTime<Utc>>,
+    /// How long the latest attempt took.
+    pub duration: Option<Duration>,
+    /// The error, when it failed or was cancelled.
+    pub error: Option<ErrorRecord>,
+    /// Metadata: the asset's static metadata, the job's, and what hooks added.
+    pub metadata: serde_json::Map<String, serde_json::Value>,
+}
+
+/// Which records to list. Results are newest first.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct MaterializationQuery {
+    /// Only this asset.
+    pub asset: Option<String>,
+    /// Only this partition.
+    pub partition: Option<Partition>,
+    /// Only this run.
+    pub run_id: Option<RunId>,
+    /// Only this status.
+    pub status: Option<MaterializationStatus>,
+    /// At most this many.
+    pub limit: Option<usize>,
+}
+
+impl MaterializationQuery {
+    /// Records of `asset`.
+    pub fn asset(asset: impl Into<String>) -> Self {
+        MaterializationQuery {
+            asset: Some(asset.into()),
+            ..Default::default()
+        }
+    }
+
+    /// Only `partition`.
+    pub fn partition(mut self, partition: Partition) -> Self {
+        self.partition = Some(partition);
+        self
+    }
+
+    /// Only `run_id`.
+    pub fn run_id(mut self, run_id: RunId) -> Self {
+        self.run_id = Some(run_id);
+        self
+    }
+
+    /// Only `status`.
+    pub fn status(mut self, status: MaterializationStatus) -> Self {
+        self.status = Some(status);
+        self
+    }
+
+    /// At most `limit` records.
+    pub fn limit(mut self, limit: usize) -> Self {
+        self.limit = Some(limit);
+        self
+    }
+
+    /// Whether `m` matches every filter that is set.
+    pub fn matches(&self, m: &Materialization) -> bool {
+        self.asset.as_ref().is_none_or(|a| *a == m.asset)
+            && self.partition.as_ref().is_none_or(|p| *p == m.partition)
+            && self.run_id.is_none_or(|r| r == m.run_id)
+            && self.status.is_none_or(|s| s == m.status)
+    }
+}
+
+/// Persists materialization records.
+#[async_trait]
+pub trait MaterializationStore: Send + Sync + 'static {
+    /// Inserts the record, or replaces the one with the same (asset, partition, run id).
+    async fn record(&self, materialization: &Materialization) -> Result<()>;
+
+    /// The record for (asset, partition, run id).
+    async fn get(
+        &self,
+        asset: &str,
+        partition: &Partition,
+        run_id: RunId,
+    ) -> Result<Option<Materialization>>;
+
+    /// Records matching `query`, newest (latest `started_at`, then run id) first.
+    async fn list(&self, query: &MaterializationQuery) -> Result<Vec<Materialization>>;
+
+    /// For each partition of `asset`, its newest record.
+    async fn latest_per_partition(&self, asset: &str) -> Result<Vec<Materialization>>;
+
+    /// The newest record of (asset, partition).
+    async fn latest(&self, asset: &str, partition: &Partition) -> Result<Option<Materialization>> {
+        let query = MaterializationQuery::asset(asset)
+            .partition(partition.clone())
+            .limit(1);
+        Ok(self.list(&query).await?.into_iter().next())
+    }
+}
+
+/// The order of [`MaterializationStore::list`]: newest first.
+pub fn newest_first(a: &Materialization, b: &Materialization) -> std::cmp::Ordering {
+    (b.started_at, b.run_id).cmp(&(a.started_at, a.run_id))
+}

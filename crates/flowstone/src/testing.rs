@@ -1,0 +1,1 @@
+//! Shared test suites (filled in below).
