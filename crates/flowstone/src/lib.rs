@@ -60,8 +60,8 @@ pub use io::{FileIo, IoManager, MemoryIo};
 pub use lineage::Direction;
 pub use output::Output;
 pub use partition::{
-    CustomPartitions, Daily, Hourly, Monthly, MultiPartitions, Partition, PartitionsDefinition,
-    StaticPartitions, date_range,
+    CustomPartitions, Daily, DateSpec, Hourly, MAX_PARTITIONS, MAX_TUPLE_DEPTH, Monthly,
+    MultiPartitions, Partition, PartitionsDefinition, StaticPartitions, date_range,
 };
 pub use registry::Registry;
 pub use run::Run;

@@ -1,1 +1,463 @@
-//! Shared test suites (filled in below).
+//! Shared test suites: every implementation of a storage trait must pass the same checks.
+//!
+//! The memory implementations run these in this crate's tests; the SQLite and PostgreSQL
+//! implementations run them against real databases. Each suite works under asset names unique to
+//! the call, so one store instance can serve several suites and tests can run in parallel.
+//! Enabled with the `testing` feature.
+
+use std::time::Duration;
+
+use chrono::{DateTime, TimeZone, Utc};
+use serde_json::json;
+
+use crate::error::{Error, ErrorKind};
+use crate::ids::RunId;
+use crate::io::{IoManager, IoMetadata};
+use crate::lineage::{self, LineageStore, MaterializationKey};
+use crate::output::Output;
+use crate::partition::Partition;
+use crate::store::{
+    Materialization, MaterializationQuery, MaterializationStatus, MaterializationStore,
+};
+
+fn unique(prefix: &str) -> String {
+    format!("{prefix}_{}", uuid::Uuid::now_v7().simple())
+}
+
+/// Partitions whose encodings stress a persisted boundary: tags, separators, unicode, nesting.
+pub fn awkward_partitions() -> Vec<Partition> {
+    let day = chrono::NaiveDate::from_ymd_opt(2024, 2, 29).expect("valid date");
+    vec![
+        Partition::Unpartitioned,
+        Partition::Date(day),
+        Partition::Int(-42),
+        Partition::Str("42".into()),
+        Partition::Str("a:b|c\\d".into()),
+        Partition::Str("tenant/../x %2F".into()),
+        Partition::Str("ünïcødé 🚀".into()),
+        Partition::Tuple(vec![
+            Partition::Date(day),
+            Partition::Str("eu|west".into()),
+            Partition::Tuple(vec![Partition::Int(1), Partition::Str(String::new())]),
+        ]),
+    ]
+}
+
+fn at(secs: i64) -> DateTime<Utc> {
+    Utc.timestamp_opt(1_700_000_000 + secs, 0)
+        .single()
+        .expect("valid timestamp")
+}
+
+fn record(asset: &str, partition: Partition, run_id: RunId, started: i64) -> Materialization {
+    Materialization {
+        asset: asset.to_owned(),
+        partition,
+        run_id,
+        status: MaterializationStatus::Running,
+        executor: "sync".into(),
+        attempt: 1,
+        started_at: at(started),
+        finished_at: None,
+        duration: None,
+        error: None,
+        metadata: serde_json::Map::new(),
+    }
+}
+
+/// Checks a [`MaterializationStore`]: upsert by key, get, list with every filter and the order,
+/// latest per partition, and lossless round trips of partitions, errors and metadata.
+pub async fn store_suite(store: &dyn MaterializationStore) {
+    let asset = unique("store");
+    let p1 = Partition::Int(1);
+    let p2 = Partition::Int(2);
+
+    // Upsert: running, then success, under one key → one record with the final fields.
+    let run_a = RunId::new();
+    let mut m = record(&asset, p1.clone(), run_a, 0);
+    store.record(&m).await.expect("record running");
+    let got = store
+        .get(&asset, &p1, run_a)
+        .await
+        .expect("get")
+        .expect("present");
+    assert_eq!(got.status, MaterializationStatus::Running);
+    m.status = MaterializationStatus::Success;
+    m.finished_at = Some(at(2));
+    m.duration = Some(Duration::from_millis(1_500));
+    m.attempt = 2;
+    m.metadata.insert("rows".into(), json!(12));
+    m.metadata
+        .insert("nested".into(), json!({"a": [1, 2, {"b": null}]}));
+    store.record(&m).await.expect("record success");
+    let got = store
+        .get(&asset, &p1, run_a)
+        .await
+        .expect("get")
+        .expect("present");
+    assert_eq!(got, m, "the second record replaces the first");
+    assert_eq!(
+        store
+            .list(&MaterializationQuery::asset(&asset))
+            .await
+            .expect("list")
+            .len(),
+        1,
+        "one record per (asset, partition, run)"
+    );
+
+    // A failed run later on the same partition, and one on another partition.
+    let run_b = RunId::new();
+    let mut failed = record(&asset, p1.clone(), run_b, 10);
+    failed.status = MaterializationStatus::Failed;
+    failed.error = Some(
+        Error::permanent("bad row 7")
+            .in_context(&asset, &p1)
+            .to_record(),
+    );
+    store.record(&failed).await.expect("record failed");
+    let run_c = RunId::new();
+    let mut other = record(&asset, p2.clone(), run_c, 5);
+    other.status = MaterializationStatus::Success;
+    store.record(&other).await.expect("record other");
+
+    let all = store
+        .list(&MaterializationQuery::asset(&asset))
+        .await
+        .expect("list");
+    let runs: Vec<RunId> = all.iter().map(|m| m.run_id).collect();
+    assert_eq!(runs, vec![run_b, run_c, run_a], "newest first");
+    let got_failed = store
+        .get(&asset, &p1, run_b)
+        .await
+        .expect("get")
+        .expect("present");
+    let error = got_failed.error.expect("error kept");
+    assert_eq!(error.kind, ErrorKind::ExecutionFailed);
+    assert!(!error.retryable);
+    assert_eq!(error.message, "bad row 7");
+
+    let by_partition = store
+        .list(&MaterializationQuery::asset(&asset).partition(p1.clone()))
+        .await
+        .expect("list by partition");
+    assert_eq!(by_partition.len(), 2);
+    let by_status = store
+        .list(&MaterializationQuery::asset(&asset).status(MaterializationStatus::Success))
+        .await
+        .expect("list by status");
+    assert_eq!(by_status.len(), 2);
+    let by_run = store
+        .list(&MaterializationQuery::asset(&asset).run_id(run_c))
+        .await
+        .expect("list by run");
+    assert_eq!(by_run.len(), 1);
+    assert_eq!(by_run[0].partition, p2);
+    let limited = store
+        .list(&MaterializationQuery::asset(&asset).limit(1))
+        .await
+        .expect("list limited");
+    assert_eq!(limited.len(), 1);
+    assert_eq!(limited[0].run_id, run_b);
+
+    let latest = store
+        .latest(&asset, &p1)
+        .await
+        .expect("latest")
+        .expect("some");
+    assert_eq!(latest.run_id, run_b);
+    assert!(
+        store
+            .latest(&asset, &Partition::Int(3))
+            .await
+            .expect("latest")
+            .is_none()
+    );
+    let mut per_partition = store
+        .latest_per_partition(&asset)
+        .await
+        .expect("latest per partition");
+    per_partition.sort_by(|a, b| a.partition.cmp(&b.partition));
+    let summary: Vec<(Partition, MaterializationStatus)> = per_partition
+        .iter()
+        .map(|m| (m.partition.clone(), m.status))
+        .collect();
+    assert_eq!(
+        summary,
+        vec![
+            (p1.clone(), MaterializationStatus::Failed),
+            (p2.clone(), MaterializationStatus::Success)
+        ]
+    );
+    assert!(
+        store
+            .get(&asset, &p1, RunId::new())
+            .await
+            .expect("get")
+            .is_none()
+    );
+
+    // Awkward partitions come back exactly, and each is its own key.
+    let awkward_asset = unique("awkward");
+    let run = RunId::new();
+    for (i, partition) in awkward_partitions().into_iter().enumerate() {
+        store
+            .record(&record(&awkward_asset, partition, run, i as i64))
+            .await
+            .expect("record awkward");
+    }
+    let mut back: Vec<Partition> = store
+        .list(&MaterializationQuery::asset(&awkward_asset))
+        .await
+        .expect("list awkward")
+        .into_iter()
+        .map(|m| m.partition)
+        .collect();
+    let mut expected = awkward_partitions();
+    back.sort();
+    expected.sort();
+    assert_eq!(back, expected);
+    for partition in awkward_partitions() {
+        let found = store
+            .list(&MaterializationQuery::asset(&awkward_asset).partition(partition.clone()))
+            .await
+            .expect("list one awkward");
+        assert_eq!(found.len(), 1, "partition {partition} is its own key");
+    }
+}
+
+fn key(asset: &str, partition: &Partition, run_id: RunId) -> MaterializationKey {
+    MaterializationKey {
+        asset: asset.to_owned(),
+        partition: partition.clone(),
+        run_id,
+    }
+}
+
+/// Checks a [`LineageStore`]: edges, one-step lookups with filters, idempotent recording, the
+/// newest consumer run, and the walks with depth built on top.
+pub async fn lineage_suite(store: &dyn LineageStore) {
+    let a = unique("lin_a");
+    let b = unique("lin_b");
+    let c = unique("lin_c");
+    let p = Partition::Tuple(vec![Partition::Str("x|y".into()), Partition::Int(7)]);
+    let q = Partition::Int(8);
+    let (ra, rb, rc) = (RunId::new(), RunId::new(), RunId::new());
+
+    store
+        .record(&key(&b, &p, rb), &[key(&a, &Partition::Unpartitioned, ra)])
+        .await
+        .expect("record b");
+    store
+        .record(
+            &key(&c, &p, rc),
+            &[key(&b, &p, rb), key(&a, &Partition::Unpartitioned, ra)],
+        )
+        .await
+        .expect("record c");
+    // Recording the same edges again changes nothing.
+    store
+        .record(&key(&c, &p, rc), &[key(&b, &p, rb)])
+        .await
+        .expect("record c again");
+
+    let mut consumed = store
+        .consumed_by(&key(&c, &p, rc))
+        .await
+        .expect("consumed_by");
+    consumed.sort();
+    let mut expected = vec![key(&b, &p, rb), key(&a, &Partition::Unpartitioned, ra)];
+    expected.sort();
+    assert_eq!(consumed, expected);
+
+    assert_eq!(
+        store
+            .consumers_of(&b, Some(&p), None)
+            .await
+            .expect("consumers"),
+        vec![key(&c, &p, rc)]
+    );
+    assert!(
+        store
+            .consumers_of(&b, Some(&q), None)
+            .await
+            .expect("consumers other partition")
+            .is_empty()
+    );
+    assert!(
+        store
+            .consumers_of(&b, Some(&p), Some(RunId::new()))
+            .await
+            .expect("consumers other run")
+            .is_empty()
+    );
+    let mut of_a = store
+        .consumers_of(&a, None, None)
+        .await
+        .expect("consumers of a");
+    of_a.sort();
+    let mut expected = vec![key(&b, &p, rb), key(&c, &p, rc)];
+    expected.sort();
+    assert_eq!(of_a, expected);
+
+    assert_eq!(
+        store.latest_consumer_run(&c, &p).await.expect("latest"),
+        Some(rc)
+    );
+    let rc2 = RunId::new();
+    store
+        .record(&key(&c, &p, rc2), &[key(&b, &p, rb)])
+        .await
+        .expect("record c run 2");
+    assert_eq!(
+        store.latest_consumer_run(&c, &p).await.expect("latest"),
+        Some(rc2)
+    );
+    assert_eq!(store.latest_consumer_run(&c, &q).await.expect("none"), None);
+
+    // Walks.
+    let up = lineage::upstream(store, &c, &p, Some(rc), 1)
+        .await
+        .expect("up 1");
+    assert_eq!(up.len(), 2);
+    assert!(up.iter().all(|e| e.depth == 1));
+    let up_newest = lineage::upstream(store, &c, &p, None, 5)
+        .await
+        .expect("up newest");
+    let assets: Vec<(&str, u32)> = up_newest
+        .iter()
+        .map(|e| (e.key.asset.as_str(), e.depth))
+        .collect();
+    assert_eq!(assets, vec![(b.as_str(), 1), (a.as_str(), 2)]);
+    let down = lineage::downstream(store, &a, &Partition::Unpartitioned, None, 1)
+        .await
+        .expect("down 1");
+    assert_eq!(down.len(), 2, "b and c read a directly");
+    let down_b = lineage::downstream(store, &b, &p, Some(rb), 3)
+        .await
+        .expect("down b");
+    let mut runs: Vec<RunId> = down_b.iter().map(|e| e.key.run_id).collect();
+    runs.sort();
+    let mut expected = vec![rc, rc2];
+    expected.sort();
+    assert_eq!(runs, expected);
+    let impact = lineage::impact(store, &a).await.expect("impact");
+    assert_eq!(impact.len(), 3, "b, c and c's second run");
+    assert!(
+        lineage::downstream(store, &a, &Partition::Unpartitioned, None, 0)
+            .await
+            .expect("depth 0")
+            .is_empty()
+    );
+}
+
+/// Checks an [`IoManager`]: typed round trips with metadata, overwrite, exists, delete, and that
+/// awkward partitions map to distinct keys.
+pub async fn io_suite(io: &dyn IoManager) {
+    let asset = unique("io");
+    let p = Partition::Date(chrono::NaiveDate::from_ymd_opt(2024, 1, 1).expect("date"));
+    assert!(io.load(&asset, &p).await.expect("load missing").is_none());
+    assert!(!io.exists(&asset, &p).await.expect("exists missing"));
+    assert!(
+        io.metadata(&asset, &p)
+            .await
+            .expect("meta missing")
+            .is_none()
+    );
+    assert!(!io.delete(&asset, &p).await.expect("delete missing"));
+
+    let run = RunId::new();
+    let meta = IoMetadata {
+        run_id: run,
+        stored_at: at(0),
+        size_bytes: None,
+    };
+    let value = vec![(String::from("a"), 1u32), (String::from("ü:|"), 2)];
+    io.store(&asset, &p, &Output::new(value.clone()), &meta)
+        .await
+        .expect("store");
+    assert!(io.exists(&asset, &p).await.expect("exists"));
+    let stored = io.load(&asset, &p).await.expect("load").expect("present");
+    assert_eq!(stored.meta.run_id, run);
+    assert_eq!(stored.meta.stored_at, meta.stored_at);
+    assert_eq!(
+        stored.output.value::<Vec<(String, u32)>>().expect("typed"),
+        value
+    );
+    assert_eq!(
+        io.metadata(&asset, &p)
+            .await
+            .expect("meta")
+            .map(|m| m.run_id),
+        Some(run)
+    );
+
+    let run2 = RunId::new();
+    io.store(
+        &asset,
+        &p,
+        &Output::new(String::from("replaced")),
+        &IoMetadata {
+            run_id: run2,
+            ..meta.clone()
+        },
+    )
+    .await
+    .expect("overwrite");
+    let stored = io.load(&asset, &p).await.expect("load").expect("present");
+    assert_eq!(stored.meta.run_id, run2);
+    assert_eq!(stored.output.value::<String>().expect("typed"), "replaced");
+
+    let awkward = awkward_partitions();
+    for (i, partition) in awkward.iter().enumerate() {
+        io.store(&asset, partition, &Output::new(i as u64), &meta)
+            .await
+            .expect("store awkward");
+    }
+    for (i, partition) in awkward.iter().enumerate() {
+        let back = io
+            .load(&asset, partition)
+            .await
+            .expect("load awkward")
+            .expect("present");
+        assert_eq!(
+            back.output.value::<u64>().expect("typed"),
+            i as u64,
+            "{partition}"
+        );
+    }
+
+    assert!(io.delete(&asset, &p).await.expect("delete"));
+    assert!(io.load(&asset, &p).await.expect("load deleted").is_none());
+    assert!(!io.exists(&asset, &p).await.expect("exists deleted"));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::io::{FileIo, MemoryIo};
+    use crate::lineage::MemoryLineage;
+    use crate::store::MemoryStore;
+
+    #[tokio::test]
+    async fn memory_store_passes_the_store_suite() {
+        store_suite(&MemoryStore::new()).await;
+    }
+
+    #[tokio::test]
+    async fn memory_lineage_passes_the_lineage_suite() {
+        lineage_suite(&MemoryLineage::new()).await;
+    }
+
+    #[tokio::test]
+    async fn memory_io_passes_the_io_suite() {
+        io_suite(&MemoryIo::new()).await;
+    }
+
+    #[tokio::test]
+    async fn file_io_passes_the_io_suite() {
+        let dir = std::env::temp_dir().join(unique("flowstone_file_io"));
+        io_suite(&FileIo::new(&dir)).await;
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}

@@ -1,7 +1,6 @@
 //! Partition values, their canonical encoding, and the partition definitions.
 
 // `flowstone::Error` is 128+ bytes: closures returning `Result` trip this lint until it shrinks.
-#![allow(clippy::result_large_err)]
 
 use chrono::{DateTime, Datelike, NaiveDate, NaiveDateTime, TimeZone, Utc};
 use flowstone::error::ErrorKind;

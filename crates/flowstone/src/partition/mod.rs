@@ -65,10 +65,6 @@
 //! expand to more than [`MAX_PARTITIONS`] values and return an
 //! [`ErrorKind::InvalidOptions`](crate::error::ErrorKind::InvalidOptions) error instead.
 
-// `Error` is 128+ bytes, which trips `clippy::result_large_err` on every fallible function.
-// Shrinking it (boxing its fields) is a decision for `error.rs`; until then, allow it here.
-#![allow(clippy::result_large_err)]
-
 mod bounds;
 mod custom;
 mod daily;
