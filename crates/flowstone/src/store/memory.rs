@@ -13,7 +13,49 @@ use crate::partition::Partition;
 /// Keeps records in process memory: asset → partition → records of each run.
 #[derive(Debug, Default)]
 pub struct MemoryStore {
-    records: RwLock<HashMap<String, HashMap<Partition, Vec<Materialization>>>>,
+    records: RwLock<HashMap<String, HashMap<Partition, Runs>>>,
+}
+
+/// The records of one (asset, partition), indexed by run, with the newest one tracked so that
+/// upserts and `latest` stay O(1) however many runs accumulate.
+#[derive(Debug, Default)]
+struct Runs {
+    records: Vec<Materialization>,
+    by_run: HashMap<RunId, usize>,
+    newest: usize,
+}
+
+impl Runs {
+    fn upsert(&mut self, m: &Materialization) {
+        match self.by_run.get(&m.run_id) {
+            Some(&index) => {
+                let got_older = newest_first(m, &self.records[index]).is_gt();
+                self.records[index] = m.clone();
+                if index == self.newest {
+                    if got_older {
+                        // Rare: the newest record moved back in time; find the newest again.
+                        self.newest = (0..self.records.len())
+                            .min_by(|&a, &b| newest_first(&self.records[a], &self.records[b]))
+                            .unwrap_or(0);
+                    }
+                } else if newest_first(m, &self.records[self.newest]).is_lt() {
+                    self.newest = index;
+                }
+            }
+            None => {
+                self.records.push(m.clone());
+                let index = self.records.len() - 1;
+                self.by_run.insert(m.run_id, index);
+                if index == 0 || newest_first(m, &self.records[self.newest]).is_lt() {
+                    self.newest = index;
+                }
+            }
+        }
+    }
+
+    fn newest(&self) -> Option<&Materialization> {
+        self.records.get(self.newest)
+    }
 }
 
 impl MemoryStore {
@@ -39,10 +81,7 @@ impl MaterializationStore for MemoryStore {
                 .entry(m.partition.clone())
                 .or_default(),
         };
-        match runs.iter_mut().find(|r| r.run_id == m.run_id) {
-            Some(existing) => *existing = m.clone(),
-            None => runs.push(m.clone()),
-        }
+        runs.upsert(m);
         Ok(())
     }
 
@@ -56,8 +95,7 @@ impl MaterializationStore for MemoryStore {
         Ok(records
             .get(asset)
             .and_then(|p| p.get(partition))
-            .and_then(|runs| runs.iter().find(|r| r.run_id == run_id))
-            .cloned())
+            .and_then(|runs| runs.by_run.get(&run_id).map(|&i| runs.records[i].clone())))
     }
 
     async fn list(&self, query: &MaterializationQuery) -> Result<Vec<Materialization>> {
@@ -67,7 +105,7 @@ impl MaterializationStore for MemoryStore {
             .filter(|(asset, _)| query.asset.as_ref().is_none_or(|a| a == *asset))
             .flat_map(|(_, partitions)| partitions.iter())
             .filter(|(partition, _)| query.partition.as_ref().is_none_or(|p| p == *partition))
-            .flat_map(|(_, runs)| runs.iter())
+            .flat_map(|(_, runs)| runs.records.iter())
             .filter(|m| query.matches(m))
             .cloned()
             .collect();
@@ -78,13 +116,22 @@ impl MaterializationStore for MemoryStore {
         Ok(found)
     }
 
+    async fn latest(&self, asset: &str, partition: &Partition) -> Result<Option<Materialization>> {
+        let records = self.records.read().map_err(|_| poisoned())?;
+        Ok(records
+            .get(asset)
+            .and_then(|p| p.get(partition))
+            .and_then(Runs::newest)
+            .cloned())
+    }
+
     async fn latest_per_partition(&self, asset: &str) -> Result<Vec<Materialization>> {
         let records = self.records.read().map_err(|_| poisoned())?;
         Ok(records
             .get(asset)
             .into_iter()
             .flat_map(|partitions| partitions.values())
-            .filter_map(|runs| runs.iter().min_by(|a, b| newest_first(a, b)))
+            .filter_map(Runs::newest)
             .cloned()
             .collect())
     }
