@@ -1,1 +1,60 @@
-//! flowstone-queue: a durable job queue. (The queue helper fills this crate.)
+//! # flowstone-queue
+//!
+//! A durable job queue for FlowStone, after Elixir's Oban, on one API over two engines:
+//! SQLite (embedded; several processes may share one file) and PostgreSQL (many nodes).
+//!
+//! Jobs live in a `flowstone_jobs` table and stay there after they finish (until pruned),
+//! so a job's status can always be read by id. A job moves through `available`,
+//! `scheduled`, `executing`, `retryable` and ends `completed`, `discarded` or `cancelled`.
+//! Workers claim in batches with `FOR UPDATE SKIP LOCKED` (PostgreSQL) or
+//! `BEGIN IMMEDIATE` + `UPDATE … RETURNING` (SQLite), are woken by `LISTEN/NOTIFY` or
+//! in-process signals plus polling, heartbeat while they run, and fence every
+//! acknowledgement by the attempt they claimed. Delivery is at least once.
+//!
+//! ```no_run
+//! use flowstone_queue::{Database, NewJob, Outcome, Queue, Worker};
+//! use serde_json::json;
+//! use std::time::Duration;
+//!
+//! # async fn demo() -> flowstone_queue::Result<()> {
+//! let db = Database::connect("sqlite://jobs.db").await?;
+//! let queue = Queue::new(db.clone());
+//! queue.migrate().await?;
+//!
+//! let worker = Worker::builder(db)
+//!     .queue("default", 10)
+//!     .handler("greet", |ctx| async move {
+//!         let name: String = match ctx.args() { Ok(n) => n, Err(e) => return Outcome::discard(e) };
+//!         Outcome::complete_with(&format!("hello {name}"))
+//!     })
+//!     .start()
+//!     .await?;
+//!
+//! let job = queue.insert(NewJob::new("greet", json!("ada"))).await?.job;
+//! let done = queue.wait(job.id, Duration::from_secs(5)).await?;
+//! assert_eq!(done.result, Some(json!("hello ada")));
+//! worker.shutdown(Duration::from_secs(10)).await;
+//! # Ok(()) }
+//! ```
+
+pub mod backoff;
+mod client;
+pub mod database;
+mod engine;
+pub mod error;
+pub mod handler;
+pub mod job;
+pub mod migrate;
+#[cfg(feature = "testing")]
+pub mod testing;
+mod worker;
+
+pub use backoff::Backoff;
+pub use client::Queue;
+pub use database::{ConnectOptions, Database, Engine, Pool};
+pub use error::{Error, Result};
+pub use handler::{HandlerOptions, JobContext, Outcome};
+pub use job::{AttemptError, Inserted, InsertedId, Job, JobFilter, JobState, NewJob, Unique};
+pub use migrate::{Migration, Migrator, QUEUE_MIGRATIONS};
+pub use tokio_util::sync::CancellationToken;
+pub use worker::{ShutdownReport, Worker, WorkerBuilder, WorkerHandle, WorkerSettings};

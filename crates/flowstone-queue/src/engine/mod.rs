@@ -1,0 +1,434 @@
+//! The storage operations the queue needs, once, with the SQL dialect behind them in
+//! `sqlite.rs` and `postgres.rs`. This module dispatches on the engine, decodes rows into
+//! the shared types (the two engines select the same column names and types: JSON as text,
+//! timestamps as microseconds since the epoch), and publishes in-process events after
+//! writes so waiters and workers in this process wake at once.
+
+pub(crate) mod postgres;
+pub(crate) mod sqlite;
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+use sqlx::pool::PoolConnection;
+use sqlx::{ColumnIndex, Decode, Row, Type};
+
+use crate::database::{Database, Event, Pool};
+use crate::error::Result;
+use crate::job::{AttemptError, InsertedId, Job, JobFilter, JobState, NewJob};
+
+/// Rows per insert statement: bounds statement size (the rows travel as arrays / one JSON
+/// document, so bind-parameter limits do not apply).
+pub(crate) const INSERT_CHUNK: usize = 5000;
+
+/// A job as a worker claims it: just what the handler needs.
+#[derive(Debug, Clone)]
+pub(crate) struct Claimed {
+    pub id: i64,
+    pub queue: String,
+    pub kind: String,
+    pub args: String,
+    pub meta: String,
+    pub priority: i32,
+    pub attempt: i32,
+    pub max_attempts: i32,
+    pub snoozed: i32,
+    pub unhandled: i32,
+}
+
+/// A state change that ends an attempt other than plain completion. All of them are
+/// fenced: they apply only while the row is still `executing` the same attempt.
+#[derive(Debug, Clone)]
+pub(crate) struct Transition {
+    pub state: JobState,
+    /// Set `scheduled_at` to now + delay.
+    pub delay: Option<Duration>,
+    /// 1 gives the attempt back (snooze, unknown kind).
+    pub give_back: i32,
+    pub snoozed: i32,
+    pub unhandled: i32,
+    /// Appended to `errors` with the attempt and time.
+    pub error: Option<String>,
+}
+
+/// How an attempt ended, as written to the row.
+#[derive(Debug, Clone)]
+pub(crate) enum Ack {
+    Complete {
+        id: i64,
+        attempt: i32,
+        result: Option<String>,
+    },
+    Transition {
+        id: i64,
+        attempt: i32,
+        to: Transition,
+    },
+}
+
+impl Ack {
+    pub fn id(&self) -> i64 {
+        match self {
+            Self::Complete { id, .. } | Self::Transition { id, .. } => *id,
+        }
+    }
+
+    fn is_final(&self) -> bool {
+        match self {
+            Self::Complete { .. } => true,
+            Self::Transition { to, .. } => to.state.is_final(),
+        }
+    }
+}
+
+/// What to claim in the same round trip as the acks.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct ClaimSpec<'a> {
+    pub queue: &'a str,
+    pub node: &'a str,
+    pub limit: i64,
+}
+
+/// Jobs to cancel.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum CancelTarget<'a> {
+    Ids(&'a [i64]),
+    Batch(&'a str),
+}
+
+/// A connection a worker keeps for its claim/ack loop (no pool round trip per cycle).
+pub(crate) enum Conn {
+    Sqlite(PoolConnection<sqlx::Sqlite>),
+    Postgres(PoolConnection<sqlx::Postgres>),
+}
+
+impl Conn {
+    pub async fn acquire(db: &Database) -> Result<Self> {
+        Ok(match db.pool() {
+            Pool::Sqlite(p) => Self::Sqlite(p.acquire().await?),
+            Pool::Postgres(p) => Self::Postgres(p.acquire().await?),
+        })
+    }
+
+    /// Drops a connection that failed, closing it instead of returning it to the pool.
+    pub fn discard(mut self) {
+        match &mut self {
+            Self::Sqlite(c) => c.close_on_drop(),
+            Self::Postgres(c) => c.close_on_drop(),
+        }
+    }
+}
+
+/// Writes `acks` and claims up to `claim.limit` jobs, in one transaction where the engine
+/// allows. Publishes the finished ids in-process.
+pub(crate) async fn ack_and_claim(
+    db: &Database,
+    conn: &mut Conn,
+    acks: &[Ack],
+    claim: Option<ClaimSpec<'_>>,
+) -> Result<Vec<Claimed>> {
+    let claimed = match conn {
+        Conn::Sqlite(c) => sqlite::ack_and_claim(c, acks, claim).await?,
+        Conn::Postgres(c) => postgres::ack_and_claim(c, acks, claim).await?,
+    };
+    let finished: Vec<i64> = acks.iter().filter(|a| a.is_final()).map(Ack::id).collect();
+    if !finished.is_empty() {
+        db.publish(Event::Finished(finished.into()));
+    }
+    Ok(claimed)
+}
+
+/// Inserts jobs (validated, chunked); ids in input order.
+pub(crate) async fn insert_many(db: &Database, jobs: &[NewJob]) -> Result<Vec<InsertedId>> {
+    for job in jobs {
+        job.validate()?;
+    }
+    let mut out = Vec::with_capacity(jobs.len());
+    for chunk in jobs.chunks(INSERT_CHUNK) {
+        let keys: Vec<Option<String>> = chunk.iter().map(NewJob::unique_key).collect();
+        let mut ids = insert_chunk_resolving_conflicts(db, chunk, &keys).await?;
+        out.append(&mut ids);
+    }
+    let mut queues: Vec<&str> = jobs
+        .iter()
+        .filter(|j| j.scheduled_at.is_none_or(|t| t <= Utc::now()))
+        .map(|j| j.queue.as_str())
+        .collect();
+    queues.sort_unstable();
+    queues.dedup();
+    for q in queues {
+        db.publish(Event::Inserted(q.into()));
+    }
+    Ok(out)
+}
+
+/// Inserts one chunk. A unique job whose key is taken returns the active holder; if the
+/// holder finished in between (so the key is free again), the insert is tried again.
+async fn insert_chunk_resolving_conflicts(
+    db: &Database,
+    jobs: &[NewJob],
+    keys: &[Option<String>],
+) -> Result<Vec<InsertedId>> {
+    let mut result: Vec<Option<InsertedId>> = vec![None; jobs.len()];
+    let mut todo: Vec<usize> = (0..jobs.len()).collect();
+    for _round in 0..10 {
+        let batch: Vec<&NewJob> = todo.iter().map(|&i| &jobs[i]).collect();
+        let batch_keys: Vec<Option<&str>> = todo.iter().map(|&i| keys[i].as_deref()).collect();
+        let inserted = match db.pool() {
+            Pool::Sqlite(p) => sqlite::insert(p, &batch, &batch_keys).await?,
+            Pool::Postgres(p) => postgres::insert(p, &batch, &batch_keys).await?,
+        };
+        // Rows come back sorted by id, which follows input order; conflicts are missing.
+        let mut rows = inserted.into_iter().peekable();
+        let mut conflicted = Vec::new();
+        for (&i, key) in todo.iter().zip(&batch_keys) {
+            let mine = rows
+                .peek()
+                .is_some_and(|(_, row_key)| row_key.as_deref() == *key);
+            if mine && let Some((id, _)) = rows.next() {
+                result[i] = Some(InsertedId {
+                    id,
+                    conflict: false,
+                });
+            } else {
+                conflicted.push(i);
+            }
+        }
+        if conflicted.is_empty() {
+            break;
+        }
+        let wanted: Vec<String> = conflicted.iter().filter_map(|&i| keys[i].clone()).collect();
+        let holders = match db.pool() {
+            Pool::Sqlite(p) => sqlite::active_by_unique_keys(p, &wanted).await?,
+            Pool::Postgres(p) => postgres::active_by_unique_keys(p, &wanted).await?,
+        };
+        todo.clear();
+        for i in conflicted {
+            let holder = keys[i]
+                .as_deref()
+                .and_then(|k| holders.iter().find(|(_, hk)| hk == k));
+            match holder {
+                Some((id, _)) => {
+                    result[i] = Some(InsertedId {
+                        id: *id,
+                        conflict: true,
+                    })
+                }
+                None => todo.push(i),
+            }
+        }
+        if todo.is_empty() {
+            break;
+        }
+    }
+    result
+        .into_iter()
+        .map(|r| {
+            r.ok_or_else(|| {
+                crate::Error::InvalidJob(
+                    "a unique job's key kept changing hands during insert; try again".into(),
+                )
+            })
+        })
+        .collect()
+}
+
+pub(crate) async fn get(db: &Database, id: i64) -> Result<Option<Job>> {
+    match db.pool() {
+        Pool::Sqlite(p) => sqlite::get(p, id).await,
+        Pool::Postgres(p) => postgres::get(p, id).await,
+    }
+}
+
+pub(crate) async fn list(db: &Database, filter: &JobFilter) -> Result<Vec<Job>> {
+    match db.pool() {
+        Pool::Sqlite(p) => sqlite::list(p, filter).await,
+        Pool::Postgres(p) => postgres::list(p, filter).await,
+    }
+}
+
+pub(crate) async fn count_batch(db: &Database, batch: &str) -> Result<Vec<(JobState, i64)>> {
+    let rows = match db.pool() {
+        Pool::Sqlite(p) => sqlite::count_batch(p, batch).await?,
+        Pool::Postgres(p) => postgres::count_batch(p, batch).await?,
+    };
+    Ok(rows
+        .into_iter()
+        .filter_map(|(s, n)| JobState::parse(&s).map(|s| (s, n)))
+        .collect())
+}
+
+/// Cancels pending and running jobs; returns the ids it cancelled. Running ones are
+/// signalled: in-process here, to other processes by NOTIFY (PostgreSQL) or their polling.
+pub(crate) async fn cancel(db: &Database, target: CancelTarget<'_>) -> Result<Vec<i64>> {
+    let ids = match db.pool() {
+        Pool::Sqlite(p) => sqlite::cancel(p, target).await?,
+        Pool::Postgres(p) => postgres::cancel(p, target).await?,
+    };
+    if !ids.is_empty() {
+        db.publish(Event::Finished(ids.clone().into()));
+    }
+    Ok(ids)
+}
+
+pub(crate) async fn prune(db: &Database, older_than: Duration, limit: i64) -> Result<u64> {
+    match db.pool() {
+        Pool::Sqlite(p) => sqlite::prune(p, older_than, limit).await,
+        Pool::Postgres(p) => postgres::prune(p, older_than, limit).await,
+    }
+}
+
+pub(crate) async fn heartbeat(db: &Database, node: &str) -> Result<()> {
+    match db.pool() {
+        Pool::Sqlite(p) => sqlite::heartbeat(p, node).await,
+        Pool::Postgres(p) => postgres::heartbeat(p, node).await,
+    }
+}
+
+pub(crate) async fn remove_node(db: &Database, node: &str) -> Result<()> {
+    match db.pool() {
+        Pool::Sqlite(p) => sqlite::remove_node(p, node).await,
+        Pool::Postgres(p) => postgres::remove_node(p, node).await,
+    }
+}
+
+/// Returns jobs of nodes whose heartbeat is older than `after` to `available` (or
+/// `discarded` when that was their last attempt); forgets those nodes.
+pub(crate) async fn rescue(db: &Database, after: Duration) -> Result<Vec<i64>> {
+    let ids = match db.pool() {
+        Pool::Sqlite(p) => sqlite::rescue(p, after).await?,
+        Pool::Postgres(p) => postgres::rescue(p, after).await?,
+    };
+    if !ids.is_empty() {
+        db.publish(Event::Resync);
+    }
+    Ok(ids)
+}
+
+/// Of the given `(id, attempt)` pairs this node runs, those whose row is no longer
+/// executing that attempt here (cancelled, rescued, …): their handlers should stop.
+pub(crate) async fn no_longer_ours(
+    db: &Database,
+    node: &str,
+    running: &[(i64, i32)],
+) -> Result<Vec<i64>> {
+    if running.is_empty() {
+        return Ok(Vec::new());
+    }
+    match db.pool() {
+        Pool::Sqlite(p) => sqlite::no_longer_ours(p, node, running).await,
+        Pool::Postgres(p) => postgres::no_longer_ours(p, node, running).await,
+    }
+}
+
+/// Jobs the database says this node has executed for longer than `older_than`.
+pub(crate) async fn executing_on(
+    db: &Database,
+    node: &str,
+    older_than: Duration,
+) -> Result<Vec<(i64, i32)>> {
+    match db.pool() {
+        Pool::Sqlite(p) => sqlite::executing_on(p, node, older_than).await,
+        Pool::Postgres(p) => postgres::executing_on(p, node, older_than).await,
+    }
+}
+
+/// Applies one fenced transition outside a worker's loop (orphan give-back).
+pub(crate) async fn transition(
+    db: &Database,
+    id: i64,
+    attempt: i32,
+    to: &Transition,
+) -> Result<bool> {
+    match db.pool() {
+        Pool::Sqlite(p) => sqlite::transition(&mut *p.acquire().await?, id, attempt, to).await,
+        Pool::Postgres(p) => postgres::transition(&mut *p.acquire().await?, id, attempt, to).await,
+    }
+}
+
+// ---- shared row decoding -------------------------------------------------------------
+
+pub(crate) fn now_micros() -> i64 {
+    Utc::now().timestamp_micros()
+}
+
+pub(crate) fn micros(d: Duration) -> i64 {
+    i64::try_from(d.as_micros()).unwrap_or(i64::MAX)
+}
+
+fn from_micros(us: Option<i64>) -> Option<DateTime<Utc>> {
+    us.and_then(DateTime::<Utc>::from_timestamp_micros)
+}
+
+/// Decodes a row selected with the engine's job column list.
+pub(crate) fn job_from_row<'r, R>(row: &'r R) -> Result<Job>
+where
+    R: Row,
+    &'static str: ColumnIndex<R>,
+    i64: Decode<'r, R::Database> + Type<R::Database>,
+    i32: Decode<'r, R::Database> + Type<R::Database>,
+    String: Decode<'r, R::Database> + Type<R::Database>,
+{
+    let args: String = row.try_get("args")?;
+    let meta: String = row.try_get("meta")?;
+    let errors: String = row.try_get("errors")?;
+    let result: Option<String> = row.try_get("result")?;
+    let state: String = row.try_get("state")?;
+    let priority: i32 = row.try_get("priority")?;
+    Ok(Job {
+        id: row.try_get("id")?,
+        queue: row.try_get("queue")?,
+        kind: row.try_get("kind")?,
+        args: lenient_json(&args),
+        meta: lenient_json(&meta),
+        priority: u8::try_from(priority).unwrap_or(0),
+        // The CHECK constraint keeps unknown states out; fall back rather than panic.
+        state: JobState::parse(&state).unwrap_or(JobState::Discarded),
+        attempt: row.try_get("attempt")?,
+        max_attempts: row.try_get("max_attempts")?,
+        snoozed: row.try_get("snoozed")?,
+        unhandled: row.try_get("unhandled")?,
+        errors: serde_json::from_str::<Vec<AttemptError>>(&errors).unwrap_or_default(),
+        result: result.as_deref().map(lenient_json),
+        unique_key: row.try_get("unique_key")?,
+        batch: row.try_get("batch")?,
+        node: row.try_get("node")?,
+        inserted_at: from_micros(row.try_get("inserted_at")?),
+        scheduled_at: from_micros(row.try_get("scheduled_at")?),
+        attempted_at: from_micros(row.try_get("attempted_at")?),
+        completed_at: from_micros(row.try_get("completed_at")?),
+        cancelled_at: from_micros(row.try_get("cancelled_at")?),
+        discarded_at: from_micros(row.try_get("discarded_at")?),
+    })
+}
+
+/// Decodes a claimed row (`id, queue, kind, args, meta, priority, attempt, max_attempts,
+/// snoozed, unhandled`).
+pub(crate) fn claimed_from_row<'r, R>(row: &'r R) -> Result<Claimed>
+where
+    R: Row,
+    usize: ColumnIndex<R>,
+    i64: Decode<'r, R::Database> + Type<R::Database>,
+    i32: Decode<'r, R::Database> + Type<R::Database>,
+    String: Decode<'r, R::Database> + Type<R::Database>,
+{
+    Ok(Claimed {
+        id: row.try_get(0)?,
+        queue: row.try_get(1)?,
+        kind: row.try_get(2)?,
+        args: row.try_get(3)?,
+        meta: row.try_get(4)?,
+        priority: row.try_get(5)?,
+        attempt: row.try_get(6)?,
+        max_attempts: row.try_get(7)?,
+        snoozed: row.try_get(8)?,
+        unhandled: row.try_get(9)?,
+    })
+}
+
+/// JSON text as a value; text that is not JSON becomes a JSON string (never an error:
+/// rows may be written by hand).
+pub(crate) fn lenient_json(text: &str) -> Value {
+    serde_json::from_str(text).unwrap_or_else(|_| Value::String(text.to_string()))
+}

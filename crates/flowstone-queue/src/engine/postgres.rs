@@ -1,0 +1,357 @@
+//! The PostgreSQL dialect of the queue's operations. Claims use
+//! `UPDATE … WHERE id IN (SELECT … FOR UPDATE SKIP LOCKED LIMIT n)`, so concurrent workers
+//! never wait on each other's rows; completions of the previous round ride in the same
+//! statement (a data-modifying CTE), so one round trip and one commit both acknowledge and
+//! claim. Batches travel as arrays (`unnest`), so statement text is constant and prepared
+//! once. Inserts and finished jobs are announced by triggers (see the migration).
+
+use std::time::Duration;
+
+use sqlx::{PgConnection, PgPool, Row};
+
+use super::{Ack, CancelTarget, ClaimSpec, Claimed, Transition, claimed_from_row, job_from_row};
+use crate::error::Result;
+use crate::job::{Job, JobFilter, NewJob};
+
+/// The job columns, with JSON as text and timestamps as epoch microseconds (the shape
+/// `job_from_row` decodes on both engines).
+macro_rules! job_columns {
+    () => {
+        "id, queue, kind, args::text AS args, meta::text AS meta, priority, state, attempt, \
+         max_attempts, snoozed, unhandled, errors::text AS errors, result::text AS result, \
+         unique_key, batch, node, \
+         (extract(epoch FROM inserted_at) * 1000000)::int8 AS inserted_at, \
+         (extract(epoch FROM scheduled_at) * 1000000)::int8 AS scheduled_at, \
+         (extract(epoch FROM attempted_at) * 1000000)::int8 AS attempted_at, \
+         (extract(epoch FROM completed_at) * 1000000)::int8 AS completed_at, \
+         (extract(epoch FROM cancelled_at) * 1000000)::int8 AS cancelled_at, \
+         (extract(epoch FROM discarded_at) * 1000000)::int8 AS discarded_at"
+    };
+}
+
+fn secs(d: Duration) -> f64 {
+    d.as_secs_f64()
+}
+
+pub(crate) async fn insert(
+    pool: &PgPool,
+    jobs: &[&NewJob],
+    keys: &[Option<&str>],
+) -> Result<Vec<(i64, Option<String>)>> {
+    let rows = sqlx::query(
+        "INSERT INTO flowstone_jobs
+             (queue, kind, args, meta, priority, state, max_attempts, scheduled_at, unique_key, batch)
+         SELECT q, k, a::jsonb, m::jsonb, p,
+                CASE WHEN s > now() THEN 'scheduled' ELSE 'available' END,
+                x, coalesce(s, now()), u, b
+           FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::int4[], $6::int4[],
+                       $7::timestamptz[], $8::text[], $9::text[])
+                WITH ORDINALITY AS t(q, k, a, m, p, x, s, u, b, ord)
+          ORDER BY ord
+         ON CONFLICT (unique_key)
+            WHERE state IN ('available', 'scheduled', 'executing', 'retryable') DO NOTHING
+         RETURNING id, unique_key",
+    )
+    .bind(jobs.iter().map(|j| j.queue.as_str()).collect::<Vec<_>>())
+    .bind(jobs.iter().map(|j| j.kind.as_str()).collect::<Vec<_>>())
+    .bind(jobs.iter().map(|j| j.args.as_str()).collect::<Vec<_>>())
+    .bind(jobs.iter().map(|j| j.meta.as_str()).collect::<Vec<_>>())
+    .bind(jobs.iter().map(|j| i32::from(j.priority)).collect::<Vec<_>>())
+    .bind(jobs.iter().map(|j| j.max_attempts).collect::<Vec<_>>())
+    .bind(jobs.iter().map(|j| j.scheduled_at).collect::<Vec<_>>())
+    .bind(keys.to_vec())
+    .bind(jobs.iter().map(|j| j.batch.as_deref()).collect::<Vec<_>>())
+    .fetch_all(pool)
+    .await?;
+    let mut out = rows
+        .iter()
+        .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
+        .collect::<Result<Vec<(i64, Option<String>)>>>()?;
+    out.sort_unstable_by_key(|(id, _)| *id);
+    Ok(out)
+}
+
+pub(crate) async fn active_by_unique_keys(
+    pool: &PgPool,
+    keys: &[String],
+) -> Result<Vec<(i64, String)>> {
+    let rows = sqlx::query(
+        "SELECT id, unique_key FROM flowstone_jobs
+          WHERE unique_key = ANY($1)
+            AND state IN ('available', 'scheduled', 'executing', 'retryable')",
+    )
+    .bind(keys)
+    .fetch_all(pool)
+    .await?;
+    rows.iter()
+        .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
+        .collect()
+}
+
+pub(crate) async fn get(pool: &PgPool, id: i64) -> Result<Option<Job>> {
+    let row = sqlx::query(concat!(
+        "SELECT ",
+        job_columns!(),
+        " FROM flowstone_jobs WHERE id = $1"
+    ))
+    .bind(id)
+    .fetch_optional(pool)
+    .await?;
+    row.as_ref().map(job_from_row).transpose()
+}
+
+pub(crate) async fn list(pool: &PgPool, f: &JobFilter) -> Result<Vec<Job>> {
+    let rows = sqlx::query(concat!(
+        "SELECT ",
+        job_columns!(),
+        " FROM flowstone_jobs
+          WHERE ($1::text IS NULL OR queue = $1) AND ($2::text IS NULL OR state = $2)
+            AND ($3::text IS NULL OR batch = $3) AND id > $4
+          ORDER BY id LIMIT $5"
+    ))
+    .bind(f.queue.as_deref())
+    .bind(f.state.map(|s| s.as_str()))
+    .bind(f.batch.as_deref())
+    .bind(f.after_id.unwrap_or(0))
+    .bind(f.limit.unwrap_or(100))
+    .fetch_all(pool)
+    .await?;
+    rows.iter().map(job_from_row).collect()
+}
+
+pub(crate) async fn count_batch(pool: &PgPool, batch: &str) -> Result<Vec<(String, i64)>> {
+    let rows =
+        sqlx::query("SELECT state, count(*) FROM flowstone_jobs WHERE batch = $1 GROUP BY state")
+            .bind(batch)
+            .fetch_all(pool)
+            .await?;
+    rows.iter()
+        .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
+        .collect()
+}
+
+pub(crate) async fn cancel(pool: &PgPool, target: CancelTarget<'_>) -> Result<Vec<i64>> {
+    let query = match target {
+        CancelTarget::Ids(ids) => sqlx::query(
+            "UPDATE flowstone_jobs SET state = 'cancelled', cancelled_at = now()
+              WHERE id = ANY($1)
+                AND state IN ('available', 'scheduled', 'executing', 'retryable')
+              RETURNING id",
+        )
+        .bind(ids),
+        CancelTarget::Batch(batch) => sqlx::query(
+            "UPDATE flowstone_jobs SET state = 'cancelled', cancelled_at = now()
+              WHERE batch = $1
+                AND state IN ('available', 'scheduled', 'executing', 'retryable')
+              RETURNING id",
+        )
+        .bind(batch),
+    };
+    let rows = query.fetch_all(pool).await?;
+    rows.iter()
+        .map(|r| r.try_get(0).map_err(Into::into))
+        .collect()
+}
+
+pub(crate) async fn prune(pool: &PgPool, older_than: Duration, limit: i64) -> Result<u64> {
+    let done = sqlx::query(
+        "DELETE FROM flowstone_jobs WHERE id IN (
+            SELECT id FROM flowstone_jobs
+             WHERE state IN ('completed', 'discarded', 'cancelled')
+               AND coalesce(completed_at, discarded_at, cancelled_at)
+                   < now() - make_interval(secs => $1)
+             LIMIT $2)",
+    )
+    .bind(secs(older_than))
+    .bind(limit)
+    .execute(pool)
+    .await?;
+    Ok(done.rows_affected())
+}
+
+pub(crate) async fn heartbeat(pool: &PgPool, node: &str) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO flowstone_nodes (node) VALUES ($1)
+         ON CONFLICT (node) DO UPDATE SET heartbeat_at = now()",
+    )
+    .bind(node)
+    .execute(pool)
+    .await?;
+    Ok(())
+}
+
+pub(crate) async fn remove_node(pool: &PgPool, node: &str) -> Result<()> {
+    sqlx::query("DELETE FROM flowstone_nodes WHERE node = $1")
+        .bind(node)
+        .execute(pool)
+        .await?;
+    Ok(())
+}
+
+pub(crate) async fn rescue(pool: &PgPool, after: Duration) -> Result<Vec<i64>> {
+    let mut tx = pool.begin().await?;
+    let rows = sqlx::query(
+        "UPDATE flowstone_jobs AS j SET
+             state = CASE WHEN attempt >= max_attempts THEN 'discarded' ELSE 'available' END,
+             discarded_at = CASE WHEN attempt >= max_attempts THEN now() ELSE discarded_at END,
+             scheduled_at = now(),
+             errors = errors || jsonb_build_array(jsonb_build_object(
+                 'attempt', attempt, 'at', now(),
+                 'error', 'node ' || coalesce(node, '(none)')
+                          || ' stopped heartbeating during attempt ' || attempt))
+          WHERE state = 'executing'
+            AND NOT EXISTS (SELECT 1 FROM flowstone_nodes AS n
+                             WHERE n.node = j.node
+                               AND n.heartbeat_at > now() - make_interval(secs => $1))
+          RETURNING id",
+    )
+    .bind(secs(after))
+    .fetch_all(&mut *tx)
+    .await?;
+    sqlx::query(
+        "DELETE FROM flowstone_nodes WHERE heartbeat_at < now() - make_interval(secs => $1)",
+    )
+    .bind(secs(after))
+    .execute(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    rows.iter()
+        .map(|r| r.try_get(0).map_err(Into::into))
+        .collect()
+}
+
+pub(crate) async fn no_longer_ours(
+    pool: &PgPool,
+    node: &str,
+    running: &[(i64, i32)],
+) -> Result<Vec<i64>> {
+    let rows = sqlx::query(
+        "SELECT r.id FROM unnest($1::int8[], $2::int4[]) AS r(id, attempt)
+           LEFT JOIN flowstone_jobs AS j
+             ON j.id = r.id AND j.attempt = r.attempt AND j.state = 'executing' AND j.node = $3
+          WHERE j.id IS NULL",
+    )
+    .bind(running.iter().map(|r| r.0).collect::<Vec<_>>())
+    .bind(running.iter().map(|r| r.1).collect::<Vec<_>>())
+    .bind(node)
+    .fetch_all(pool)
+    .await?;
+    rows.iter()
+        .map(|r| r.try_get(0).map_err(Into::into))
+        .collect()
+}
+
+pub(crate) async fn executing_on(
+    pool: &PgPool,
+    node: &str,
+    older_than: Duration,
+) -> Result<Vec<(i64, i32)>> {
+    let rows = sqlx::query(
+        "SELECT id, attempt FROM flowstone_jobs
+          WHERE state = 'executing' AND node = $1
+            AND attempted_at < now() - make_interval(secs => $2)",
+    )
+    .bind(node)
+    .bind(secs(older_than))
+    .fetch_all(pool)
+    .await?;
+    rows.iter()
+        .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
+        .collect()
+}
+
+pub(crate) async fn transition(
+    conn: &mut PgConnection,
+    id: i64,
+    attempt: i32,
+    to: &Transition,
+) -> Result<bool> {
+    let done = sqlx::query(
+        "UPDATE flowstone_jobs SET
+             state = $3,
+             scheduled_at = CASE WHEN $4::float8 IS NULL THEN scheduled_at
+                                 ELSE now() + make_interval(secs => $4::float8) END,
+             attempt = attempt - $5, snoozed = snoozed + $6, unhandled = unhandled + $7,
+             errors = CASE WHEN $8::text IS NULL THEN errors
+                           ELSE errors || jsonb_build_array(jsonb_build_object(
+                                'attempt', attempt, 'at', now(), 'error', $8::text)) END,
+             discarded_at = CASE WHEN $3 = 'discarded' THEN now() ELSE discarded_at END,
+             cancelled_at = CASE WHEN $3 = 'cancelled' THEN now() ELSE cancelled_at END
+          WHERE id = $1 AND attempt = $2 AND state = 'executing'",
+    )
+    .bind(id)
+    .bind(attempt)
+    .bind(to.state.as_str())
+    .bind(to.delay.map(secs))
+    .bind(to.give_back)
+    .bind(to.snoozed)
+    .bind(to.unhandled)
+    .bind(to.error.as_deref())
+    .execute(conn)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+pub(crate) async fn ack_and_claim(
+    conn: &mut PgConnection,
+    acks: &[Ack],
+    claim: Option<ClaimSpec<'_>>,
+) -> Result<Vec<Claimed>> {
+    let mut ids = Vec::new();
+    let mut attempts = Vec::new();
+    let mut results = Vec::new();
+    for ack in acks {
+        match ack {
+            Ack::Complete {
+                id,
+                attempt,
+                result,
+            } => {
+                ids.push(*id);
+                attempts.push(*attempt);
+                results.push(result.as_deref());
+            }
+            Ack::Transition { id, attempt, to } => {
+                transition(conn, *id, *attempt, to).await?;
+            }
+        }
+    }
+    let (queue, node, limit) = claim.map_or(("", "", 0), |c| (c.queue, c.node, c.limit));
+    if ids.is_empty() && limit == 0 {
+        return Ok(Vec::new());
+    }
+    let rows = sqlx::query(
+        "WITH acked AS (
+             UPDATE flowstone_jobs AS j
+                SET state = 'completed', completed_at = now(), result = a.result::jsonb
+               FROM unnest($1::int8[], $2::int4[], $3::text[]) AS a(id, attempt, result)
+              WHERE j.id = a.id AND j.attempt = a.attempt AND j.state = 'executing'
+             RETURNING j.id)
+         UPDATE flowstone_jobs
+            SET state = 'executing', attempt = attempt + 1, attempted_at = now(), node = $4
+          WHERE id IN (
+              SELECT id FROM flowstone_jobs
+               WHERE queue = $5
+                 AND state IN ('available', 'scheduled', 'retryable')
+                 AND scheduled_at <= now()
+               ORDER BY priority, scheduled_at, id
+               LIMIT $6
+               FOR UPDATE SKIP LOCKED)
+         RETURNING id, queue, kind, args::text, meta::text, priority, attempt, max_attempts,
+                   snoozed, unhandled",
+    )
+    .bind(ids)
+    .bind(attempts)
+    .bind(results)
+    .bind(node)
+    .bind(queue)
+    .bind(limit)
+    .fetch_all(conn)
+    .await?;
+    let mut claimed = rows
+        .iter()
+        .map(claimed_from_row)
+        .collect::<Result<Vec<_>>>()?;
+    claimed.sort_by_key(|c| (c.priority, c.id));
+    Ok(claimed)
+}

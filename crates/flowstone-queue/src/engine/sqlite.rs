@@ -1,0 +1,389 @@
+//! The SQLite dialect of the queue's operations. Every write that claims or acknowledges
+//! runs inside `BEGIN IMMEDIATE`, so a transaction takes the write lock up front and waits
+//! on the busy timeout instead of failing to upgrade a read lock; with WAL, readers never
+//! block. Claims are one `UPDATE … RETURNING`. Batches travel as one JSON document expanded
+//! by `json_each`, so statement text is constant and there is no bind-parameter limit.
+//! Timestamps are epoch microseconds taken from this node's clock.
+
+use std::time::Duration;
+
+use serde_json::Value;
+use sqlx::{Acquire, Connection, Row, SqliteConnection, SqlitePool};
+
+use super::{
+    Ack, CancelTarget, ClaimSpec, Claimed, Transition, claimed_from_row, job_from_row, micros,
+    now_micros,
+};
+use crate::error::Result;
+use crate::job::{Job, JobFilter, NewJob};
+
+macro_rules! job_columns {
+    () => {
+        "id, queue, kind, args, meta, priority, state, attempt, max_attempts, snoozed, \
+         unhandled, errors, result, unique_key, batch, node, inserted_at, scheduled_at, \
+         attempted_at, completed_at, cancelled_at, discarded_at"
+    };
+}
+
+/// The JSON document for a bulk insert: one array per job. Args and meta are already JSON
+/// text (serialised by `NewJob`) and are spliced in as they are.
+fn insert_document(jobs: &[&NewJob], keys: &[Option<&str>]) -> String {
+    let mut doc = String::with_capacity(jobs.len() * 96);
+    doc.push('[');
+    for (i, (job, key)) in jobs.iter().zip(keys).enumerate() {
+        if i > 0 {
+            doc.push(',');
+        }
+        let text = |s: &str| Value::String(s.to_string()).to_string();
+        let opt = |s: Option<&str>| s.map_or_else(|| "null".to_string(), text);
+        doc.push('[');
+        doc.push_str(&text(&job.queue));
+        doc.push(',');
+        doc.push_str(&text(&job.kind));
+        doc.push(',');
+        doc.push_str(&job.args);
+        doc.push(',');
+        doc.push_str(&job.meta);
+        doc.push_str(&format!(",{},{},", job.priority, job.max_attempts));
+        match job.scheduled_at {
+            Some(t) => doc.push_str(&t.timestamp_micros().to_string()),
+            None => doc.push_str("null"),
+        }
+        doc.push(',');
+        doc.push_str(&opt(*key));
+        doc.push(',');
+        doc.push_str(&opt(job.batch.as_deref()));
+        doc.push(']');
+    }
+    doc.push(']');
+    doc
+}
+
+pub(crate) async fn insert(
+    pool: &SqlitePool,
+    jobs: &[&NewJob],
+    keys: &[Option<&str>],
+) -> Result<Vec<(i64, Option<String>)>> {
+    let rows = sqlx::query(
+        "INSERT INTO flowstone_jobs
+             (queue, kind, args, meta, priority, state, max_attempts, scheduled_at, inserted_at,
+              unique_key, batch)
+         SELECT value ->> 0, value ->> 1, value -> 2, value -> 3, value ->> 4,
+                CASE WHEN value ->> 6 > ?1 THEN 'scheduled' ELSE 'available' END,
+                value ->> 5, coalesce(value ->> 6, ?1), ?1, value ->> 7, value ->> 8
+           FROM json_each(?2) WHERE true ORDER BY key
+         ON CONFLICT (unique_key)
+            WHERE state IN ('available', 'scheduled', 'executing', 'retryable') DO NOTHING
+         RETURNING id, unique_key",
+    )
+    .bind(now_micros())
+    .bind(insert_document(jobs, keys))
+    .fetch_all(pool)
+    .await?;
+    let mut out = rows
+        .iter()
+        .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
+        .collect::<Result<Vec<(i64, Option<String>)>>>()?;
+    out.sort_unstable_by_key(|(id, _)| *id);
+    Ok(out)
+}
+
+pub(crate) async fn active_by_unique_keys(
+    pool: &SqlitePool,
+    keys: &[String],
+) -> Result<Vec<(i64, String)>> {
+    let rows = sqlx::query(
+        "SELECT id, unique_key FROM flowstone_jobs
+          WHERE unique_key IN (SELECT value FROM json_each(?1))
+            AND state IN ('available', 'scheduled', 'executing', 'retryable')",
+    )
+    .bind(serde_json::to_string(keys)?)
+    .fetch_all(pool)
+    .await?;
+    rows.iter()
+        .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
+        .collect()
+}
+
+pub(crate) async fn get(pool: &SqlitePool, id: i64) -> Result<Option<Job>> {
+    let row = sqlx::query(concat!(
+        "SELECT ",
+        job_columns!(),
+        " FROM flowstone_jobs WHERE id = ?1"
+    ))
+    .bind(id)
+    .fetch_optional(pool)
+    .await?;
+    row.as_ref().map(job_from_row).transpose()
+}
+
+pub(crate) async fn list(pool: &SqlitePool, f: &JobFilter) -> Result<Vec<Job>> {
+    let rows = sqlx::query(concat!(
+        "SELECT ",
+        job_columns!(),
+        " FROM flowstone_jobs
+          WHERE (?1 IS NULL OR queue = ?1) AND (?2 IS NULL OR state = ?2)
+            AND (?3 IS NULL OR batch = ?3) AND id > ?4
+          ORDER BY id LIMIT ?5"
+    ))
+    .bind(f.queue.as_deref())
+    .bind(f.state.map(|s| s.as_str()))
+    .bind(f.batch.as_deref())
+    .bind(f.after_id.unwrap_or(0))
+    .bind(f.limit.unwrap_or(100))
+    .fetch_all(pool)
+    .await?;
+    rows.iter().map(job_from_row).collect()
+}
+
+pub(crate) async fn count_batch(pool: &SqlitePool, batch: &str) -> Result<Vec<(String, i64)>> {
+    let rows =
+        sqlx::query("SELECT state, count(*) FROM flowstone_jobs WHERE batch = ?1 GROUP BY state")
+            .bind(batch)
+            .fetch_all(pool)
+            .await?;
+    rows.iter()
+        .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
+        .collect()
+}
+
+pub(crate) async fn cancel(pool: &SqlitePool, target: CancelTarget<'_>) -> Result<Vec<i64>> {
+    let query = match target {
+        CancelTarget::Ids(ids) => sqlx::query(
+            "UPDATE flowstone_jobs SET state = 'cancelled', cancelled_at = ?1
+              WHERE id IN (SELECT value FROM json_each(?2))
+                AND state IN ('available', 'scheduled', 'executing', 'retryable')
+              RETURNING id",
+        )
+        .bind(now_micros())
+        .bind(serde_json::to_string(ids)?),
+        CancelTarget::Batch(batch) => sqlx::query(
+            "UPDATE flowstone_jobs SET state = 'cancelled', cancelled_at = ?1
+              WHERE batch = ?2
+                AND state IN ('available', 'scheduled', 'executing', 'retryable')
+              RETURNING id",
+        )
+        .bind(now_micros())
+        .bind(batch.to_string()),
+    };
+    let mut conn = pool.acquire().await?;
+    let mut tx = conn.begin_with("BEGIN IMMEDIATE").await?;
+    let rows = query.fetch_all(&mut *tx).await?;
+    tx.commit().await?;
+    rows.iter()
+        .map(|r| r.try_get(0).map_err(Into::into))
+        .collect()
+}
+
+pub(crate) async fn prune(pool: &SqlitePool, older_than: Duration, limit: i64) -> Result<u64> {
+    let done = sqlx::query(
+        "DELETE FROM flowstone_jobs WHERE id IN (
+            SELECT id FROM flowstone_jobs
+             WHERE state IN ('completed', 'discarded', 'cancelled')
+               AND coalesce(completed_at, discarded_at, cancelled_at) < ?1
+             LIMIT ?2)",
+    )
+    .bind(now_micros() - micros(older_than))
+    .bind(limit)
+    .execute(pool)
+    .await?;
+    Ok(done.rows_affected())
+}
+
+pub(crate) async fn heartbeat(pool: &SqlitePool, node: &str) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO flowstone_nodes (node, started_at, heartbeat_at) VALUES (?1, ?2, ?2)
+         ON CONFLICT (node) DO UPDATE SET heartbeat_at = excluded.heartbeat_at",
+    )
+    .bind(node)
+    .bind(now_micros())
+    .execute(pool)
+    .await?;
+    Ok(())
+}
+
+pub(crate) async fn remove_node(pool: &SqlitePool, node: &str) -> Result<()> {
+    sqlx::query("DELETE FROM flowstone_nodes WHERE node = ?1")
+        .bind(node)
+        .execute(pool)
+        .await?;
+    Ok(())
+}
+
+pub(crate) async fn rescue(pool: &SqlitePool, after: Duration) -> Result<Vec<i64>> {
+    let now = now_micros();
+    let cutoff = now - micros(after);
+    let mut conn = pool.acquire().await?;
+    let mut tx = conn.begin_with("BEGIN IMMEDIATE").await?;
+    let rows = sqlx::query(
+        "UPDATE flowstone_jobs SET
+             state = CASE WHEN attempt >= max_attempts THEN 'discarded' ELSE 'available' END,
+             discarded_at = CASE WHEN attempt >= max_attempts THEN ?1 ELSE discarded_at END,
+             scheduled_at = ?1,
+             errors = json_insert(errors, '$[#]', json_object(
+                 'attempt', attempt, 'at', strftime('%Y-%m-%dT%H:%M:%fZ', ?1 / 1000000.0, 'unixepoch'),
+                 'error', 'node ' || coalesce(node, '(none)')
+                          || ' stopped heartbeating during attempt ' || attempt))
+          WHERE state = 'executing'
+            AND NOT EXISTS (SELECT 1 FROM flowstone_nodes AS n
+                             WHERE n.node = flowstone_jobs.node AND n.heartbeat_at > ?2)
+          RETURNING id",
+    )
+    .bind(now)
+    .bind(cutoff)
+    .fetch_all(&mut *tx)
+    .await?;
+    sqlx::query("DELETE FROM flowstone_nodes WHERE heartbeat_at < ?1")
+        .bind(cutoff)
+        .execute(&mut *tx)
+        .await?;
+    tx.commit().await?;
+    rows.iter()
+        .map(|r| r.try_get(0).map_err(Into::into))
+        .collect()
+}
+
+pub(crate) async fn no_longer_ours(
+    pool: &SqlitePool,
+    node: &str,
+    running: &[(i64, i32)],
+) -> Result<Vec<i64>> {
+    let rows = sqlx::query(
+        "SELECT r.value ->> 0 FROM json_each(?1) AS r
+           LEFT JOIN flowstone_jobs AS j
+             ON j.id = r.value ->> 0 AND j.attempt = r.value ->> 1
+            AND j.state = 'executing' AND j.node = ?2
+          WHERE j.id IS NULL",
+    )
+    .bind(serde_json::to_string(running)?)
+    .bind(node)
+    .fetch_all(pool)
+    .await?;
+    rows.iter()
+        .map(|r| r.try_get(0).map_err(Into::into))
+        .collect()
+}
+
+pub(crate) async fn executing_on(
+    pool: &SqlitePool,
+    node: &str,
+    older_than: Duration,
+) -> Result<Vec<(i64, i32)>> {
+    let rows = sqlx::query(
+        "SELECT id, attempt FROM flowstone_jobs
+          WHERE state = 'executing' AND node = ?1 AND attempted_at < ?2",
+    )
+    .bind(node)
+    .bind(now_micros() - micros(older_than))
+    .fetch_all(pool)
+    .await?;
+    rows.iter()
+        .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
+        .collect()
+}
+
+pub(crate) async fn transition(
+    conn: &mut SqliteConnection,
+    id: i64,
+    attempt: i32,
+    to: &Transition,
+) -> Result<bool> {
+    let now = now_micros();
+    let done = sqlx::query(
+        "UPDATE flowstone_jobs SET
+             state = ?3,
+             scheduled_at = CASE WHEN ?4 IS NULL THEN scheduled_at ELSE ?9 + ?4 END,
+             attempt = attempt - ?5, snoozed = snoozed + ?6, unhandled = unhandled + ?7,
+             errors = CASE WHEN ?8 IS NULL THEN errors
+                           ELSE json_insert(errors, '$[#]', json_object(
+                                'attempt', attempt,
+                                'at', strftime('%Y-%m-%dT%H:%M:%fZ', ?9 / 1000000.0, 'unixepoch'),
+                                'error', ?8)) END,
+             discarded_at = CASE WHEN ?3 = 'discarded' THEN ?9 ELSE discarded_at END,
+             cancelled_at = CASE WHEN ?3 = 'cancelled' THEN ?9 ELSE cancelled_at END
+          WHERE id = ?1 AND attempt = ?2 AND state = 'executing'",
+    )
+    .bind(id)
+    .bind(attempt)
+    .bind(to.state.as_str())
+    .bind(to.delay.map(micros))
+    .bind(to.give_back)
+    .bind(to.snoozed)
+    .bind(to.unhandled)
+    .bind(to.error.as_deref())
+    .bind(now)
+    .execute(&mut *conn)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+pub(crate) async fn ack_and_claim(
+    conn: &mut SqliteConnection,
+    acks: &[Ack],
+    claim: Option<ClaimSpec<'_>>,
+) -> Result<Vec<Claimed>> {
+    let limit = claim.map_or(0, |c| c.limit);
+    if acks.is_empty() && limit == 0 {
+        return Ok(Vec::new());
+    }
+    let mut completes = Vec::new();
+    let mut tx = conn.begin_with("BEGIN IMMEDIATE").await?;
+    for ack in acks {
+        match ack {
+            Ack::Complete {
+                id,
+                attempt,
+                result,
+            } => completes.push((*id, *attempt, result.as_deref())),
+            Ack::Transition { id, attempt, to } => {
+                transition(tx.acquire().await?, *id, *attempt, to).await?;
+            }
+        }
+    }
+    let now = now_micros();
+    if !completes.is_empty() {
+        // [[id, attempt, result-json-text-or-null], ...]
+        let doc = serde_json::to_string(&completes)?;
+        sqlx::query(
+            "UPDATE flowstone_jobs
+                SET state = 'completed', completed_at = ?1, result = a.value ->> 2
+               FROM json_each(?2) AS a
+              WHERE flowstone_jobs.id = a.value ->> 0
+                AND flowstone_jobs.attempt = a.value ->> 1
+                AND flowstone_jobs.state = 'executing'",
+        )
+        .bind(now)
+        .bind(doc)
+        .execute(&mut *tx)
+        .await?;
+    }
+    let mut claimed = Vec::new();
+    if let Some(c) = claim.filter(|c| c.limit > 0) {
+        let rows = sqlx::query(
+            "UPDATE flowstone_jobs
+                SET state = 'executing', attempt = attempt + 1, attempted_at = ?1, node = ?2
+              WHERE id IN (
+                  SELECT id FROM flowstone_jobs
+                   WHERE queue = ?3
+                     AND state IN ('available', 'scheduled', 'retryable')
+                     AND scheduled_at <= ?1
+                   ORDER BY priority, scheduled_at, id
+                   LIMIT ?4)
+             RETURNING id, queue, kind, args, meta, priority, attempt, max_attempts, snoozed,
+                       unhandled",
+        )
+        .bind(now)
+        .bind(c.node)
+        .bind(c.queue)
+        .bind(c.limit)
+        .fetch_all(&mut *tx)
+        .await?;
+        claimed = rows
+            .iter()
+            .map(claimed_from_row)
+            .collect::<Result<Vec<_>>>()?;
+        claimed.sort_by_key(|c| (c.priority, c.id));
+    }
+    tx.commit().await?;
+    Ok(claimed)
+}

@@ -1,0 +1,131 @@
+//! The crate's error type. Every variant says what went wrong and what to do about it, and
+//! never shows a database password.
+
+use std::time::Duration;
+
+/// Errors returned by flowstone-queue.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The connection URL could not be used. The URL is shown with its password hidden.
+    #[error(
+        "bad database URL `{url}`: {reason}. Use `sqlite://path/to/file.db` or \
+         `postgres://user:password@host:5432/database`"
+    )]
+    BadUrl {
+        /// The URL, password hidden.
+        url: String,
+        /// Why it was rejected.
+        reason: String,
+    },
+
+    /// The database could not be reached or refused the connection.
+    #[error(
+        "cannot reach the database at `{url}`: {source}. Check that the server is running and \
+         listening on that host and port, that the database exists, and that the user and \
+         password are right (for SQLite: that the directory exists and is writable)"
+    )]
+    Unreachable {
+        /// The URL, password hidden.
+        url: String,
+        /// The driver's error.
+        #[source]
+        source: sqlx::Error,
+    },
+
+    /// A worker config names a queue that is not among the declared queues.
+    #[error(
+        "unknown queue `{queue}` in the worker config: the declared queues are [{}]. Add it to \
+         `WorkerBuilder::known_queues` or fix the name",
+        known.join(", ")
+    )]
+    UnknownQueue {
+        /// The queue the config named.
+        queue: String,
+        /// The queues that were declared.
+        known: Vec<String>,
+    },
+
+    /// A queue name is empty, too long or uses characters outside `[A-Za-z0-9_.:-]`.
+    #[error(
+        "invalid queue name `{0}`: use 1 to 64 characters from letters, digits, `_`, `-`, `.` \
+         and `:`"
+    )]
+    InvalidQueueName(String),
+
+    /// A worker was configured in a way that cannot work (say, a concurrency of 0).
+    #[error("invalid worker config: {0}")]
+    InvalidConfig(String),
+
+    /// A job to insert is not valid (say, priority 12).
+    #[error("invalid job: {0}")]
+    InvalidJob(String),
+
+    /// A job's args are not valid JSON for the type the handler asked for.
+    #[error("malformed args for job kind `{kind}`: {reason}")]
+    MalformedArgs {
+        /// The job kind.
+        kind: String,
+        /// What serde said.
+        reason: String,
+    },
+
+    /// `wait` gave up before the job finished.
+    #[error(
+        "timed out after {waited:?} waiting for job {id} to finish (it is still `{state}`); \
+         check that a worker runs its queue, or wait longer"
+    )]
+    WaitTimeout {
+        /// The job id.
+        id: i64,
+        /// Its state when the wait gave up.
+        state: String,
+        /// How long the wait lasted.
+        waited: Duration,
+    },
+
+    /// No job with this id (it may have been pruned).
+    #[error("job {0} not found (it may never have existed, or was pruned)")]
+    NotFound(i64),
+
+    /// A migration failed; the database is left at the previous version.
+    #[error(
+        "migration {component} v{version} `{name}` failed: {source}. The database stays at the \
+         previous version; fix the cause and run the migrations again"
+    )]
+    Migration {
+        /// Component whose migration failed.
+        component: String,
+        /// Its version.
+        version: i64,
+        /// Its name.
+        name: String,
+        /// The driver's error.
+        #[source]
+        source: sqlx::Error,
+    },
+
+    /// The database is at a newer migration version than this build knows.
+    #[error(
+        "the database has {component} migration v{found}, newer than this build knows (v{known}); \
+         upgrade flowstone-queue on this node"
+    )]
+    NewerSchema {
+        /// Component.
+        component: String,
+        /// Highest version in the database.
+        found: i64,
+        /// Highest version this build ships.
+        known: i64,
+    },
+
+    /// A value could not be turned into JSON.
+    #[error("could not encode JSON: {0}")]
+    Json(#[from] serde_json::Error),
+
+    /// Any other database error.
+    #[error("database error: {0}")]
+    Database(#[from] sqlx::Error),
+}
+
+/// Result alias for this crate.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
