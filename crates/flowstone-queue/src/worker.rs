@@ -344,7 +344,9 @@ pub struct WorkerHandle {
 /// What a graceful shutdown did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ShutdownReport {
-    /// Jobs still running when the grace period ended, returned to the queue.
+    /// Jobs whose handlers had not returned by the grace period's end (plus a short wait
+    /// after their tokens fired): returned to the queue, or discarded if that was their
+    /// last attempt.
     pub abandoned: usize,
 }
 
@@ -397,6 +399,9 @@ async fn pause(token: &CancellationToken, d: Duration) -> bool {
     }
 }
 
+/// After the grace period, how long handlers whose token fired may take to return.
+const ABANDON_WAIT: Duration = Duration::from_millis(500);
+
 /// One queue's claim/ack loop. Returns the number of jobs abandoned at shutdown.
 async fn produce(shared: Arc<Shared>, queue: String, concurrency: usize) -> usize {
     let (ack_tx, mut ack_rx) = mpsc::unbounded_channel::<Ack>();
@@ -420,6 +425,20 @@ async fn produce(shared: Arc<Shared>, queue: String, concurrency: usize) -> usiz
         }
         let abandoning = shared.abandon.is_cancelled();
         if abandoning {
+            // Tokens have fired: give handlers a moment to return their own outcome.
+            let deadline = tokio::time::Instant::now() + ABANDON_WAIT;
+            while !in_flight.is_empty() {
+                tokio::select! {
+                    ack = ack_rx.recv() => match ack {
+                        Some(ack) => {
+                            in_flight.remove(&ack.id());
+                            pending.push(ack);
+                        }
+                        None => break,
+                    },
+                    _ = tokio::time::sleep_until(deadline) => break,
+                }
+            }
             let abandoned = in_flight.len();
             pending.extend(in_flight.drain().map(|(id, (attempt, max_attempts))| {
                 abandon_ack(&shared.node, id, attempt, max_attempts)

@@ -1,0 +1,101 @@
+//! Helpers shared by the queue's integration tests.
+#![allow(dead_code)]
+
+use std::future::Future;
+use std::time::{Duration, Instant};
+
+use flowstone_queue::{Database, Pool, WorkerSettings};
+
+/// Short timings so rescue, polling and give-backs happen within a test.
+pub fn fast() -> WorkerSettings {
+    WorkerSettings {
+        poll_interval: Duration::from_millis(50),
+        heartbeat_interval: Duration::from_millis(100),
+        rescue_after: Duration::from_secs(3),
+        rescue_interval: Duration::from_millis(200),
+        cancel_poll_interval: Duration::from_millis(100),
+        unknown_kind_limit: 3,
+        unknown_kind_delay: Duration::from_millis(20),
+        prune_after: None,
+        prune_interval: Duration::from_secs(300),
+    }
+}
+
+/// Generous bound for conditions to become true (machines are shared and noisy).
+pub const PATIENCE: Duration = Duration::from_secs(60);
+
+/// Polls `cond` until it is true; panics with `what` after [`PATIENCE`].
+pub async fn wait_until<F, Fut>(what: &str, mut cond: F)
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = bool>,
+{
+    let start = Instant::now();
+    while !cond().await {
+        assert!(start.elapsed() < PATIENCE, "timed out waiting for: {what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Runs SQL (no result) on either engine.
+pub async fn exec(db: &Database, sql: &str) {
+    let sql = sqlx::AssertSqlSafe(sql.to_string());
+    match db.pool() {
+        Pool::Sqlite(p) => sqlx::raw_sql(sql).execute(p).await.map(|_| ()),
+        Pool::Postgres(p) => sqlx::raw_sql(sql).execute(p).await.map(|_| ()),
+    }
+    .unwrap_or_else(|e| panic!("test SQL failed: {e}"));
+}
+
+/// Runs a query returning one i64 on either engine.
+pub async fn scalar(db: &Database, sql: &str) -> i64 {
+    let sql = sqlx::AssertSqlSafe(sql.to_string());
+    match db.pool() {
+        Pool::Sqlite(p) => sqlx::query_scalar::<_, i64>(sql).fetch_one(p).await,
+        Pool::Postgres(p) => sqlx::query_scalar::<_, i64>(sql).fetch_one(p).await,
+    }
+    .unwrap_or_else(|e| panic!("test SQL failed: {e}"))
+}
+
+/// Records (job id, attempt, node) in `runs`, whose unique constraint rejects a second run
+/// of the same attempt. Returns false on a duplicate.
+pub async fn record_run(db: &Database, id: i64, attempt: i32, node: &str) -> bool {
+    let r = match db.pool() {
+        Pool::Sqlite(p) => {
+            sqlx::query("INSERT INTO runs (job_id, attempt, node) VALUES (?1, ?2, ?3)")
+                .bind(id)
+                .bind(attempt)
+                .bind(node)
+                .execute(p)
+                .await
+                .map(|_| ())
+        }
+        Pool::Postgres(p) => {
+            sqlx::query("INSERT INTO runs (job_id, attempt, node) VALUES ($1, $2, $3)")
+                .bind(id)
+                .bind(attempt)
+                .bind(node)
+                .execute(p)
+                .await
+                .map(|_| ())
+        }
+    };
+    match r {
+        Ok(_) => true,
+        Err(sqlx::Error::Database(e)) if e.is_unique_violation() => false,
+        Err(e) => panic!("recording a run failed: {e}"),
+    }
+}
+
+pub const RUNS_TABLE: &str = "CREATE TABLE runs (job_id BIGINT NOT NULL, attempt INTEGER NOT NULL, \
+     node TEXT NOT NULL, UNIQUE (job_id, attempt))";
+
+/// All runs as (job id, attempt, node), ordered.
+pub async fn runs(db: &Database) -> Vec<(i64, i32, String)> {
+    let sql = "SELECT job_id, attempt, node FROM runs ORDER BY job_id, attempt";
+    match db.pool() {
+        Pool::Sqlite(p) => sqlx::query_as(sql).fetch_all(p).await,
+        Pool::Postgres(p) => sqlx::query_as(sql).fetch_all(p).await,
+    }
+    .unwrap_or_else(|e| panic!("reading runs failed: {e}"))
+}

@@ -1,0 +1,1036 @@
+//! The queue's behaviour, one suite run against SQLite and PostgreSQL (`sqlite::<name>` and
+//! `postgres::<name>`), each test on a fresh database.
+
+mod common;
+
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use chrono::Utc;
+use common::{RUNS_TABLE, exec, fast, record_run, runs, scalar, wait_until};
+use flowstone_queue::testing::TestDb;
+use flowstone_queue::{
+    Backoff, Database, Engine, Error, HandlerOptions, JobFilter, JobState, NewJob, Outcome, Queue,
+    Unique, Worker,
+};
+use serde_json::json;
+
+flowstone_queue::both_engines!(
+    priority_and_schedule_order_claims,
+    retry_then_complete_records_errors,
+    out_of_attempts_discards,
+    non_retryable_error_discards_at_once,
+    snooze_does_not_spend_an_attempt,
+    concurrent_unique_inserts_make_one_job,
+    four_workers_never_run_a_job_twice,
+    cancel_pending_job_never_runs,
+    cancel_running_job_fires_token,
+    malformed_args_are_discarded_and_worker_goes_on,
+    unknown_kind_is_given_back_without_spending_attempts,
+    batch_list_count_cancel,
+    wait_returns_result_and_times_out,
+    prune_deletes_old_finished_jobs,
+    migrations_are_recorded_in_own_table_once,
+    stale_ack_does_not_overwrite_rescued_attempt,
+    graceful_shutdown_finishes_or_returns_jobs,
+    bulk_insert_spans_chunks,
+);
+
+async fn job_state(q: &Queue, id: i64) -> JobState {
+    q.get(id).await.expect("get job").state
+}
+
+async fn all_final(q: &Queue, ids: &[i64]) -> bool {
+    for id in ids {
+        if !job_state(q, *id).await.is_final() {
+            return false;
+        }
+    }
+    true
+}
+
+async fn priority_and_schedule_order_claims(t: &TestDb) {
+    let q = t.queue();
+    q.migrate().await.unwrap();
+    let now = Utc::now();
+    let p5 = q
+        .insert(NewJob::new("rec", json!(1)).priority(5))
+        .await
+        .unwrap()
+        .job
+        .id;
+    // Same priority: the earlier scheduled_at goes first, whatever the id order.
+    let p0_late = q
+        .insert(NewJob::new("rec", json!(2)).scheduled_at(now - chrono::Duration::seconds(1)))
+        .await
+        .unwrap()
+        .job
+        .id;
+    let p0_early = q
+        .insert(NewJob::new("rec", json!(3)).scheduled_at(now - chrono::Duration::seconds(10)))
+        .await
+        .unwrap()
+        .job
+        .id;
+    let p9 = q
+        .insert(NewJob::new("rec", json!(4)).priority(9))
+        .await
+        .unwrap()
+        .job
+        .id;
+    let future = q
+        .insert(NewJob::new("rec", json!(5)).schedule_in(Duration::from_secs(3600)))
+        .await
+        .unwrap()
+        .job;
+    assert_eq!(future.state, JobState::Scheduled);
+
+    let order = Arc::new(Mutex::new(Vec::new()));
+    let seen = Arc::clone(&order);
+    let worker = Worker::builder(t.db.clone())
+        .queue("default", 1)
+        .settings(fast())
+        .handler("rec", move |ctx| {
+            seen.lock().unwrap().push(ctx.id);
+            async { Outcome::complete() }
+        })
+        .start()
+        .await
+        .unwrap();
+    let expected = vec![p0_early, p0_late, p5, p9];
+    wait_until("four due jobs completed", || all_final(&q, &expected)).await;
+    // Several poll rounds pass while we check the future job.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    worker.shutdown(Duration::from_secs(10)).await;
+    assert_eq!(*order.lock().unwrap(), expected);
+    let future = q.get(future.id).await.unwrap();
+    assert_eq!(
+        future.state,
+        JobState::Scheduled,
+        "a future job must not run early"
+    );
+    assert_eq!(future.attempt, 0);
+}
+
+fn flaky_worker(db: &Database) -> flowstone_queue::WorkerBuilder {
+    let quick = HandlerOptions {
+        backoff: Backoff::Constant(Duration::from_millis(10)),
+    };
+    Worker::builder(db.clone())
+        .queue("default", 4)
+        .settings(fast())
+        .handler_with("fail_twice", quick.clone(), |ctx| async move {
+            if ctx.attempt < 3 {
+                Outcome::retry(format!("boom on attempt {}", ctx.attempt))
+            } else {
+                Outcome::complete_with(&"ok")
+            }
+        })
+        .handler_with("always_fails", quick, |_ctx| async {
+            Outcome::retry("still broken")
+        })
+        .handler("bad_input", |_ctx| async {
+            Outcome::discard("input can never work")
+        })
+        .handler("sleepy", |ctx| async move {
+            if ctx.snoozed == 0 {
+                Outcome::snooze(Duration::from_millis(20))
+            } else {
+                Outcome::complete_with(&ctx.snoozed)
+            }
+        })
+}
+
+async fn retry_then_complete_records_errors(t: &TestDb) {
+    let q = t.queue();
+    q.migrate().await.unwrap();
+    let id = q
+        .insert(NewJob::new("fail_twice", json!({})))
+        .await
+        .unwrap()
+        .job
+        .id;
+    let worker = flaky_worker(&t.db).start().await.unwrap();
+    let job = q.wait(id, common::PATIENCE).await.unwrap();
+    worker.shutdown(Duration::from_secs(10)).await;
+    assert_eq!(job.state, JobState::Completed);
+    assert_eq!(job.attempt, 3);
+    assert_eq!(job.errors.len(), 2);
+    assert_eq!(job.errors[0].attempt, 1);
+    assert_eq!(job.errors[0].error, "boom on attempt 1");
+    assert_eq!(job.errors[1].attempt, 2);
+    assert_eq!(job.result, Some(json!("ok")));
+    assert!(job.completed_at.is_some());
+}
+
+async fn out_of_attempts_discards(t: &TestDb) {
+    let q = t.queue();
+    q.migrate().await.unwrap();
+    let id = q
+        .insert(NewJob::new("always_fails", json!({})).max_attempts(3))
+        .await
+        .unwrap()
+        .job
+        .id;
+    let worker = flaky_worker(&t.db).start().await.unwrap();
+    let job = q.wait(id, common::PATIENCE).await.unwrap();
+    worker.shutdown(Duration::from_secs(10)).await;
+    assert_eq!(job.state, JobState::Discarded);
+    assert_eq!(job.attempt, 3);
+    assert_eq!(job.errors.len(), 3);
+    assert!(job.discarded_at.is_some());
+}
+
+async fn non_retryable_error_discards_at_once(t: &TestDb) {
+    let q = t.queue();
+    q.migrate().await.unwrap();
+    let id = q
+        .insert(NewJob::new("bad_input", json!({})))
+        .await
+        .unwrap()
+        .job
+        .id;
+    let worker = flaky_worker(&t.db).start().await.unwrap();
+    let job = q.wait(id, common::PATIENCE).await.unwrap();
+    worker.shutdown(Duration::from_secs(10)).await;
+    assert_eq!(job.state, JobState::Discarded);
+    assert_eq!(job.attempt, 1);
+    assert_eq!(job.errors.len(), 1);
+    assert_eq!(job.errors[0].error, "input can never work");
+}
+
+async fn snooze_does_not_spend_an_attempt(t: &TestDb) {
+    let q = t.queue();
+    q.migrate().await.unwrap();
+    let id = q
+        .insert(NewJob::new("sleepy", json!({})).max_attempts(1))
+        .await
+        .unwrap()
+        .job
+        .id;
+    let worker = flaky_worker(&t.db).start().await.unwrap();
+    let job = q.wait(id, common::PATIENCE).await.unwrap();
+    worker.shutdown(Duration::from_secs(10)).await;
+    // One attempt allowed, yet it snoozed once and still completed.
+    assert_eq!(job.state, JobState::Completed);
+    assert_eq!(job.attempt, 1);
+    assert_eq!(job.snoozed, 1);
+    assert_eq!(
+        job.result,
+        Some(json!(1)),
+        "the handler saw its snooze count"
+    );
+    assert!(job.errors.is_empty());
+}
+
+async fn concurrent_unique_inserts_make_one_job(t: &TestDb) {
+    let q = t.queue();
+    q.migrate().await.unwrap();
+    let mut tasks = Vec::new();
+    for _ in 0..100 {
+        let q = q.clone();
+        tasks.push(tokio::spawn(async move {
+            q.insert(NewJob::new("once", json!({"user": 7})).unique(Unique::ByArgs))
+                .await
+                .unwrap()
+        }));
+    }
+    let mut ids = HashSet::new();
+    let mut fresh = 0;
+    for t in tasks {
+        let ins = t.await.unwrap();
+        ids.insert(ins.job.id);
+        if !ins.conflict {
+            fresh += 1;
+        }
+    }
+    assert_eq!(ids.len(), 1, "all inserts return the same job");
+    assert_eq!(fresh, 1, "exactly one insert created it");
+    let listed = q
+        .list(&JobFilter {
+            queue: Some("default".into()),
+            ..JobFilter::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(listed.len(), 1);
+
+    let worker = Worker::builder(t.db.clone())
+        .queue("default", 2)
+        .settings(fast())
+        .handler("once", |_| async { Outcome::complete() })
+        .start()
+        .await
+        .unwrap();
+    let first = *ids.iter().next().unwrap();
+    q.wait(first, common::PATIENCE).await.unwrap();
+    let again = q
+        .insert(NewJob::new("once", json!({"user": 7})).unique(Unique::ByArgs))
+        .await
+        .unwrap();
+    assert!(!again.conflict, "a completed job does not block a new run");
+    assert_ne!(again.job.id, first);
+    q.wait(again.job.id, common::PATIENCE).await.unwrap();
+    worker.shutdown(Duration::from_secs(10)).await;
+}
+
+async fn four_workers_never_run_a_job_twice(t: &TestDb) {
+    let q = t.queue();
+    q.migrate().await.unwrap();
+    exec(&t.db, RUNS_TABLE).await;
+    let jobs: Vec<NewJob> = (0..400).map(|i| NewJob::new("count", json!(i))).collect();
+    let ids: Vec<i64> = q
+        .insert_many(&jobs)
+        .await
+        .unwrap()
+        .iter()
+        .map(|i| i.id)
+        .collect();
+
+    let running = Arc::new(Mutex::new(HashSet::new()));
+    let overlaps = Arc::new(AtomicUsize::new(0));
+    let duplicates = Arc::new(AtomicUsize::new(0));
+    let mut workers = Vec::new();
+    for n in 0..4 {
+        // Each worker has its own pool, as separate processes would.
+        let db = Database::connect(t.url()).await.unwrap();
+        let recorder = t.db.clone();
+        let (running, overlaps, duplicates) = (
+            Arc::clone(&running),
+            Arc::clone(&overlaps),
+            Arc::clone(&duplicates),
+        );
+        let w = Worker::builder(db)
+            .node(format!("w{n}"))
+            .queue("default", 5)
+            .settings(fast())
+            .handler("count", move |ctx| {
+                let (recorder, running, overlaps, duplicates) = (
+                    recorder.clone(),
+                    Arc::clone(&running),
+                    Arc::clone(&overlaps),
+                    Arc::clone(&duplicates),
+                );
+                async move {
+                    if !running.lock().unwrap().insert(ctx.id) {
+                        overlaps.fetch_add(1, Ordering::SeqCst);
+                    }
+                    if !record_run(&recorder, ctx.id, ctx.attempt, &ctx.node).await {
+                        duplicates.fetch_add(1, Ordering::SeqCst);
+                    }
+                    tokio::time::sleep(Duration::from_millis(1)).await;
+                    running.lock().unwrap().remove(&ctx.id);
+                    Outcome::complete()
+                }
+            })
+            .start()
+            .await
+            .unwrap();
+        workers.push(w);
+    }
+    wait_until("400 jobs completed", || async {
+        scalar(
+            &t.db,
+            "SELECT count(*) FROM flowstone_jobs WHERE state = 'completed'",
+        )
+        .await
+            == 400
+    })
+    .await;
+    for w in workers {
+        w.shutdown(Duration::from_secs(10)).await;
+    }
+    assert_eq!(
+        overlaps.load(Ordering::SeqCst),
+        0,
+        "a job ran on two workers at once"
+    );
+    assert_eq!(duplicates.load(Ordering::SeqCst), 0, "an attempt ran twice");
+    let runs = runs(&t.db).await;
+    assert_eq!(runs.len(), 400);
+    assert!(runs.iter().all(|r| r.1 == 1));
+    let nodes: HashSet<&str> = runs.iter().map(|r| r.2.as_str()).collect();
+    assert!(nodes.len() > 1, "work was shared: {nodes:?}");
+    assert_eq!(ids.len(), 400);
+}
+
+async fn cancel_pending_job_never_runs(t: &TestDb) {
+    let q = t.queue();
+    q.migrate().await.unwrap();
+    let doomed = q
+        .insert(NewJob::new("track", json!("doomed")))
+        .await
+        .unwrap()
+        .job
+        .id;
+    let cancelled = q.cancel(doomed).await.unwrap();
+    assert_eq!(cancelled.state, JobState::Cancelled);
+    assert!(cancelled.cancelled_at.is_some());
+    let ran = Arc::new(Mutex::new(Vec::new()));
+    let seen = Arc::clone(&ran);
+    let worker = Worker::builder(t.db.clone())
+        .queue("default", 2)
+        .settings(fast())
+        .handler("track", move |ctx| {
+            seen.lock().unwrap().push(ctx.id);
+            async { Outcome::complete() }
+        })
+        .start()
+        .await
+        .unwrap();
+    // A later job on the same queue runs: the worker did look at the queue.
+    let later = q
+        .insert(NewJob::new("track", json!("later")))
+        .await
+        .unwrap()
+        .job
+        .id;
+    q.wait(later, common::PATIENCE).await.unwrap();
+    worker.shutdown(Duration::from_secs(10)).await;
+    assert_eq!(*ran.lock().unwrap(), vec![later]);
+    let doomed = q.get(doomed).await.unwrap();
+    assert_eq!(doomed.state, JobState::Cancelled);
+    assert_eq!(doomed.attempt, 0);
+}
+
+async fn cancel_running_job_fires_token(t: &TestDb) {
+    let q = t.queue();
+    q.migrate().await.unwrap();
+    let fired = Arc::new(AtomicBool::new(false));
+    let started = Arc::new(AtomicBool::new(false));
+    let (f, s) = (Arc::clone(&fired), Arc::clone(&started));
+    let worker = Worker::builder(t.db.clone())
+        .queue("default", 2)
+        .settings(fast())
+        .handler("block", move |ctx| {
+            let (f, s) = (Arc::clone(&f), Arc::clone(&s));
+            async move {
+                s.store(true, Ordering::SeqCst);
+                tokio::select! {
+                    _ = ctx.cancel.cancelled() => {
+                        f.store(true, Ordering::SeqCst);
+                        Outcome::cancelled("saw the token")
+                    }
+                    _ = tokio::time::sleep(common::PATIENCE) => Outcome::complete(),
+                }
+            }
+        })
+        .start()
+        .await
+        .unwrap();
+    let id = q
+        .insert(NewJob::new("block", json!({})))
+        .await
+        .unwrap()
+        .job
+        .id;
+    wait_until("handler started", || async {
+        started.load(Ordering::SeqCst)
+    })
+    .await;
+    // Cancel from another connection pool (another process, as far as signals go).
+    let other = Queue::connect(t.url()).await.unwrap();
+    other.cancel(id).await.unwrap();
+    wait_until("token fired", || async { fired.load(Ordering::SeqCst) }).await;
+    worker.shutdown(Duration::from_secs(10)).await;
+    let job = q.get(id).await.unwrap();
+    assert_eq!(job.state, JobState::Cancelled);
+    assert!(job.cancelled_at.is_some());
+    assert!(job.completed_at.is_none());
+}
+
+#[derive(serde::Deserialize)]
+struct Typed {
+    n: u32,
+}
+
+async fn malformed_args_are_discarded_and_worker_goes_on(t: &TestDb) {
+    let q = t.queue();
+    q.migrate().await.unwrap();
+    let now = Utc::now().timestamp_micros();
+    let bad_sql = match t.engine() {
+        Engine::Postgres => {
+            "INSERT INTO flowstone_jobs (queue, kind, args) VALUES ('default', 'typed', '{\"n\": \"nope\"}')".to_string()
+        }
+        Engine::Sqlite => format!(
+            "INSERT INTO flowstone_jobs (queue, kind, args, inserted_at, scheduled_at) VALUES \
+             ('default', 'typed', '{{\"n\": \"nope\"}}', {now}, {now}), \
+             ('default', 'typed', 'this is not json', {now}, {now})"
+        ),
+    };
+    exec(&t.db, &bad_sql).await;
+    let good = q
+        .insert(NewJob::new("typed", json!({"n": 41})))
+        .await
+        .unwrap()
+        .job
+        .id;
+    let worker = Worker::builder(t.db.clone())
+        .queue("default", 2)
+        .settings(fast())
+        .typed_handler("typed", |_ctx, args: Typed| async move {
+            Outcome::complete_with(&(args.n + 1))
+        })
+        .start()
+        .await
+        .unwrap();
+    let good = q.wait(good, common::PATIENCE).await.unwrap();
+    assert_eq!(good.result, Some(json!(42)));
+    let bad: Vec<_> = q
+        .list(&JobFilter::default())
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|j| j.id != good.id)
+        .collect();
+    assert!(!bad.is_empty());
+    for job in bad {
+        let job = q.wait(job.id, common::PATIENCE).await.unwrap();
+        assert_eq!(job.state, JobState::Discarded);
+        let error = &job.errors[0].error;
+        assert!(
+            error.contains("malformed args for job kind `typed`"),
+            "{error}"
+        );
+        assert!(error.contains("expected JSON for"), "{error}");
+    }
+    worker.shutdown(Duration::from_secs(10)).await;
+}
+
+async fn unknown_kind_is_given_back_without_spending_attempts(t: &TestDb) {
+    let q = t.queue();
+    q.migrate().await.unwrap();
+    let mut s = fast();
+    s.unknown_kind_limit = 1000;
+    // An old node that does not know the new kind.
+    let old = Worker::builder(t.db.clone())
+        .node("old")
+        .queue("default", 2)
+        .settings(s)
+        .handler("legacy", |_| async { Outcome::complete() })
+        .start()
+        .await
+        .unwrap();
+    let id = q
+        .insert(NewJob::new("new_kind", json!({})).max_attempts(1))
+        .await
+        .unwrap()
+        .job
+        .id;
+    wait_until("old node gave the job back twice", || async {
+        q.get(id).await.unwrap().unhandled >= 2
+    })
+    .await;
+    let new = Worker::builder(t.db.clone())
+        .node("new")
+        .queue("default", 2)
+        .settings(fast())
+        .handler("new_kind", |_| async { Outcome::complete() })
+        .start()
+        .await
+        .unwrap();
+    let job = q.wait(id, common::PATIENCE).await.unwrap();
+    assert_eq!(
+        job.state,
+        JobState::Completed,
+        "give-backs spent no attempt"
+    );
+    assert_eq!(job.attempt, 1);
+    assert_eq!(job.node.as_deref(), Some("new"));
+    new.shutdown(Duration::from_secs(10)).await;
+
+    // Nobody knows this kind: discarded after the limit (3 in `fast()`), naming the kind.
+    let orphan = q
+        .insert(NewJob::new("nobody_knows", json!({})))
+        .await
+        .unwrap()
+        .job
+        .id;
+    let job = q.wait(orphan, common::PATIENCE).await;
+    old.shutdown(Duration::from_secs(10)).await;
+    let _ = job;
+    // `old` has a limit of 1000; run a worker with the default test limit to discard it.
+    let strict = Worker::builder(t.db.clone())
+        .queue("default", 1)
+        .settings(fast())
+        .handler("legacy", |_| async { Outcome::complete() })
+        .start()
+        .await
+        .unwrap();
+    let job = q.wait(orphan, common::PATIENCE).await.unwrap();
+    strict.shutdown(Duration::from_secs(10)).await;
+    assert_eq!(job.state, JobState::Discarded);
+    assert!(job.unhandled >= 3);
+    assert!(job.errors.last().unwrap().error.contains("`nobody_knows`"));
+}
+
+async fn batch_list_count_cancel(t: &TestDb) {
+    let q = t.queue();
+    q.migrate().await.unwrap();
+    let started = Arc::new(AtomicBool::new(false));
+    let fired = Arc::new(AtomicBool::new(false));
+    let (s, f) = (Arc::clone(&started), Arc::clone(&fired));
+    let worker = Worker::builder(t.db.clone())
+        .queue("default", 2)
+        .settings(fast())
+        .handler("block", move |ctx| {
+            let (s, f) = (Arc::clone(&s), Arc::clone(&f));
+            async move {
+                s.store(true, Ordering::SeqCst);
+                ctx.cancel.cancelled().await;
+                f.store(true, Ordering::SeqCst);
+                Outcome::complete()
+            }
+        })
+        .start()
+        .await
+        .unwrap();
+    let mut jobs = vec![NewJob::new("block", json!({})).batch("b1")];
+    for i in 0..4 {
+        jobs.push(
+            NewJob::new("block", json!(i))
+                .batch("b1")
+                .schedule_in(Duration::from_secs(3600)),
+        );
+    }
+    jobs.push(
+        NewJob::new("other", json!({}))
+            .queue("elsewhere")
+            .batch("b2"),
+    );
+    q.insert_many(&jobs).await.unwrap();
+    wait_until("batch job running", || async {
+        started.load(Ordering::SeqCst)
+    })
+    .await;
+    let counts = q.count_batch("b1").await.unwrap();
+    assert!(counts.contains(&(JobState::Scheduled, 4)), "{counts:?}");
+    assert!(counts.contains(&(JobState::Executing, 1)), "{counts:?}");
+    assert_eq!(q.list_batch("b1", None, None).await.unwrap().len(), 5);
+    assert_eq!(q.cancel_batch("b1").await.unwrap(), 5);
+    wait_until("running batch job signalled", || async {
+        fired.load(Ordering::SeqCst)
+    })
+    .await;
+    worker.shutdown(Duration::from_secs(10)).await;
+    assert_eq!(
+        q.count_batch("b1").await.unwrap(),
+        vec![(JobState::Cancelled, 5)]
+    );
+    assert_eq!(
+        q.count_batch("b2").await.unwrap(),
+        vec![(JobState::Available, 1)]
+    );
+}
+
+async fn wait_returns_result_and_times_out(t: &TestDb) {
+    let q = t.queue();
+    q.migrate().await.unwrap();
+    let worker = Worker::builder(t.db.clone())
+        .queue("default", 2)
+        .settings(fast())
+        .handler("add", |ctx| async move {
+            let (a, b): (i64, i64) = match ctx.args() {
+                Ok(v) => v,
+                Err(e) => return Outcome::discard(e),
+            };
+            Outcome::complete_with(&json!({"sum": a + b}))
+        })
+        .start()
+        .await
+        .unwrap();
+    // Waiting from another pool: woken by NOTIFY (PostgreSQL) or polling (SQLite).
+    let other = Queue::connect(t.url()).await.unwrap();
+    let id = q
+        .insert(NewJob::new("add", json!([2, 3])))
+        .await
+        .unwrap()
+        .job
+        .id;
+    let done = other.wait(id, common::PATIENCE).await.unwrap();
+    assert_eq!(done.result, Some(json!({"sum": 5})));
+    let stuck = q
+        .insert(NewJob::new("add", json!([1, 1])).queue("nobody_runs_this"))
+        .await
+        .unwrap()
+        .job
+        .id;
+    let err = q.wait(stuck, Duration::from_millis(200)).await.unwrap_err();
+    assert!(matches!(err, Error::WaitTimeout { .. }), "{err}");
+    assert!(err.to_string().contains("still `available`"), "{err}");
+    worker.shutdown(Duration::from_secs(10)).await;
+}
+
+async fn prune_deletes_old_finished_jobs(t: &TestDb) {
+    let q = t.queue();
+    q.migrate().await.unwrap();
+    let worker = Worker::builder(t.db.clone())
+        .queue("default", 2)
+        .settings(fast())
+        .handler("noop", |_| async { Outcome::complete() })
+        .start()
+        .await
+        .unwrap();
+    let done = q
+        .insert(NewJob::new("noop", json!({})))
+        .await
+        .unwrap()
+        .job
+        .id;
+    q.wait(done, common::PATIENCE).await.unwrap();
+    worker.shutdown(Duration::from_secs(10)).await;
+    let pending = q
+        .insert(NewJob::new("noop", json!({})))
+        .await
+        .unwrap()
+        .job
+        .id;
+    assert_eq!(
+        q.prune(Duration::from_secs(3600)).await.unwrap(),
+        0,
+        "too recent"
+    );
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    assert_eq!(q.prune(Duration::from_millis(1)).await.unwrap(), 1);
+    assert!(matches!(q.get(done).await, Err(Error::NotFound(_))));
+    assert_eq!(q.get(pending).await.unwrap().state, JobState::Available);
+}
+
+async fn migrations_are_recorded_in_own_table_once(t: &TestDb) {
+    // Four nodes start at once against a fresh database.
+    let mut tasks = Vec::new();
+    for _ in 0..4 {
+        let url = t.url().to_string();
+        tasks.push(tokio::spawn(async move {
+            Queue::connect(&url).await.unwrap().migrate().await.unwrap()
+        }));
+    }
+    let mut applied = Vec::new();
+    for task in tasks {
+        applied.extend(task.await.unwrap());
+    }
+    assert_eq!(applied, vec![1], "exactly one runner applied v1");
+    assert!(t.queue().migrate().await.unwrap().is_empty());
+    let recorded = scalar(
+        &t.db,
+        "SELECT count(*) FROM flowstone_migrations WHERE component = 'queue' AND version = 1",
+    )
+    .await;
+    assert_eq!(recorded, 1);
+    let sqlx_table = match t.engine() {
+        Engine::Sqlite => "SELECT count(*) FROM sqlite_master WHERE name = '_sqlx_migrations'",
+        Engine::Postgres => {
+            "SELECT count(*) FROM information_schema.tables WHERE table_name = '_sqlx_migrations'"
+        }
+    };
+    assert_eq!(scalar(&t.db, sqlx_table).await, 0);
+    // Another component shares the runner and the table.
+    static OTHER: flowstone_queue::Migrator = flowstone_queue::Migrator::new(
+        "core",
+        &[flowstone_queue::Migration {
+            version: 1,
+            name: "things",
+            sqlite: "CREATE TABLE core_things (id INTEGER PRIMARY KEY)",
+            postgres: "CREATE TABLE core_things (id bigint PRIMARY KEY)",
+        }],
+    );
+    assert_eq!(OTHER.run(&t.db).await.unwrap(), vec![1]);
+    assert_eq!(
+        scalar(&t.db, "SELECT count(*) FROM flowstone_migrations").await,
+        2
+    );
+}
+
+async fn stale_ack_does_not_overwrite_rescued_attempt(t: &TestDb) {
+    let q = t.queue();
+    q.migrate().await.unwrap();
+    let release = Arc::new(tokio::sync::Notify::new());
+    let started = Arc::new(AtomicBool::new(false));
+    // Node A heartbeats once, then goes silent while its handler hangs: it looks dead.
+    let mut silent = fast();
+    silent.heartbeat_interval = Duration::from_secs(3000);
+    silent.rescue_after = Duration::from_secs(3600);
+    silent.cancel_poll_interval = Duration::from_secs(3000);
+    let (r, s) = (Arc::clone(&release), Arc::clone(&started));
+    let a = Worker::builder(Database::connect(t.url()).await.unwrap())
+        .node("A")
+        .queue("default", 1)
+        .settings(silent)
+        .handler("fence", move |_ctx| {
+            let (r, s) = (Arc::clone(&r), Arc::clone(&s));
+            async move {
+                s.store(true, Ordering::SeqCst);
+                r.notified().await;
+                Outcome::complete_with(&"A")
+            }
+        })
+        .start()
+        .await
+        .unwrap();
+    let id = q
+        .insert(NewJob::new("fence", json!({})))
+        .await
+        .unwrap()
+        .job
+        .id;
+    wait_until("A runs the job", || async {
+        started.load(Ordering::SeqCst)
+    })
+    .await;
+    // Node B rescues it (A's heartbeat is older than 3 s) and runs attempt 2.
+    let b = Worker::builder(t.db.clone())
+        .node("B")
+        .queue("default", 1)
+        .settings(fast())
+        .handler("fence", |_ctx| async { Outcome::complete_with(&"B") })
+        .start()
+        .await
+        .unwrap();
+    let job = q.wait(id, common::PATIENCE).await.unwrap();
+    assert_eq!(job.result, Some(json!("B")));
+    assert_eq!(job.attempt, 2);
+    assert!(job.errors[0].error.contains("node A stopped heartbeating"));
+    // A finishes late; its ack (attempt 1) is written at shutdown and must not land.
+    release.notify_one();
+    a.shutdown(Duration::from_secs(10)).await;
+    b.shutdown(Duration::from_secs(10)).await;
+    let job = q.get(id).await.unwrap();
+    assert_eq!(job.state, JobState::Completed);
+    assert_eq!(job.attempt, 2);
+    assert_eq!(job.result, Some(json!("B")));
+    assert_eq!(job.node.as_deref(), Some("B"));
+}
+
+async fn graceful_shutdown_finishes_or_returns_jobs(t: &TestDb) {
+    let q = t.queue();
+    q.migrate().await.unwrap();
+    let running = Arc::new(AtomicUsize::new(0));
+    let r = Arc::clone(&running);
+    let worker = Worker::builder(t.db.clone())
+        .queue("default", 3)
+        .settings(fast())
+        .handler("slow", move |_| {
+            let r = Arc::clone(&r);
+            async move {
+                r.fetch_add(1, Ordering::SeqCst);
+                tokio::time::sleep(Duration::from_millis(200)).await;
+                Outcome::complete()
+            }
+        })
+        .start()
+        .await
+        .unwrap();
+    let jobs: Vec<NewJob> = (0..3).map(|i| NewJob::new("slow", json!(i))).collect();
+    let ids: Vec<i64> = q
+        .insert_many(&jobs)
+        .await
+        .unwrap()
+        .iter()
+        .map(|i| i.id)
+        .collect();
+    wait_until("3 slow jobs running", || async {
+        running.load(Ordering::SeqCst) == 3
+    })
+    .await;
+    let report = worker.shutdown(Duration::from_secs(30)).await;
+    assert_eq!(report.abandoned, 0);
+    for id in &ids {
+        assert_eq!(job_state(&q, *id).await, JobState::Completed);
+    }
+
+    let worker = Worker::builder(t.db.clone())
+        .queue("default", 3)
+        .settings(fast())
+        .handler("stubborn", |_ctx| async move {
+            // Ignores its token: it must be returned to the queue at the end of the grace.
+            tokio::time::sleep(common::PATIENCE).await;
+            Outcome::complete()
+        })
+        .start()
+        .await
+        .unwrap();
+    let id = q
+        .insert(NewJob::new("stubborn", json!({})))
+        .await
+        .unwrap()
+        .job
+        .id;
+    wait_until("stubborn job running", || async {
+        job_state(&q, id).await == JobState::Executing
+    })
+    .await;
+    let report = worker.shutdown(Duration::from_millis(100)).await;
+    assert_eq!(report.abandoned, 1);
+    let job = q.get(id).await.unwrap();
+    assert_eq!(job.state, JobState::Available, "returned to the queue");
+    assert!(
+        job.errors[0].error.contains("shut down"),
+        "{:?}",
+        job.errors
+    );
+}
+
+async fn bulk_insert_spans_chunks(t: &TestDb) {
+    let q = t.queue();
+    q.migrate().await.unwrap();
+    let jobs: Vec<NewJob> = (0..12_000)
+        .map(|i| {
+            let job = NewJob::new("bulk", json!({"i": i}));
+            if i % 1000 == 0 {
+                job.unique(Unique::Key("dup".into()))
+            } else {
+                job
+            }
+        })
+        .collect();
+    let ids = q.insert_many(&jobs).await.unwrap();
+    assert_eq!(ids.len(), 12_000);
+    let fresh: Vec<i64> = ids.iter().filter(|i| !i.conflict).map(|i| i.id).collect();
+    assert_eq!(
+        fresh.len(),
+        12_000 - 11,
+        "11 of the 12 `dup` jobs conflicted"
+    );
+    assert!(
+        fresh.windows(2).all(|w| w[0] < w[1]),
+        "ids follow input order"
+    );
+    let dup_holder = ids[0].id;
+    assert!(
+        ids.iter()
+            .filter(|i| i.conflict)
+            .all(|i| i.id == dup_holder)
+    );
+    // Spot-check that ids map to the right rows.
+    let job = q.get(ids[4321].id).await.unwrap();
+    assert_eq!(job.args, json!({"i": 4321}));
+    assert_eq!(
+        scalar(&t.db, "SELECT count(*) FROM flowstone_jobs").await,
+        12_000 - 11
+    );
+    let bad = q.insert(NewJob::new("bulk", json!({})).priority(10)).await;
+    assert!(matches!(bad, Err(Error::InvalidJob(_))));
+}
+
+// Not generated for both engines: these concern one engine or none.
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_worker_reconnects_after_connections_are_killed() {
+    let Some(t) = TestDb::postgres().await else {
+        return;
+    };
+    let q = t.queue();
+    q.migrate().await.unwrap();
+    exec(&t.db, RUNS_TABLE).await;
+    let worker_db = Database::connect(t.url()).await.unwrap();
+    let recorder = t.db.clone();
+    let worker = Worker::builder(worker_db)
+        .node("survivor")
+        .queue("default", 4)
+        .settings(fast())
+        .handler("work", move |ctx| {
+            let recorder = recorder.clone();
+            async move {
+                // A duplicate here would mean an attempt ran twice.
+                let _ = record_run(&recorder, ctx.id, ctx.attempt, &ctx.node).await;
+                tokio::time::sleep(Duration::from_millis(5)).await;
+                Outcome::complete()
+            }
+        })
+        .start()
+        .await
+        .unwrap();
+    let jobs: Vec<NewJob> = (0..300).map(|i| NewJob::new("work", json!(i))).collect();
+    q.insert_many(&jobs).await.unwrap();
+    let name = t.url().rsplit('/').next().unwrap().to_string();
+    let completed = "SELECT count(*) FROM flowstone_jobs WHERE state = 'completed'";
+    for round in 1..=3 {
+        wait_until("progress between kills", || async {
+            scalar(&t.db, completed).await >= round * 40
+        })
+        .await;
+        // Kill every other session on this database: the worker's pool and its LISTEN.
+        exec(
+            &t.db,
+            &format!(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+                 WHERE datname = '{name}' AND pid <> pg_backend_pid()"
+            ),
+        )
+        .await;
+    }
+    wait_until("queue drained", || async {
+        scalar(&t.db, completed).await == 300
+    })
+    .await;
+    worker.shutdown(Duration::from_secs(10)).await;
+    assert_eq!(
+        scalar(&t.db, "SELECT count(DISTINCT job_id) FROM runs").await,
+        300
+    );
+    t.cleanup().await;
+}
+
+#[tokio::test]
+async fn errors_are_clear() {
+    let err = Database::connect("mysql://bob:hunter2@db/x")
+        .await
+        .unwrap_err();
+    let msg = err.to_string();
+    assert!(matches!(err, Error::BadUrl { .. }), "{msg}");
+    assert!(
+        msg.contains("mysql://bob:***@db/x") && !msg.contains("hunter2"),
+        "{msg}"
+    );
+    assert!(msg.contains("sqlite://"), "says what to use: {msg}");
+
+    let err = Database::connect("postgres://bob:hunter2@127.0.0.1:1/x")
+        .await
+        .unwrap_err();
+    let msg = err.to_string();
+    assert!(matches!(err, Error::Unreachable { .. }), "{msg}");
+    assert!(
+        msg.contains("127.0.0.1:1") && !msg.contains("hunter2"),
+        "{msg}"
+    );
+    assert!(msg.contains("Check that the server is running"), "{msg}");
+
+    let err = Database::connect("sqlite:///nonexistent-dir-fsq/x/y.db")
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::Unreachable { .. }), "{err}");
+
+    let t = TestDb::sqlite().await;
+    let err = Worker::builder(t.db.clone())
+        .known_queues(["default", "emails"])
+        .queue("emials", 2)
+        .handler("x", |_| async { Outcome::complete() })
+        .start()
+        .await
+        .err()
+        .expect("unknown queue must be rejected");
+    let msg = err.to_string();
+    assert!(matches!(err, Error::UnknownQueue { .. }), "{msg}");
+    assert!(
+        msg.contains("`emials`") && msg.contains("default, emails"),
+        "{msg}"
+    );
+
+    let err = Worker::builder(t.db.clone())
+        .queue("has space", 2)
+        .start()
+        .await
+        .err()
+        .expect("bad queue name must be rejected");
+    assert!(matches!(err, Error::InvalidQueueName(_)), "{err}");
+    let err = Worker::builder(t.db.clone())
+        .queue("default", 0)
+        .start()
+        .await
+        .err()
+        .expect("zero concurrency must be rejected");
+    assert!(err.to_string().contains("concurrency 0"), "{err}");
+    t.cleanup().await;
+}
