@@ -1,0 +1,949 @@
+//! Materializing assets through the API: dependencies, records, lineage, errors, timeouts,
+//! upstream runs, resources and hooks.
+
+mod common;
+
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use flowstone::hook::{Hook, Materializing, Next, stacks};
+use flowstone::lineage::{LineageEntry, MaterializationKey};
+use flowstone::store::MaterializationStatus;
+use flowstone::{
+    Asset, Daily, Direction, Error, ErrorKind, FlowStone, Output, Partition, PartitionsDefinition,
+    RetryPolicy, Run,
+};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+use common::{RunLog, all_records, day, logged, records};
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct Report {
+    events: usize,
+    total: u64,
+}
+
+fn raw_events() -> Asset {
+    Asset::new("raw_events")
+        .partitioned_by(Daily::from("2024-01-01").to("2024-01-31"))
+        .execute(|ctx| async move {
+            let day = ctx.partition().date()?;
+            let n = u64::from(chrono::Datelike::day(&day));
+            Ok::<_, Error>(vec![n, n * 10])
+        })
+}
+
+fn daily_report() -> Asset {
+    Asset::new("daily_report")
+        .depends_on(["raw_events"])
+        .partitioned_by(Daily::from("2024-01-01").to("2024-01-31"))
+        .execute(|ctx| async move {
+            let events: Vec<u64> = ctx.dep("raw_events")?;
+            Ok::<_, Error>(Report {
+                events: events.len(),
+                total: events.iter().sum(),
+            })
+        })
+}
+
+fn report_graph() -> FlowStone {
+    FlowStone::builder()
+        .asset(raw_events())
+        .asset(daily_report())
+        .build()
+        .unwrap()
+}
+
+// ---------------------------------------------------------------------------------------------
+// Dependencies
+// ---------------------------------------------------------------------------------------------
+
+#[tokio::test]
+async fn dependency_present_output_is_returned_and_loadable() {
+    let fs = report_graph();
+    let d = day(2024, 1, 5);
+    fs.materialize("raw_events", Run::partition(d))
+        .await
+        .unwrap();
+
+    let report: Report = fs
+        .materialize("daily_report", Run::partition(d))
+        .await
+        .unwrap()
+        .value()
+        .unwrap();
+    assert_eq!(
+        report,
+        Report {
+            events: 2,
+            total: 55
+        }
+    );
+
+    let loaded: Report = fs.load("daily_report", d).await.unwrap();
+    assert_eq!(loaded, report);
+    let raw: Vec<u64> = fs.load("raw_events", d).await.unwrap();
+    assert_eq!(raw, vec![5, 50]);
+
+    // Another partition was never materialized: loading it is a NotFound naming the asset.
+    let err = fs
+        .load::<Report>("daily_report", day(2024, 1, 6))
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::NotFound, "{err}");
+    assert!(err.to_string().contains("daily_report"), "{err}");
+}
+
+#[tokio::test]
+async fn missing_dependency_is_dependency_not_ready_naming_it() {
+    let fs = report_graph();
+    let err = fs
+        .materialize("daily_report", Run::partition(day(2024, 1, 5)))
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::DependencyNotReady, "{err}");
+    assert_eq!(err.missing_dependencies(), ["raw_events".to_owned()]);
+    assert!(err.to_string().contains("raw_events"), "{err}");
+    assert_eq!(err.asset(), Some("daily_report"));
+    assert_eq!(err.partition(), Some(&Partition::from(day(2024, 1, 5))));
+    // The partition of another day being materialized does not count.
+    fs.materialize("raw_events", Run::partition(day(2024, 1, 4)))
+        .await
+        .unwrap();
+    let err = fs
+        .materialize("daily_report", Run::partition(day(2024, 1, 5)))
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::DependencyNotReady, "{err}");
+}
+
+#[tokio::test]
+async fn missing_dependency_lists_every_missing_asset() {
+    let log = RunLog::default();
+    let fs = FlowStone::builder()
+        .asset(logged("left", &[], &log))
+        .asset(logged("middle", &[], &log))
+        .asset(logged("right", &[], &log))
+        .asset(logged("joined", &["left", "middle", "right"], &log))
+        .build()
+        .unwrap();
+    fs.materialize("middle", Run::unpartitioned())
+        .await
+        .unwrap();
+    let err = fs
+        .materialize("joined", Run::unpartitioned())
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::DependencyNotReady, "{err}");
+    assert_eq!(
+        err.missing_dependencies(),
+        ["left".to_owned(), "right".to_owned()]
+    );
+    let message = err.to_string();
+    assert!(
+        message.contains("left") && message.contains("right"),
+        "{message}"
+    );
+    assert_eq!(log.count("joined"), 0, "the asset must not run");
+}
+
+#[tokio::test]
+async fn missing_optional_dependency_arrives_as_none() {
+    let seen: Arc<Mutex<Vec<(Option<u32>, Option<u32>)>>> = Arc::default();
+    let seen_in_asset = Arc::clone(&seen);
+    let fs = FlowStone::builder()
+        .asset(Asset::new("enrichment").execute(|_ctx| async { Ok::<_, Error>(7u32) }))
+        .asset(
+            Asset::new("main")
+                .depends_on(["enrichment"])
+                .optional(["enrichment"])
+                .execute(move |ctx| {
+                    let seen = Arc::clone(&seen_in_asset);
+                    async move {
+                        let as_option: Option<u32> = ctx.dep("enrichment")?;
+                        let optional: Option<u32> = ctx.optional_dep("enrichment")?;
+                        seen.lock().unwrap().push((as_option, optional));
+                        Ok::<_, Error>(as_option.unwrap_or(0))
+                    }
+                }),
+        )
+        .build()
+        .unwrap();
+
+    let out: u32 = fs
+        .materialize("main", Run::unpartitioned())
+        .await
+        .unwrap()
+        .value()
+        .unwrap();
+    assert_eq!(out, 0);
+    assert_eq!(seen.lock().unwrap().as_slice(), &[(None, None)]);
+
+    // Once it exists, both reads see it.
+    fs.materialize("enrichment", Run::unpartitioned())
+        .await
+        .unwrap();
+    let out: u32 = fs
+        .materialize("main", Run::unpartitioned())
+        .await
+        .unwrap()
+        .value()
+        .unwrap();
+    assert_eq!(out, 7);
+    assert_eq!(seen.lock().unwrap()[1], (Some(7), Some(7)));
+}
+
+#[tokio::test]
+async fn reading_a_missing_optional_dependency_as_a_plain_type_is_an_error() {
+    let fs = FlowStone::builder()
+        .asset(Asset::new("extra").execute(|_ctx| async { Ok::<_, Error>(1u32) }))
+        .asset(
+            Asset::new("main")
+                .depends_on(["extra"])
+                .optional(["extra"])
+                .execute(|ctx| async move {
+                    let value: u32 = ctx.dep("extra")?;
+                    Ok::<_, Error>(value)
+                }),
+        )
+        .build()
+        .unwrap();
+    let err = fs
+        .materialize("main", Run::unpartitioned())
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::DependencyNotReady, "{err}");
+    assert!(err.to_string().contains("extra"), "{err}");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Records and lineage
+// ---------------------------------------------------------------------------------------------
+
+#[tokio::test]
+async fn success_is_recorded_with_a_duration() {
+    let fs = report_graph();
+    let d = day(2024, 1, 3);
+    fs.materialize("raw_events", Run::partition(d).metadata("who", "test"))
+        .await
+        .unwrap();
+    let recs = records(&fs, "raw_events").await;
+    assert_eq!(recs.len(), 1, "{recs:?}");
+    let rec = &recs[0];
+    assert_eq!(rec.status, MaterializationStatus::Success);
+    assert_eq!(rec.asset, "raw_events");
+    assert_eq!(rec.partition, Partition::from(d));
+    assert!(rec.duration.is_some(), "{rec:?}");
+    assert!(rec.finished_at.is_some(), "{rec:?}");
+    assert!(rec.finished_at.unwrap() >= rec.started_at, "{rec:?}");
+    assert!(rec.error.is_none(), "{rec:?}");
+    assert_eq!(rec.attempt, 1);
+    assert_eq!(rec.executor, "sync");
+    assert_eq!(rec.metadata.get("who"), Some(&json!("test")));
+}
+
+#[tokio::test]
+async fn lineage_upstream_is_exactly_the_dependency_run_and_downstream_has_the_target() {
+    let fs = report_graph();
+    let d = day(2024, 1, 9);
+    fs.materialize("raw_events", Run::partition(d))
+        .await
+        .unwrap();
+    // A second run of the same dependency for another day must not show up.
+    fs.materialize("raw_events", Run::partition(day(2024, 1, 10)))
+        .await
+        .unwrap();
+    fs.materialize("daily_report", Run::partition(d))
+        .await
+        .unwrap();
+
+    let dep_rec = records(&fs, "raw_events")
+        .await
+        .into_iter()
+        .find(|r| r.partition == Partition::from(d))
+        .unwrap();
+    let target_rec = records(&fs, "daily_report").await.remove(0);
+    assert_ne!(
+        dep_rec.run_id, target_rec.run_id,
+        "separate calls, separate runs"
+    );
+
+    let upstream = fs
+        .lineage("daily_report", d, Direction::Upstream, 5)
+        .await
+        .unwrap();
+    assert_eq!(
+        upstream,
+        vec![LineageEntry {
+            key: MaterializationKey {
+                asset: "raw_events".into(),
+                partition: dep_rec.partition.clone(),
+                run_id: dep_rec.run_id,
+            },
+            depth: 1,
+        }]
+    );
+
+    let downstream = fs
+        .lineage("raw_events", d, Direction::Downstream, 5)
+        .await
+        .unwrap();
+    let target_key = MaterializationKey {
+        asset: "daily_report".into(),
+        partition: Partition::from(d),
+        run_id: target_rec.run_id,
+    };
+    assert!(
+        downstream
+            .iter()
+            .any(|e| e.key == target_key && e.depth == 1),
+        "{downstream:?}"
+    );
+    // Nothing consumed the other day's raw events.
+    let other = fs
+        .lineage("raw_events", day(2024, 1, 10), Direction::Downstream, 5)
+        .await
+        .unwrap();
+    assert!(other.is_empty(), "{other:?}");
+}
+
+#[tokio::test]
+async fn lineage_depth_and_impact_over_a_three_level_chain() {
+    let log = RunLog::default();
+    let fs = FlowStone::builder()
+        .asset(logged("a", &[], &log))
+        .asset(logged("b", &["a"], &log))
+        .asset(logged("c", &["b"], &log))
+        .build()
+        .unwrap();
+    fs.materialize("c", Run::unpartitioned().with_upstream(true))
+        .await
+        .unwrap();
+    let run_of = |asset: &'static str| {
+        let fs = fs.clone();
+        async move { records(&fs, asset).await.remove(0).run_id }
+    };
+    let (ra, rb, rc) = (run_of("a").await, run_of("b").await, run_of("c").await);
+    let key = |asset: &str, run_id| MaterializationKey {
+        asset: asset.into(),
+        partition: Partition::Unpartitioned,
+        run_id,
+    };
+
+    let depth1 = fs
+        .lineage("c", Partition::Unpartitioned, Direction::Upstream, 1)
+        .await
+        .unwrap();
+    assert_eq!(
+        depth1,
+        vec![LineageEntry {
+            key: key("b", rb),
+            depth: 1
+        }]
+    );
+    let depth2 = fs
+        .lineage("c", Partition::Unpartitioned, Direction::Upstream, 2)
+        .await
+        .unwrap();
+    assert_eq!(
+        depth2,
+        vec![
+            LineageEntry {
+                key: key("b", rb),
+                depth: 1
+            },
+            LineageEntry {
+                key: key("a", ra),
+                depth: 2
+            },
+        ]
+    );
+    let down1 = fs
+        .lineage("a", Partition::Unpartitioned, Direction::Downstream, 1)
+        .await
+        .unwrap();
+    assert_eq!(
+        down1,
+        vec![LineageEntry {
+            key: key("b", rb),
+            depth: 1
+        }]
+    );
+    let down2 = fs
+        .lineage("a", Partition::Unpartitioned, Direction::Downstream, 2)
+        .await
+        .unwrap();
+    assert_eq!(down2.len(), 2, "{down2:?}");
+    assert!(down2.contains(&LineageEntry {
+        key: key("c", rc),
+        depth: 2
+    }));
+
+    let impact = fs.impact("a").await.unwrap();
+    let impacted: Vec<(&str, u32)> = impact
+        .iter()
+        .map(|e| (e.key.asset.as_str(), e.depth))
+        .collect();
+    assert_eq!(impacted, vec![("b", 1), ("c", 2)]);
+    assert!(fs.impact("c").await.unwrap().is_empty());
+}
+
+// ---------------------------------------------------------------------------------------------
+// Errors
+// ---------------------------------------------------------------------------------------------
+
+#[tokio::test]
+async fn unknown_asset_is_not_found_with_a_suggestion() {
+    let fs = report_graph();
+    let err = fs
+        .materialize("daly_report", Run::partition(day(2024, 1, 1)))
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::AssetNotFound, "{err}");
+    assert!(
+        err.to_string().contains("did you mean 'daily_report'"),
+        "{err}"
+    );
+    assert!(err.to_string().contains("daly_report"), "{err}");
+
+    // Far from every name: no suggestion, still names the input.
+    let err = fs
+        .materialize("zzz", Run::unpartitioned())
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::AssetNotFound, "{err}");
+    assert!(!err.to_string().contains("did you mean"), "{err}");
+    assert!(err.to_string().contains("'zzz'"), "{err}");
+    // The read side agrees.
+    let err = fs.load::<Report>("daly_report", day(2024, 1, 1)).await;
+    assert_eq!(err.unwrap_err().kind(), ErrorKind::AssetNotFound);
+}
+
+#[tokio::test]
+async fn a_panicking_asset_is_a_failed_record_and_the_next_run_works() {
+    let panic_now = Arc::new(AtomicBool::new(true));
+    let flag = Arc::clone(&panic_now);
+    let fs = FlowStone::builder()
+        .asset(Asset::new("fragile").execute(move |_ctx| {
+            let flag = Arc::clone(&flag);
+            async move {
+                if flag.load(Ordering::SeqCst) {
+                    panic!("kaboom at row 42");
+                }
+                Ok::<_, Error>(1u8)
+            }
+        }))
+        .asset(Asset::new("steady").execute(|_ctx| async { Ok::<_, Error>(2u8) }))
+        .build()
+        .unwrap();
+
+    let err = fs
+        .materialize("fragile", Run::unpartitioned())
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Panicked, "{err}");
+    assert!(err.to_string().contains("kaboom at row 42"), "{err}");
+
+    let recs = records(&fs, "fragile").await;
+    assert_eq!(recs.len(), 1);
+    assert_eq!(recs[0].status, MaterializationStatus::Failed);
+    let stored = recs[0]
+        .error
+        .as_ref()
+        .expect("a failed record has its error");
+    assert_eq!(stored.kind, ErrorKind::Panicked);
+    assert!(stored.message.contains("kaboom at row 42"), "{stored:?}");
+
+    // The process goes on: another asset and the same one both materialize.
+    let two: u8 = fs
+        .materialize("steady", Run::unpartitioned())
+        .await
+        .unwrap()
+        .value()
+        .unwrap();
+    assert_eq!(two, 2);
+    panic_now.store(false, Ordering::SeqCst);
+    let one: u8 = fs
+        .materialize("fragile", Run::unpartitioned())
+        .await
+        .unwrap()
+        .value()
+        .unwrap();
+    assert_eq!(one, 1);
+    assert_eq!(
+        records(&fs, "fragile").await[0].status,
+        MaterializationStatus::Success
+    );
+}
+
+#[tokio::test]
+async fn a_permanent_error_stays_non_retryable_through_the_api_and_the_record() {
+    let calls = Arc::new(AtomicUsize::new(0));
+    let counter = Arc::clone(&calls);
+    let fs = FlowStone::builder()
+        .asset(
+            Asset::new("strict")
+                // Retries are allowed, but a permanent error must not use them.
+                .retry(RetryPolicy::attempts(3).backoff(Duration::from_millis(1)))
+                .execute(move |_ctx| {
+                    let counter = Arc::clone(&counter);
+                    async move {
+                        counter.fetch_add(1, Ordering::SeqCst);
+                        Err::<u8, _>(Error::permanent("column 'amount' is not a number"))
+                    }
+                }),
+        )
+        .build()
+        .unwrap();
+    let err = fs
+        .materialize("strict", Run::unpartitioned())
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::ExecutionFailed, "{err}");
+    assert!(!err.retryable(), "{err:?}");
+    assert!(err.to_string().contains("column 'amount'"), "{err}");
+    assert_eq!(err.asset(), Some("strict"));
+    assert_eq!(
+        calls.load(Ordering::SeqCst),
+        1,
+        "no retry of a permanent error"
+    );
+
+    let rec = records(&fs, "strict").await.remove(0);
+    assert_eq!(rec.status, MaterializationStatus::Failed);
+    let stored = rec.error.unwrap();
+    assert!(!stored.retryable, "{stored:?}");
+    assert_eq!(stored.kind, ErrorKind::ExecutionFailed);
+    assert!(!Error::from_record(stored).retryable());
+}
+
+#[tokio::test]
+async fn a_retryable_error_is_retried_up_to_the_policy() {
+    let calls = Arc::new(AtomicUsize::new(0));
+    let counter = Arc::clone(&calls);
+    let fs = FlowStone::builder()
+        .asset(
+            Asset::new("flaky")
+                .retry(RetryPolicy::attempts(3).backoff(Duration::from_millis(1)))
+                .execute(move |ctx| {
+                    let counter = Arc::clone(&counter);
+                    async move {
+                        counter.fetch_add(1, Ordering::SeqCst);
+                        if ctx.attempt() < 3 {
+                            return Err(Error::failed("try again"));
+                        }
+                        Ok::<_, Error>(ctx.attempt())
+                    }
+                }),
+        )
+        .build()
+        .unwrap();
+    let attempt: u32 = fs
+        .materialize("flaky", Run::unpartitioned())
+        .await
+        .unwrap()
+        .value()
+        .unwrap();
+    assert_eq!(attempt, 3);
+    assert_eq!(calls.load(Ordering::SeqCst), 3);
+    let recs = records(&fs, "flaky").await;
+    assert_eq!(recs.len(), 1, "one record per run, updated per attempt");
+    assert_eq!(recs[0].status, MaterializationStatus::Success);
+    assert_eq!(recs[0].attempt, 3);
+}
+
+fn sleeper(name: &str, done: &Arc<AtomicBool>) -> Asset {
+    let done = Arc::clone(done);
+    Asset::new(name).execute(move |_ctx| {
+        let done = Arc::clone(&done);
+        async move {
+            tokio::time::sleep(Duration::from_secs(10)).await;
+            done.store(true, Ordering::SeqCst);
+            Ok::<_, Error>(0u8)
+        }
+    })
+}
+
+#[tokio::test]
+async fn sync_timeout_from_the_asset_is_an_execution_timeout() {
+    let done = Arc::new(AtomicBool::new(false));
+    let fs = FlowStone::builder()
+        .asset(sleeper("slow", &done).timeout(Duration::from_millis(50)))
+        .build()
+        .unwrap();
+    let err = fs
+        .materialize("slow", Run::unpartitioned())
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::ExecutionTimeout, "{err}");
+    assert!(err.to_string().contains("slow"), "{err}");
+    let rec = records(&fs, "slow").await.remove(0);
+    assert_eq!(rec.status, MaterializationStatus::Failed);
+    assert_eq!(rec.error.unwrap().kind, ErrorKind::ExecutionTimeout);
+    assert!(!done.load(Ordering::SeqCst));
+}
+
+#[tokio::test]
+async fn sync_timeout_from_the_run_is_an_execution_timeout() {
+    let done = Arc::new(AtomicBool::new(false));
+    let fs = FlowStone::builder()
+        .asset(sleeper("slow", &done))
+        .build()
+        .unwrap();
+    let err = fs
+        .materialize(
+            "slow",
+            Run::unpartitioned()
+                .executor(flowstone::Strategy::Sync)
+                .timeout(Duration::from_millis(50)),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::ExecutionTimeout, "{err}");
+    let rec = records(&fs, "slow").await.remove(0);
+    assert_eq!(rec.status, MaterializationStatus::Failed);
+    assert_eq!(rec.error.unwrap().kind, ErrorKind::ExecutionTimeout);
+    assert!(!done.load(Ordering::SeqCst));
+}
+
+#[tokio::test]
+async fn error_messages_name_the_input() {
+    // A person's partition input, parsed by the asset's definition.
+    let def = Daily::from("2024-01-01").to("2024-01-31");
+    for input in ["2024-13-45", "yesterday", "2024-02-01"] {
+        let err = def.parse(input).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::InvalidPartition, "{err}");
+        assert!(err.to_string().contains(input), "{input}: {err}");
+    }
+    // A partitioned asset materialized without a partition names the asset and the form.
+    let fs = report_graph();
+    let err = fs
+        .materialize("raw_events", Run::unpartitioned())
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::InvalidPartition, "{err}");
+    assert!(err.to_string().contains("raw_events"), "{err}");
+    assert!(err.to_string().contains("2024-01-05"), "{err}");
+    // An id that is not one.
+    let err = "not-a-uuid".parse::<flowstone::JobId>().unwrap_err();
+    assert!(err.to_string().contains("not-a-uuid"), "{err}");
+    // An executor name with a typo.
+    let err = fs
+        .materialize(
+            "raw_events",
+            Run::partition(day(2024, 1, 1)).executor(flowstone::Strategy::named("snyc")),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Config, "{err}");
+    assert!(err.to_string().contains("'snyc'"), "{err}");
+    assert!(err.to_string().contains("did you mean 'sync'"), "{err}");
+}
+
+// ---------------------------------------------------------------------------------------------
+// with_upstream
+// ---------------------------------------------------------------------------------------------
+
+#[tokio::test]
+async fn with_upstream_runs_the_missing_chain_in_order_once() {
+    let log = RunLog::default();
+    let fs = FlowStone::builder()
+        .asset(logged("c", &["b"], &log))
+        .asset(logged("a", &[], &log))
+        .asset(logged("b", &["a"], &log))
+        .build()
+        .unwrap();
+    let out: u64 = fs
+        .materialize("c", Run::unpartitioned().with_upstream(true))
+        .await
+        .unwrap()
+        .value()
+        .unwrap();
+    assert_eq!(out, 1);
+    assert_eq!(log.entries(), ["a", "b", "c"]);
+    // All three in one run.
+    let runs: Vec<_> = all_records(&fs).await.iter().map(|r| r.run_id).collect();
+    assert_eq!(runs.len(), 3);
+    assert!(runs.iter().all(|r| *r == runs[0]), "{runs:?}");
+
+    // The upstream is there now: a second call runs only the target.
+    fs.materialize("c", Run::unpartitioned().with_upstream(true))
+        .await
+        .unwrap();
+    assert_eq!(log.entries(), ["a", "b", "c", "c"]);
+
+    // Without with_upstream nothing upstream runs either.
+    fs.materialize("c", Run::unpartitioned()).await.unwrap();
+    assert_eq!(log.entries(), ["a", "b", "c", "c", "c"]);
+}
+
+#[tokio::test]
+async fn with_upstream_on_partitions_runs_the_partition_of_each_dependency() {
+    let fs = report_graph();
+    let d = day(2024, 1, 20);
+    let report: Report = fs
+        .materialize("daily_report", Run::partition(d).with_upstream(true))
+        .await
+        .unwrap()
+        .value()
+        .unwrap();
+    assert_eq!(report.total, 220);
+    let raw: Vec<u64> = fs.load("raw_events", d).await.unwrap();
+    assert_eq!(raw, vec![20, 200]);
+    assert_eq!(records(&fs, "raw_events").await.len(), 1);
+}
+
+#[tokio::test]
+async fn with_upstream_stops_at_a_failing_upstream() {
+    let log = RunLog::default();
+    let fs = FlowStone::builder()
+        .asset(
+            Asset::new("a")
+                .execute(|_ctx| async { Err::<u8, _>(Error::permanent("source is down")) }),
+        )
+        .asset(logged("b", &["a"], &log))
+        .build()
+        .unwrap();
+    let err = fs
+        .materialize("b", Run::unpartitioned().with_upstream(true))
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("source is down"), "{err}");
+    assert_eq!(err.asset(), Some("a"));
+    assert_eq!(log.count("b"), 0);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Resources
+// ---------------------------------------------------------------------------------------------
+
+#[derive(Debug, Clone)]
+struct Settings {
+    region: String,
+}
+
+#[tokio::test]
+async fn resources_are_handed_only_to_assets_that_declare_them() {
+    let fs = FlowStone::builder()
+        .resource_value(
+            "settings",
+            Settings {
+                region: "eu".into(),
+            },
+        )
+        .asset(
+            Asset::new("declared")
+                .requires(["settings"])
+                .execute(|ctx| async move {
+                    let settings = ctx.resource::<Settings>("settings").await?;
+                    Ok::<_, Error>(settings.region.clone())
+                }),
+        )
+        .asset(Asset::new("sneaky").execute(|ctx| async move {
+            let settings = ctx.resource::<Settings>("settings").await?;
+            Ok::<_, Error>(settings.region.clone())
+        }))
+        .build()
+        .unwrap();
+
+    let region: String = fs
+        .materialize("declared", Run::unpartitioned())
+        .await
+        .unwrap()
+        .value()
+        .unwrap();
+    assert_eq!(region, "eu");
+
+    let err = fs
+        .materialize("sneaky", Run::unpartitioned())
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Resource, "{err}");
+    assert!(err.to_string().contains("'settings'"), "{err}");
+    assert!(err.to_string().contains("sneaky"), "{err}");
+}
+
+#[tokio::test]
+async fn a_failing_resource_is_named_and_other_resources_keep_working() {
+    let setups = Arc::new(AtomicUsize::new(0));
+    let counter = Arc::clone(&setups);
+    let fs = FlowStone::builder()
+        .resource("warehouse", move || {
+            counter.fetch_add(1, Ordering::SeqCst);
+            async { Err::<u32, _>("connection refused by db:5432") }
+        })
+        .resource_value("settings", 11u32)
+        .asset(
+            Asset::new("uses_warehouse")
+                .requires(["warehouse"])
+                .execute(|ctx| async move {
+                    let conn = ctx.resource::<u32>("warehouse").await?;
+                    Ok::<_, Error>(*conn)
+                }),
+        )
+        .asset(
+            Asset::new("uses_settings")
+                .requires(["settings"])
+                .execute(|ctx| async move {
+                    let value = ctx.resource::<u32>("settings").await?;
+                    Ok::<_, Error>(*value)
+                }),
+        )
+        .build()
+        .unwrap();
+
+    let err = fs
+        .materialize("uses_warehouse", Run::unpartitioned())
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Resource, "{err}");
+    assert!(err.to_string().contains("'warehouse'"), "{err}");
+    assert!(err.to_string().contains("connection refused"), "{err}");
+    assert_eq!(
+        records(&fs, "uses_warehouse").await[0].status,
+        MaterializationStatus::Failed
+    );
+
+    let value: u32 = fs
+        .materialize("uses_settings", Run::unpartitioned())
+        .await
+        .unwrap()
+        .value()
+        .unwrap();
+    assert_eq!(value, 11);
+
+    // A failed setup is tried again on the next use.
+    let again = fs
+        .materialize("uses_warehouse", Run::unpartitioned())
+        .await
+        .unwrap_err();
+    assert_eq!(again.kind(), ErrorKind::Resource);
+    assert_eq!(setups.load(Ordering::SeqCst), 2);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Hooks
+// ---------------------------------------------------------------------------------------------
+
+#[derive(Clone, Default)]
+struct AuditHook {
+    seen: Arc<Mutex<Vec<(String, Option<serde_json::Value>)>>>,
+}
+
+#[async_trait]
+impl Hook for AuditHook {
+    async fn call(&self, cx: &mut Materializing<'_>, next: Next<'_>) -> flowstone::Result<Output> {
+        self.seen
+            .lock()
+            .unwrap()
+            .push((cx.asset.name().to_owned(), cx.hook_config("audit").cloned()));
+        next.run(cx).await
+    }
+}
+
+fn audited() -> (FlowStone, AuditHook) {
+    let audit = AuditHook::default();
+    let fs = FlowStone::builder()
+        .hook("audit", audit.clone())
+        .asset(Asset::new("ledger").execute(|_ctx| async { Ok::<_, Error>(100i64) }))
+        .build()
+        .unwrap();
+    (fs, audit)
+}
+
+#[tokio::test]
+async fn a_custom_hook_named_in_the_stack_receives_its_config() {
+    let (fs, audit) = audited();
+    let value: i64 = fs
+        .materialize(
+            "ledger",
+            Run::unpartitioned()
+                .hooks(["audit", "core"])
+                .hook_config("audit", json!({"level": "strict", "notify": ["ops"]})),
+        )
+        .await
+        .unwrap()
+        .value()
+        .unwrap();
+    assert_eq!(value, 100);
+    assert_eq!(
+        audit.seen.lock().unwrap().as_slice(),
+        &[(
+            "ledger".to_owned(),
+            Some(json!({"level": "strict", "notify": ["ops"]}))
+        )]
+    );
+    // The default stack does not include it.
+    fs.materialize("ledger", Run::unpartitioned())
+        .await
+        .unwrap();
+    assert_eq!(audit.seen.lock().unwrap().len(), 1);
+    // It composes with the built-in hooks.
+    fs.materialize(
+        "ledger",
+        Run::unpartitioned().hooks(["telemetry", "record", "audit", "lineage", "storage", "core"]),
+    )
+    .await
+    .unwrap();
+    assert_eq!(audit.seen.lock().unwrap().len(), 2);
+    assert_eq!(audit.seen.lock().unwrap()[1].1, None);
+    assert_eq!(records(&fs, "ledger").await.len(), 2);
+}
+
+#[tokio::test]
+async fn an_unknown_hook_name_is_a_config_error() {
+    let (fs, audit) = audited();
+    let err = fs
+        .materialize("ledger", Run::unpartitioned().hooks(["audti", "core"]))
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Config, "{err}");
+    assert!(err.to_string().contains("'audti'"), "{err}");
+    assert!(err.to_string().contains("did you mean 'audit'"), "{err}");
+    assert!(audit.seen.lock().unwrap().is_empty());
+    assert!(records(&fs, "ledger").await.is_empty());
+}
+
+#[tokio::test]
+async fn a_stack_not_ending_in_core_is_a_config_error() {
+    let (fs, audit) = audited();
+    for stack in [vec!["core", "audit"], vec!["audit"], vec![]] {
+        let err = fs
+            .materialize("ledger", Run::unpartitioned().hooks(stack.clone()))
+            .await
+            .unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Config, "{stack:?}: {err}");
+        assert!(err.to_string().contains("core"), "{err}");
+    }
+    assert!(audit.seen.lock().unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn the_core_only_stack_writes_no_record() {
+    let (fs, _) = audited();
+    let value: i64 = fs
+        .materialize(
+            "ledger",
+            Run::unpartitioned().hooks(stacks::CORE_ONLY.iter().copied()),
+        )
+        .await
+        .unwrap()
+        .value()
+        .unwrap();
+    assert_eq!(value, 100);
+    assert!(all_records(&fs).await.is_empty());
+}
+
+#[tokio::test]
+async fn record_false_writes_no_record_but_stores_the_output() {
+    let (fs, _) = audited();
+    fs.materialize("ledger", Run::unpartitioned().record(false))
+        .await
+        .unwrap();
+    assert!(all_records(&fs).await.is_empty());
+    let stored: i64 = fs.load("ledger", Partition::Unpartitioned).await.unwrap();
+    assert_eq!(stored, 100);
+}
