@@ -132,7 +132,10 @@ async fn main() -> flowstone::Result<()> {
     let records = fs
         .materializations(&MaterializationQuery::asset("daily_summary"))
         .await?;
-    println!("\n{} materializations of daily_summary recorded; newest:", records.len());
+    println!(
+        "\n{} materializations of daily_summary recorded; newest:",
+        records.len()
+    );
     if let Some(m) = records.first() {
         println!(
             "  {} [{}] run {} {} in {:?} via {}",

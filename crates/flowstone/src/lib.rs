@@ -42,6 +42,8 @@ pub mod registry;
 pub mod resource;
 pub mod run;
 pub mod runtime;
+#[cfg(feature = "database")]
+pub mod sql;
 pub mod store;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;

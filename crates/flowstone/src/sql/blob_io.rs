@@ -1,0 +1,113 @@
+//! The SQL blob IO manager: outputs as JSON bytes in the `flowstone_outputs` table, in the
+//! same database as the records and the queue, so every worker sees every output.
+
+use async_trait::async_trait;
+use flowstone_queue::Database;
+
+use super::{RowExt, from_micros, on_pool, parse_run_id, sql_error, to_micros};
+use crate::error::Result;
+use crate::io::{IoManager, IoMetadata, Stored};
+use crate::output::Output;
+use crate::partition::Partition;
+
+/// Stores outputs in the database.
+#[derive(Debug, Clone)]
+pub struct SqlBlobIo {
+    db: Database,
+}
+
+impl SqlBlobIo {
+    /// Outputs in `db` (run [`super::migrate`] once first).
+    pub fn new(db: Database) -> Self {
+        SqlBlobIo { db }
+    }
+}
+
+fn meta(row: &impl RowExt) -> Result<IoMetadata> {
+    Ok(IoMetadata {
+        run_id: parse_run_id(&row.text("run_id")?)?,
+        stored_at: from_micros(row.int("stored_us")?)?,
+        size_bytes: Some(u64::try_from(row.int("size_bytes")?).unwrap_or(0)),
+    })
+}
+
+#[async_trait]
+impl IoManager for SqlBlobIo {
+    async fn store(
+        &self,
+        asset: &str,
+        partition: &Partition,
+        output: &Output,
+        meta: &IoMetadata,
+    ) -> Result<()> {
+        const UPSERT: &str = "INSERT INTO flowstone_outputs
+            (asset, partition_key, run_id, stored_us, size_bytes, value)
+            VALUES ($1, $2, $3, $4, $5, $6)
+            ON CONFLICT (asset, partition_key) DO UPDATE SET
+                run_id = excluded.run_id, stored_us = excluded.stored_us,
+                size_bytes = excluded.size_bytes, value = excluded.value";
+        let bytes = output.to_json_bytes()?;
+        let size = i64::try_from(bytes.len()).unwrap_or(i64::MAX);
+        let partition = partition.encode();
+        let run = meta.run_id.to_string();
+        on_pool!(self.db, pool => sqlx::query(UPSERT)
+            .bind(asset)
+            .bind(&partition)
+            .bind(&run)
+            .bind(to_micros(meta.stored_at))
+            .bind(size)
+            .bind(&bytes)
+            .execute(pool)
+            .await
+            .map(drop))
+        .map_err(|e| sql_error("store an output", e))
+    }
+
+    async fn load(&self, asset: &str, partition: &Partition) -> Result<Option<Stored>> {
+        const SQL: &str = "SELECT run_id, stored_us, size_bytes, value FROM flowstone_outputs
+            WHERE asset = $1 AND partition_key = $2";
+        let partition = partition.encode();
+        on_pool!(self.db, pool => {
+            let row = sqlx::query(SQL)
+                .bind(asset)
+                .bind(&partition)
+                .fetch_optional(pool)
+                .await
+                .map_err(|e| sql_error("load an output", e))?;
+            row.map(|row| {
+                Ok(Stored {
+                    meta: meta(&row)?,
+                    output: Output::from_json_bytes(row.bytes("value")?),
+                })
+            })
+            .transpose()
+        })
+    }
+
+    async fn delete(&self, asset: &str, partition: &Partition) -> Result<bool> {
+        const SQL: &str = "DELETE FROM flowstone_outputs WHERE asset = $1 AND partition_key = $2";
+        let partition = partition.encode();
+        on_pool!(self.db, pool => sqlx::query(SQL)
+            .bind(asset)
+            .bind(&partition)
+            .execute(pool)
+            .await
+            .map(|done| done.rows_affected() > 0))
+        .map_err(|e| sql_error("delete an output", e))
+    }
+
+    async fn metadata(&self, asset: &str, partition: &Partition) -> Result<Option<IoMetadata>> {
+        const SQL: &str = "SELECT run_id, stored_us, size_bytes FROM flowstone_outputs
+            WHERE asset = $1 AND partition_key = $2";
+        let partition = partition.encode();
+        on_pool!(self.db, pool => {
+            let row = sqlx::query(SQL)
+                .bind(asset)
+                .bind(&partition)
+                .fetch_optional(pool)
+                .await
+                .map_err(|e| sql_error("read output metadata", e))?;
+            row.as_ref().map(meta).transpose()
+        })
+    }
+}
