@@ -174,9 +174,24 @@ impl Registry {
 
     /// The graph as a Mermaid flowchart (optional dependencies drawn dashed).
     pub fn to_mermaid(&self) -> String {
+        // Names that differ only in punctuation (`raw.events`, `raw_events`) sanitize to the same
+        // id; later ones get a numeric suffix so every asset keeps its own node.
+        let mut ids: HashMap<&str, String> = HashMap::new();
+        let mut used: BTreeSet<String> = BTreeSet::new();
+        for asset in self.assets() {
+            let base = mermaid_id(&asset.name);
+            let mut id = base.clone();
+            let mut n = 2;
+            while used.contains(&id) {
+                id = format!("{base}_{n}");
+                n += 1;
+            }
+            used.insert(id.clone());
+            ids.insert(&asset.name, id);
+        }
         let mut out = String::from("flowchart LR\n");
         for asset in self.assets() {
-            let _ = writeln!(out, "    {}[\"{}\"]", mermaid_id(&asset.name), asset.name);
+            let _ = writeln!(out, "    {}[\"{}\"]", ids[asset.name.as_str()], asset.name);
         }
         for asset in self.assets() {
             for dep in &asset.depends_on {
@@ -188,8 +203,8 @@ impl Registry {
                 let _ = writeln!(
                     out,
                     "    {} {arrow} {}",
-                    mermaid_id(dep),
-                    mermaid_id(&asset.name)
+                    ids[dep.as_str()],
+                    ids[asset.name.as_str()]
                 );
             }
         }
