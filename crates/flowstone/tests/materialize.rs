@@ -480,6 +480,38 @@ async fn a_panicking_asset_is_a_failed_record_and_the_next_run_works() {
 }
 
 #[tokio::test]
+async fn a_panic_before_the_asset_future_is_built_is_caught_too() {
+    // The closure's synchronous part (before `async move`) panics: still the asset's panic.
+    let fs = FlowStone::builder()
+        .asset(Asset::new("eager").execute(
+            |ctx: flowstone::Context| -> std::future::Ready<Result<u8, Error>> {
+                if ctx.attempt() > 0 {
+                    panic!("panicked while preparing");
+                }
+                std::future::ready(Ok(0))
+            },
+        ))
+        .asset(Asset::new("steady").execute(|_ctx| async { Ok::<_, Error>(2u8) }))
+        .build()
+        .unwrap();
+    let err = fs
+        .materialize("eager", Run::unpartitioned())
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Panicked, "{err}");
+    assert!(
+        err.to_string().contains("panicked while preparing"),
+        "{err}"
+    );
+    let rec = records(&fs, "eager").await.remove(0);
+    assert_eq!(rec.status, MaterializationStatus::Failed, "{rec:?}");
+    assert_eq!(rec.error.unwrap().kind, ErrorKind::Panicked);
+    fs.materialize("steady", Run::unpartitioned())
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
 async fn a_permanent_error_stays_non_retryable_through_the_api_and_the_record() {
     let calls = Arc::new(AtomicUsize::new(0));
     let counter = Arc::clone(&calls);

@@ -5,15 +5,18 @@
 //! task of the process. Cancelling fires the job's token; the core hook stops the asset's future
 //! at its next await point and the record says `cancelled`.
 
+use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use futures_util::FutureExt;
 use tokio::sync::Semaphore;
 use tokio::task::JoinHandle;
 
 use super::table::{DEFAULT_FINISHED_CAPACITY, JobTable};
 use super::{Capabilities, Capability, ExecContext, Executor, Job, JobStatus};
+use crate::asset::panic_message;
 use crate::error::{Error, Result};
 use crate::output::Output;
 use crate::runtime::Runtime;
@@ -91,7 +94,15 @@ impl TaskAsyncExecutor {
             let result = match permit {
                 Some(_permit) => {
                     inner.jobs.set(job.id, JobStatus::Running);
-                    cx.runtime.run(&job, &env).await
+                    // The core hook catches the asset's panics; this catches a panicking hook,
+                    // so the job's status still ends instead of staying `Running`.
+                    AssertUnwindSafe(cx.runtime.run(&job, &env))
+                        .catch_unwind()
+                        .await
+                        .unwrap_or_else(|panic| {
+                            Err(Error::panicked(&job.asset, &panic_message(panic))
+                                .with_partition(job.partition.clone()))
+                        })
                 }
                 None => Err(Error::cancelled(&job.asset).with_partition(job.partition.clone())),
             };

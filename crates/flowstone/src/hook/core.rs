@@ -36,7 +36,11 @@ impl Hook for CoreHook {
             cancel: cx.cancel.clone(),
             span: tracing::Span::current(),
         };
-        let run = AssertUnwindSafe(func(ctx)).catch_unwind();
+        // The function's synchronous part (before it returns its future) may panic too.
+        let run = match std::panic::catch_unwind(AssertUnwindSafe(|| func(ctx))) {
+            Ok(future) => AssertUnwindSafe(future).catch_unwind(),
+            Err(panic) => return Err(Error::panicked(asset, &panic_message(panic))),
+        };
         let result = tokio::select! {
             biased;
             () = cx.cancel.cancelled() => return Err(Error::cancelled(asset)),
