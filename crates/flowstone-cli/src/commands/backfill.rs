@@ -1,0 +1,227 @@
+//! `backfill`: one asset over many partitions, with progress and a summary.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use clap::{ArgGroup, Args};
+use flowstone::{Backfill, BackfillReport, CancellationToken, FlowStone, PartitionOutcome};
+use serde_json::{Value, json};
+
+use crate::input;
+use crate::output::{Table, duration_text, one_line, partition_json, partition_text, print_json};
+use crate::progress::BackfillProgress;
+use crate::{CliError, GlobalOpts, Status};
+
+/// Arguments of `backfill`.
+#[derive(Debug, Args)]
+#[command(group(
+    ArgGroup::new("source").required(true).args(["from", "partitions", "all"])
+))]
+pub struct BackfillArgs {
+    /// The asset
+    pub asset: String,
+    /// First partition of a range (inclusive), in the asset's form
+    #[arg(long, requires = "to", value_name = "PARTITION")]
+    pub from: Option<String>,
+    /// Last partition of a range (inclusive)
+    #[arg(long, requires = "from", value_name = "PARTITION")]
+    pub to: Option<String>,
+    /// These partitions, comma-separated
+    #[arg(long, value_delimiter = ',', value_name = "P1,P2,...")]
+    pub partitions: Vec<String>,
+    /// Every partition of the asset's definition
+    #[arg(long)]
+    pub all: bool,
+    /// How to run each partition: sync, async, serial, queue, auto, or a registered executor
+    #[arg(long, default_value = "auto", value_name = "EXECUTOR")]
+    pub executor: String,
+    /// At most this many partitions in flight (default: the number of cores)
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    pub max_concurrency: Option<u64>,
+    /// Run partitions that are already materialized too
+    #[arg(long, conflicts_with = "retry_failed")]
+    pub force: bool,
+    /// Run only the partitions whose latest materialization failed
+    #[arg(long)]
+    pub retry_failed: bool,
+}
+
+/// A backfill report and how long the backfill took.
+#[derive(Debug, Clone)]
+pub struct TimedReport {
+    /// What the backfill did.
+    pub report: BackfillReport,
+    /// Wall time.
+    pub elapsed: Duration,
+}
+
+/// Runs `backfill`.
+pub async fn run(
+    fs: &FlowStone,
+    globals: &GlobalOpts,
+    args: BackfillArgs,
+) -> Result<Status, CliError> {
+    let mut backfill = if args.all {
+        Backfill::all()
+    } else if let (Some(from), Some(to)) = (&args.from, &args.to) {
+        let from = input::range_bound(fs, &args.asset, "--from", from)?;
+        let to = input::range_bound(fs, &args.asset, "--to", to)?;
+        if from > to {
+            return Err(CliError::usage(format!(
+                "--from {} is after --to {}",
+                args.from.as_deref().unwrap_or_default(),
+                args.to.as_deref().unwrap_or_default()
+            )));
+        }
+        Backfill::range(from, to)
+    } else {
+        let partitions = args
+            .partitions
+            .iter()
+            .map(|p| input::partition(fs, &args.asset, Some(p)))
+            .collect::<Result<Vec<_>, _>>()?;
+        Backfill::partitions(partitions)
+    };
+    backfill = backfill
+        .executor(input::executor(fs, &args.executor)?)
+        .force(args.force)
+        .retry_failed(args.retry_failed);
+    if let Some(n) = args.max_concurrency {
+        backfill = backfill.max_concurrency(usize::try_from(n).unwrap_or(usize::MAX));
+    }
+    let timed = backfill_with_progress(fs, &args.asset, backfill).await?;
+    let reports = [timed];
+    print_backfill_summary(globals, &reports);
+    Ok(status_of(&reports))
+}
+
+/// Runs `backfill` of `asset` with a progress display on stderr; Ctrl-C cancels it (running
+/// partitions stop, the report counts them as cancelled).
+pub async fn backfill_with_progress(
+    fs: &FlowStone,
+    asset: &str,
+    backfill: Backfill,
+) -> Result<TimedReport, CliError> {
+    let progress = Arc::new(BackfillProgress::new(asset));
+    let cancel = CancellationToken::new();
+    let on_ctrl_c = {
+        let cancel = cancel.clone();
+        tokio::spawn(async move {
+            if tokio::signal::ctrl_c().await.is_ok() {
+                eprintln!("interrupted: cancelling the backfill (Ctrl-C again to abort)");
+                cancel.cancel();
+                if tokio::signal::ctrl_c().await.is_ok() {
+                    std::process::exit(130);
+                }
+            }
+        })
+    };
+    let started = Instant::now();
+    let callback = Arc::clone(&progress);
+    let result = fs
+        .backfill(
+            asset,
+            backfill
+                .on_progress(move |p| callback.update(p))
+                .cancel_on(cancel),
+        )
+        .await;
+    on_ctrl_c.abort();
+    progress.finish();
+    Ok(TimedReport {
+        report: result?,
+        elapsed: started.elapsed(),
+    })
+}
+
+/// Exit status for backfills: work failed when any partition failed or was cancelled.
+pub fn status_of(reports: &[TimedReport]) -> Status {
+    if reports
+        .iter()
+        .any(|t| t.report.failed > 0 || t.report.cancelled > 0)
+    {
+        Status::WorkFailed
+    } else {
+        Status::Ok
+    }
+}
+
+/// Prints the summary of one or more backfills: a table and the failures (or JSON).
+pub fn print_backfill_summary(globals: &GlobalOpts, reports: &[TimedReport]) {
+    if globals.json {
+        let docs: Vec<Value> = reports.iter().map(backfill_json).collect();
+        match docs.as_slice() {
+            [one] => print_json(one),
+            _ => print_json(&json!({ "backfills": docs })),
+        }
+        return;
+    }
+    let mut table = Table::new([
+        "ASSET",
+        "PARTITIONS",
+        "SUCCEEDED",
+        "FAILED",
+        "SKIPPED",
+        "CANCELLED",
+        "TIME",
+    ]);
+    for timed in reports {
+        let r = &timed.report;
+        table.row([
+            r.asset.clone(),
+            r.total.to_string(),
+            r.succeeded.to_string(),
+            r.failed.to_string(),
+            r.skipped.to_string(),
+            r.cancelled.to_string(),
+            duration_text(timed.elapsed),
+        ]);
+    }
+    print!("{table}");
+    let mut failures = Table::new(["FAILED", "PARTITION", "ERROR"]);
+    for timed in reports {
+        for (partition, err) in timed.report.failures() {
+            failures.row([
+                timed.report.asset.clone(),
+                partition_text(partition),
+                one_line(&err.to_string()),
+            ]);
+        }
+    }
+    if !failures.is_empty() {
+        println!();
+        print!("{failures}");
+    }
+}
+
+/// One backfill as JSON: counts, duration and each partition's outcome.
+pub fn backfill_json(timed: &TimedReport) -> Value {
+    let r = &timed.report;
+    let outcomes: Vec<Value> = r
+        .outcomes
+        .iter()
+        .map(|(partition, outcome)| {
+            let (name, error) = match outcome {
+                PartitionOutcome::Succeeded => ("succeeded", None),
+                PartitionOutcome::Skipped => ("skipped", None),
+                PartitionOutcome::Cancelled => ("cancelled", None),
+                PartitionOutcome::Failed(err) => (
+                    "failed",
+                    Some(json!({ "kind": err.kind(), "message": err.to_string() })),
+                ),
+            };
+            json!({ "partition": partition_json(partition), "outcome": name, "error": error })
+        })
+        .collect();
+    json!({
+        "backfill_id": r.backfill_id.to_string(),
+        "asset": r.asset,
+        "total": r.total,
+        "succeeded": r.succeeded,
+        "failed": r.failed,
+        "skipped": r.skipped,
+        "cancelled": r.cancelled,
+        "duration_ms": timed.elapsed.as_millis() as u64,
+        "outcomes": outcomes,
+    })
+}

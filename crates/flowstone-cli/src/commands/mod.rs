@@ -1,0 +1,10 @@
+//! One module per subcommand: its clap arguments and what it does.
+
+pub mod assets;
+pub mod backfill;
+pub mod jobs;
+pub mod lineage;
+pub mod materializations;
+pub mod materialize;
+pub mod schedule;
+pub mod worker;

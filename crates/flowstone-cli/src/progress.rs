@@ -1,0 +1,120 @@
+//! Progress of long work on stderr: an indicatif bar when stderr is a terminal, plain lines
+//! otherwise (CI logs, pipes), so stdout stays clean for results and `--json`.
+
+use std::io::IsTerminal;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use flowstone::{PartitionOutcome, Progress};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+
+use crate::output::{duration_text, one_line, partition_text};
+
+/// Plain mode prints a line about every tenth of the work, every failure, the last partition,
+/// and at least one line every this often.
+const LINE_EVERY: Duration = Duration::from_secs(2);
+
+/// Shows the progress of one backfill.
+pub struct BackfillProgress {
+    label: String,
+    started: Instant,
+    mode: Mode,
+}
+
+enum Mode {
+    Bar(ProgressBar),
+    Lines { last: Mutex<(Instant, usize)> },
+}
+
+impl BackfillProgress {
+    /// Progress for `label` (usually the asset's name): a bar on a terminal, lines otherwise.
+    pub fn new(label: impl Into<String>) -> Self {
+        let label = label.into();
+        let mode = if std::io::stderr().is_terminal() {
+            let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr());
+            let style = ProgressStyle::with_template(
+                "{prefix:>16.bold} [{bar:30.cyan/blue}] {pos}/{len} {msg} {per_sec} ETA {eta}",
+            )
+            .unwrap_or_else(|_| ProgressStyle::default_bar())
+            .progress_chars("=> ");
+            bar.set_style(style);
+            bar.set_prefix(label.clone());
+            bar.set_message("0 failed");
+            bar.enable_steady_tick(Duration::from_millis(120));
+            Mode::Bar(bar)
+        } else {
+            Mode::Lines {
+                last: Mutex::new((Instant::now(), 0)),
+            }
+        };
+        BackfillProgress {
+            label,
+            started: Instant::now(),
+            mode,
+        }
+    }
+
+    /// Records one finished partition.
+    pub fn update(&self, progress: &Progress<'_>) {
+        match &self.mode {
+            Mode::Bar(bar) => {
+                bar.set_length(progress.total as u64);
+                bar.set_position(progress.done as u64);
+                bar.set_message(format!("{} failed", progress.failed));
+                if let PartitionOutcome::Failed(err) = progress.outcome {
+                    bar.println(format!(
+                        "{}: {} failed: {}",
+                        self.label,
+                        partition_text(progress.partition),
+                        one_line(&err.to_string())
+                    ));
+                }
+            }
+            Mode::Lines { last } => {
+                let now = Instant::now();
+                let mut last = last.lock().unwrap_or_else(|p| p.into_inner());
+                let failed_now = matches!(progress.outcome, PartitionOutcome::Failed(_));
+                let (last_at, last_done) = *last;
+                let step = progress.total.div_ceil(10).max(1);
+                let due = progress.done == progress.total
+                    || failed_now
+                    || progress.done / step > last_done / step
+                    || now - last_at >= LINE_EVERY;
+                if !due {
+                    return;
+                }
+                *last = (now, progress.done);
+                let elapsed = self.started.elapsed().as_secs_f64().max(1e-3);
+                let rate = progress.done as f64 / elapsed;
+                let left = progress.total - progress.done;
+                let eta = Duration::from_secs_f64(left as f64 / rate.max(1e-3));
+                let outcome = match progress.outcome {
+                    PartitionOutcome::Succeeded => String::from("succeeded"),
+                    PartitionOutcome::Skipped => String::from("skipped"),
+                    PartitionOutcome::Cancelled => String::from("cancelled"),
+                    PartitionOutcome::Failed(err) => {
+                        format!("failed: {}", one_line(&err.to_string()))
+                    }
+                };
+                eprintln!(
+                    "{} [{}/{}] {} {} ({} failed, {:.1}/s, ETA {})",
+                    self.label,
+                    progress.done,
+                    progress.total,
+                    partition_text(progress.partition),
+                    outcome,
+                    progress.failed,
+                    rate,
+                    duration_text(eta)
+                );
+            }
+        }
+    }
+
+    /// Ends the display.
+    pub fn finish(&self) {
+        if let Mode::Bar(bar) = &self.mode {
+            bar.finish();
+        }
+    }
+}

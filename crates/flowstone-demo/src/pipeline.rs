@@ -1,0 +1,95 @@
+//! The pipeline: four assets over Seattle's daily weather.
+//!
+//! ```text
+//! raw_weather (monthly) -> cleaned_weather (monthly) -> monthly_stats (monthly)
+//! yearly_report (yearly) reads the twelve monthly_stats of its year through the archive
+//! ```
+
+use std::time::Duration;
+
+use flowstone::api::Builder;
+use flowstone::{Asset, Error, FlowStone, Monthly, RetryPolicy, StaticPartitions};
+
+use crate::report::{ARCHIVE, Archive};
+use crate::weather::{self, CleanedMonth, RawRow};
+
+/// The first and last month of the data set.
+pub const FIRST_MONTH: &str = "2012-01";
+/// The last month of the data set.
+pub const LAST_MONTH: &str = "2015-12";
+/// The years of the data set.
+pub const YEARS: [&str; 4] = ["2012", "2013", "2014", "2015"];
+/// The assets in the order the demo backfills them.
+pub const ASSETS: [&str; 4] = [
+    "raw_weather",
+    "cleaned_weather",
+    "monthly_stats",
+    "yearly_report",
+];
+
+fn months() -> Monthly {
+    Monthly::from(FIRST_MONTH).to(LAST_MONTH)
+}
+
+/// The pipeline's assets, with `archive` as the resource the yearly report reads through.
+pub fn pipeline(archive: &Archive) -> Builder {
+    FlowStone::builder()
+        .resource_value(ARCHIVE, archive.clone())
+        .asset(
+            Asset::new("raw_weather")
+                .description("the month's rows of the shipped CSV, as text")
+                .partitioned_by(months())
+                // The source is "flaky": every first attempt fails, and the retry succeeds, so
+                // `materializations raw_weather` shows attempt 2.
+                .retry(RetryPolicy::attempts(3).backoff(Duration::from_millis(50)))
+                .execute(|ctx| async move {
+                    if ctx.attempt() == 1 {
+                        return Err(Error::failed(
+                            "the weather source timed out (simulated: every first attempt fails)",
+                        ));
+                    }
+                    let month = ctx.partition().date()?;
+                    weather::rows_of_month(weather::CSV, month).map_err(Error::permanent)
+                }),
+        )
+        .asset(
+            Asset::new("cleaned_weather")
+                .description("typed, validated days; bad rows dropped with a reason")
+                .depends_on(["raw_weather"])
+                .partitioned_by(months())
+                .execute(|ctx| async move {
+                    let rows: Vec<RawRow> = ctx.dep("raw_weather")?;
+                    Ok::<_, Error>(weather::clean(ctx.partition().date()?, &rows))
+                }),
+        )
+        .asset(
+            Asset::new("monthly_stats")
+                .description("days, precipitation, mean high/low, extremes, wind, weather types")
+                .depends_on(["cleaned_weather"])
+                .partitioned_by(months())
+                .execute(|ctx| async move {
+                    let cleaned: CleanedMonth = ctx.dep("cleaned_weather")?;
+                    let month = ctx.partition().date()?;
+                    weather::monthly_stats(month, &cleaned).ok_or_else(|| {
+                        Error::permanent(format!(
+                            "no valid day in {}; {} rows rejected",
+                            month.format("%Y-%m"),
+                            cleaned.rejected.len()
+                        ))
+                    })
+                }),
+        )
+        .asset(
+            Asset::new("yearly_report")
+                .description("a Markdown report of the year's months, under <data-dir>/reports")
+                .partitioned_by(StaticPartitions::new(YEARS))
+                .requires([ARCHIVE])
+                .execute(|ctx| async move {
+                    let archive = ctx.resource::<Archive>(ARCHIVE).await?;
+                    let year: i32 = ctx.partition().str()?.parse().map_err(|_| {
+                        Error::permanent(format!("'{}' is not a year", ctx.partition()))
+                    })?;
+                    archive.write_report(year).await
+                }),
+        )
+}

@@ -1,0 +1,537 @@
+//! Every subcommand of the command line, through the real binary: output, exit codes, and the
+//! errors meant for people.
+
+mod common;
+
+use common::{run, sandbox};
+
+const JOB_ID: &str = "0193a5c2-7d1e-7b3a-9f00-2c4d5e6f7a8b";
+
+#[test]
+fn assets_lists_the_pipeline_and_draws_its_graph() {
+    let dir = sandbox("assets");
+    let listed = run(&dir, &["assets"]);
+    listed.expect_code(0);
+    for asset in [
+        "raw_weather",
+        "cleaned_weather",
+        "monthly_stats",
+        "yearly_report",
+    ] {
+        listed.stdout_has(asset);
+    }
+    listed.stdout_has("a month like 2024-03");
+
+    run(&dir, &["assets", "--graph", "text"])
+        .expect_code(0)
+        .stdout_has("cleaned_weather <- raw_weather")
+        .stdout_has("monthly_stats <- cleaned_weather");
+    run(&dir, &["assets", "--graph", "mermaid"])
+        .expect_code(0)
+        .stdout_has("flowchart LR")
+        .stdout_has("raw_weather --> cleaned_weather");
+
+    let json = run(&dir, &["--json", "assets"]).expect_code(0).json();
+    let assets = json["assets"].as_array().expect("an array of assets");
+    assert_eq!(assets.len(), 4);
+    let raw = assets.iter().find(|a| a["name"] == "raw_weather").unwrap();
+    assert_eq!(raw["max_attempts"], 3);
+
+    run(&dir, &["assets", "--graph", "dot"]).expect_code(2);
+}
+
+#[test]
+fn materialize_runs_upstream_and_shows_the_retry() {
+    let dir = sandbox("materialize");
+    run(
+        &dir,
+        &["materialize", "monthly_stats", "--partition", "2013-07"],
+    )
+    .expect_code(1)
+    .stderr_has("dependencies not materialized")
+    .stderr_has("cleaned_weather")
+    .stderr_has("--with-upstream");
+
+    let ran = run(
+        &dir,
+        &[
+            "materialize",
+            "monthly_stats",
+            "--partition",
+            "2013-07",
+            "--with-upstream",
+        ],
+    );
+    ran.expect_code(0)
+        .stdout_has("materialized monthly_stats 2013-07-01");
+    // raw_weather fails its first attempt on purpose; the record shows attempt 2.
+    let raw_line = ran
+        .stdout
+        .lines()
+        .find(|l| l.starts_with("raw_weather"))
+        .expect("a record for raw_weather");
+    let cells: Vec<&str> = raw_line.split_whitespace().collect();
+    assert_eq!(&cells[1..4], ["2013-07-01", "success", "2"], "{raw_line}");
+    assert!(
+        dir.join("data/monthly_stats/d%3A2013-07-01.json").exists(),
+        "the output is a file under --data-dir"
+    );
+
+    // Upstream outputs are on disk now, so another process can build on them.
+    let json = run(
+        &dir,
+        &[
+            "--json",
+            "materialize",
+            "monthly_stats",
+            "-p",
+            "2013-07-01",
+            "--executor",
+            "serial",
+        ],
+    )
+    .expect_code(0)
+    .json();
+    assert_eq!(json["status"], "success");
+    assert_eq!(json["materializations"][0]["executor"], "serial");
+
+    run(
+        &dir,
+        &[
+            "materialize",
+            "cleaned_weather",
+            "--partition",
+            "2013-07",
+            "--executor",
+            "sync",
+        ],
+    )
+    .expect_code(0);
+}
+
+#[test]
+fn unknown_assets_exit_2_with_a_suggestion() {
+    let dir = sandbox("unknown-asset");
+    for args in [
+        &["materialize", "monthly_stat", "--partition", "2013-07"][..],
+        &["backfill", "monthly_stat", "--all"][..],
+        &["materializations", "monthly_stat"][..],
+        &["lineage", "monthly_stat", "--partition", "2013-07"][..],
+        &["schedule", "monthly_stat", "--partition", "2013-07"][..],
+    ] {
+        run(&dir, args)
+            .expect_code(2)
+            .stderr_has("asset 'monthly_stat' is not registered")
+            .stderr_has("did you mean 'monthly_stats'?");
+    }
+}
+
+#[test]
+fn bad_partitions_exit_2_naming_the_input_and_the_expected_form() {
+    let dir = sandbox("bad-partition");
+    run(
+        &dir,
+        &["materialize", "monthly_stats", "--partition", "2013-13"],
+    )
+    .expect_code(2)
+    .stderr_has("invalid partition '2013-13'")
+    .stderr_has("a month like 2024-03");
+    run(
+        &dir,
+        &["materialize", "monthly_stats", "--partition", "2016-01"],
+    )
+    .expect_code(2)
+    .stderr_has("'2016-01'")
+    .stderr_has("from 2012-01 to 2015-12");
+    run(
+        &dir,
+        &["materialize", "yearly_report", "--partition", "1999"],
+    )
+    .expect_code(2)
+    .stderr_has("invalid partition '1999'")
+    .stderr_has("one of: 2012, 2013, 2014, 2015");
+    run(&dir, &["materialize", "monthly_stats"])
+        .expect_code(2)
+        .stderr_has("give --partition");
+    run(
+        &dir,
+        &["backfill", "raw_weather", "--partitions", "2013-01,2013-x"],
+    )
+    .expect_code(2)
+    .stderr_has("'2013-x'");
+}
+
+#[test]
+fn bad_database_urls_exit_2_without_the_password() {
+    let dir = sandbox("bad-database");
+    let ran = run(
+        &dir,
+        &["--database", "mysql://root:hunter2@db.example/x", "assets"],
+    );
+    ran.expect_code(2)
+        .stderr_has("mysql://root:***@db.example/x")
+        .stderr_has("sqlite://");
+    assert!(!ran.stderr.contains("hunter2") && !ran.stdout.contains("hunter2"));
+
+    let json = run(
+        &dir,
+        &["--json", "--database", "oracle://u:pw123@h/d", "assets"],
+    )
+    .expect_code(2)
+    .json();
+    assert_eq!(json["exit_code"], 2);
+    assert!(!json.to_string().contains("pw123"));
+
+    // The accepted forms.
+    run(&dir, &["--database", "sqlite://other.db", "assets"]).expect_code(0);
+    run(
+        &dir,
+        &["--database", "postgres://u:p@localhost/flowstone", "assets"],
+    )
+    .expect_code(0);
+}
+
+#[test]
+fn bad_options_exit_2() {
+    let dir = sandbox("bad-options");
+    run(
+        &dir,
+        &[
+            "materialize",
+            "raw_weather",
+            "-p",
+            "2013-07",
+            "--executor",
+            "synk",
+        ],
+    )
+    .expect_code(2)
+    .stderr_has("unknown executor 'synk'; did you mean 'sync'?");
+    run(&dir, &["--log-level", "loud=??", "assets"])
+        .expect_code(2)
+        .stderr_has("invalid --log-level");
+    run(&dir, &["frobnicate"]).expect_code(2);
+}
+
+#[test]
+fn backfill_reports_progress_a_summary_and_failures() {
+    let dir = sandbox("backfill");
+    let ran = run(
+        &dir,
+        &[
+            "backfill",
+            "raw_weather",
+            "--from",
+            "2013-01",
+            "--to",
+            "2013-03",
+            "--executor",
+            "sync",
+        ],
+    );
+    ran.expect_code(0)
+        // Not a terminal: plain progress lines on stderr.
+        .stderr_has("raw_weather [3/3]")
+        .stdout_has("SUCCEEDED");
+    let summary = ran
+        .stdout
+        .lines()
+        .find(|l| l.starts_with("raw_weather"))
+        .expect("a summary row");
+    let cells: Vec<&str> = summary.split_whitespace().collect();
+    assert_eq!(&cells[1..6], ["3", "3", "0", "0", "0"], "{summary}");
+
+    let json = run(
+        &dir,
+        &[
+            "--json",
+            "backfill",
+            "raw_weather",
+            "--partitions",
+            "2013-07,2013-08",
+            "--executor",
+            "async",
+            "--max-concurrency",
+            "2",
+        ],
+    )
+    .expect_code(0)
+    .json();
+    assert_eq!(json["total"], 2);
+    assert_eq!(json["succeeded"], 2);
+
+    // A dependency that is missing fails the partition: exit 1, the failure listed.
+    run(
+        &dir,
+        &["backfill", "cleaned_weather", "--partitions", "2014-01"],
+    )
+    .expect_code(1)
+    .stdout_has("FAILED")
+    .stdout_has("2014-01-01")
+    .stdout_has("dependencies not materialized");
+
+    run(
+        &dir,
+        &[
+            "backfill",
+            "raw_weather",
+            "--all",
+            "--force",
+            "--max-concurrency",
+            "8",
+        ],
+    )
+    .expect_code(0)
+    .stderr_has("raw_weather [48/48]");
+    run(
+        &dir,
+        &[
+            "backfill",
+            "raw_weather",
+            "--partitions",
+            "2013-07",
+            "--retry-failed",
+        ],
+    )
+    .expect_code(0);
+
+    run(&dir, &["backfill", "raw_weather"]).expect_code(2);
+    run(
+        &dir,
+        &["backfill", "raw_weather", "--all", "--max-concurrency", "0"],
+    )
+    .expect_code(2);
+    run(&dir, &["backfill", "raw_weather", "--from", "2013-01"]).expect_code(2);
+    run(
+        &dir,
+        &[
+            "backfill",
+            "raw_weather",
+            "--from",
+            "2013-05",
+            "--to",
+            "2013-01",
+        ],
+    )
+    .expect_code(2)
+    .stderr_has("after");
+    run(
+        &dir,
+        &[
+            "backfill",
+            "yearly_report",
+            "--from",
+            "2012",
+            "--to",
+            "2013",
+        ],
+    )
+    .expect_code(2)
+    .stderr_has("not dates");
+}
+
+#[test]
+fn schedule_runs_in_process_and_needs_a_queue_for_times_and_queues() {
+    let dir = sandbox("schedule");
+    run(
+        &dir,
+        &[
+            "schedule",
+            "raw_weather",
+            "--partition",
+            "2013-07",
+            "--executor",
+            "sync",
+        ],
+    )
+    .expect_code(0)
+    .stdout_has("scheduled raw_weather 2013-07-01 as job")
+    .stdout_has("status: completed");
+
+    for extra in [
+        &["--at", "+10m"][..],
+        &["--queue", "assets"][..],
+        &["--priority", "3"][..],
+    ] {
+        let mut args = vec!["schedule", "raw_weather", "--partition", "2013-07"];
+        args.extend_from_slice(extra);
+        run(&dir, &args)
+            .expect_code(2)
+            .stderr_has("needs a database-backed queue");
+    }
+    run(
+        &dir,
+        &[
+            "schedule",
+            "raw_weather",
+            "-p",
+            "2013-07",
+            "--at",
+            "tomorrow",
+        ],
+    )
+    .expect_code(2)
+    .stderr_has("invalid --at 'tomorrow'");
+    run(
+        &dir,
+        &[
+            "schedule",
+            "raw_weather",
+            "-p",
+            "2013-07",
+            "--priority",
+            "12",
+        ],
+    )
+    .expect_code(2);
+}
+
+#[test]
+fn queue_commands_say_they_need_a_queue() {
+    let dir = sandbox("queue");
+    for args in [
+        &["jobs"][..],
+        &["jobs", "--state", "executing", "--queue", "assets"][..],
+        &["job", "status", JOB_ID][..],
+        &["job", "cancel", JOB_ID][..],
+        &["worker", "--queue", "assets=4"][..],
+        &[
+            "materialize",
+            "raw_weather",
+            "-p",
+            "2013-07",
+            "--executor",
+            "queue",
+        ][..],
+    ] {
+        run(&dir, args)
+            .expect_code(2)
+            .stderr_has("needs a database-backed queue (`--database sqlite://...`)");
+    }
+    run(&dir, &["jobs", "--state", "sleeping"]).expect_code(2);
+    run(&dir, &["job", "status", "not-a-job"])
+        .expect_code(2)
+        .stderr_has("invalid job id 'not-a-job'");
+    run(&dir, &["worker", "--queue", "assets"])
+        .expect_code(2)
+        .stderr_has("NAME=CONCURRENCY");
+}
+
+#[test]
+fn materializations_and_lineage_answer_and_check_their_input() {
+    let dir = sandbox("records");
+    // Records live in the process until the database store is wired; a fresh process has none.
+    run(&dir, &["materializations", "raw_weather"])
+        .expect_code(0)
+        .stdout_has("no materializations of 'raw_weather' recorded");
+    let json = run(
+        &dir,
+        &[
+            "--json",
+            "materializations",
+            "raw_weather",
+            "--partition",
+            "2013-07",
+            "--status",
+            "success",
+        ],
+    )
+    .expect_code(0)
+    .json();
+    assert!(json["materializations"].as_array().unwrap().is_empty());
+    run(
+        &dir,
+        &["materializations", "raw_weather", "--status", "great"],
+    )
+    .expect_code(2);
+    run(&dir, &["materializations", "raw_weather", "-p", "2020-01"])
+        .expect_code(2)
+        .stderr_has("'2020-01'");
+
+    run(
+        &dir,
+        &["lineage", "monthly_stats", "--partition", "2013-07"],
+    )
+    .expect_code(0)
+    .stdout_has("no upstream lineage recorded for monthly_stats 2013-07-01");
+    let json = run(
+        &dir,
+        &[
+            "--json",
+            "lineage",
+            "raw_weather",
+            "-p",
+            "2013-07",
+            "--downstream",
+            "--depth",
+            "2",
+        ],
+    )
+    .expect_code(0)
+    .json();
+    assert_eq!(json["direction"], "downstream");
+    run(
+        &dir,
+        &[
+            "lineage",
+            "raw_weather",
+            "-p",
+            "2013-07",
+            "--upstream",
+            "--downstream",
+        ],
+    )
+    .expect_code(2);
+    run(&dir, &["lineage", "raw_weather"])
+        .expect_code(2)
+        .stderr_has("give --partition");
+}
+
+#[test]
+fn the_demo_runs_end_to_end_and_says_where_the_reports_are() {
+    let dir = sandbox("demo");
+    let ran = run(&dir, &[]);
+    ran.expect_code(0)
+        .stdout_has("yearly_report")
+        .stdout_has("Reports:")
+        .stdout_has("seattle-weather-2013.md")
+        .stdout_has("raw_weather needed a retry in 48 partitions");
+    for year in 2012..=2015 {
+        assert!(
+            dir.join(format!("data/reports/seattle-weather-{year}.md"))
+                .exists()
+        );
+    }
+
+    let json = run(
+        &dir,
+        &[
+            "--json",
+            "--data-dir",
+            "elsewhere",
+            "demo",
+            "--executor",
+            "sync",
+        ],
+    )
+    .expect_code(0)
+    .json();
+    assert_eq!(json["backfills"].as_array().unwrap().len(), 4);
+    assert_eq!(json["reports"].as_array().unwrap().len(), 4);
+    assert_eq!(json["retried_partitions"]["raw_weather"], 48);
+    assert!(
+        dir.join("elsewhere/reports/seattle-weather-2015.md")
+            .exists()
+    );
+}
+
+#[test]
+fn the_yearly_report_says_what_it_misses() {
+    let dir = sandbox("report-missing");
+    run(
+        &dir,
+        &["materialize", "yearly_report", "--partition", "2014"],
+    )
+    .expect_code(1)
+    .stderr_has("monthly_stats has no output for 2014-01");
+}
