@@ -979,3 +979,168 @@ async fn record_false_writes_no_record_but_stores_the_output() {
     let stored: i64 = fs.load("ledger", Partition::Unpartitioned).await.unwrap();
     assert_eq!(stored, 100);
 }
+
+// ---------------------------------------------------------------------------------------------
+// More upstream, lineage and option behaviour
+// ---------------------------------------------------------------------------------------------
+
+#[tokio::test]
+async fn with_upstream_runs_independent_branches_in_parallel() {
+    // left and right each wait until both have started: run one after the other, they would
+    // wait forever (bounded here by a timeout that fails the test).
+    let barrier = Arc::new(tokio::sync::Barrier::new(2));
+    let branch = |name: &'static str| {
+        let barrier = Arc::clone(&barrier);
+        Asset::new(name).depends_on(["root"]).execute(move |_ctx| {
+            let barrier = Arc::clone(&barrier);
+            async move {
+                barrier.wait().await;
+                Ok::<_, Error>(name.len())
+            }
+        })
+    };
+    let fs = FlowStone::builder()
+        .asset(Asset::new("root").execute(|_ctx| async { Ok::<_, Error>(1usize) }))
+        .asset(branch("left"))
+        .asset(branch("right"))
+        .asset(
+            Asset::new("join")
+                .depends_on(["left", "right"])
+                .execute(|ctx| async move {
+                    let (l, r): (usize, usize) = (ctx.dep("left")?, ctx.dep("right")?);
+                    Ok::<_, Error>(l + r)
+                }),
+        )
+        .build()
+        .unwrap();
+    let out = tokio::time::timeout(
+        Duration::from_secs(10),
+        fs.materialize("join", Run::unpartitioned().with_upstream(true)),
+    )
+    .await
+    .expect("independent branches did not run in parallel")
+    .unwrap();
+    assert_eq!(out.value::<usize>().unwrap(), 9);
+}
+
+#[tokio::test]
+async fn schedule_refuses_with_upstream() {
+    let (fs, _) = audited();
+    let err = fs
+        .schedule("ledger", Run::unpartitioned().with_upstream(true))
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::InvalidOptions, "{err}");
+    assert!(err.to_string().contains("with_upstream"), "{err}");
+}
+
+#[tokio::test]
+async fn lineage_keeps_the_run_that_was_consumed_after_the_dependency_reruns() {
+    let fs = report_graph();
+    let d = day(2024, 1, 9);
+    fs.materialize("raw_events", Run::partition(d))
+        .await
+        .unwrap();
+    let consumed_run = records(&fs, "raw_events").await[0].run_id;
+    fs.materialize("daily_report", Run::partition(d))
+        .await
+        .unwrap();
+    // raw_events runs again; the report was not re-run, so it still descends from the first.
+    fs.materialize("raw_events", Run::partition(d))
+        .await
+        .unwrap();
+    let newer_run = records(&fs, "raw_events").await[0].run_id;
+    assert_ne!(newer_run, consumed_run);
+
+    let upstream = fs
+        .lineage("daily_report", d, Direction::Upstream, 1)
+        .await
+        .unwrap();
+    assert_eq!(upstream.len(), 1);
+    assert_eq!(upstream[0].key.run_id, consumed_run);
+    let from_newer = fs
+        .lineage_of_run("raw_events", d, Some(newer_run), Direction::Downstream, 3)
+        .await
+        .unwrap();
+    assert!(from_newer.is_empty(), "{from_newer:?}");
+    let from_consumed = fs
+        .lineage_of_run(
+            "raw_events",
+            d,
+            Some(consumed_run),
+            Direction::Downstream,
+            3,
+        )
+        .await
+        .unwrap();
+    assert_eq!(from_consumed.len(), 1);
+    assert_eq!(from_consumed[0].key.asset, "daily_report");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_run_timeout_wins_over_the_asset_timeout() {
+    // Virtual time: the asset needs 1 s; its own timeout is 50 ms, the run allows 5 s.
+    let fs = FlowStone::builder()
+        .asset(
+            Asset::new("patient")
+                .timeout(Duration::from_millis(50))
+                .execute(|_ctx| async {
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                    Ok::<_, Error>(1u8)
+                }),
+        )
+        .build()
+        .unwrap();
+    let err = fs
+        .materialize("patient", Run::unpartitioned())
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::ExecutionTimeout, "{err}");
+    let out: u8 = fs
+        .materialize(
+            "patient",
+            Run::unpartitioned().timeout(Duration::from_secs(5)),
+        )
+        .await
+        .unwrap()
+        .value()
+        .unwrap();
+    assert_eq!(out, 1);
+}
+
+#[tokio::test]
+#[ignore = "library gap, reported: a partition outside the asset's definition (or of the wrong \
+            type) is not refused before running; check_partition only checks presence"]
+async fn a_partition_outside_the_definition_is_refused_before_running() {
+    let ran = Arc::new(AtomicUsize::new(0));
+    let counter = Arc::clone(&ran);
+    let fs = FlowStone::builder()
+        .asset(
+            Asset::new("january")
+                .partitioned_by(Daily::from("2024-01-01").to("2024-01-31"))
+                .execute(move |_ctx| {
+                    let counter = Arc::clone(&counter);
+                    async move { Ok::<_, Error>(counter.fetch_add(1, Ordering::SeqCst)) }
+                }),
+        )
+        .build()
+        .unwrap();
+    for partition in [
+        Partition::from(day(2025, 6, 1)),
+        Partition::from("not-a-date"),
+        Partition::from(42),
+    ] {
+        let err = fs
+            .materialize("january", Run::partition(partition.clone()))
+            .await
+            .unwrap_err();
+        assert_eq!(
+            err.kind(),
+            ErrorKind::InvalidPartition,
+            "{partition}: {err}"
+        );
+        assert!(err.to_string().contains(&partition.to_string()), "{err}");
+    }
+    assert_eq!(ran.load(Ordering::SeqCst), 0);
+    assert!(all_records(&fs).await.is_empty());
+}
