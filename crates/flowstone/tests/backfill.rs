@@ -13,7 +13,7 @@ use flowstone::{
     PartitionOutcome, Run, StaticPartitions, Strategy, TaskAsyncExecutor,
 };
 
-use common::{RunLog, all_records, day, records, wait_until};
+use common::{RunLog, Shared, all_records, day, records, wait_until};
 
 fn january() -> (NaiveDate, NaiveDate) {
     (day(2024, 1, 1), day(2024, 1, 31))
@@ -153,7 +153,7 @@ async fn on_progress_is_called_once_per_partition() {
     let fs = daily_asset(&log, &fail_on);
     let (from, to) = january();
 
-    let calls: Arc<Mutex<Vec<(usize, usize, usize, Partition)>>> = Arc::default();
+    let calls: Shared<(usize, usize, usize, Partition)> = Arc::default();
     let c = Arc::clone(&calls);
     fs.backfill(
         "events",

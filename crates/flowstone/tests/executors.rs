@@ -172,7 +172,7 @@ async fn task_async_runs_at_most_max_concurrency_at_once_and_reaches_it() {
                 // Hold the slot until the test opens the gate, so running jobs overlap.
                 gate.acquire().await.unwrap().forget();
                 current.fetch_sub(1, Ordering::SeqCst);
-                Ok::<_, Error>(ctx.partition().int()?)
+                ctx.partition().int()
             }
         }))
         .build()
@@ -352,7 +352,7 @@ async fn serial_pause_between_is_honoured() {
     let log = RunLog::default();
     let fs = chain(&log);
     let pause = Duration::from_millis(500);
-    let times: Arc<Mutex<Vec<(String, Instant)>>> = Arc::default();
+    let times: common::Shared<(String, Instant)> = Arc::default();
     let t = Arc::clone(&times);
     let t0 = Instant::now();
     fs.materialize(

@@ -3,8 +3,8 @@
 
 mod common;
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -18,7 +18,7 @@ use flowstone::{
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use common::{RunLog, all_records, day, logged, records};
+use common::{RunLog, Shared, all_records, day, logged, records};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 struct Report {
@@ -152,7 +152,7 @@ async fn missing_dependency_lists_every_missing_asset() {
 
 #[tokio::test]
 async fn missing_optional_dependency_arrives_as_none() {
-    let seen: Arc<Mutex<Vec<(Option<u32>, Option<u32>)>>> = Arc::default();
+    let seen: Shared<(Option<u32>, Option<u32>)> = Arc::default();
     let seen_in_asset = Arc::clone(&seen);
     let fs = FlowStone::builder()
         .asset(Asset::new("enrichment").execute(|_ctx| async { Ok::<_, Error>(7u32) }))
@@ -862,7 +862,7 @@ async fn a_failing_resource_is_named_and_other_resources_keep_working() {
 
 #[derive(Clone, Default)]
 struct AuditHook {
-    seen: Arc<Mutex<Vec<(String, Option<serde_json::Value>)>>>,
+    seen: Shared<(String, Option<serde_json::Value>)>,
 }
 
 #[async_trait]

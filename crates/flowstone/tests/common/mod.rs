@@ -9,6 +9,9 @@ use chrono::NaiveDate;
 use flowstone::store::{Materialization, MaterializationQuery};
 use flowstone::{Asset, Error, FlowStone};
 
+/// A list shared between the test and the assets or callbacks it records from.
+pub type Shared<T> = Arc<Mutex<Vec<T>>>;
+
 /// A calendar day.
 pub fn day(y: i32, m: u32, d: u32) -> NaiveDate {
     NaiveDate::from_ymd_opt(y, m, d).unwrap()
