@@ -647,6 +647,13 @@ async fn scheduled_at_on_sync_is_invalid_options_and_nothing_runs() {
         let err = fs.schedule("nightly", run).await.unwrap_err();
         assert_eq!(err.kind(), ErrorKind::InvalidOptions, "{err}");
     }
+    // Priorities need the queue.
+    let err = fs
+        .materialize("nightly", Run::unpartitioned().priority(1))
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::InvalidOptions, "{err}");
+    assert!(err.to_string().contains("priority"), "{err}");
     // Stepping options need the serial executor.
     let err = fs
         .materialize(

@@ -1144,3 +1144,66 @@ async fn a_partition_outside_the_definition_is_refused_before_running() {
     assert_eq!(ran.load(Ordering::SeqCst), 0);
     assert!(all_records(&fs).await.is_empty());
 }
+
+#[tokio::test]
+async fn an_unpartitioned_dependency_serves_every_partition() {
+    let log = RunLog::default();
+    let l = log.clone();
+    let fs = FlowStone::builder()
+        .asset(Asset::new("fx_rates").execute(move |_ctx| {
+            let log = l.clone();
+            async move {
+                log.push("fx_rates");
+                Ok::<_, Error>(1.25f64)
+            }
+        }))
+        .asset(
+            Asset::new("converted")
+                .depends_on(["fx_rates"])
+                .partitioned_by(Daily::from("2024-01-01").to("2024-01-31"))
+                .execute(|ctx| async move {
+                    let rate: f64 = ctx.dep("fx_rates")?;
+                    Ok::<_, Error>(rate * 2.0)
+                }),
+        )
+        .build()
+        .unwrap();
+    // with_upstream materializes the unpartitioned dependency once, unpartitioned.
+    for d in [day(2024, 1, 1), day(2024, 1, 2)] {
+        let value: f64 = fs
+            .materialize("converted", Run::partition(d).with_upstream(true))
+            .await
+            .unwrap()
+            .value()
+            .unwrap();
+        assert_eq!(value, 2.5);
+    }
+    assert_eq!(log.entries(), ["fx_rates"]);
+    let fx = records(&fs, "fx_rates").await.remove(0);
+    assert_eq!(fx.partition, Partition::Unpartitioned);
+    let upstream = fs
+        .lineage("converted", day(2024, 1, 2), Direction::Upstream, 1)
+        .await
+        .unwrap();
+    assert_eq!(
+        upstream,
+        vec![LineageEntry {
+            key: MaterializationKey {
+                asset: "fx_rates".into(),
+                partition: Partition::Unpartitioned,
+                run_id: fx.run_id,
+            },
+            depth: 1,
+        }]
+    );
+    let downstream = fs
+        .lineage(
+            "fx_rates",
+            Partition::Unpartitioned,
+            Direction::Downstream,
+            1,
+        )
+        .await
+        .unwrap();
+    assert_eq!(downstream.len(), 2, "{downstream:?}");
+}
