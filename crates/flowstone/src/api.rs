@@ -34,6 +34,8 @@ pub const DEFAULT_IO: &str = "default";
 pub struct FlowStone {
     runtime: Runtime,
     executors: Arc<ExecutorTable>,
+    #[cfg(feature = "database")]
+    database: Option<flowstone_queue::Database>,
 }
 
 /// Assembles a [`FlowStone`]; [`Builder::build`] validates the graph.
@@ -45,6 +47,10 @@ pub struct Builder {
     hooks: Vec<(String, Arc<dyn Hook>)>,
     resources: ResourcesBuilder,
     executors: Vec<(String, Arc<dyn Executor>)>,
+    #[cfg(feature = "database")]
+    database_url: Option<String>,
+    #[cfg(feature = "database")]
+    database: Option<flowstone_queue::Database>,
 }
 
 impl FlowStone {
@@ -58,7 +64,29 @@ impl FlowStone {
             hooks: Vec::new(),
             resources: ResourcesBuilder::default(),
             executors: Vec::new(),
+            #[cfg(feature = "database")]
+            database_url: None,
+            #[cfg(feature = "database")]
+            database: None,
         }
+    }
+
+    /// The database holding the store, lineage, outputs and queue, when one is configured.
+    #[cfg(feature = "database")]
+    pub fn database(&self) -> Option<&flowstone_queue::Database> {
+        self.database.as_ref()
+    }
+
+    /// The durable queue, when a database is configured.
+    #[cfg(feature = "database")]
+    pub fn queue(&self) -> Option<flowstone_queue::Queue> {
+        self.database.clone().map(flowstone_queue::Queue::new)
+    }
+
+    /// Configures a worker that runs queued materializations with this registry.
+    #[cfg(feature = "database")]
+    pub fn worker(&self) -> crate::queue::worker::WorkerBuilder {
+        crate::queue::worker::WorkerBuilder::new(self.clone())
     }
 
     /// The asset graph.
@@ -374,8 +402,92 @@ impl Builder {
         self
     }
 
+    /// Keeps materialization records, lineage, outputs and the durable queue in the database
+    /// at `url` (`sqlite://flowstone.db`, `postgres://user@host/db`). Finish with
+    /// [`Builder::connect`], which connects and migrates. An IO manager, store or lineage store
+    /// set explicitly wins over the database's.
+    #[cfg(feature = "database")]
+    pub fn database(mut self, url: impl Into<String>) -> Self {
+        self.database_url = Some(url.into());
+        self
+    }
+
+    /// Uses an already connected (and migrated, see [`crate::sql::migrate`]) database.
+    #[cfg(feature = "database")]
+    pub fn database_handle(mut self, database: flowstone_queue::Database) -> Self {
+        self.database = Some(database);
+        self
+    }
+
+    /// Connects to the configured database, creates or upgrades its tables, and builds.
+    /// Without a database this is [`Builder::build`].
+    pub async fn connect(self) -> Result<FlowStone> {
+        #[cfg(feature = "database")]
+        let mut builder = self;
+        #[cfg(not(feature = "database"))]
+        let builder = self;
+        #[cfg(feature = "database")]
+        if let Some(url) = builder.database_url.take() {
+            let db = flowstone_queue::Database::connect(&url)
+                .await
+                .map_err(crate::queue::queue_error)?;
+            flowstone_queue::Queue::new(db.clone())
+                .migrate()
+                .await
+                .map_err(crate::queue::queue_error)?;
+            crate::sql::migrate(&db).await?;
+            builder.database = Some(db);
+        }
+        builder.build()
+    }
+
     /// Validates the graph and assembles the FlowStone.
     pub fn build(self) -> Result<FlowStone> {
+        #[cfg(feature = "database")]
+        let mut this = self;
+        #[cfg(not(feature = "database"))]
+        let this = self;
+        #[cfg(feature = "database")]
+        if this.database_url.is_some() {
+            return Err(Error::config(
+                "a database needs an async connection: finish the builder with .connect().await \
+                 instead of .build()",
+            ));
+        }
+        #[cfg(feature = "database")]
+        let database = this.database.take();
+        #[cfg(feature = "database")]
+        if let Some(db) = &database {
+            this.io_managers
+                .entry("sql".to_owned())
+                .or_insert_with(|| Arc::new(crate::sql::SqlBlobIo::new(db.clone())));
+            let sql_io = Arc::clone(&this.io_managers["sql"]);
+            this.io_managers
+                .entry(DEFAULT_IO.to_owned())
+                .or_insert(sql_io);
+            this.store
+                .get_or_insert_with(|| Arc::new(crate::sql::SqlStore::new(db.clone())));
+            this.lineage
+                .get_or_insert_with(|| Arc::new(crate::sql::SqlLineage::new(db.clone())));
+            this.executors.insert(
+                0,
+                (
+                    "queue".to_owned(),
+                    Arc::new(crate::queue::QueueExecutor::new(
+                        flowstone_queue::Queue::new(db.clone()),
+                    )),
+                ),
+            );
+        }
+        let built = this.build_parts()?;
+        Ok(FlowStone {
+            #[cfg(feature = "database")]
+            database,
+            ..built
+        })
+    }
+
+    fn build_parts(self) -> Result<FlowStone> {
         let resource_names: BTreeSet<String> = self.resources.names();
         let registry = Registry::build(self.assets, &resource_names)?;
         let mut io_managers = self.io_managers;
@@ -429,6 +541,8 @@ impl Builder {
         Ok(FlowStone {
             runtime,
             executors: Arc::new(executors),
+            #[cfg(feature = "database")]
+            database: None,
         })
     }
 }

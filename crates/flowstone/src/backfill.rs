@@ -292,7 +292,8 @@ pub(crate) async fn run(
         }
     };
 
-    let mut to_run = Vec::new();
+    let mut jobs = Vec::new();
+    let mut job_index = Vec::new();
     for (index, partition) in partitions.iter().enumerate() {
         if should_run(partition) {
             let mut run = backfill.run.clone();
@@ -301,8 +302,8 @@ pub(crate) async fn run(
             run.metadata
                 .insert("backfill_id".into(), backfill_id.to_string().into());
             // Bad partitions and unsupported options fail here, before anything runs.
-            let job = fs.prepare_job(&asset, &run, &exec_name, executor.as_ref())?;
-            to_run.push((index, job));
+            jobs.push(fs.prepare_job(&asset, &run, &exec_name, executor.as_ref())?);
+            job_index.push(index);
         } else {
             outcomes[index] = Some(PartitionOutcome::Skipped);
             report_progress(partition, &PartitionOutcome::Skipped);
@@ -314,35 +315,25 @@ pub(crate) async fn run(
         cancel: backfill.cancel.clone(),
         ..ExecContext::new(fs.runtime().clone())
     };
-    let workers = backfill
+    let concurrency = backfill
         .max_concurrency
-        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
-        .min(to_run.len().max(1));
-    let next = AtomicUsize::new(0);
-    let finished = std::sync::Mutex::new(Vec::with_capacity(to_run.len()));
-    let worker = || async {
-        loop {
-            let slot = next.fetch_add(1, Ordering::Relaxed);
-            let Some((index, job)) = to_run.get(slot) else {
-                break;
-            };
-            let outcome = if cx.cancel.is_cancelled() {
-                PartitionOutcome::Cancelled
-            } else {
-                match executor.execute(job.clone(), cx.clone()).await {
-                    Ok(_) => PartitionOutcome::Succeeded,
-                    Err(err) if err.kind() == ErrorKind::Cancelled => PartitionOutcome::Cancelled,
-                    Err(err) => PartitionOutcome::Failed(err),
-                }
-            };
-            report_progress(&job.partition, &outcome);
-            finished
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .push((*index, outcome));
-        }
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    let finished = std::sync::Mutex::new(Vec::with_capacity(jobs.len()));
+    let on_done = |i: usize, result: Result<crate::output::Output>| {
+        let outcome = match result {
+            Ok(_) => PartitionOutcome::Succeeded,
+            Err(err) if err.kind() == ErrorKind::Cancelled => PartitionOutcome::Cancelled,
+            Err(err) => PartitionOutcome::Failed(err),
+        };
+        report_progress(&partitions[job_index[i]], &outcome);
+        finished
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push((job_index[i], outcome));
     };
-    futures_util::future::join_all((0..workers).map(|_| worker())).await;
+    executor
+        .execute_many(jobs, cx, concurrency, &on_done)
+        .await?;
 
     for (index, outcome) in finished.into_inner().unwrap_or_else(|p| p.into_inner()) {
         outcomes[index] = Some(outcome);

@@ -38,6 +38,8 @@ pub mod io;
 pub mod lineage;
 pub mod output;
 pub mod partition;
+#[cfg(feature = "database")]
+pub mod queue;
 pub mod registry;
 pub mod resource;
 pub mod run;

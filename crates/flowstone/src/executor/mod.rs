@@ -16,6 +16,8 @@ mod sync;
 mod table;
 mod task_async;
 
+use std::sync::atomic::{AtomicUsize, Ordering};
+
 use async_trait::async_trait;
 
 pub use capability::{Capabilities, Capability};
@@ -64,5 +66,36 @@ pub trait Executor: Send + Sync + 'static {
             self.name(),
             job.id
         )))
+    }
+
+    /// Runs many jobs (a backfill), at most `concurrency` at once, calling `on_done(index,
+    /// result)` as each one finishes. Once `cx.cancel` fires, jobs not started yet end
+    /// `Cancelled` without running.
+    ///
+    /// The default runs them through [`Executor::execute`]; the queue executor overrides it
+    /// with one bulk insert.
+    async fn execute_many(
+        &self,
+        jobs: Vec<Job>,
+        cx: ExecContext,
+        concurrency: usize,
+        on_done: &(dyn Fn(usize, Result<Output>) + Send + Sync),
+    ) -> Result<()> {
+        let next = AtomicUsize::new(0);
+        let lane = || async {
+            loop {
+                let index = next.fetch_add(1, Ordering::Relaxed);
+                let Some(job) = jobs.get(index) else { break };
+                let result = if cx.cancel.is_cancelled() {
+                    Err(Error::cancelled(&job.asset).with_partition(job.partition.clone()))
+                } else {
+                    self.execute(job.clone(), cx.clone()).await
+                };
+                on_done(index, result);
+            }
+        };
+        let lanes = concurrency.clamp(1, jobs.len().max(1));
+        futures_util::future::join_all((0..lanes).map(|_| lane())).await;
+        Ok(())
     }
 }

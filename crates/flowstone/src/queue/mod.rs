@@ -1,0 +1,319 @@
+//! The Queue executor: durable, multi-process materialization on the flowstone-queue job queue.
+//!
+//! `schedule` inserts a job row whose args are the whole [`Job`] (it is plain data), `execute`
+//! inserts and waits for the row to finish and returns the output stored in it, and `status` and
+//! `cancel` read and write the row, so they work from any process connected to the same
+//! database, for pending and running jobs alike. Workers ([`crate::queue::worker`]) run the jobs
+//! with their own registry, resolved by name.
+//!
+//! The queue row's id is kept in the job's metadata under [`QUEUE_JOB_ID`], the way the Elixir
+//! original kept `oban_job_id`; unlike there, nothing else lives only in the scheduling process.
+
+pub mod worker;
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use flowstone_queue::{Engine, JobFilter, JobState, NewJob, Queue, Unique};
+
+use crate::error::{Error, ErrorKind, ErrorRecord, Result};
+use crate::executor::{Capabilities, Capability, ExecContext, Executor, Job, JobStatus};
+use crate::output::Output;
+use crate::runtime::Runtime;
+
+/// The job kind FlowStone's materializations use on the queue.
+pub const KIND: &str = "flowstone.materialize";
+/// The queue used when a run names none.
+pub const DEFAULT_QUEUE: &str = "assets";
+/// The metadata key holding the queue row's id.
+pub const QUEUE_JOB_ID: &str = "queue_job_id";
+/// The metadata key holding a backfill's id (also the queue batch).
+pub const BACKFILL_ID: &str = "backfill_id";
+
+/// Runs jobs through the durable queue.
+#[derive(Clone)]
+pub struct QueueExecutor {
+    queue: Queue,
+}
+
+impl QueueExecutor {
+    /// An executor on `queue` (migrated).
+    pub fn new(queue: Queue) -> Self {
+        QueueExecutor { queue }
+    }
+
+    /// The queue client.
+    pub fn queue(&self) -> &Queue {
+        &self.queue
+    }
+
+    /// The queue row for `job`, built from the job and the caller's options.
+    fn new_job(&self, job: &Job, cx: &ExecContext) -> Result<NewJob> {
+        let asset = cx.runtime.registry().get(&job.asset)?;
+        let max_attempts = cx
+            .options
+            .max_attempts
+            .unwrap_or(asset.retry_policy().max_attempts)
+            .max(1);
+        let meta = serde_json::json!({
+            "asset": job.asset,
+            "partition": job.partition.encode(),
+            "run_id": job.run_id.to_string(),
+            "job_id": job.id.to_string(),
+        });
+        let mut row = NewJob::with_args(KIND, job)
+            .map_err(queue_error)?
+            .queue(cx.options.queue.as_deref().unwrap_or(DEFAULT_QUEUE))
+            .priority(job.priority)
+            .max_attempts(i32::try_from(max_attempts).unwrap_or(i32::MAX))
+            .meta(meta)
+            .unique(Unique::Key(format!(
+                "{KIND}|{}|{}|{}",
+                job.asset,
+                job.partition.encode(),
+                job.run_id
+            )));
+        if let Some(at) = job.scheduled_at {
+            row = row.scheduled_at(at);
+        }
+        if let Some(batch) = job.metadata.get(BACKFILL_ID).and_then(|v| v.as_str()) {
+            row = row.batch(batch);
+        }
+        Ok(row)
+    }
+
+    fn with_queue_id(mut job: Job, id: i64) -> Job {
+        job.metadata.insert(QUEUE_JOB_ID.into(), id.into());
+        job
+    }
+
+    /// Waits for queue row `id` to finish, however long it takes.
+    async fn wait_for(&self, id: i64) -> Result<flowstone_queue::Job> {
+        loop {
+            match self.queue.wait(id, Duration::from_secs(3600)).await {
+                Ok(row) => return Ok(row),
+                Err(flowstone_queue::Error::WaitTimeout { .. }) => continue,
+                Err(err) => return Err(queue_error(err)),
+            }
+        }
+    }
+}
+
+/// The queue row id recorded in `job`.
+pub fn queue_job_id(job: &Job) -> Result<i64> {
+    job.metadata
+        .get(QUEUE_JOB_ID)
+        .and_then(serde_json::Value::as_i64)
+        .ok_or_else(|| {
+            Error::invalid_options(format!(
+                "job {} has no '{QUEUE_JOB_ID}' in its metadata: it was not scheduled on the queue",
+                job.id
+            ))
+        })
+}
+
+pub(crate) fn queue_error(err: flowstone_queue::Error) -> Error {
+    let kind = match &err {
+        flowstone_queue::Error::BadUrl { .. } | flowstone_queue::Error::Unreachable { .. } => {
+            ErrorKind::Config
+        }
+        flowstone_queue::Error::NotFound(_) => ErrorKind::NotFound,
+        _ => ErrorKind::Queue,
+    };
+    Error::new(kind, err.to_string()).with_source(err)
+}
+
+/// Encodes an error for a queue row's `errors`, so another process can rebuild it whole.
+pub(crate) fn encode_error(err: &Error) -> String {
+    serde_json::to_string(&err.to_record()).unwrap_or_else(|_| err.to_string())
+}
+
+/// Rebuilds an error written by [`encode_error`] (or a plain message from elsewhere).
+pub(crate) fn decode_error(text: &str) -> Error {
+    match serde_json::from_str::<ErrorRecord>(text) {
+        Ok(record) => Error::from_record(record),
+        Err(_) => Error::failed(text.to_owned()),
+    }
+}
+
+/// What a finished queue row means for its job.
+pub(crate) fn outcome_of(row: &flowstone_queue::Job) -> Result<Output> {
+    match row.state {
+        JobState::Completed => {
+            let value = row.result.clone().unwrap_or(serde_json::Value::Null);
+            Ok(Output::from_json_bytes(serde_json::to_vec(&value)?))
+        }
+        JobState::Cancelled => {
+            let asset = row
+                .meta
+                .get("asset")
+                .and_then(|a| a.as_str())
+                .unwrap_or("?");
+            Err(Error::cancelled(asset))
+        }
+        _ => Err(row
+            .errors
+            .last()
+            .map(|e| decode_error(&e.error))
+            .unwrap_or_else(|| Error::failed(format!("queue job {} was {}", row.id, row.state)))),
+    }
+}
+
+fn status_of(row: &flowstone_queue::Job) -> JobStatus {
+    match row.state {
+        JobState::Available | JobState::Scheduled | JobState::Retryable => JobStatus::Pending {
+            scheduled_at: row.scheduled_at,
+            attempt: u32::try_from(row.attempt + 1).unwrap_or(1),
+        },
+        JobState::Executing => JobStatus::Running,
+        _ => JobStatus::from_result(&outcome_of(row)),
+    }
+}
+
+#[async_trait]
+impl Executor for QueueExecutor {
+    fn name(&self) -> &str {
+        "queue"
+    }
+
+    fn capabilities(&self) -> Capabilities {
+        Capabilities::of(&[
+            Capability::Async,
+            Capability::Parallel,
+            Capability::Scheduled,
+            Capability::Queues,
+            Capability::Priority,
+            Capability::Retries,
+            Capability::Persistent,
+            Capability::Distributed,
+            Capability::Status,
+            Capability::Cancel,
+        ])
+    }
+
+    async fn execute(&self, job: Job, cx: ExecContext) -> Result<Output> {
+        let job = self.schedule(job, cx.clone()).await?;
+        let id = queue_job_id(&job)?;
+        let row = tokio::select! {
+            row = self.wait_for(id) => row?,
+            () = cx.cancel.cancelled() => {
+                self.queue.cancel(id).await.map_err(queue_error)?;
+                self.wait_for(id).await?
+            }
+        };
+        outcome_of(&row)
+    }
+
+    async fn schedule(&self, job: Job, cx: ExecContext) -> Result<Job> {
+        let row = self.new_job(&job, &cx)?;
+        let inserted = self.queue.insert(row).await.map_err(queue_error)?;
+        Ok(Self::with_queue_id(job, inserted.job.id))
+    }
+
+    async fn status(&self, job: &Job, _runtime: &Runtime) -> Result<JobStatus> {
+        let row = self
+            .queue
+            .get(queue_job_id(job)?)
+            .await
+            .map_err(queue_error)?;
+        Ok(status_of(&row))
+    }
+
+    async fn cancel(&self, job: &Job, _runtime: &Runtime) -> Result<()> {
+        self.queue
+            .cancel(queue_job_id(job)?)
+            .await
+            .map(drop)
+            .map_err(queue_error)
+    }
+
+    /// Inserts every job in one bulk insert under the backfill's batch, then follows the batch
+    /// in the database until every row has finished; cancelling cancels the batch.
+    async fn execute_many(
+        &self,
+        jobs: Vec<Job>,
+        cx: ExecContext,
+        _concurrency: usize,
+        on_done: &(dyn Fn(usize, Result<Output>) + Send + Sync),
+    ) -> Result<()> {
+        if jobs.is_empty() {
+            return Ok(());
+        }
+        let rows = jobs
+            .iter()
+            .map(|job| self.new_job(job, &cx))
+            .collect::<Result<Vec<_>>>()?;
+        let batch = jobs[0]
+            .metadata
+            .get(BACKFILL_ID)
+            .and_then(|v| v.as_str())
+            .map(str::to_owned);
+        let ids = self.queue.insert_many(&rows).await.map_err(queue_error)?;
+        let mut index_of: HashMap<i64, usize> =
+            ids.iter().enumerate().map(|(i, ins)| (ins.id, i)).collect();
+        let poll = match self.queue.database().engine() {
+            Engine::Sqlite => Duration::from_millis(25),
+            Engine::Postgres => Duration::from_millis(50),
+        };
+        let mut cancelled = false;
+        while !index_of.is_empty() {
+            if cx.cancel.is_cancelled() && !cancelled {
+                cancelled = true;
+                match &batch {
+                    Some(batch) => self.queue.cancel_batch(batch).await.map_err(queue_error)?,
+                    None => {
+                        for id in index_of.keys() {
+                            self.queue.cancel(*id).await.map_err(queue_error)?;
+                        }
+                        0
+                    }
+                };
+            }
+            let first = index_of.keys().min().copied().unwrap_or(0);
+            let mut after = first - 1;
+            let last = index_of.keys().max().copied().unwrap_or(0);
+            while after < last {
+                let page = self
+                    .queue
+                    .list(&JobFilter {
+                        batch: batch.clone(),
+                        after_id: Some(after),
+                        limit: Some(5_000),
+                        ..JobFilter::default()
+                    })
+                    .await
+                    .map_err(queue_error)?;
+                let Some(tail) = page.last() else { break };
+                after = tail.id;
+                for row in page.iter().filter(|row| row.state.is_final()) {
+                    if let Some(index) = index_of.remove(&row.id) {
+                        on_done(index, outcome_of(row));
+                    }
+                }
+                if batch.is_none() {
+                    // Without a batch the listing is not scoped; fall back to one get per job.
+                    break;
+                }
+            }
+            if batch.is_none() {
+                let pending: Vec<i64> = index_of.keys().copied().collect();
+                for id in pending {
+                    let row = self.queue.get(id).await.map_err(queue_error)?;
+                    if row.state.is_final()
+                        && let Some(index) = index_of.remove(&id)
+                    {
+                        on_done(index, outcome_of(&row));
+                    }
+                }
+            }
+            if !index_of.is_empty() {
+                tokio::select! {
+                    () = tokio::time::sleep(poll) => {}
+                    () = cx.cancel.cancelled(), if !cancelled => {}
+                }
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,203 @@
+//! The FlowStone worker: runs queued materializations with this process's registry.
+//!
+//! Everything a job needs is in its row (the serialized [`Job`]); the asset, its hooks, IO
+//! managers and resources are looked up by name here. Outcomes map onto the queue's:
+//!
+//! - success → `complete`, with the output stored in the row for waiting callers;
+//! - a retryable error → `retry` after the asset's backoff (the queue counts attempts);
+//! - a non-retryable error → `discard`;
+//! - a missing dependency → `snooze` (no attempt spent), growing, until a limit, then discard
+//!   with `DependencyNotReady`;
+//! - an asset this worker does not know (a rolling deploy) → given back with `snooze`, so a
+//!   worker that knows it takes it, until a limit, then discard naming the asset;
+//! - cancelled → `cancelled`.
+//!
+//! Both give-backs count in the row's `snoozed`.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use flowstone_queue::{JobContext, Outcome, ShutdownReport, WorkerHandle, WorkerSettings};
+
+use super::{DEFAULT_QUEUE, KIND, encode_error};
+use crate::api::FlowStone;
+use crate::error::{Error, ErrorKind, Result};
+use crate::executor::Job;
+use crate::runtime::RunEnv;
+
+/// Configures a worker; from [`FlowStone::worker`].
+pub struct WorkerBuilder {
+    fs: FlowStone,
+    queues: Vec<(String, usize)>,
+    settings: WorkerSettings,
+    node: Option<String>,
+    limits: Limits,
+    grace: Duration,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Limits {
+    unknown_asset: i32,
+    dependency_snoozes: i32,
+    dependency_backoff: Duration,
+    timeout: Duration,
+}
+
+impl WorkerBuilder {
+    pub(crate) fn new(fs: FlowStone) -> Self {
+        WorkerBuilder {
+            fs,
+            queues: Vec::new(),
+            settings: WorkerSettings::default(),
+            node: None,
+            limits: Limits {
+                unknown_asset: 25,
+                dependency_snoozes: 20,
+                dependency_backoff: Duration::from_secs(1),
+                timeout: Duration::from_secs(3600),
+            },
+            grace: Duration::from_secs(30),
+        }
+    }
+
+    /// Runs `queue` with at most `concurrency` jobs at once (default: `assets`, 10).
+    pub fn queue(mut self, queue: impl Into<String>, concurrency: usize) -> Self {
+        self.queues.push((queue.into(), concurrency));
+        self
+    }
+
+    /// Timings of the underlying queue worker (poll, heartbeat, rescue...).
+    pub fn settings(mut self, settings: WorkerSettings) -> Self {
+        self.settings = settings;
+        self
+    }
+
+    /// This node's name (default: host and process id).
+    pub fn node(mut self, node: impl Into<String>) -> Self {
+        self.node = Some(node.into());
+        self
+    }
+
+    /// How often a job naming an asset this worker does not know is given back before it is
+    /// discarded (default 25).
+    pub fn unknown_asset_limit(mut self, limit: i32) -> Self {
+        self.limits.unknown_asset = limit;
+        self
+    }
+
+    /// How often a job whose dependencies are missing snoozes before it fails with
+    /// `DependencyNotReady` (default 20), and the first snooze (doubling, at most a minute).
+    pub fn dependency_snoozes(mut self, limit: i32, first: Duration) -> Self {
+        self.limits.dependency_snoozes = limit;
+        self.limits.dependency_backoff = first;
+        self
+    }
+
+    /// Timeout per attempt for assets that set none (default 1 h).
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.limits.timeout = timeout;
+        self
+    }
+
+    /// How long running jobs may take to finish on shutdown (default 30 s).
+    pub fn grace(mut self, grace: Duration) -> Self {
+        self.grace = grace;
+        self
+    }
+
+    /// Starts claiming jobs.
+    pub async fn start(self) -> Result<WorkerHandle> {
+        let db = self.fs.database().cloned().ok_or_else(|| {
+            Error::config(
+                "a worker needs a database: build FlowStone with .database(\"sqlite://flowstone.db\")",
+            )
+        })?;
+        let mut builder = flowstone_queue::Worker::builder(db).settings(self.settings);
+        let queues = if self.queues.is_empty() {
+            vec![(DEFAULT_QUEUE.to_owned(), 10)]
+        } else {
+            self.queues
+        };
+        for (queue, concurrency) in queues {
+            builder = builder.queue(queue, concurrency);
+        }
+        if let Some(node) = self.node {
+            builder = builder.node(node);
+        }
+        let fs = self.fs;
+        let limits = self.limits;
+        let handle = builder
+            .typed_handler(KIND, move |ctx: JobContext, job: Job| {
+                let fs = fs.clone();
+                async move { run_job(&fs, ctx, job, limits).await }
+            })
+            .start()
+            .await
+            .map_err(super::queue_error)?;
+        Ok(handle)
+    }
+
+    /// Runs until `signal` completes, then shuts down gracefully.
+    pub async fn run_until(self, signal: impl Future<Output = ()>) -> Result<ShutdownReport> {
+        let grace = self.grace;
+        let handle = self.start().await?;
+        signal.await;
+        Ok(handle.shutdown(grace).await)
+    }
+}
+
+async fn run_job(fs: &FlowStone, ctx: JobContext, job: Job, limits: Limits) -> Outcome {
+    let runtime = fs.runtime();
+    let asset = match runtime.registry().get(&job.asset) {
+        Ok(asset) => Arc::clone(asset),
+        Err(_) if ctx.snoozed < limits.unknown_asset => {
+            tracing::warn!(asset = %job.asset, node = %ctx.node, "asset unknown here; giving the job back");
+            return Outcome::snooze(Duration::from_secs(1));
+        }
+        Err(err) => {
+            let err = Error::new(
+                ErrorKind::AssetNotFound,
+                format!(
+                    "no worker that ran this job knows asset '{}' (given back {} times): {err}",
+                    job.asset, ctx.snoozed
+                ),
+            )
+            .with_asset(&job.asset)
+            .with_retryable(false);
+            return Outcome::discard(encode_error(&err));
+        }
+    };
+    let env = RunEnv {
+        executor: job.executor.clone(),
+        timeout: None,
+        default_timeout: limits.timeout,
+        max_attempts: Some(1),
+        cancel: ctx.cancel.clone(),
+    };
+    let attempt = u32::try_from(ctx.attempt).unwrap_or(1);
+    match runtime.run_attempt(&job, attempt, &env).await {
+        Ok(output) => match output.to_json() {
+            Ok(value) => Outcome::Complete(Some(value)),
+            Err(err) => Outcome::discard(encode_error(&err)),
+        },
+        Err(err) => match err.kind() {
+            ErrorKind::DependencyNotReady if ctx.snoozed < limits.dependency_snoozes => {
+                let factor = 2u32.saturating_pow(u32::try_from(ctx.snoozed).unwrap_or(0).min(16));
+                let wait = limits
+                    .dependency_backoff
+                    .saturating_mul(factor)
+                    .min(Duration::from_secs(60));
+                Outcome::snooze(wait)
+            }
+            ErrorKind::Cancelled => Outcome::cancelled(encode_error(&err)),
+            _ if err.retryable() && err.kind() != ErrorKind::DependencyNotReady => {
+                Outcome::retry_in(
+                    encode_error(&err),
+                    asset.retry_policy().delay_after(attempt),
+                )
+            }
+            _ => Outcome::discard(encode_error(&err)),
+        },
+    }
+}
