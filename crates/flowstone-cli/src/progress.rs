@@ -27,19 +27,23 @@ enum Mode {
 }
 
 impl BackfillProgress {
-    /// Progress for `label` (usually the asset's name): a bar on a terminal, lines otherwise.
-    pub fn new(label: impl Into<String>) -> Self {
+    /// Progress for `label` (usually the asset's name) over `total` partitions when known: a
+    /// bar on a terminal, lines otherwise.
+    pub fn new(label: impl Into<String>, total: Option<usize>) -> Self {
         let label = label.into();
         let mode = if std::io::stderr().is_terminal() {
-            let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr());
+            let bar = ProgressBar::with_draw_target(
+                total.map(|t| t as u64),
+                ProgressDrawTarget::stderr(),
+            );
             let style = ProgressStyle::with_template(
-                "{prefix:>16.bold} [{bar:30.cyan/blue}] {pos}/{len} {msg} {per_sec} ETA {eta}",
+                "{prefix:>16.bold} [{bar:30.cyan/blue}] {pos}/{len} {msg}, ETA {eta}",
             )
             .unwrap_or_else(|_| ProgressStyle::default_bar())
             .progress_chars("=> ");
+            bar.set_message("0 failed");
             bar.set_style(style);
             bar.set_prefix(label.clone());
-            bar.set_message("0 failed");
             bar.enable_steady_tick(Duration::from_millis(120));
             Mode::Bar(bar)
         } else {
@@ -60,7 +64,8 @@ impl BackfillProgress {
             Mode::Bar(bar) => {
                 bar.set_length(progress.total as u64);
                 bar.set_position(progress.done as u64);
-                bar.set_message(format!("{} failed", progress.failed));
+                let rate = progress.done as f64 / self.started.elapsed().as_secs_f64().max(1e-3);
+                bar.set_message(format!("{} failed, {rate:.1}/s", progress.failed));
                 if let PartitionOutcome::Failed(err) = progress.outcome {
                     bar.println(format!(
                         "{}: {} failed: {}",
@@ -115,6 +120,8 @@ impl BackfillProgress {
     pub fn finish(&self) {
         if let Mode::Bar(bar) = &self.mode {
             bar.finish();
+            // indicatif leaves the cursor at the end of the finished bar.
+            eprintln!();
         }
     }
 }

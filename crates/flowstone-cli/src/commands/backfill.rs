@@ -102,7 +102,10 @@ pub async fn backfill_with_progress(
     asset: &str,
     backfill: Backfill,
 ) -> Result<TimedReport, CliError> {
-    let progress = Arc::new(BackfillProgress::new(asset));
+    let total = flowstone::backfill::resolve_partitions(fs, asset, backfill.source())
+        .ok()
+        .map(|partitions| partitions.len());
+    let progress = Arc::new(BackfillProgress::new(asset, total));
     let cancel = CancellationToken::new();
     let on_ctrl_c = {
         let cancel = cancel.clone();
