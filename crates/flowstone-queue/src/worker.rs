@@ -24,7 +24,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::database::{Database, Event};
-use crate::engine::{self, Ack, ClaimSpec, Claimed, Conn, Transition};
+use crate::engine::{self, Ack, ClaimSpec, Claimed, Conn, Role, Transition};
 use crate::error::{Error, Result};
 use crate::handler::{self, Handler, HandlerOptions, JobContext, Outcome};
 use crate::job::JobState;
@@ -67,6 +67,10 @@ pub struct WorkerSettings {
     pub prune_after: Option<Duration>,
     /// How often pruning runs. Default 5 min.
     pub prune_interval: Duration,
+    /// PostgreSQL: wait for the WAL flush when claiming. Default false: a claim is a lease,
+    /// and one lost in a server crash only makes its job available again, which
+    /// at-least-once delivery allows. Inserts and acks are always durable.
+    pub durable_claims: bool,
 }
 
 impl Default for WorkerSettings {
@@ -81,6 +85,7 @@ impl Default for WorkerSettings {
             unknown_kind_delay: Duration::from_secs(1),
             prune_after: Some(Duration::from_secs(7 * 24 * 3600)),
             prune_interval: Duration::from_secs(300),
+            durable_claims: false,
         }
     }
 }
@@ -262,13 +267,22 @@ impl WorkerBuilder {
             abandon: root.child_token(),
             stop: root.clone(),
         });
+        let (ack_tx, ack_rx) = mpsc::unbounded_channel();
+        let split = engine::separate_acker(&shared.db);
         let producers = self
             .queues
             .into_iter()
             .map(|(queue, concurrency)| {
-                tokio::spawn(produce(Arc::clone(&shared), queue, concurrency))
+                let acks = if split {
+                    AckPath::Acker(ack_tx.clone())
+                } else {
+                    AckPath::Inline(Vec::new())
+                };
+                tokio::spawn(produce(Arc::clone(&shared), queue, concurrency, acks))
             })
             .collect();
+        drop(ack_tx);
+        let acker = tokio::spawn(acker(Arc::clone(&shared), ack_rx));
         let services = vec![
             tokio::spawn(signals(Arc::clone(&shared), events)),
             tokio::spawn(heartbeats(Arc::clone(&shared))),
@@ -277,6 +291,7 @@ impl WorkerBuilder {
         Ok(WorkerHandle {
             shared,
             producers,
+            acker: Some(acker),
             services,
         })
     }
@@ -317,6 +332,14 @@ impl Shared {
         self.running.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// Acks written: these jobs are no longer running here.
+    fn forget(&self, acks: &[Ack]) {
+        let mut running = self.running();
+        for ack in acks {
+            running.remove(&ack.id());
+        }
+    }
+
     fn wake_all(&self) {
         for n in self.wake.values() {
             n.notify_one();
@@ -338,6 +361,7 @@ impl Shared {
 pub struct WorkerHandle {
     shared: Arc<Shared>,
     producers: Vec<JoinHandle<usize>>,
+    acker: Option<JoinHandle<()>>,
     services: Vec<JoinHandle<()>>,
 }
 
@@ -374,6 +398,10 @@ impl WorkerHandle {
                 }
             }
         }
+        // Producers are done, so the acker's channel is closed: it ends once all is written.
+        if let Some(acker) = self.acker.take() {
+            let _ = acker.await;
+        }
         self.shared.stop.cancel();
         for s in std::mem::take(&mut self.services) {
             let _ = s.await;
@@ -402,29 +430,64 @@ async fn pause(token: &CancellationToken, d: Duration) -> bool {
 /// After the grace period, how long handlers whose token fired may take to return.
 const ABANDON_WAIT: Duration = Duration::from_millis(500);
 
-/// One queue's claim/ack loop. Returns the number of jobs abandoned at shutdown.
-async fn produce(shared: Arc<Shared>, queue: String, concurrency: usize) -> usize {
+/// Most acks written by one statement.
+const ACK_BATCH: usize = 2000;
+
+/// Where a producer's acks go: written with its next claim (SQLite: one writer at a time),
+/// or handed to the worker's acker task (PostgreSQL: claims never wait for ack fsyncs).
+enum AckPath {
+    Inline(Vec<Ack>),
+    Acker(mpsc::UnboundedSender<Ack>),
+}
+
+impl AckPath {
+    fn push(&mut self, ack: Ack) {
+        match self {
+            Self::Inline(pending) => pending.push(ack),
+            // The acker outlives every producer; a send can only fail after a hard stop.
+            Self::Acker(tx) => {
+                let _ = tx.send(ack);
+            }
+        }
+    }
+
+    fn pending(&self) -> &[Ack] {
+        match self {
+            Self::Inline(pending) => pending,
+            Self::Acker(_) => &[],
+        }
+    }
+}
+
+/// One queue's claim loop. Returns the number of jobs abandoned at shutdown.
+async fn produce(
+    shared: Arc<Shared>,
+    queue: String,
+    concurrency: usize,
+    mut acks: AckPath,
+) -> usize {
     let (ack_tx, mut ack_rx) = mpsc::unbounded_channel::<Ack>();
     let wake = shared
         .wake
         .get(&queue)
         .cloned()
         .unwrap_or_else(|| Arc::new(Notify::new()));
+    let role = Role::Claims {
+        durable: shared.settings.durable_claims,
+    };
     let mut in_flight: HashMap<i64, (i32, i32)> = HashMap::new();
-    let mut pending: Vec<Ack> = Vec::new();
     let mut maybe_more = true;
     let mut conn: Option<Conn> = None;
     let mut backoff = Duration::from_millis(20);
     loop {
         while let Ok(ack) = ack_rx.try_recv() {
             in_flight.remove(&ack.id());
-            pending.push(ack);
+            acks.push(ack);
         }
         if shared.stop.is_cancelled() {
             return 0;
         }
-        let abandoning = shared.abandon.is_cancelled();
-        if abandoning {
+        if shared.abandon.is_cancelled() {
             // Tokens have fired: give handlers a moment to return their own outcome.
             let deadline = tokio::time::Instant::now() + ABANDON_WAIT;
             while !in_flight.is_empty() {
@@ -432,7 +495,7 @@ async fn produce(shared: Arc<Shared>, queue: String, concurrency: usize) -> usiz
                     ack = ack_rx.recv() => match ack {
                         Some(ack) => {
                             in_flight.remove(&ack.id());
-                            pending.push(ack);
+                            acks.push(ack);
                         }
                         None => break,
                     },
@@ -440,14 +503,19 @@ async fn produce(shared: Arc<Shared>, queue: String, concurrency: usize) -> usiz
                 }
             }
             let abandoned = in_flight.len();
-            pending.extend(in_flight.drain().map(|(id, (attempt, max_attempts))| {
-                abandon_ack(&shared.node, id, attempt, max_attempts)
-            }));
-            flush_final(&shared, &mut conn, &pending).await;
+            for (id, (attempt, max_attempts)) in in_flight.drain() {
+                acks.push(abandon_ack(&shared.node, id, attempt, max_attempts));
+            }
+            if let AckPath::Inline(pending) = &acks {
+                flush_final(&shared, &mut conn, pending).await;
+            }
             return abandoned;
         }
         let stopping = shared.stop_claiming.is_cancelled();
-        if stopping && in_flight.is_empty() && pending.is_empty() {
+        if stopping && in_flight.is_empty() {
+            if let AckPath::Inline(pending) = &acks {
+                flush_final(&shared, &mut conn, pending).await;
+            }
             return 0;
         }
         let want = if stopping || !maybe_more {
@@ -455,10 +523,10 @@ async fn produce(shared: Arc<Shared>, queue: String, concurrency: usize) -> usiz
         } else {
             concurrency.saturating_sub(in_flight.len())
         };
-        if !pending.is_empty() || want > 0 {
+        if !acks.pending().is_empty() || want > 0 {
             let c = match conn.as_mut() {
                 Some(c) => c,
-                None => match Conn::acquire(&shared.db).await {
+                None => match Conn::acquire(&shared.db, role).await {
                     Ok(c) => conn.insert(c),
                     Err(e) => {
                         tracing::warn!(error = %e, queue, "flowstone-queue: no connection; retrying");
@@ -473,16 +541,13 @@ async fn produce(shared: Arc<Shared>, queue: String, concurrency: usize) -> usiz
                 node: &shared.node,
                 limit: want as i64,
             };
-            match engine::ack_and_claim(&shared.db, c, &pending, Some(spec)).await {
+            match engine::ack_and_claim(&shared.db, c, acks.pending(), Some(spec)).await {
                 Ok(claimed) => {
                     backoff = Duration::from_millis(20);
-                    {
-                        let mut running = shared.running();
-                        for ack in &pending {
-                            running.remove(&ack.id());
-                        }
+                    if let AckPath::Inline(pending) = &mut acks {
+                        shared.forget(pending);
+                        pending.clear();
                     }
-                    pending.clear();
                     if claimed.len() < want {
                         maybe_more = false;
                     }
@@ -492,7 +557,7 @@ async fn produce(shared: Arc<Shared>, queue: String, concurrency: usize) -> usiz
                     }
                 }
                 Err(e) => {
-                    tracing::warn!(error = %e, queue, "flowstone-queue: claim/ack failed; reconnecting");
+                    tracing::warn!(error = %e, queue, "flowstone-queue: claim failed; reconnecting");
                     if let Some(c) = conn.take() {
                         c.discard();
                     }
@@ -506,7 +571,7 @@ async fn produce(shared: Arc<Shared>, queue: String, concurrency: usize) -> usiz
             ack = ack_rx.recv() => {
                 if let Some(ack) = ack {
                     in_flight.remove(&ack.id());
-                    pending.push(ack);
+                    acks.push(ack);
                 }
             }
             _ = wake.notified() => maybe_more = true,
@@ -518,15 +583,70 @@ async fn produce(shared: Arc<Shared>, queue: String, concurrency: usize) -> usiz
     }
 }
 
-/// Last writes of a producer at shutdown: retried a few times, then left to the rescuer.
+/// Writes acks in batches on its own connection (PostgreSQL). Ends when every producer
+/// has ended and everything received is written (or, after a hard stop, given up).
+async fn acker(shared: Arc<Shared>, mut rx: mpsc::UnboundedReceiver<Ack>) {
+    let mut batch: Vec<Ack> = Vec::new();
+    let mut conn: Option<Conn> = None;
+    let mut failures = 0u32;
+    loop {
+        if batch.is_empty() {
+            match rx.recv().await {
+                Some(ack) => batch.push(ack),
+                None => return,
+            }
+        }
+        while batch.len() < ACK_BATCH {
+            match rx.try_recv() {
+                Ok(ack) => batch.push(ack),
+                Err(_) => break,
+            }
+        }
+        let c = match conn.take() {
+            Some(c) => Ok(c),
+            None => Conn::acquire(&shared.db, Role::Acks).await,
+        };
+        let result = match c {
+            Ok(mut c) => match engine::ack_and_claim(&shared.db, &mut c, &batch, None).await {
+                Ok(_) => {
+                    conn = Some(c);
+                    Ok(())
+                }
+                Err(e) => {
+                    c.discard();
+                    Err(e)
+                }
+            },
+            Err(e) => Err(e),
+        };
+        match result {
+            Ok(()) => {
+                failures = 0;
+                shared.forget(&batch);
+                batch.clear();
+            }
+            Err(e) => {
+                failures += 1;
+                tracing::warn!(error = %e, "flowstone-queue: writing acks failed; retrying");
+                if shared.stop.is_cancelled() && failures > 5 {
+                    // Left executing: the rescuer returns them to the queue later.
+                    return;
+                }
+                tokio::time::sleep(Duration::from_millis(20 << failures.min(6))).await;
+            }
+        }
+    }
+}
+
+/// Last writes of an inline producer: retried a few times, then left to the rescuer.
 async fn flush_final(shared: &Shared, conn: &mut Option<Conn>, acks: &[Ack]) {
     for _ in 0..5 {
         if acks.is_empty() {
             return;
         }
-        let c = match conn.take() {
+        let mut c = match conn.take() {
             Some(c) => c,
-            None => match Conn::acquire(&shared.db).await {
+            None => match Conn::acquire(&shared.db, Role::Acks).await {
                 Ok(c) => c,
                 Err(_) => {
                     tokio::time::sleep(Duration::from_millis(100)).await;
@@ -534,9 +654,11 @@ async fn flush_final(shared: &Shared, conn: &mut Option<Conn>, acks: &[Ack]) {
                 }
             },
         };
-        let mut c = c;
         match engine::ack_and_claim(&shared.db, &mut c, acks, None).await {
-            Ok(_) => return,
+            Ok(_) => {
+                shared.forget(acks);
+                return;
+            }
             Err(e) => {
                 tracing::warn!(error = %e, "flowstone-queue: final acks failed; retrying");
                 c.discard();

@@ -30,13 +30,14 @@ CREATE TABLE flowstone_jobs (
 -- Claiming reads only pending rows: history does not slow it down.
 CREATE INDEX flowstone_jobs_fetch ON flowstone_jobs (queue, priority, scheduled_at, id)
     WHERE state IN ('available', 'scheduled', 'retryable');
--- Unique jobs: one active job per key; finished jobs do not block a new run.
+-- Unique jobs: one active job per key; finished jobs do not block a new run. Jobs without a
+-- key and finished jobs are not in this index. Only the primary key (and the batch index,
+-- for batched jobs) covers finished rows, so history does not slow claims or acks.
 CREATE UNIQUE INDEX flowstone_jobs_unique ON flowstone_jobs (unique_key)
-    WHERE state IN ('available', 'scheduled', 'executing', 'retryable');
+    WHERE unique_key IS NOT NULL AND state IN ('available', 'scheduled', 'executing', 'retryable');
 -- Rescue and orphan sweeps read executing rows by node.
 CREATE INDEX flowstone_jobs_executing ON flowstone_jobs (node) WHERE state = 'executing';
 CREATE INDEX flowstone_jobs_batch ON flowstone_jobs (batch) WHERE batch IS NOT NULL;
-CREATE INDEX flowstone_jobs_state ON flowstone_jobs (state, queue, id);
 
 CREATE TABLE flowstone_nodes (
     node          text PRIMARY KEY,

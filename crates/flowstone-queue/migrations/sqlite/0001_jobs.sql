@@ -31,10 +31,9 @@ CREATE TABLE flowstone_jobs (
 CREATE INDEX flowstone_jobs_fetch ON flowstone_jobs (queue, priority, scheduled_at, id)
     WHERE state IN ('available', 'scheduled', 'retryable');
 CREATE UNIQUE INDEX flowstone_jobs_unique ON flowstone_jobs (unique_key)
-    WHERE state IN ('available', 'scheduled', 'executing', 'retryable');
+    WHERE unique_key IS NOT NULL AND state IN ('available', 'scheduled', 'executing', 'retryable');
 CREATE INDEX flowstone_jobs_executing ON flowstone_jobs (node) WHERE state = 'executing';
 CREATE INDEX flowstone_jobs_batch ON flowstone_jobs (batch) WHERE batch IS NOT NULL;
-CREATE INDEX flowstone_jobs_state ON flowstone_jobs (state, queue, id);
 
 CREATE TABLE flowstone_nodes (
     node          TEXT PRIMARY KEY,

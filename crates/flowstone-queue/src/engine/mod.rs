@@ -103,11 +103,35 @@ pub(crate) enum Conn {
     Postgres(PoolConnection<sqlx::Postgres>),
 }
 
+/// What a worker connection is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Role {
+    /// Claims (and, on SQLite, the acks riding with them).
+    Claims { durable: bool },
+    /// Acks only (PostgreSQL's separate acker).
+    Acks,
+}
+
+/// Whether acks should go through their own connection rather than ride with claims.
+/// PostgreSQL: yes, so a claim never waits for the fsync of an ack batch and ack batches
+/// grow with load. SQLite: no, it has one writer at a time; one transaction does both.
+pub(crate) fn separate_acker(db: &Database) -> bool {
+    matches!(db.pool(), Pool::Postgres(_))
+}
+
 impl Conn {
-    pub async fn acquire(db: &Database) -> Result<Self> {
+    pub async fn acquire(db: &Database, role: Role) -> Result<Self> {
         Ok(match db.pool() {
             Pool::Sqlite(p) => Self::Sqlite(p.acquire().await?),
-            Pool::Postgres(p) => Self::Postgres(p.acquire().await?),
+            Pool::Postgres(p) => {
+                let mut c = p.acquire().await?;
+                if role == (Role::Claims { durable: false }) {
+                    postgres::prepare_claim_connection(&mut c).await?;
+                    // The session setting must not leak into the pool.
+                    c.close_on_drop();
+                }
+                Self::Postgres(c)
+            }
         })
     }
 

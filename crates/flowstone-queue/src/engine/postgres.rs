@@ -29,6 +29,16 @@ macro_rules! job_columns {
     };
 }
 
+/// Claims are leases: a claim lost in a server crash only makes its job available again,
+/// which at-least-once delivery allows. So the claim connection commits without waiting for
+/// the WAL flush; inserts and acks (completions, retries, …) stay durable.
+pub(crate) async fn prepare_claim_connection(conn: &mut PgConnection) -> Result<()> {
+    sqlx::query("SET synchronous_commit = off")
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
 fn secs(d: Duration) -> f64 {
     d.as_secs_f64()
 }
@@ -49,7 +59,9 @@ pub(crate) async fn insert(
                 WITH ORDINALITY AS t(q, k, a, m, p, x, s, u, b, ord)
           ORDER BY ord
          ON CONFLICT (unique_key)
-            WHERE state IN ('available', 'scheduled', 'executing', 'retryable') DO NOTHING
+            WHERE unique_key IS NOT NULL
+              AND state IN ('available', 'scheduled', 'executing', 'retryable')
+            DO NOTHING
          RETURNING id, unique_key",
     )
     .bind(jobs.iter().map(|j| j.queue.as_str()).collect::<Vec<_>>())

@@ -73,7 +73,9 @@ pub(crate) async fn insert(
                 value ->> 5, coalesce(value ->> 6, ?1), ?1, value ->> 7, value ->> 8
            FROM json_each(?2) WHERE true ORDER BY key
          ON CONFLICT (unique_key)
-            WHERE state IN ('available', 'scheduled', 'executing', 'retryable') DO NOTHING
+            WHERE unique_key IS NOT NULL
+              AND state IN ('available', 'scheduled', 'executing', 'retryable')
+            DO NOTHING
          RETURNING id, unique_key",
     )
     .bind(now_micros())
@@ -326,6 +328,10 @@ pub(crate) async fn ack_and_claim(
     if acks.is_empty() && limit == 0 {
         return Ok(Vec::new());
     }
+    let only_completes = acks.iter().all(|a| matches!(a, Ack::Complete { .. }));
+    if only_completes {
+        return complete_and_claim(conn, acks, claim).await;
+    }
     let mut completes = Vec::new();
     let mut tx = conn.begin_with("BEGIN IMMEDIATE").await?;
     for ack in acks {
@@ -385,5 +391,61 @@ pub(crate) async fn ack_and_claim(
         claimed.sort_by_key(|c| (c.priority, c.id));
     }
     tx.commit().await?;
+    Ok(claimed)
+}
+
+/// The common cycle in ONE round trip to SQLite's worker thread: a single query string of
+/// four statements (`?N` parameters are shared by all of them). On error the transaction
+/// may be left open: the caller discards the connection, which rolls it back.
+async fn complete_and_claim(
+    conn: &mut SqliteConnection,
+    acks: &[Ack],
+    claim: Option<ClaimSpec<'_>>,
+) -> Result<Vec<Claimed>> {
+    let completes: Vec<(i64, i32, Option<&str>)> = acks
+        .iter()
+        .filter_map(|a| match a {
+            Ack::Complete {
+                id,
+                attempt,
+                result,
+            } => Some((*id, *attempt, result.as_deref())),
+            Ack::Transition { .. } => None,
+        })
+        .collect();
+    let (queue, node, limit) = claim.map_or(("", "", 0), |c| (c.queue, c.node, c.limit));
+    let rows = sqlx::query(
+        "BEGIN IMMEDIATE;
+         UPDATE flowstone_jobs
+            SET state = 'completed', completed_at = ?1, result = a.value ->> 2
+           FROM json_each(?2) AS a
+          WHERE flowstone_jobs.id = a.value ->> 0
+            AND flowstone_jobs.attempt = a.value ->> 1
+            AND flowstone_jobs.state = 'executing';
+         UPDATE flowstone_jobs
+            SET state = 'executing', attempt = attempt + 1, attempted_at = ?1, node = ?3
+          WHERE id IN (
+              SELECT id FROM flowstone_jobs
+               WHERE queue = ?4
+                 AND state IN ('available', 'scheduled', 'retryable')
+                 AND scheduled_at <= ?1
+               ORDER BY priority, scheduled_at, id
+               LIMIT ?5)
+         RETURNING id, queue, kind, args, meta, priority, attempt, max_attempts, snoozed,
+                   unhandled;
+         COMMIT;",
+    )
+    .bind(now_micros())
+    .bind(serde_json::to_string(&completes)?)
+    .bind(node)
+    .bind(queue)
+    .bind(limit)
+    .fetch_all(&mut *conn)
+    .await?;
+    let mut claimed = rows
+        .iter()
+        .map(claimed_from_row)
+        .collect::<Result<Vec<_>>>()?;
+    claimed.sort_by_key(|c| (c.priority, c.id));
     Ok(claimed)
 }

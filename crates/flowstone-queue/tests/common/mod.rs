@@ -18,6 +18,7 @@ pub fn fast() -> WorkerSettings {
         unknown_kind_delay: Duration::from_millis(20),
         prune_after: None,
         prune_interval: Duration::from_secs(300),
+        durable_claims: false,
     }
 }
 
