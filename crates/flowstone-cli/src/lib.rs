@@ -13,7 +13,10 @@
 //! ```
 //!
 //! [`run`] takes the [`Builder`] rather than a built [`FlowStone`] because the global options
-//! (`--database`, `--data-dir`) configure storage before the graph is built. Binaries that add
+//! (`--database`, `--data-dir`) configure storage before the graph is built. Records, lineage
+//! and the queue live in the database (`sqlite://flowstone.db` in the current folder unless
+//! `--database` or `FLOWSTONE_DATABASE_URL` says otherwise); outputs are JSON files under
+//! `--data-dir`. Binaries that add
 //! their own subcommands compose the pieces instead: flatten [`GlobalOpts`] and [`Command`] into
 //! their own clap parser, call [`prepare`] to build, and [`execute`] to run a command.
 //!
@@ -142,7 +145,7 @@ where
         Ok(cli) => cli,
         Err(err) => return clap_exit(&err),
     };
-    let fs = match prepare(builder, &cli.globals) {
+    let fs = match prepare(builder, &cli.globals).await {
         Ok(fs) => fs,
         Err(err) => return err.report(&cli.globals),
     };
@@ -155,11 +158,12 @@ pub fn clap_exit(err: &clap::Error) -> ExitCode {
     ExitCode::from(u8::try_from(err.exit_code()).unwrap_or(2))
 }
 
-/// Sets up logging, configures storage from the global options and builds the graph.
-pub fn prepare(builder: Builder, globals: &GlobalOpts) -> Result<FlowStone, CliError> {
+/// Sets up logging, configures storage from the global options, connects to the database
+/// (creating or upgrading its tables) and builds the graph.
+pub async fn prepare(builder: Builder, globals: &GlobalOpts) -> Result<FlowStone, CliError> {
     init_logging(&globals.log_level)?;
     let builder = configure_storage(builder, globals)?;
-    Ok(builder.build()?)
+    Ok(builder.connect().await?)
 }
 
 /// Runs one subcommand on a built FlowStone and returns the exit status; errors are printed.

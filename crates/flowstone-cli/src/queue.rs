@@ -1,30 +1,47 @@
-//! The one place that says the durable queue is not wired into this build yet.
+//! The durable queue from the command line's side: the check that one is configured, the note
+//! that queued work waits for a worker, and the one place that says what is not wired yet.
 //!
-//! `schedule --at/--queue/--priority`, `jobs`, `job status`, `job cancel` and `worker` need a
-//! database-backed queue. Until `Builder::database(url)` registers the queue executor (and the
-//! API offers job lookup by id, job listing and `fs.worker()`), they end here with exit 2.
+//! `jobs`, `job status`, `job cancel` and `worker` end in [`not_wired`] (exit 2) until they are
+//! connected to the queue (`fs.queue()`, `fs.worker()`).
 
-use flowstone::FlowStone;
+use flowstone::{FlowStone, Strategy};
 
 use crate::CliError;
 
-/// The error for a feature that needs the durable queue.
-pub(crate) fn needs_queue(what: &str) -> CliError {
+/// The error for a queue command this build does not offer yet.
+pub(crate) fn not_wired(what: &str) -> CliError {
     CliError::usage(format!(
-        "{what} needs a database-backed queue (`--database sqlite://...`); not available in \
-         this build yet"
+        "{what} needs the durable queue's job table, which this command line does not reach \
+         yet; not available in this build"
     ))
     .with_hint(
         "materialize and backfill run in this process with --executor sync|async|serial; \
-         they need no queue",
+         schedule enqueues on the queue",
     )
 }
 
-/// Ok when a queue executor is registered; the [`needs_queue`] error otherwise.
+/// Ok when a queue executor is registered (a database is configured).
 pub(crate) fn require_queue(fs: &FlowStone, what: &str) -> Result<(), CliError> {
     if fs.executors().contains("queue") {
         Ok(())
     } else {
-        Err(needs_queue(what))
+        Err(CliError::usage(format!(
+            "{what} needs a database-backed queue: give --database sqlite://flowstone.db (or \
+             postgres://...)"
+        )))
+    }
+}
+
+/// Tells the person that work handed to the queue runs only when a worker takes it.
+pub(crate) fn note_if_queued(fs: &FlowStone, strategy: &Strategy, globals_json: bool) {
+    let queued = fs
+        .executors()
+        .select(strategy)
+        .is_ok_and(|(name, _)| name == "queue");
+    if queued && !globals_json {
+        eprintln!(
+            "note: the work goes through the durable queue and waits for a `worker` process \
+             (same --database) to run it"
+        );
     }
 }

@@ -17,8 +17,8 @@ pub(crate) enum Engine {
     Postgres,
 }
 
-/// Checks the form of a database URL and says which engine it names. The error names the URL
-/// with its password masked.
+/// Checks the form of a database URL, before connecting, and says which engine it names. The
+/// error names the URL with its password masked.
 pub(crate) fn engine_of(url: &str) -> Result<Engine, CliError> {
     let lower = url.trim().to_ascii_lowercase();
     let expected = "expected sqlite://PATH (e.g. sqlite://flowstone.db) or \
@@ -50,17 +50,15 @@ pub(crate) fn engine_of(url: &str) -> Result<Engine, CliError> {
     )))
 }
 
-/// Configures `builder`'s storage from the global options: the filesystem IO manager under
-/// `--data-dir`, and the database named by `--database`.
+/// Configures `builder`'s storage from the global options: asset outputs as files under
+/// `--data-dir` (the default IO manager; the database's blob IO stays registered as `sql`), and
+/// materialization records, lineage and the durable queue in the database named by
+/// `--database`. Finish with `connect().await` (see [`crate::prepare`]).
 pub fn configure_storage(builder: Builder, globals: &GlobalOpts) -> Result<Builder, CliError> {
-    let _engine = engine_of(&globals.database)?;
-    let builder = builder.io_manager(FileIo::new(&globals.data_dir));
-    // TODO(lead): builder.database(&globals.database) — the SQL materialization store, lineage,
-    // blob IO and the queue. Until it exists, records and lineage stay in this process's memory
-    // (outputs are on disk under --data-dir). Map its error through `CliError` naming
-    // `mask_password(&globals.database)`; `CliError::report` also masks the password in any
-    // message that quotes the URL.
-    Ok(builder)
+    engine_of(&globals.database)?;
+    Ok(builder
+        .io_manager(FileIo::new(&globals.data_dir))
+        .database(globals.database.clone()))
 }
 
 /// `url` with the password of its user info (and any `password=` query parameter) replaced by

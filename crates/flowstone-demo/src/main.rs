@@ -75,7 +75,7 @@ async fn main() -> ExitCode {
         Err(err) => return flowstone_cli::clap_exit(&err),
     };
     let archive = Archive::new(cli.globals.data_dir.join("reports"));
-    let fs = match flowstone_cli::prepare(pipeline(&archive), &cli.globals) {
+    let fs = match flowstone_cli::prepare(pipeline(&archive), &cli.globals).await {
         Ok(fs) => fs,
         Err(err) => return err.report(&cli.globals),
     };
@@ -128,7 +128,9 @@ async fn demo(
         .await?
         .iter()
         .filter(|m| m.attempt > 1)
-        .count();
+        .map(|m| m.partition.encode())
+        .collect::<std::collections::BTreeSet<_>>()
+        .len();
 
     if globals.json {
         flowstone_cli::output::print_json(&json!({
@@ -158,5 +160,12 @@ async fn demo(
         }
         print!("{table}");
     }
+    println!(
+        "\nRecords and lineage are in {}; outputs are files under {}. Look around:\n  \
+         cargo run --release -p flowstone-demo -- materializations raw_weather --partition 2013-07\n  \
+         cargo run --release -p flowstone-demo -- lineage monthly_stats --partition 2013-07",
+        flowstone_cli::mask_password(&globals.database),
+        globals.data_dir.display()
+    );
     Ok(status)
 }

@@ -32,8 +32,9 @@ pub struct BackfillArgs {
     /// Every partition of the asset's definition
     #[arg(long)]
     pub all: bool,
-    /// How to run each partition: sync, async, serial, queue, auto, or a registered executor
-    #[arg(long, default_value = "auto", value_name = "EXECUTOR")]
+    /// How to run each partition: async (tasks in this process), sync, serial, queue (needs a
+    /// running `worker`), auto (the queue when configured), or a registered executor
+    #[arg(long, default_value = "async", value_name = "EXECUTOR")]
     pub executor: String,
     /// At most this many partitions in flight (default: the number of cores)
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
@@ -82,8 +83,10 @@ pub async fn run(
             .collect::<Result<Vec<_>, _>>()?;
         Backfill::partitions(partitions)
     };
+    let strategy = input::executor(fs, &args.executor)?;
+    crate::queue::note_if_queued(fs, &strategy, globals.json);
     backfill = backfill
-        .executor(input::executor(fs, &args.executor)?)
+        .executor(strategy)
         .force(args.force)
         .retry_failed(args.retry_failed);
     if let Some(n) = args.max_concurrency {

@@ -3,7 +3,7 @@
 use clap::{Args, Subcommand, ValueEnum};
 use flowstone::{FlowStone, JobId};
 
-use crate::queue::needs_queue;
+use crate::queue::not_wired;
 use crate::{CliError, GlobalOpts, Status};
 
 /// Arguments of `jobs`.
@@ -44,12 +44,12 @@ pub enum JobState {
 pub enum JobAction {
     /// Where a job stands
     Status {
-        /// The job id (a UUID, as printed by `schedule` and `jobs`)
+        /// The job: the queue's job number or the job UUID, as printed by `schedule`
         id: String,
     },
     /// Cancel a job: a pending one at once, a running one is told to stop
     Cancel {
-        /// The job id
+        /// The job: the queue's job number or the job UUID
         id: String,
     },
 }
@@ -60,8 +60,9 @@ pub async fn list(
     _globals: &GlobalOpts,
     _args: JobsArgs,
 ) -> Result<Status, CliError> {
-    // TODO(lead): list the queue's jobs (filtered by state and queue) once the API exposes it.
-    Err(needs_queue("`jobs`"))
+    // TODO(lead): `fs.queue()` → `Queue::list(&JobFilter { state, queue, limit, .. })`, a table
+    // (id, state, queue, asset and partition from the row's meta, attempt, scheduled_at).
+    Err(not_wired("`jobs`"))
 }
 
 /// Runs `job status ID` or `job cancel ID`.
@@ -72,24 +73,42 @@ pub async fn act(
 ) -> Result<Status, CliError> {
     match action {
         JobAction::Status { id } => {
-            let _id = job_id(&id)?;
-            // TODO(lead): look the job up by id in the queue, then `fs.job_status(&job)`.
-            Err(needs_queue("`job status`"))
+            let _id = job_ref(&id)?;
+            // TODO(lead): `Queue::get(row id)` (or find the row whose meta has this job id), then
+            // show its state, attempt, errors.
+            Err(not_wired("`job status`"))
         }
         JobAction::Cancel { id } => {
-            let _id = job_id(&id)?;
-            // TODO(lead): look the job up by id in the queue, then `fs.cancel_job(&job)`.
-            Err(needs_queue("`job cancel`"))
+            let _id = job_ref(&id)?;
+            // TODO(lead): `Queue::cancel(row id)`.
+            Err(not_wired("`job cancel`"))
         }
     }
 }
 
-/// Parses a job id.
-pub(crate) fn job_id(input: &str) -> Result<JobId, CliError> {
-    uuid::Uuid::parse_str(input.trim()).map(JobId).map_err(|_| {
-        CliError::usage(format!(
-            "invalid job id '{input}': expected a UUID like \
-                 0193a5c2-7d1e-7b3a-9f00-2c4d5e6f7a8b, as printed by `schedule` and `jobs`"
-        ))
-    })
+/// A job as a person names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JobRef {
+    /// The queue row's number.
+    Queue(i64),
+    /// FlowStone's job id.
+    Job(JobId),
+}
+
+/// Parses a job id: the queue row's number or FlowStone's job UUID, both printed by `schedule`.
+pub(crate) fn job_ref(input: &str) -> Result<JobRef, CliError> {
+    let trimmed = input.trim();
+    if let Ok(number) = trimmed.parse::<i64>()
+        && number > 0
+    {
+        return Ok(JobRef::Queue(number));
+    }
+    uuid::Uuid::parse_str(trimmed)
+        .map(|id| JobRef::Job(JobId(id)))
+        .map_err(|_| {
+            CliError::usage(format!(
+                "invalid job id '{input}': expected the queue's job number (like 42) or a job \
+                 UUID (like 0193a5c2-7d1e-7b3a-9f00-2c4d5e6f7a8b), as printed by `schedule`"
+            ))
+        })
 }

@@ -17,8 +17,9 @@ pub struct MaterializeArgs {
     /// The partition, in the asset's form (e.g. 2013-07 for a monthly asset)
     #[arg(long, short)]
     pub partition: Option<String>,
-    /// How to run it: sync, async, serial, queue, auto, or a registered executor
-    #[arg(long, default_value = "auto", value_name = "EXECUTOR")]
+    /// How to run it: sync (here, now), async, serial, queue (needs a running `worker`), auto
+    /// (the queue when configured), or a registered executor
+    #[arg(long, default_value = "sync", value_name = "EXECUTOR")]
     pub executor: String,
     /// Materialize missing upstream assets first
     #[arg(long)]
@@ -33,6 +34,7 @@ pub async fn run(
 ) -> Result<Status, CliError> {
     let partition = input::partition(fs, &args.asset, args.partition.as_deref())?;
     let strategy = input::executor(fs, &args.executor)?;
+    crate::queue::note_if_queued(fs, &strategy, globals.json);
     let run_id = RunId::new();
     let mut run = Run::partition(partition.clone())
         .run_id(run_id)

@@ -55,11 +55,16 @@ pub async fn run(
         run = run.priority(priority);
     }
     let job = fs.schedule(&args.asset, run).await?;
+    let queue_number = job
+        .metadata
+        .get(flowstone::queue::QUEUE_JOB_ID)
+        .and_then(serde_json::Value::as_i64);
     let status = fs.job_status(&job).await.ok();
     let failed = matches!(status, Some(JobStatus::Failed(_)));
     if globals.json {
         print_json(&json!({
             "job_id": job.id.to_string(),
+            "queue_job": queue_number,
             "asset": job.asset,
             "partition": partition_json(&job.partition),
             "executor": job.executor,
@@ -67,8 +72,11 @@ pub async fn run(
             "status": status.as_ref().map(JobStatus::name),
         }));
     } else {
+        let number = queue_number
+            .map(|n| format!(" (queue job {n})"))
+            .unwrap_or_default();
         println!(
-            "scheduled {} {} as job {} on executor '{}'",
+            "scheduled {} {} as job {}{number} on executor '{}'",
             job.asset,
             partition_text(&job.partition),
             job.id,

@@ -3,7 +3,7 @@
 use clap::Args;
 use flowstone::FlowStone;
 
-use crate::queue::needs_queue;
+use crate::queue::not_wired;
 use crate::{CliError, GlobalOpts, Status};
 
 /// Arguments of `worker`.
@@ -49,11 +49,11 @@ pub async fn run(
     args: WorkerArgs,
 ) -> Result<Status, CliError> {
     let _queues = queues_or_default(&args.queues);
-    // TODO(lead): once `fs.worker()` exists:
+    // TODO(lead): with `fs.worker()`:
     //   let mut worker = fs.worker();
     //   for (name, concurrency) in _queues { worker = worker.queue(name, concurrency); }
     //   worker.run_until(shutdown_signal()).await?;
-    Err(needs_queue("`worker`"))
+    Err(not_wired("`worker`"))
 }
 
 /// Resolves on SIGINT (Ctrl-C) or, on Unix, SIGTERM: the worker's cue to stop taking jobs and
