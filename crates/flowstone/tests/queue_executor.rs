@@ -1,0 +1,809 @@
+//! The Queue executor (issue 4), in one process, on SQLite and on PostgreSQL: every scenario is
+//! one function run against both engines, each on a database of its own (PostgreSQL tests are
+//! skipped with a loud message when it is unreachable, and fail under `CI=true`).
+//!
+//! Nothing here asserts on durations: tests wait for conditions (polling, 30 s patience) with
+//! short worker timings. The child-process scenarios are in `queue_multiprocess.rs`.
+
+mod support;
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use chrono::{DurationRound, Utc};
+use flowstone::store::MaterializationStatus;
+use flowstone::{
+    Asset, Backfill, CancellationToken, Error, ErrorKind, FlowStone, JobStatus, Partition,
+    PartitionOutcome, RetryPolicy, Run, Strategy,
+};
+use flowstone_queue::testing::TestDb;
+use flowstone_queue::{JobState, WorkerHandle};
+
+use support::{connect, fast_settings, node, records, row, wait_finished, wait_for};
+
+/// Partitions (as integers) an asset ran for, in order.
+type Runs = Arc<Mutex<Vec<i64>>>;
+
+fn int(partition: &Partition) -> i64 {
+    match partition {
+        Partition::Int(i) => *i,
+        Partition::Unpartitioned => 0,
+        other => panic!("the test assets take integer partitions, got {other}"),
+    }
+}
+
+/// An asset that logs the partition it runs for and returns `partition * factor`.
+fn logged(name: &str, runs: &Runs, factor: i64) -> Asset {
+    let runs = Arc::clone(runs);
+    Asset::new(name).execute(move |ctx| {
+        let runs = Arc::clone(&runs);
+        async move {
+            let i = int(ctx.partition());
+            runs.lock().unwrap().push(i);
+            Ok::<i64, Error>(i * factor)
+        }
+    })
+}
+
+async fn start_worker(fs: &FlowStone, label: &str) -> WorkerHandle {
+    fs.worker()
+        .queue("assets", 4)
+        .node(node(label))
+        .settings(fast_settings())
+        .start()
+        .await
+        .expect("worker starts")
+}
+
+fn queue_run(partition: impl Into<Partition>) -> Run {
+    Run::partition(partition).executor(Strategy::Queue)
+}
+
+// ---------------------------------------------------------------------------------------------
+
+/// A job scheduled for later is `Pending` with that time; once it is due a worker runs it and it
+/// is `Completed`. A job cancelled before its time is `Cancelled` and never runs.
+async fn scheduled_job_runs_when_due_and_a_cancelled_one_never_runs(db: &TestDb) {
+    let runs = Runs::default();
+    let fs = connect(db, vec![logged("tick", &runs, 10)]).await;
+    // Millisecond precision, so the time read back from either database compares equal.
+    let at = (Utc::now() + chrono::Duration::milliseconds(1500))
+        .duration_trunc(chrono::Duration::milliseconds(1))
+        .unwrap();
+    let job = fs
+        .schedule("tick", queue_run(Partition::Int(1)).scheduled_at(at))
+        .await
+        .expect("schedule");
+    let doomed = fs
+        .schedule("tick", queue_run(Partition::Int(2)).scheduled_at(at))
+        .await
+        .expect("schedule");
+    assert_eq!(job.executor, "queue");
+
+    // No worker runs yet, so nothing can have started.
+    match fs.job_status(&job).await.unwrap() {
+        JobStatus::Pending {
+            scheduled_at,
+            attempt,
+        } => {
+            assert_eq!(scheduled_at, Some(at));
+            assert_eq!(attempt, 1);
+        }
+        other => panic!("expected pending, got {other}"),
+    }
+    fs.cancel_job(&doomed).await.expect("cancel a pending job");
+    assert!(matches!(
+        fs.job_status(&doomed).await.unwrap(),
+        JobStatus::Cancelled
+    ));
+
+    let worker = start_worker(&fs, "sched").await;
+    match wait_finished(&fs, &job).await {
+        JobStatus::Completed(out) => assert_eq!(out.value::<i64>().unwrap(), 10),
+        other => panic!("expected completed, got {other}"),
+    }
+    let record = &records(&fs, "tick").await[0];
+    assert_eq!(record.status, MaterializationStatus::Success);
+    assert!(
+        record.started_at >= at,
+        "ran at {} before its scheduled time {at}",
+        record.started_at
+    );
+    // The cancelled job was due at the same time as the one that ran: it never ran.
+    assert!(matches!(
+        fs.job_status(&doomed).await.unwrap(),
+        JobStatus::Cancelled
+    ));
+    assert_eq!(*runs.lock().unwrap(), vec![1]);
+    assert_eq!(row(&fs, &doomed).await.state, JobState::Cancelled);
+    assert_eq!(row(&fs, &doomed).await.attempt, 0);
+    assert_eq!(records(&fs, "tick").await.len(), 1);
+    worker.shutdown(Duration::from_secs(5)).await;
+}
+
+/// `materialize` through the queue enqueues, a worker in this process runs it, and the caller
+/// gets the output back; upstream assets go through the queue too.
+async fn execute_returns_the_output_from_an_in_process_worker(db: &TestDb) {
+    let runs = Runs::default();
+    let fs = connect(
+        db,
+        vec![
+            Asset::new("twenty").execute(|_ctx| async move { Ok::<i64, Error>(20) }),
+            logged("base", &runs, 1),
+            Asset::new("doubled")
+                .depends_on(["twenty"])
+                .execute(|ctx| async move {
+                    let base: i64 = ctx.dep("twenty")?;
+                    Ok::<i64, Error>(base * 2 + 2)
+                }),
+        ],
+    )
+    .await;
+    let worker = start_worker(&fs, "exec").await;
+    let out: i64 = fs
+        .materialize(
+            "doubled",
+            Run::unpartitioned()
+                .executor(Strategy::Queue)
+                .with_upstream(true),
+        )
+        .await
+        .expect("materialize through the queue")
+        .value()
+        .unwrap();
+    assert_eq!(out, 42);
+    // Several at once.
+    let outs = futures_util::future::join_all(
+        (1..=5).map(|i| fs.materialize("base", queue_run(Partition::Int(i)))),
+    )
+    .await;
+    let outs: Vec<i64> = outs
+        .into_iter()
+        .map(|o| o.expect("materialize").value().unwrap())
+        .collect();
+    assert_eq!(outs, vec![1, 2, 3, 4, 5]);
+    assert_eq!(
+        fs.load::<i64>("doubled", Partition::Unpartitioned)
+            .await
+            .unwrap(),
+        42
+    );
+    for record in records(&fs, "base").await {
+        assert_eq!(record.executor, "queue");
+        assert_eq!(record.status, MaterializationStatus::Success);
+        assert_eq!(record.attempt, 1);
+    }
+    worker.shutdown(Duration::from_secs(5)).await;
+}
+
+/// A job whose dependency is missing snoozes (no attempt spent); once the dependency is
+/// materialized it succeeds on its first attempt.
+async fn missing_dependency_snoozes_then_succeeds_without_spending_an_attempt(db: &TestDb) {
+    let runs = Runs::default();
+    let fs = connect(
+        db,
+        vec![
+            logged("upstream", &runs, 7),
+            Asset::new("downstream")
+                .depends_on(["upstream"])
+                .retry(RetryPolicy::attempts(2))
+                .execute(|ctx| async move {
+                    let up: i64 = ctx.dep("upstream")?;
+                    Ok::<i64, Error>(up + 42)
+                }),
+        ],
+    )
+    .await;
+    let worker = fs
+        .worker()
+        .queue("assets", 4)
+        .node(node("deps"))
+        .settings(fast_settings())
+        .dependency_snoozes(50, Duration::from_millis(50))
+        .start()
+        .await
+        .unwrap();
+    let job = fs
+        .schedule("downstream", Run::unpartitioned().executor(Strategy::Queue))
+        .await
+        .unwrap();
+    let snoozed = wait_for("the job to snooze", || async {
+        let r = row(&fs, &job).await;
+        (r.snoozed >= 1).then_some(r)
+    })
+    .await;
+    assert_eq!(snoozed.attempt, 0, "a snooze gives the attempt back");
+    assert!(snoozed.errors.is_empty(), "{:?}", snoozed.errors);
+    assert!(!snoozed.state.is_final(), "{}", snoozed.state);
+    assert!(records(&fs, "downstream").await.is_empty());
+
+    let up: i64 = fs
+        .materialize("upstream", Run::unpartitioned().executor(Strategy::Sync))
+        .await
+        .unwrap()
+        .value()
+        .unwrap();
+    assert_eq!(up, 0);
+    match wait_finished(&fs, &job).await {
+        JobStatus::Completed(out) => assert_eq!(out.value::<i64>().unwrap(), 42),
+        other => panic!("expected completed, got {other}"),
+    }
+    let done = row(&fs, &job).await;
+    assert_eq!(done.state, JobState::Completed);
+    assert_eq!(done.attempt, 1, "snoozes spent no attempt");
+    assert!(done.snoozed >= 1);
+    assert!(done.errors.is_empty(), "{:?}", done.errors);
+    let record = &records(&fs, "downstream").await[0];
+    assert_eq!(record.attempt, 1);
+    assert_eq!(record.status, MaterializationStatus::Success);
+    worker.shutdown(Duration::from_secs(5)).await;
+}
+
+/// An asset failing retryably twice then succeeding: one success, two errors in the row,
+/// attempt 3 in the row and in the record.
+async fn retryable_failures_are_retried_until_success(db: &TestDb) {
+    let calls = Arc::new(AtomicUsize::new(0));
+    let counter = Arc::clone(&calls);
+    let flaky = Asset::new("flaky")
+        .retry(RetryPolicy::attempts(3).backoff(Duration::from_millis(20)))
+        .execute(move |ctx| {
+            let counter = Arc::clone(&counter);
+            async move {
+                counter.fetch_add(1, Ordering::SeqCst);
+                if ctx.attempt() < 3 {
+                    return Err(Error::failed(format!("flaky on attempt {}", ctx.attempt())));
+                }
+                Ok(u64::from(ctx.attempt()))
+            }
+        });
+    let fs = connect(db, vec![flaky]).await;
+    let worker = start_worker(&fs, "retry").await;
+    let job = fs
+        .schedule("flaky", queue_run(Partition::Int(1)))
+        .await
+        .unwrap();
+    match wait_finished(&fs, &job).await {
+        JobStatus::Completed(out) => assert_eq!(out.value::<u64>().unwrap(), 3),
+        other => panic!("expected completed, got {other}"),
+    }
+    assert_eq!(calls.load(Ordering::SeqCst), 3);
+    let r = row(&fs, &job).await;
+    assert_eq!(r.state, JobState::Completed);
+    assert_eq!(r.attempt, 3);
+    assert_eq!(r.max_attempts, 3);
+    assert_eq!(r.errors.len(), 2, "{:?}", r.errors);
+    for (i, err) in r.errors.iter().enumerate() {
+        assert_eq!(err.attempt, i as i32 + 1);
+        assert!(
+            err.error.contains(&format!("flaky on attempt {}", i + 1)),
+            "{}",
+            err.error
+        );
+    }
+    let recs = records(&fs, "flaky").await;
+    assert_eq!(recs.len(), 1, "one record per (asset, partition, run)");
+    assert_eq!(recs[0].status, MaterializationStatus::Success);
+    assert_eq!(recs[0].attempt, 3);
+    assert_eq!(recs[0].run_id, job.run_id);
+    // The same through `materialize`.
+    let out: u64 = fs
+        .materialize("flaky", queue_run(Partition::Int(2)))
+        .await
+        .unwrap()
+        .value()
+        .unwrap();
+    assert_eq!(out, 3);
+    worker.shutdown(Duration::from_secs(5)).await;
+}
+
+/// `extra` exists only in the new deployment; `common` in both.
+fn deployment(with_extra: bool, extra_runs: &Arc<AtomicUsize>) -> Vec<Asset> {
+    let mut assets = vec![Asset::new("common").execute(|_ctx| async move { Ok::<u8, Error>(1) })];
+    if with_extra {
+        let extra_runs = Arc::clone(extra_runs);
+        assets.push(Asset::new("extra").execute(move |_ctx| {
+            let extra_runs = Arc::clone(&extra_runs);
+            async move {
+                extra_runs.fetch_add(1, Ordering::SeqCst);
+                Ok::<String, Error>("new code".into())
+            }
+        }));
+    }
+    assets
+}
+
+/// A worker that does not know a job's asset (an old deployment) gives the job back without
+/// spending an attempt; a worker that knows it then runs it.
+async fn unknown_asset_is_given_back_until_a_worker_that_knows_it_runs_it(db: &TestDb) {
+    let extra_runs = Arc::new(AtomicUsize::new(0));
+    let new = connect(db, deployment(true, &extra_runs)).await;
+    let old = connect(db, deployment(false, &extra_runs)).await;
+    assert!(old.registry().get("extra").is_err());
+    let old_worker = start_worker(&old, "old").await;
+    let job = new
+        .schedule("extra", Run::unpartitioned().executor(Strategy::Queue))
+        .await
+        .unwrap();
+
+    let given_back = wait_for("the old worker to give the job back twice", || async {
+        let r = row(&new, &job).await;
+        (r.snoozed >= 2).then_some(r)
+    })
+    .await;
+    assert!(!given_back.state.is_final(), "{}", given_back.state);
+    assert_eq!(given_back.attempt, 0, "give-backs spend no attempt");
+    assert!(given_back.errors.is_empty(), "{:?}", given_back.errors);
+    assert_eq!(given_back.node.as_deref(), Some(old_worker.node()));
+    assert!(matches!(
+        new.job_status(&job).await.unwrap(),
+        JobStatus::Pending { attempt: 1, .. } | JobStatus::Running
+    ));
+    assert_eq!(extra_runs.load(Ordering::SeqCst), 0);
+
+    let new_worker = start_worker(&new, "new").await;
+    match wait_finished(&new, &job).await {
+        JobStatus::Completed(out) => assert_eq!(out.value::<String>().unwrap(), "new code"),
+        other => panic!("expected completed, got {other}"),
+    }
+    let done = row(&new, &job).await;
+    assert_eq!(done.node.as_deref(), Some(new_worker.node()));
+    assert_eq!(done.attempt, 1);
+    assert!(done.errors.is_empty(), "{:?}", done.errors);
+    assert_eq!(extra_runs.load(Ordering::SeqCst), 1);
+    old_worker.shutdown(Duration::from_secs(5)).await;
+    new_worker.shutdown(Duration::from_secs(5)).await;
+}
+
+/// With no worker that knows the asset, the job is discarded after the configured number of
+/// give-backs, with an error naming the asset.
+async fn unknown_asset_is_discarded_after_the_limit(db: &TestDb) {
+    let extra_runs = Arc::new(AtomicUsize::new(0));
+    let new = connect(db, deployment(true, &extra_runs)).await;
+    let old = connect(db, deployment(false, &extra_runs)).await;
+    let old_worker = old
+        .worker()
+        .queue("assets", 2)
+        .node(node("old"))
+        .settings(fast_settings())
+        .unknown_asset_limit(2)
+        .start()
+        .await
+        .unwrap();
+    let job = new
+        .schedule("extra", Run::unpartitioned().executor(Strategy::Queue))
+        .await
+        .unwrap();
+    match wait_finished(&new, &job).await {
+        JobStatus::Failed(err) => {
+            assert_eq!(err.kind(), ErrorKind::AssetNotFound, "{err}");
+            assert!(err.to_string().contains("'extra'"), "{err}");
+            assert!(!err.retryable());
+        }
+        other => panic!("expected failed, got {other}"),
+    }
+    // Also readable from the old deployment, which does not know the asset.
+    assert!(matches!(
+        old.job_status(&job).await.unwrap(),
+        JobStatus::Failed(_)
+    ));
+    let r = row(&new, &job).await;
+    assert_eq!(r.state, JobState::Discarded);
+    assert_eq!(r.snoozed, 2);
+    assert_eq!(r.errors.len(), 1);
+    assert!(r.errors[0].error.contains("extra"), "{}", r.errors[0].error);
+    assert_eq!(extra_runs.load(Ordering::SeqCst), 0);
+    old_worker.shutdown(Duration::from_secs(5)).await;
+}
+
+/// A non-retryable error discards the job at once, whatever the retry policy.
+async fn permanent_error_discards_at_once(db: &TestDb) {
+    let calls = Arc::new(AtomicUsize::new(0));
+    let counter = Arc::clone(&calls);
+    let broken = Asset::new("broken")
+        .retry(RetryPolicy::attempts(5).backoff(Duration::from_millis(20)))
+        .execute(move |_ctx| {
+            let counter = Arc::clone(&counter);
+            async move {
+                counter.fetch_add(1, Ordering::SeqCst);
+                Err::<u8, Error>(Error::permanent("row 7 has no timestamp"))
+            }
+        });
+    let fs = connect(db, vec![broken]).await;
+    let worker = start_worker(&fs, "perm").await;
+    let job = fs
+        .schedule("broken", queue_run(Partition::Int(1)))
+        .await
+        .unwrap();
+    match wait_finished(&fs, &job).await {
+        JobStatus::Failed(err) => {
+            assert!(!err.retryable(), "{err}");
+            assert_eq!(err.kind(), ErrorKind::ExecutionFailed);
+            assert!(err.to_string().contains("row 7 has no timestamp"), "{err}");
+            assert_eq!(err.asset(), Some("broken"));
+        }
+        other => panic!("expected failed, got {other}"),
+    }
+    assert_eq!(calls.load(Ordering::SeqCst), 1);
+    let r = row(&fs, &job).await;
+    assert_eq!(r.state, JobState::Discarded);
+    assert_eq!(r.attempt, 1);
+    assert_eq!(r.errors.len(), 1);
+    let record = &records(&fs, "broken").await[0];
+    assert_eq!(record.status, MaterializationStatus::Failed);
+    assert_eq!(record.attempt, 1);
+    assert!(!record.error.as_ref().unwrap().retryable);
+
+    let err = fs
+        .materialize("broken", queue_run(Partition::Int(2)))
+        .await
+        .expect_err("a permanent error");
+    assert!(!err.retryable(), "{err}");
+    assert!(err.to_string().contains("row 7 has no timestamp"), "{err}");
+    assert_eq!(calls.load(Ordering::SeqCst), 2);
+    worker.shutdown(Duration::from_secs(5)).await;
+}
+
+/// `Strategy::Auto` (the default) picks the queue when a database is configured, Sync otherwise.
+async fn auto_picks_the_queue_with_a_database_and_sync_without(db: &TestDb) {
+    let runs = Runs::default();
+    let fs = connect(db, vec![logged("auto", &runs, 2)]).await;
+    let worker = start_worker(&fs, "auto").await;
+    let job = fs
+        .schedule("auto", Run::partition(Partition::Int(1)))
+        .await
+        .unwrap();
+    assert_eq!(job.executor, "queue");
+    assert!(flowstone::queue::queue_job_id(&job).is_ok());
+    assert!(matches!(
+        wait_finished(&fs, &job).await,
+        JobStatus::Completed(_)
+    ));
+    let out: i64 = fs
+        .materialize("auto", Run::partition(Partition::Int(2)))
+        .await
+        .unwrap()
+        .value()
+        .unwrap();
+    assert_eq!(out, 4);
+    for record in records(&fs, "auto").await {
+        assert_eq!(record.executor, "queue");
+    }
+    worker.shutdown(Duration::from_secs(5)).await;
+
+    let plain = FlowStone::builder()
+        .asset(logged("auto", &runs, 2))
+        .build()
+        .unwrap();
+    let job = plain
+        .schedule("auto", Run::partition(Partition::Int(3)))
+        .await
+        .unwrap();
+    assert_eq!(job.executor, "sync");
+    assert!(flowstone::queue::queue_job_id(&job).is_err());
+    assert!(matches!(
+        plain.job_status(&job).await.unwrap(),
+        JobStatus::Completed(_)
+    ));
+    plain
+        .materialize("auto", Run::partition(Partition::Int(4)))
+        .await
+        .unwrap();
+    for record in records(&plain, "auto").await {
+        assert_eq!(record.executor, "sync");
+    }
+}
+
+/// Cancelling a running queued job from another FlowStone instance on the same database fires
+/// the asset's cancellation token; the job ends `Cancelled`.
+async fn cancelling_a_running_job_from_another_instance_stops_it(db: &TestDb) {
+    type Slot = Arc<Mutex<Option<CancellationToken>>>;
+    fn waiting(slot: &Slot) -> Asset {
+        let slot = Arc::clone(slot);
+        Asset::new("waits").execute(move |ctx| {
+            let slot = Arc::clone(&slot);
+            async move {
+                *slot.lock().unwrap() = Some(ctx.cancellation().clone());
+                ctx.cancellation().cancelled().await;
+                Ok::<u8, Error>(0)
+            }
+        })
+    }
+    let running = Slot::default();
+    let here = connect(db, vec![waiting(&running)]).await;
+    let elsewhere = connect(db, vec![waiting(&Slot::default())]).await;
+    let worker = start_worker(&here, "cancel").await;
+    let job = here
+        .schedule("waits", queue_run(Partition::Int(1)))
+        .await
+        .unwrap();
+    let token = wait_for("the asset to start", || async {
+        running.lock().unwrap().clone()
+    })
+    .await;
+    assert!(matches!(
+        elsewhere.job_status(&job).await.unwrap(),
+        JobStatus::Running
+    ));
+    assert!(!token.is_cancelled());
+
+    elsewhere
+        .cancel_job(&job)
+        .await
+        .expect("cancel a running job");
+    assert!(matches!(
+        wait_finished(&elsewhere, &job).await,
+        JobStatus::Cancelled
+    ));
+    wait_for("the asset's cancellation token to fire", || async {
+        token.is_cancelled().then_some(())
+    })
+    .await;
+    let record = wait_for("the record to say cancelled", || async {
+        records(&here, "waits")
+            .await
+            .into_iter()
+            .find(|r| r.status != MaterializationStatus::Running)
+    })
+    .await;
+    assert_eq!(record.status, MaterializationStatus::Cancelled);
+    assert!(matches!(
+        here.job_status(&job).await.unwrap(),
+        JobStatus::Cancelled
+    ));
+    assert_eq!(row(&here, &job).await.state, JobState::Cancelled);
+    // The worker is free again: a second job starts, and cancelling it stops it too.
+    let second = here
+        .schedule("waits", queue_run(Partition::Int(2)))
+        .await
+        .unwrap();
+    let token = wait_for("the second job to start", || async {
+        running
+            .lock()
+            .unwrap()
+            .clone()
+            .filter(|t| !t.is_cancelled())
+    })
+    .await;
+    here.cancel_job(&second).await.unwrap();
+    wait_for("the second token to fire", || async {
+        token.is_cancelled().then_some(())
+    })
+    .await;
+    worker.shutdown(Duration::from_secs(5)).await;
+}
+
+/// The progress callback's calls: (partition, done).
+type ProgressLog = Arc<Mutex<Vec<(i64, usize)>>>;
+
+fn progress_of(log: &ProgressLog) -> impl Fn(&flowstone::Progress<'_>) + Send + Sync + 'static {
+    let log = Arc::clone(log);
+    move |p| log.lock().unwrap().push((int(p.partition), p.done))
+}
+
+fn assert_once_per_partition(log: &ProgressLog, total: usize) {
+    let log = std::mem::take(&mut *log.lock().unwrap());
+    assert_eq!(log.len(), total, "on_progress once per partition: {log:?}");
+    let partitions: BTreeSet<i64> = log.iter().map(|(p, _)| *p).collect();
+    assert_eq!(partitions.len(), total, "{log:?}");
+    let done: BTreeSet<usize> = log.iter().map(|(_, d)| *d).collect();
+    assert_eq!(done, (1..=total).collect(), "{log:?}");
+}
+
+async fn batch_counts(fs: &FlowStone, batch: &str) -> HashMap<JobState, i64> {
+    fs.queue()
+        .unwrap()
+        .count_batch(batch)
+        .await
+        .unwrap()
+        .into_iter()
+        .collect()
+}
+
+/// A backfill through the queue with a worker in this process: the report counts right,
+/// `on_progress` is called once per partition, `retry_failed` reruns only the failures and a
+/// further backfill skips everything.
+async fn backfill_through_the_queue(db: &TestDb) {
+    let runs = Runs::default();
+    let broken = Arc::new(AtomicBool::new(true));
+    let asset = {
+        let runs = Arc::clone(&runs);
+        let broken = Arc::clone(&broken);
+        Asset::new("parts").execute(move |ctx| {
+            let runs = Arc::clone(&runs);
+            let broken = broken.load(Ordering::SeqCst);
+            async move {
+                let i = int(ctx.partition());
+                runs.lock().unwrap().push(i);
+                if broken && i % 5 == 0 {
+                    return Err(Error::permanent(format!("partition {i} is bad")));
+                }
+                Ok::<i64, Error>(i * 3)
+            }
+        })
+    };
+    let fs = connect(db, vec![asset]).await;
+    let worker = start_worker(&fs, "backfill").await;
+    let progress = ProgressLog::default();
+    let backfill = || {
+        Backfill::partitions((0..20).map(Partition::Int))
+            .executor(Strategy::Queue)
+            .on_progress(progress_of(&progress))
+    };
+
+    let first = fs.backfill("parts", backfill()).await.unwrap();
+    assert_eq!(
+        (
+            first.total,
+            first.succeeded,
+            first.failed,
+            first.skipped,
+            first.cancelled
+        ),
+        (20, 16, 4, 0, 0)
+    );
+    let failed: BTreeSet<i64> = first.failures().map(|(p, _)| int(p)).collect();
+    assert_eq!(failed, BTreeSet::from([0, 5, 10, 15]));
+    for (p, err) in first.failures() {
+        assert!(
+            err.to_string()
+                .contains(&format!("partition {} is bad", int(p))),
+            "{err}"
+        );
+    }
+    assert_once_per_partition(&progress, 20);
+    assert_eq!(runs.lock().unwrap().len(), 20);
+    let batch = first.backfill_id.to_string();
+    assert_eq!(
+        batch_counts(&fs, &batch).await,
+        HashMap::from([(JobState::Completed, 16), (JobState::Discarded, 4)])
+    );
+
+    broken.store(false, Ordering::SeqCst);
+    runs.lock().unwrap().clear();
+    let retried = fs
+        .backfill("parts", backfill().retry_failed(true))
+        .await
+        .unwrap();
+    assert_eq!(
+        (
+            retried.succeeded,
+            retried.failed,
+            retried.skipped,
+            retried.cancelled
+        ),
+        (4, 0, 16, 0)
+    );
+    assert_once_per_partition(&progress, 20);
+    let rerun: BTreeSet<i64> = runs.lock().unwrap().iter().copied().collect();
+    assert_eq!(
+        rerun,
+        BTreeSet::from([0, 5, 10, 15]),
+        "only the failures reran"
+    );
+    assert_eq!(runs.lock().unwrap().len(), 4);
+    assert_eq!(
+        batch_counts(&fs, &retried.backfill_id.to_string()).await,
+        HashMap::from([(JobState::Completed, 4)])
+    );
+
+    runs.lock().unwrap().clear();
+    let again = fs.backfill("parts", backfill()).await.unwrap();
+    assert_eq!(
+        (
+            again.succeeded,
+            again.failed,
+            again.skipped,
+            again.cancelled
+        ),
+        (0, 0, 20, 0)
+    );
+    assert!(
+        again
+            .outcomes
+            .iter()
+            .all(|(_, o)| matches!(o, PartitionOutcome::Skipped))
+    );
+    assert_once_per_partition(&progress, 20);
+    assert!(runs.lock().unwrap().is_empty());
+    assert!(
+        batch_counts(&fs, &again.backfill_id.to_string())
+            .await
+            .is_empty()
+    );
+    for i in 0..20 {
+        assert_eq!(
+            fs.load::<i64>("parts", Partition::Int(i)).await.unwrap(),
+            i * 3
+        );
+    }
+    worker.shutdown(Duration::from_secs(5)).await;
+}
+
+/// Cancelling a backfill through the queue mid-way cancels its pending rows: none is left
+/// executing or waiting, and the report counts the cancelled partitions.
+async fn cancelling_a_backfill_cancels_its_pending_rows(db: &TestDb) {
+    let runs = Runs::default();
+    let asset = {
+        let runs = Arc::clone(&runs);
+        Asset::new("slow_parts").execute(move |ctx| {
+            let runs = Arc::clone(&runs);
+            async move {
+                let i = int(ctx.partition());
+                runs.lock().unwrap().push(i);
+                tokio::time::sleep(Duration::from_millis(30)).await;
+                Ok::<i64, Error>(i)
+            }
+        })
+    };
+    let fs = connect(db, vec![asset]).await;
+    let worker = fs
+        .worker()
+        .queue("assets", 2)
+        .node(node("cancel-backfill"))
+        .settings(fast_settings())
+        .start()
+        .await
+        .unwrap();
+    let token = CancellationToken::new();
+    let progress = ProgressLog::default();
+    let report = {
+        let token = token.clone();
+        let log = progress_of(&progress);
+        fs.backfill(
+            "slow_parts",
+            Backfill::partitions((0..100).map(Partition::Int))
+                .executor(Strategy::Queue)
+                .cancel_on(token.clone())
+                .on_progress(move |p| {
+                    log(p);
+                    if p.done >= 3 {
+                        token.cancel();
+                    }
+                }),
+        )
+        .await
+        .unwrap()
+    };
+    assert!(token.is_cancelled());
+    assert_eq!(report.total, 100);
+    assert!(report.succeeded >= 3, "{report:?}");
+    assert!(report.cancelled > 0, "{report:?}");
+    assert_eq!(report.failed, 0, "{report:?}");
+    assert_eq!(report.succeeded + report.cancelled, 100);
+    assert_once_per_partition(&progress, 100);
+    let counts = batch_counts(&fs, &report.backfill_id.to_string()).await;
+    for state in [
+        JobState::Available,
+        JobState::Scheduled,
+        JobState::Executing,
+        JobState::Retryable,
+    ] {
+        assert!(!counts.contains_key(&state), "{counts:?}");
+    }
+    assert_eq!(
+        counts.get(&JobState::Completed).copied().unwrap_or(0),
+        report.succeeded as i64
+    );
+    assert_eq!(
+        counts.get(&JobState::Cancelled).copied().unwrap_or(0),
+        report.cancelled as i64
+    );
+    assert!(runs.lock().unwrap().len() < 100);
+    worker.shutdown(Duration::from_secs(5)).await;
+}
+
+flowstone_queue::both_engines!(
+    scheduled_job_runs_when_due_and_a_cancelled_one_never_runs,
+    execute_returns_the_output_from_an_in_process_worker,
+    missing_dependency_snoozes_then_succeeds_without_spending_an_attempt,
+    retryable_failures_are_retried_until_success,
+    unknown_asset_is_given_back_until_a_worker_that_knows_it_runs_it,
+    unknown_asset_is_discarded_after_the_limit,
+    permanent_error_discards_at_once,
+    auto_picks_the_queue_with_a_database_and_sync_without,
+    cancelling_a_running_job_from_another_instance_stops_it,
+    backfill_through_the_queue,
+    cancelling_a_backfill_cancels_its_pending_rows,
+);

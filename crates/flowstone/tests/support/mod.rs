@@ -1,0 +1,107 @@
+//! Helpers shared by the Queue executor tests (`queue_executor.rs`, `queue_multiprocess.rs`):
+//! short worker timings, polling waits with generous timeouts (no timing assertions), and
+//! access to the queue row behind a job.
+
+#![allow(dead_code)]
+
+use std::future::Future;
+use std::time::{Duration, Instant};
+
+use flowstone::store::{Materialization, MaterializationQuery};
+use flowstone::{Asset, FlowStone, Job, JobStatus};
+use flowstone_queue::WorkerSettings;
+use flowstone_queue::testing::TestDb;
+
+/// How long any wait may take before the test fails: generous, the machine is shared.
+pub const PATIENCE: Duration = Duration::from_secs(30);
+
+/// How often waits poll.
+pub const POLL: Duration = Duration::from_millis(25);
+
+/// Worker timings short enough for tests to finish in seconds.
+pub fn fast_settings() -> WorkerSettings {
+    WorkerSettings {
+        poll_interval: Duration::from_millis(50),
+        heartbeat_interval: Duration::from_millis(200),
+        rescue_after: Duration::from_secs(2),
+        rescue_interval: Duration::from_millis(200),
+        cancel_poll_interval: Duration::from_millis(100),
+        unknown_kind_limit: 25,
+        unknown_kind_delay: Duration::from_millis(100),
+        prune_after: None,
+        ..WorkerSettings::default()
+    }
+}
+
+/// Polls `probe` until it returns `Some`, for up to `timeout`; panics naming `what` after.
+pub async fn wait_for_within<T, F, Fut>(what: &str, timeout: Duration, mut probe: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let started = Instant::now();
+    loop {
+        if let Some(found) = probe().await {
+            return found;
+        }
+        assert!(
+            started.elapsed() < timeout,
+            "timed out after {timeout:?} waiting for {what}"
+        );
+        tokio::time::sleep(POLL).await;
+    }
+}
+
+/// [`wait_for_within`] with [`PATIENCE`].
+pub async fn wait_for<T, F, Fut>(what: &str, probe: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    wait_for_within(what, PATIENCE, probe).await
+}
+
+/// A FlowStone with `assets` on the test's database (its own pool, as another process would).
+pub async fn connect(db: &TestDb, assets: Vec<Asset>) -> FlowStone {
+    FlowStone::builder()
+        .assets(assets)
+        .database(db.url())
+        .connect()
+        .await
+        .expect("connect to the test database")
+}
+
+/// The queue row behind `job`.
+pub async fn row(fs: &FlowStone, job: &Job) -> flowstone_queue::Job {
+    let id = flowstone::queue::queue_job_id(job).expect("a job scheduled on the queue");
+    fs.queue()
+        .expect("a database is configured")
+        .get(id)
+        .await
+        .expect("read the queue row")
+}
+
+/// Polls `job_status` until the job has finished.
+pub async fn wait_finished(fs: &FlowStone, job: &Job) -> JobStatus {
+    wait_for(
+        &format!("job {} of '{}' to finish", job.id, job.asset),
+        || async {
+            let status = fs.job_status(job).await.expect("job_status");
+            status.is_finished().then_some(status)
+        },
+    )
+    .await
+}
+
+/// Every materialization record of `asset`, newest first.
+pub async fn records(fs: &FlowStone, asset: &str) -> Vec<Materialization> {
+    fs.materializations(&MaterializationQuery::asset(asset))
+        .await
+        .expect("list materializations")
+}
+
+/// A unique node name for a worker in this test process.
+pub fn node(label: &str) -> String {
+    let id = uuid::Uuid::now_v7().simple().to_string();
+    format!("{label}-{}", &id[id.len() - 8..])
+}
