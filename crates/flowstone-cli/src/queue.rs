@@ -1,24 +1,9 @@
-//! The durable queue from the command line's side: the check that one is configured, the note
-//! that queued work waits for a worker, and the one place that says what is not wired yet.
-//!
-//! `jobs`, `job status`, `job cancel` and `worker` end in [`not_wired`] (exit 2) until they are
-//! connected to the queue (`fs.queue()`, `fs.worker()`).
+//! The durable queue from the command line's side: the check that one is configured, and the
+//! note that queued work waits for a worker.
 
 use flowstone::{FlowStone, Strategy};
 
 use crate::CliError;
-
-/// The error for a queue command this build does not offer yet.
-pub(crate) fn not_wired(what: &str) -> CliError {
-    CliError::usage(format!(
-        "{what} needs the durable queue's job table, which this command line does not reach \
-         yet; not available in this build"
-    ))
-    .with_hint(
-        "materialize and backfill run in this process with --executor sync|async|serial; \
-         schedule enqueues on the queue",
-    )
-}
 
 /// Ok when a queue executor is registered (a database is configured).
 pub(crate) fn require_queue(fs: &FlowStone, what: &str) -> Result<(), CliError> {

@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{run, sandbox};
+use common::{Worker, run, sandbox};
 
 const JOB_ID: &str = "0193a5c2-7d1e-7b3a-9f00-2c4d5e6f7a8b";
 
@@ -422,21 +422,63 @@ fn schedule_runs_in_process_or_enqueues() {
 }
 
 #[test]
-fn queue_commands_check_their_input() {
-    let dir = sandbox("queue");
-    // TODO(lead): these reach the queue once wired; until then they say so (exit 2).
-    for args in [
-        &["jobs"][..],
-        &["jobs", "--state", "executing", "--queue", "assets"][..],
-        &["job", "status", JOB_ID][..],
-        &["job", "status", "42"][..],
-        &["job", "cancel", JOB_ID][..],
-        &["worker", "--queue", "assets=4"][..],
-    ] {
-        run(&dir, args)
-            .expect_code(2)
-            .stderr_has("not available in this build");
-    }
+fn queued_jobs_can_be_listed_inspected_and_cancelled() {
+    let dir = sandbox("jobs");
+    run(&dir, &["jobs"]).expect_code(0).stdout_has("no jobs");
+    let scheduled = run(
+        &dir,
+        &[
+            "--json",
+            "schedule",
+            "monthly_stats",
+            "-p",
+            "2014-02",
+            "--at",
+            "+1h",
+            "--priority",
+            "4",
+        ],
+    )
+    .expect_code(0)
+    .json();
+    let number = scheduled["queue_job"].as_i64().expect("a queue job number");
+    let uuid = scheduled["job_id"].as_str().unwrap().to_owned();
+
+    run(&dir, &["jobs", "--state", "scheduled", "--queue", "assets"])
+        .expect_code(0)
+        .stdout_has("monthly_stats")
+        .stdout_has("2014-02-01");
+    run(&dir, &["jobs", "--state", "completed"])
+        .expect_code(0)
+        .stdout_has("no jobs");
+    let listed = run(&dir, &["--json", "jobs"]).expect_code(0).json();
+    assert_eq!(listed["jobs"].as_array().unwrap().len(), 1);
+
+    run(&dir, &["job", "status", &number.to_string()])
+        .expect_code(0)
+        .stdout_has("scheduled")
+        .stdout_has("monthly_stats");
+    let status = run(&dir, &["--json", "job", "status", &uuid])
+        .expect_code(0)
+        .json();
+    assert_eq!(status["id"], number);
+    assert_eq!(status["priority"], 4);
+    assert_eq!(status["state"], "scheduled");
+
+    run(&dir, &["job", "cancel", &uuid])
+        .expect_code(0)
+        .stdout_has("cancelled (it will not run)");
+    let status = run(&dir, &["--json", "job", "status", &number.to_string()])
+        .expect_code(0)
+        .json();
+    assert_eq!(status["state"], "cancelled");
+
+    run(&dir, &["job", "status", "999"])
+        .expect_code(2)
+        .stderr_has("no job 999");
+    run(&dir, &["job", "cancel", JOB_ID])
+        .expect_code(2)
+        .stderr_has("no job");
     run(&dir, &["jobs", "--state", "sleeping"]).expect_code(2);
     run(&dir, &["job", "status", "not-a-job"])
         .expect_code(2)
@@ -444,6 +486,66 @@ fn queue_commands_check_their_input() {
     run(&dir, &["worker", "--queue", "assets"])
         .expect_code(2)
         .stderr_has("NAME=CONCURRENCY");
+}
+
+#[test]
+fn a_worker_process_runs_queued_work_and_stops_on_sigterm() {
+    let dir = sandbox("worker");
+    let worker = Worker::start(&dir, &["--queue", "assets=4"]);
+
+    let ran = run(
+        &dir,
+        &[
+            "backfill",
+            "raw_weather",
+            "--from",
+            "2013-01",
+            "--to",
+            "2013-03",
+            "--executor",
+            "queue",
+        ],
+    );
+    ran.expect_code(0).stderr_has("waits for a `worker`");
+    let summary = ran
+        .stdout
+        .lines()
+        .find(|l| l.starts_with("raw_weather"))
+        .expect("a summary row");
+    let cells: Vec<&str> = summary.split_whitespace().collect();
+    assert_eq!(&cells[1..4], ["3", "3", "0"], "{summary}");
+
+    run(
+        &dir,
+        &[
+            "materialize",
+            "cleaned_weather",
+            "-p",
+            "2013-02",
+            "--executor",
+            "queue",
+        ],
+    )
+    .expect_code(0)
+    .stdout_has("materialized cleaned_weather 2013-02-01");
+
+    // The worker recorded the runs: raw_weather needed its second attempt there too.
+    let records = run(
+        &dir,
+        &["--json", "materializations", "raw_weather", "-p", "2013-02"],
+    )
+    .expect_code(0)
+    .json();
+    let record = &records["materializations"][0];
+    assert_eq!(record["status"], "success");
+    assert_eq!(record["executor"], "queue");
+    assert_eq!(record["attempt"], 2);
+    let jobs = run(&dir, &["--json", "jobs", "--state", "completed"])
+        .expect_code(0)
+        .json();
+    assert_eq!(jobs["jobs"].as_array().unwrap().len(), 4);
+
+    assert_eq!(worker.terminate(), 0, "the worker stops cleanly on SIGTERM");
 }
 
 #[test]

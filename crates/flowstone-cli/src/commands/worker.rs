@@ -2,17 +2,22 @@
 
 use clap::Args;
 use flowstone::FlowStone;
+use serde_json::json;
 
-use crate::queue::not_wired;
+use crate::output::print_json;
+use crate::queue::require_queue;
 use crate::{CliError, GlobalOpts, Status};
 
 /// Arguments of `worker`.
 #[derive(Debug, Args)]
 pub struct WorkerArgs {
     /// A queue to work and how many of its jobs to run at once, e.g. `assets=10`; repeat for
-    /// more queues (default: the `default` queue with 10)
+    /// more queues (default: `assets=10`, the queue FlowStone puts jobs on)
     #[arg(long = "queue", value_name = "NAME=CONCURRENCY", value_parser = parse_queue)]
     pub queues: Vec<(String, usize)>,
+    /// How long running jobs may take to finish after SIGINT/SIGTERM, in seconds
+    #[arg(long, default_value_t = 30, value_name = "SECONDS")]
+    pub grace: u64,
 }
 
 /// Parses `NAME=CONCURRENCY`.
@@ -33,27 +38,54 @@ fn parse_queue(input: &str) -> Result<(String, usize), String> {
     }
 }
 
-/// The queues a worker serves: the ones given, or `default=10`.
-pub fn queues_or_default(queues: &[(String, usize)]) -> Vec<(String, usize)> {
-    if queues.is_empty() {
-        vec![(String::from("default"), 10)]
-    } else {
-        queues.to_vec()
-    }
-}
-
 /// Runs `worker`.
 pub async fn run(
-    _fs: &FlowStone,
-    _globals: &GlobalOpts,
+    fs: &FlowStone,
+    globals: &GlobalOpts,
     args: WorkerArgs,
 ) -> Result<Status, CliError> {
-    let _queues = queues_or_default(&args.queues);
-    // TODO(lead): with `fs.worker()`:
-    //   let mut worker = fs.worker();
-    //   for (name, concurrency) in _queues { worker = worker.queue(name, concurrency); }
-    //   worker.run_until(shutdown_signal()).await?;
-    Err(not_wired("`worker`"))
+    require_queue(fs, "`worker`")?;
+    let mut worker = fs.worker();
+    let described = if args.queues.is_empty() {
+        String::from("assets=10")
+    } else {
+        args.queues
+            .iter()
+            .map(|(name, n)| format!("{name}={n}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    for (name, concurrency) in args.queues {
+        worker = worker.queue(name, concurrency);
+    }
+    let handle = worker.start().await?;
+    eprintln!(
+        "worker {} on {described}: running jobs until SIGINT (Ctrl-C) or SIGTERM",
+        handle.node()
+    );
+    shutdown_signal().await;
+    eprintln!(
+        "shutting down: no new jobs; running ones have {} s to finish",
+        args.grace
+    );
+    let report = handle
+        .shutdown(std::time::Duration::from_secs(args.grace))
+        .await;
+    if globals.json {
+        print_json(&json!({ "stopped": true, "abandoned": report.abandoned }));
+    } else if report.abandoned > 0 {
+        eprintln!(
+            "stopped; {} jobs did not finish in time and went back to the queue",
+            report.abandoned
+        );
+    } else {
+        eprintln!("stopped cleanly");
+    }
+    Ok(if report.abandoned > 0 {
+        Status::WorkFailed
+    } else {
+        Status::Ok
+    })
 }
 
 /// Resolves on SIGINT (Ctrl-C) or, on Unix, SIGTERM: the worker's cue to stop taking jobs and
@@ -79,7 +111,6 @@ pub async fn shutdown_signal() {
     }
     #[cfg(not(unix))]
     ctrl_c.await;
-    eprintln!("shutting down: finishing running jobs");
 }
 
 #[cfg(test)]

@@ -80,3 +80,85 @@ pub fn run(dir: &Path, args: &[&str]) -> Ran {
         stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
     }
 }
+
+/// A `flowstone-demo worker` running in the background; killed if the test ends early.
+pub struct Worker {
+    child: Option<std::process::Child>,
+    lines: std::sync::mpsc::Receiver<String>,
+}
+
+impl Worker {
+    /// Starts `flowstone-demo worker <args>` in `dir` and waits until it says it is running.
+    pub fn start(dir: &Path, args: &[&str]) -> Worker {
+        use std::io::BufRead;
+        let mut child = Command::new(env!("CARGO_BIN_EXE_flowstone-demo"))
+            .arg("worker")
+            .args(args)
+            .current_dir(dir)
+            .env_remove("FLOWSTONE_DATABASE_URL")
+            .env_remove("FLOWSTONE_DATA_DIR")
+            .env_remove("FLOWSTONE_LOG")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("start the worker");
+        let stderr = child.stderr.take().expect("the worker's stderr");
+        let (send, lines) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(stderr)
+                .lines()
+                .map_while(Result::ok)
+            {
+                let _ = send.send(line);
+            }
+        });
+        let worker = Worker {
+            child: Some(child),
+            lines,
+        };
+        worker.wait_for_line("running jobs until");
+        worker
+    }
+
+    /// Waits (up to 30 s) for a line of the worker's stderr containing `text`.
+    pub fn wait_for_line(&self, text: &str) -> String {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        let mut seen = Vec::new();
+        loop {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(line) if line.contains(text) => return line,
+                Ok(line) => seen.push(line),
+                Err(_) => panic!(
+                    "the worker never said {text:?}; it said:\n{}",
+                    seen.join("\n")
+                ),
+            }
+        }
+    }
+
+    /// Sends SIGTERM and waits for the worker to exit; returns its exit code.
+    pub fn terminate(mut self) -> i32 {
+        let mut child = self.child.take().expect("a running worker");
+        let status = Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status()
+            .expect("run kill");
+        assert!(status.success(), "kill -TERM failed");
+        self.wait_for_line("stopped");
+        child
+            .wait()
+            .expect("wait for the worker")
+            .code()
+            .unwrap_or(-1)
+    }
+}
+
+impl Drop for Worker {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
