@@ -1,0 +1,429 @@
+//! The Queue executor across OS processes, on SQLite (one file shared by the processes) and on
+//! PostgreSQL: worker processes and a backfilling process are child processes of the test.
+//!
+//! A child is this test binary run again (`current_exe() child_process --exact --ignored`)
+//! with its role in the environment; `child_process` is ignored and returns at once when run
+//! without one. Every process builds the same FlowStone ([`pipeline`]) on the test's database.
+//! Workers run until their stdin closes (the parent drops it, or dies), or are killed; the
+//! backfiller prints its report as one JSON line on stdout.
+
+mod support;
+
+use std::collections::{BTreeMap, HashMap};
+use std::process::Stdio;
+use std::time::Duration;
+
+use flowstone::api::Builder;
+use flowstone::store::{MaterializationQuery, MaterializationStatus};
+use flowstone::{Asset, Backfill, Error, FlowStone, Partition, RetryPolicy, Run, Strategy};
+use flowstone_queue::testing::TestDb;
+use flowstone_queue::{JobFilter, JobState};
+use tokio::process::{Child, Command};
+
+use support::{fast_settings, wait_for, wait_for_within};
+
+/// The child's role: `worker` or `backfill`.
+const ROLE: &str = "FS_QTEST_ROLE";
+/// The database URL.
+const URL: &str = "FS_QTEST_URL";
+/// A worker's node name.
+const NODE: &str = "FS_QTEST_NODE";
+/// How long `square` sleeps, in milliseconds (read where it runs: the workers).
+const SLEEP_MS: &str = "FS_QTEST_SLEEP_MS";
+/// How many partitions the backfiller backfills.
+const PARTITIONS: &str = "FS_QTEST_PARTITIONS";
+/// The line prefix of the backfiller's report.
+const REPORT: &str = "FS_QTEST_REPORT ";
+/// How long a child may take to finish its part.
+const CHILD_PATIENCE: Duration = Duration::from_secs(120);
+
+/// The FlowStone every process builds: `whoami` says which process ran it, `square` squares
+/// an integer partition (after an optional sleep) and may be attempted three times, so a job
+/// whose worker is killed is rescued rather than discarded.
+fn pipeline(url: &str) -> Builder {
+    FlowStone::builder()
+        .asset(Asset::new("whoami").execute(|_ctx| async move {
+            Ok::<_, Error>(serde_json::json!({
+                "pid": std::process::id(),
+                "node": std::env::var(NODE).ok(),
+            }))
+        }))
+        .asset(
+            Asset::new("square")
+                .retry(RetryPolicy::attempts(3).backoff(Duration::from_millis(50)))
+                .execute(|ctx| async move {
+                    let Partition::Int(i) = *ctx.partition() else {
+                        return Err(Error::permanent("square takes an integer partition"));
+                    };
+                    let ms = std::env::var(SLEEP_MS)
+                        .ok()
+                        .and_then(|ms| ms.parse().ok())
+                        .unwrap_or(0);
+                    tokio::time::sleep(Duration::from_millis(ms)).await;
+                    Ok::<i64, Error>(i * i)
+                }),
+        )
+        .database(url)
+}
+
+/// The child processes' entry point; does nothing unless run as a child.
+#[test]
+#[ignore = "the child process of the multi-process tests; does nothing when run directly"]
+fn child_process() {
+    let Ok(role) = std::env::var(ROLE) else {
+        return;
+    };
+    let url = std::env::var(URL).expect("the child's database URL");
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(async move {
+            let fs = pipeline(&url).connect().await.expect("child connects");
+            match role.as_str() {
+                "worker" => run_worker(fs).await,
+                "backfill" => run_backfill(fs).await,
+                other => panic!("unknown child role {other}"),
+            }
+        });
+}
+
+async fn run_worker(fs: FlowStone) {
+    // Stop (gracefully) when the parent closes our stdin or dies.
+    let (closed_tx, closed_rx) = tokio::sync::oneshot::channel::<()>();
+    std::thread::spawn(move || {
+        let _ = std::io::copy(&mut std::io::stdin(), &mut std::io::sink());
+        let _ = closed_tx.send(());
+    });
+    fs.worker()
+        .queue("assets", 8)
+        .node(std::env::var(NODE).expect("the worker's node name"))
+        .settings(fast_settings())
+        .grace(Duration::from_secs(5))
+        .run_until(async {
+            let _ = closed_rx.await;
+        })
+        .await
+        .expect("worker runs");
+}
+
+async fn run_backfill(fs: FlowStone) {
+    let n: i64 = std::env::var(PARTITIONS)
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(500);
+    let report = fs
+        .backfill(
+            "square",
+            Backfill::partitions((0..n).map(Partition::Int)).executor(Strategy::Queue),
+        )
+        .await
+        .expect("backfill");
+    let failures: Vec<String> = report
+        .failures()
+        .take(5)
+        .map(|(p, e)| format!("{p}: {e}"))
+        .collect();
+    let line = serde_json::json!({
+        "backfill_id": report.backfill_id.to_string(),
+        "total": report.total,
+        "succeeded": report.succeeded,
+        "failed": report.failed,
+        "skipped": report.skipped,
+        "cancelled": report.cancelled,
+        "failures": failures,
+    });
+    // On a line of its own: libtest has already written "test child_process ... ".
+    println!("\n{REPORT}{line}");
+}
+
+/// Starts this binary as a child with `role`.
+fn spawn_child(role: &str, url: &str, node: &str, env: &[(&str, &str)]) -> Child {
+    let mut command = Command::new(std::env::current_exe().expect("the test binary"));
+    command
+        .args(["child_process", "--exact", "--ignored", "--nocapture"])
+        .args(["--test-threads", "1"])
+        .env(ROLE, role)
+        .env(URL, url)
+        .env(NODE, node)
+        .envs(env.iter().copied())
+        .stdin(Stdio::piped())
+        .stdout(if role == "backfill" {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
+        .stderr(Stdio::inherit())
+        .kill_on_drop(true);
+    command.spawn().expect("spawn a child process")
+}
+
+/// Closes a worker's stdin so it shuts down gracefully; kills it if it takes too long.
+async fn stop_worker(mut child: Child) {
+    drop(child.stdin.take());
+    if tokio::time::timeout(Duration::from_secs(15), child.wait())
+        .await
+        .is_err()
+    {
+        let _ = child.kill().await;
+    }
+}
+
+/// The backfiller's report line.
+#[derive(Debug)]
+struct ChildReport {
+    backfill_id: String,
+    total: u64,
+    succeeded: u64,
+    failed: u64,
+    cancelled: u64,
+    json: serde_json::Value,
+}
+
+async fn backfill_report(child: Child) -> ChildReport {
+    let out = tokio::time::timeout(CHILD_PATIENCE, child.wait_with_output())
+        .await
+        .expect("the backfill process finishes")
+        .expect("the backfill process's output");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "backfill process failed: {stdout}");
+    let line = stdout
+        .lines()
+        .find_map(|l| l.split_once(REPORT).map(|(_, json)| json))
+        .unwrap_or_else(|| panic!("no report line in the backfill process's output: {stdout}"));
+    let json: serde_json::Value = serde_json::from_str(line).expect("report JSON");
+    let count = |k: &str| json[k].as_u64().unwrap_or_else(|| panic!("{k} in {json}"));
+    ChildReport {
+        backfill_id: json["backfill_id"].as_str().unwrap().to_owned(),
+        total: count("total"),
+        succeeded: count("succeeded"),
+        failed: count("failed"),
+        cancelled: count("cancelled"),
+        json,
+    }
+}
+
+/// The parent's own FlowStone on the test database (connecting first also migrates it, before
+/// any child starts).
+async fn parent(db: &TestDb) -> FlowStone {
+    pipeline(db.url()).connect().await.expect("connect")
+}
+
+/// Up to 1,000 queue rows in `state`.
+async fn in_state(fs: &FlowStone, state: JobState) -> Vec<flowstone_queue::Job> {
+    fs.queue()
+        .unwrap()
+        .list(&JobFilter {
+            state: Some(state),
+            limit: Some(1000),
+            ..JobFilter::default()
+        })
+        .await
+        .unwrap()
+}
+
+fn names(label: &str) -> (String, String) {
+    let id = uuid::Uuid::now_v7().simple().to_string();
+    let id = &id[id.len() - 8..];
+    (format!("{label}-w1-{id}"), format!("{label}-w2-{id}"))
+}
+
+// ---------------------------------------------------------------------------------------------
+
+/// `materialize` through the queue returns the output computed by a worker in another process.
+async fn execute_returns_the_output_from_a_worker_in_another_process(db: &TestDb) {
+    let fs = parent(db).await;
+    let (node, _) = names("exec");
+    let worker = spawn_child("worker", db.url(), &node, &[]);
+    let pid = worker.id().expect("the worker's pid");
+    let out: serde_json::Value = fs
+        .materialize("whoami", Run::unpartitioned().executor(Strategy::Queue))
+        .await
+        .expect("materialize through the queue")
+        .value()
+        .unwrap();
+    assert_eq!(out["pid"], pid, "computed in the worker process: {out}");
+    assert_ne!(out["pid"], std::process::id());
+    assert_eq!(out["node"], node.as_str());
+    let squared: i64 = fs
+        .materialize(
+            "square",
+            Run::partition(Partition::Int(12)).executor(Strategy::Queue),
+        )
+        .await
+        .unwrap()
+        .value()
+        .unwrap();
+    assert_eq!(squared, 144);
+    assert_eq!(
+        fs.load::<i64>("square", Partition::Int(12)).await.unwrap(),
+        144
+    );
+    stop_worker(worker).await;
+}
+
+/// Checks a finished 500-partition backfill: every row completed, one success record per
+/// partition with the row's run and attempt (the rescued attempt when a worker was killed), and
+/// every output. Returns how many rows were rescued.
+async fn check_backfill(fs: &FlowStone, report: &ChildReport, n: i64) -> usize {
+    assert_eq!(report.total, n as u64, "{}", report.json);
+    assert_eq!(
+        (report.succeeded, report.failed, report.cancelled),
+        (n as u64, 0, 0),
+        "{}",
+        report.json
+    );
+    let queue = fs.queue().unwrap();
+    let mut rows = Vec::new();
+    let mut after = None;
+    loop {
+        let page = queue
+            .list_batch(&report.backfill_id, after, Some(1000))
+            .await
+            .unwrap();
+        let Some(last) = page.last() else { break };
+        after = Some(last.id);
+        rows.extend(page);
+    }
+    assert_eq!(rows.len(), n as usize);
+    let mut by_partition = HashMap::new();
+    for row in rows {
+        assert_eq!(row.state, JobState::Completed, "{row:?}");
+        let partition = row.meta["partition"].as_str().unwrap().to_owned();
+        assert!(by_partition.insert(partition, row).is_none());
+    }
+
+    let records = fs
+        .materializations(&MaterializationQuery::asset("square"))
+        .await
+        .unwrap();
+    let mut per_partition: BTreeMap<String, Vec<_>> = BTreeMap::new();
+    for record in records {
+        per_partition
+            .entry(record.partition.encode())
+            .or_default()
+            .push(record);
+    }
+    assert_eq!(per_partition.len(), n as usize);
+    let mut rescued = 0;
+    for (partition, records) in &per_partition {
+        let row = &by_partition[partition];
+        assert_eq!(records.len(), 1, "one record per partition: {records:?}");
+        let record = &records[0];
+        assert_eq!(record.status, MaterializationStatus::Success, "{record:?}");
+        assert_eq!(record.executor, "queue");
+        assert_eq!(
+            record.run_id.to_string(),
+            row.meta["run_id"].as_str().unwrap()
+        );
+        // The attempt recorded as success is the row's last one: the rescued one, if any.
+        assert_eq!(i64::from(record.attempt), i64::from(row.attempt), "{row:?}");
+        if row.errors.is_empty() {
+            assert_eq!(row.attempt, 1, "{row:?}");
+        } else {
+            rescued += 1;
+            assert!(row.attempt >= 2, "{row:?}");
+            assert!(
+                row.errors
+                    .iter()
+                    .all(|e| e.error.contains("stopped heartbeating")),
+                "{:?}",
+                row.errors
+            );
+        }
+    }
+    for i in 0..n {
+        assert_eq!(
+            fs.load::<i64>("square", Partition::Int(i)).await.unwrap(),
+            i * i
+        );
+    }
+    rescued
+}
+
+/// Two worker processes and a third process backfilling 500 partitions through the queue: all
+/// succeed, each partition materialized once, and both workers took part.
+async fn two_worker_processes_run_a_500_partition_backfill(db: &TestDb) {
+    const N: i64 = 500;
+    let fs = parent(db).await;
+    let (w1, w2) = names("bf");
+    let env = [(SLEEP_MS, "5")];
+    let worker1 = spawn_child("worker", db.url(), &w1, &env);
+    let worker2 = spawn_child("worker", db.url(), &w2, &env);
+    let backfiller = spawn_child("backfill", db.url(), "backfiller", &[(PARTITIONS, "500")]);
+    let report = backfill_report(backfiller).await;
+    let rescued = check_backfill(&fs, &report, N).await;
+    assert_eq!(rescued, 0, "no worker died");
+    let done = in_state(&fs, JobState::Completed).await;
+    for node in [&w1, &w2] {
+        let ran = done
+            .iter()
+            .filter(|r| r.node.as_deref() == Some(node.as_str()))
+            .count();
+        assert!(ran > 0, "worker {node} ran none of the {N} jobs");
+    }
+    stop_worker(worker1).await;
+    stop_worker(worker2).await;
+}
+
+/// The same with one worker process killed (SIGKILL) mid-backfill: the other worker rescues its
+/// jobs once its heartbeat stops, and the backfill still completes; the rescued attempts are
+/// the ones recorded as success.
+async fn a_backfill_completes_when_a_worker_process_is_killed(db: &TestDb) {
+    const N: i64 = 500;
+    let fs = parent(db).await;
+    let (w1, w2) = names("kill");
+    let env = [(SLEEP_MS, "30")];
+    let mut victim = spawn_child("worker", db.url(), &w1, &env);
+    let survivor = spawn_child("worker", db.url(), &w2, &env);
+    let backfiller = spawn_child("backfill", db.url(), "backfiller", &[(PARTITIONS, "500")]);
+    let queue = fs.queue().unwrap();
+    wait_for_within(
+        "100 partitions done and the victim running jobs",
+        Duration::from_secs(90),
+        || async {
+            let done = in_state(&fs, JobState::Completed).await.len();
+            let busy = in_state(&fs, JobState::Executing)
+                .await
+                .iter()
+                .any(|r| r.node.as_deref() == Some(w1.as_str()));
+            (done >= 100 && busy).then_some(())
+        },
+    )
+    .await;
+    victim.start_kill().expect("SIGKILL the victim");
+    let status = victim.wait().await.unwrap();
+    assert!(!status.success(), "killed: {status:?}");
+
+    let report = backfill_report(backfiller).await;
+    let rescued = check_backfill(&fs, &report, N).await;
+    eprintln!("{rescued} jobs of the killed worker were rescued");
+    assert!(
+        rescued > 0,
+        "the victim was running jobs when killed: some must have been rescued"
+    );
+    // Every rescued job finished on the survivor.
+    let rows = queue
+        .list_batch(&report.backfill_id, None, Some(1000))
+        .await
+        .unwrap();
+    for row in rows.iter().filter(|r| !r.errors.is_empty()) {
+        assert_eq!(row.node.as_deref(), Some(w2.as_str()), "{row:?}");
+        assert!(row.errors[0].error.contains(&w1), "{:?}", row.errors);
+    }
+    wait_for("nothing left executing", || async {
+        in_state(&fs, JobState::Executing)
+            .await
+            .is_empty()
+            .then_some(())
+    })
+    .await;
+    stop_worker(survivor).await;
+}
+
+flowstone_queue::both_engines!(
+    execute_returns_the_output_from_a_worker_in_another_process,
+    two_worker_processes_run_a_500_partition_backfill,
+    a_backfill_completes_when_a_worker_process_is_killed,
+);
