@@ -69,6 +69,7 @@ pub struct GlobalOpts {
     #[arg(
         long,
         global = true,
+        help_heading = "Global options",
         env = "FLOWSTONE_DATABASE_URL",
         default_value = DEFAULT_DATABASE_URL,
         hide_env_values = true,
@@ -80,7 +81,9 @@ pub struct GlobalOpts {
     #[arg(
         long,
         global = true,
+        help_heading = "Global options",
         env = "FLOWSTONE_DATA_DIR",
+        hide_env_values = true,
         default_value = "data",
         value_name = "DIR"
     )]
@@ -91,14 +94,16 @@ pub struct GlobalOpts {
     #[arg(
         long,
         global = true,
+        help_heading = "Global options",
         env = "FLOWSTONE_LOG",
+        hide_env_values = true,
         default_value = "error",
         value_name = "FILTER"
     )]
     pub log_level: String,
 
     /// Print results as JSON on stdout (one document per command), for scripts
-    #[arg(long, global = true)]
+    #[arg(long, global = true, help_heading = "Global options")]
     pub json: bool,
 }
 
