@@ -574,6 +574,57 @@ async fn cancelling_a_running_job_from_another_instance_stops_it(db: &TestDb) {
     worker.shutdown(Duration::from_secs(5)).await;
 }
 
+/// A worker shut down while a job runs, past its grace period, hands the job back to the queue
+/// (the interrupted attempt spent, as with any interrupted attempt) instead of cancelling it,
+/// so another worker finishes it.
+async fn worker_shutdown_past_grace_hands_the_running_job_back(db: &TestDb) {
+    let started = Arc::new(AtomicUsize::new(0));
+    let asset = {
+        let started = Arc::clone(&started);
+        Asset::new("long")
+            .retry(RetryPolicy::attempts(3).backoff(Duration::from_millis(20)))
+            .execute(move |ctx| {
+                let started = Arc::clone(&started);
+                async move {
+                    started.fetch_add(1, Ordering::SeqCst);
+                    if ctx.attempt() == 1 {
+                        // Outlives any grace period: only the shutdown stops it.
+                        ctx.cancellation().cancelled().await;
+                    }
+                    Ok::<u32, Error>(ctx.attempt())
+                }
+            })
+    };
+    let fs = connect(db, vec![asset]).await;
+    let first = start_worker(&fs, "leaving").await;
+    let job = fs
+        .schedule("long", queue_run(Partition::Int(1)))
+        .await
+        .unwrap();
+    wait_for("the first attempt to start", || async {
+        (started.load(Ordering::SeqCst) == 1).then_some(())
+    })
+    .await;
+    first.shutdown(Duration::from_millis(100)).await;
+    let r = row(&fs, &job).await;
+    assert!(
+        !r.state.is_final(),
+        "a job interrupted by a worker's shutdown must go back to the queue, not end {}: {r:?}",
+        r.state
+    );
+    assert!(matches!(
+        fs.job_status(&job).await.unwrap(),
+        JobStatus::Pending { .. }
+    ));
+    let second = start_worker(&fs, "arriving").await;
+    match wait_finished(&fs, &job).await {
+        JobStatus::Completed(out) => assert_eq!(out.value::<u32>().unwrap(), 2),
+        other => panic!("expected completed, got {other}"),
+    }
+    assert_eq!(row(&fs, &job).await.node.as_deref(), Some(second.node()));
+    second.shutdown(Duration::from_secs(5)).await;
+}
+
 /// The progress callback's calls: (partition, done).
 type ProgressLog = Arc<Mutex<Vec<(i64, usize)>>>;
 
@@ -804,6 +855,7 @@ flowstone_queue::both_engines!(
     permanent_error_discards_at_once,
     auto_picks_the_queue_with_a_database_and_sync_without,
     cancelling_a_running_job_from_another_instance_stops_it,
+    worker_shutdown_past_grace_hands_the_running_job_back,
     backfill_through_the_queue,
     cancelling_a_backfill_cancels_its_pending_rows,
 );

@@ -10,7 +10,8 @@
 //!   with `DependencyNotReady`;
 //! - an asset this worker does not know (a rolling deploy) → given back with `snooze`, so a
 //!   worker that knows it takes it, until a limit, then discard naming the asset;
-//! - cancelled → `cancelled`.
+//! - cancelled → `cancelled`; stopped by this worker's shutdown past its grace period → back
+//!   to the queue (`retry` at once, the interrupted attempt spent).
 //!
 //! Both give-backs count in the row's `snoozed`.
 
@@ -189,6 +190,20 @@ async fn run_job(fs: &FlowStone, ctx: JobContext, job: Job, limits: Limits) -> O
                     .saturating_mul(factor)
                     .min(Duration::from_secs(60));
                 Outcome::snooze(wait)
+            }
+            // The token fires on a cancel, on a rescue by another node, and when this worker
+            // shuts down past its grace period. After a cancel or a rescue the row is no longer
+            // this attempt's and the ack is fenced off; only after a shutdown is it read, and
+            // then the job must go back to the queue like any interrupted attempt, not end
+            // cancelled.
+            ErrorKind::Cancelled if ctx.cancel.is_cancelled() => {
+                let err = Error::failed(format!(
+                    "worker {} stopped before attempt {} of '{}' finished",
+                    ctx.node, ctx.attempt, job.asset
+                ))
+                .with_asset(&job.asset)
+                .with_partition(job.partition.clone());
+                Outcome::retry_in(encode_error(&err), Duration::ZERO)
             }
             ErrorKind::Cancelled => Outcome::cancelled(encode_error(&err)),
             _ if err.retryable() && err.kind() != ErrorKind::DependencyNotReady => {
