@@ -151,7 +151,11 @@ async fn demo(
         );
     }
     if reports.is_empty() {
-        println!("\nno report was written");
+        println!(
+            "\nno report is under {}: if the partitions were skipped because the database \
+             records them as done (with outputs in another --data-dir), run `demo --force`",
+            globals.data_dir.display()
+        );
     } else {
         println!("\nReports:");
         let mut table = Table::new(["YEAR", "FILE"]);
