@@ -241,6 +241,205 @@ async fn missing_dependency_snoozes_then_succeeds_without_spending_an_attempt(db
     worker.shutdown(Duration::from_secs(5)).await;
 }
 
+/// A dependency that never comes: the job snoozes up to the worker's limit, then fails with
+/// `DependencyNotReady` naming the missing asset, having spent one attempt.
+async fn missing_dependency_fails_after_the_snooze_limit(db: &TestDb) {
+    let runs = Runs::default();
+    let fs = connect(
+        db,
+        vec![
+            logged("never", &runs, 1),
+            Asset::new("waits_for_never")
+                .depends_on(["never"])
+                .retry(RetryPolicy::attempts(3))
+                .execute(|ctx| async move {
+                    let never: i64 = ctx.dep("never")?;
+                    Ok::<i64, Error>(never)
+                }),
+        ],
+    )
+    .await;
+    let worker = fs
+        .worker()
+        .queue("assets", 4)
+        .node(node("deps-limit"))
+        .settings(fast_settings())
+        .dependency_snoozes(2, Duration::from_millis(20))
+        .start()
+        .await
+        .unwrap();
+    let job = fs
+        .schedule(
+            "waits_for_never",
+            Run::unpartitioned().executor(Strategy::Queue),
+        )
+        .await
+        .unwrap();
+    match wait_finished(&fs, &job).await {
+        JobStatus::Failed(err) => {
+            assert_eq!(err.kind(), ErrorKind::DependencyNotReady, "{err}");
+            assert_eq!(err.missing_dependencies(), ["never".to_owned()]);
+            assert!(err.to_string().contains("never"), "{err}");
+        }
+        other => panic!("expected failed, got {other}"),
+    }
+    let r = row(&fs, &job).await;
+    assert_eq!(r.state, JobState::Discarded);
+    assert_eq!(r.snoozed, 2);
+    assert_eq!(
+        r.attempt, 1,
+        "snoozes spent no attempt; the last check spent one"
+    );
+    assert_eq!(r.errors.len(), 1);
+    assert!(runs.lock().unwrap().is_empty());
+    worker.shutdown(Duration::from_secs(5)).await;
+}
+
+/// An attempt that outlives the asset's timeout fails with `ExecutionTimeout`, which is
+/// retried like any retryable error until the attempts run out.
+async fn timeouts_are_retried_then_fail(db: &TestDb) {
+    let calls = Arc::new(AtomicUsize::new(0));
+    let counter = Arc::clone(&calls);
+    let stuck = Asset::new("stuck")
+        .timeout(Duration::from_millis(150))
+        .retry(RetryPolicy::attempts(2).backoff(Duration::from_millis(20)))
+        .execute(move |_ctx| {
+            let counter = Arc::clone(&counter);
+            async move {
+                counter.fetch_add(1, Ordering::SeqCst);
+                tokio::time::sleep(Duration::from_secs(600)).await;
+                Ok::<u8, Error>(0)
+            }
+        });
+    let fs = connect(db, vec![stuck]).await;
+    let worker = start_worker(&fs, "timeout").await;
+    let job = fs
+        .schedule("stuck", queue_run(Partition::Int(1)))
+        .await
+        .unwrap();
+    match wait_finished(&fs, &job).await {
+        JobStatus::Failed(err) => assert_eq!(err.kind(), ErrorKind::ExecutionTimeout, "{err}"),
+        other => panic!("expected failed, got {other}"),
+    }
+    let r = row(&fs, &job).await;
+    assert_eq!(r.state, JobState::Discarded);
+    assert_eq!(r.attempt, 2);
+    assert_eq!(r.errors.len(), 2);
+    assert_eq!(calls.load(Ordering::SeqCst), 2);
+    let record = &records(&fs, "stuck").await[0];
+    assert_eq!(record.status, MaterializationStatus::Failed);
+    assert_eq!(record.attempt, 2);
+    worker.shutdown(Duration::from_secs(5)).await;
+}
+
+/// The run's queue, priority and attempts reach the row and are honoured; a timeout, which
+/// the queue cannot honour per run, is refused; scheduling the same run twice while it is
+/// pending gives the same row.
+async fn run_options_reach_the_queue_row(db: &TestDb) {
+    let runs = Runs::default();
+    let calls = Arc::new(AtomicUsize::new(0));
+    let counter = Arc::clone(&calls);
+    let failing = Asset::new("failing").execute(move |_ctx| {
+        let counter = Arc::clone(&counter);
+        async move {
+            counter.fetch_add(1, Ordering::SeqCst);
+            Err::<u8, Error>(Error::failed("still failing"))
+        }
+    });
+    let fs = connect(db, vec![logged("opts", &runs, 1), failing]).await;
+
+    let err = fs
+        .schedule(
+            "opts",
+            queue_run(Partition::Int(0)).timeout(Duration::from_secs(1)),
+        )
+        .await
+        .expect_err("the queue has no per-run timeout");
+    assert_eq!(err.kind(), ErrorKind::InvalidOptions, "{err}");
+    assert!(err.to_string().contains("timeout"), "{err}");
+
+    // Priority: with one slot, the priority 0 job runs before the priority 9 one inserted first.
+    let low = fs
+        .schedule("opts", queue_run(Partition::Int(9)).priority(9))
+        .await
+        .unwrap();
+    let high = fs
+        .schedule("opts", queue_run(Partition::Int(1)).priority(1))
+        .await
+        .unwrap();
+    assert_eq!(row(&fs, &low).await.priority, 9);
+    // A job on another queue, and the same run scheduled twice.
+    let run_id = flowstone::RunId::new();
+    let elsewhere = fs
+        .schedule(
+            "opts",
+            queue_run(Partition::Int(5)).queue("reports").run_id(run_id),
+        )
+        .await
+        .unwrap();
+    let again = fs
+        .schedule(
+            "opts",
+            queue_run(Partition::Int(5)).queue("reports").run_id(run_id),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        flowstone::queue::queue_job_id(&again).unwrap(),
+        flowstone::queue::queue_job_id(&elsewhere).unwrap(),
+        "one active row per (asset, partition, run)"
+    );
+    assert_eq!(row(&fs, &elsewhere).await.queue, "reports");
+
+    let assets_worker = fs
+        .worker()
+        .queue("assets", 1)
+        .node(node("assets"))
+        .settings(fast_settings())
+        .start()
+        .await
+        .unwrap();
+    wait_finished(&fs, &low).await;
+    wait_finished(&fs, &high).await;
+    assert_eq!(*runs.lock().unwrap(), vec![1, 9], "priority 1 first");
+    assert!(
+        !row(&fs, &elsewhere).await.state.is_final(),
+        "no worker runs queue 'reports' yet"
+    );
+    let reports_worker = fs
+        .worker()
+        .queue("reports", 1)
+        .node(node("reports"))
+        .settings(fast_settings())
+        .start()
+        .await
+        .unwrap();
+    assert!(matches!(
+        wait_finished(&fs, &elsewhere).await,
+        JobStatus::Completed(_)
+    ));
+    assert_eq!(
+        row(&fs, &elsewhere).await.node.as_deref(),
+        Some(reports_worker.node())
+    );
+    assert_eq!(*runs.lock().unwrap(), vec![1, 9, 5]);
+
+    // max_attempts from the run, over the asset's single attempt.
+    let job = fs
+        .schedule("failing", queue_run(Partition::Int(1)).max_attempts(2))
+        .await
+        .unwrap();
+    assert!(matches!(
+        wait_finished(&fs, &job).await,
+        JobStatus::Failed(_)
+    ));
+    let r = row(&fs, &job).await;
+    assert_eq!((r.max_attempts, r.attempt, r.errors.len()), (2, 2, 2));
+    assert_eq!(calls.load(Ordering::SeqCst), 2);
+    assets_worker.shutdown(Duration::from_secs(5)).await;
+    reports_worker.shutdown(Duration::from_secs(5)).await;
+}
+
 /// An asset failing retryably twice then succeeding: one success, two errors in the row,
 /// attempt 3 in the row and in the record.
 async fn retryable_failures_are_retried_until_success(db: &TestDb) {
@@ -849,6 +1048,9 @@ flowstone_queue::both_engines!(
     scheduled_job_runs_when_due_and_a_cancelled_one_never_runs,
     execute_returns_the_output_from_an_in_process_worker,
     missing_dependency_snoozes_then_succeeds_without_spending_an_attempt,
+    missing_dependency_fails_after_the_snooze_limit,
+    timeouts_are_retried_then_fail,
+    run_options_reach_the_queue_row,
     retryable_failures_are_retried_until_success,
     unknown_asset_is_given_back_until_a_worker_that_knows_it_runs_it,
     unknown_asset_is_discarded_after_the_limit,
