@@ -15,12 +15,14 @@ use std::time::Duration;
 
 use flowstone::api::Builder;
 use flowstone::store::{MaterializationQuery, MaterializationStatus};
-use flowstone::{Asset, Backfill, Error, FlowStone, Partition, RetryPolicy, Run, Strategy};
+use flowstone::{
+    Asset, Backfill, Error, FlowStone, Job, JobStatus, Partition, RetryPolicy, Run, Strategy,
+};
 use flowstone_queue::testing::TestDb;
 use flowstone_queue::{JobFilter, JobState};
 use tokio::process::{Child, Command};
 
-use support::{fast_settings, wait_for, wait_for_within};
+use support::{fast_settings, records, wait_for, wait_for_within};
 
 /// The child's role: `worker` or `backfill`.
 const ROLE: &str = "FS_QTEST_ROLE";
@@ -47,6 +49,10 @@ fn pipeline(url: &str) -> Builder {
                 "pid": std::process::id(),
                 "node": std::env::var(NODE).ok(),
             }))
+        }))
+        .asset(Asset::new("waits").execute(|ctx| async move {
+            ctx.cancellation().cancelled().await;
+            Ok::<u8, Error>(0)
         }))
         .asset(
             Asset::new("square")
@@ -263,6 +269,61 @@ async fn execute_returns_the_output_from_a_worker_in_another_process(db: &TestDb
     stop_worker(worker).await;
 }
 
+/// A job running in a worker process is cancelled from this process: the worker's cancellation
+/// token fires (its record ends `cancelled`), the job is `Cancelled` as seen from any instance,
+/// and the worker is free for the next job.
+async fn cancelling_a_job_running_in_another_process_stops_it(db: &TestDb) {
+    let fs = parent(db).await;
+    let (node, _) = names("cancel");
+    let worker = spawn_child("worker", db.url(), &node, &[]);
+    let job = fs
+        .schedule("waits", Run::unpartitioned().executor(Strategy::Queue))
+        .await
+        .unwrap();
+    wait_for("the job to run in the worker process", || async {
+        let running = matches!(fs.job_status(&job).await.unwrap(), JobStatus::Running);
+        let started = !records(&fs, "waits").await.is_empty();
+        (running && started).then_some(())
+    })
+    .await;
+    assert_eq!(
+        support::row(&fs, &job).await.node.as_deref(),
+        Some(node.as_str())
+    );
+
+    // Another instance, holding only the job as data (as a CLI would), cancels it.
+    let other = parent(db).await;
+    let job: Job = serde_json::from_str(&serde_json::to_string(&job).unwrap()).unwrap();
+    other
+        .cancel_job(&job)
+        .await
+        .expect("cancel from another instance");
+    assert!(matches!(
+        support::wait_finished(&other, &job).await,
+        JobStatus::Cancelled
+    ));
+    let record = wait_for("the worker process to record the cancel", || async {
+        records(&fs, "waits")
+            .await
+            .into_iter()
+            .find(|r| r.status != MaterializationStatus::Running)
+    })
+    .await;
+    assert_eq!(record.status, MaterializationStatus::Cancelled);
+    assert!(matches!(
+        fs.job_status(&job).await.unwrap(),
+        JobStatus::Cancelled
+    ));
+    let out: serde_json::Value = fs
+        .materialize("whoami", Run::unpartitioned().executor(Strategy::Queue))
+        .await
+        .unwrap()
+        .value()
+        .unwrap();
+    assert_eq!(out["node"], node.as_str());
+    stop_worker(worker).await;
+}
+
 /// Checks a finished 500-partition backfill: every row completed, one success record per
 /// partition with the row's run and attempt (the rescued attempt when a worker was killed), and
 /// every output. Returns how many rows were rescued.
@@ -424,6 +485,7 @@ async fn a_backfill_completes_when_a_worker_process_is_killed(db: &TestDb) {
 
 flowstone_queue::both_engines!(
     execute_returns_the_output_from_a_worker_in_another_process,
+    cancelling_a_job_running_in_another_process_stops_it,
     two_worker_processes_run_a_500_partition_backfill,
     a_backfill_completes_when_a_worker_process_is_killed,
 );
