@@ -27,6 +27,15 @@ pub const ASSETS: [&str; 4] = [
     "yearly_report",
 ];
 
+/// The delay `FLOWSTONE_DEMO_DELAY_MS` asks of `raw_weather`, if any.
+fn source_delay() -> Option<Duration> {
+    std::env::var("FLOWSTONE_DEMO_DELAY_MS")
+        .ok()
+        .and_then(|ms| ms.trim().parse::<u64>().ok())
+        .filter(|ms| *ms > 0)
+        .map(Duration::from_millis)
+}
+
 fn months() -> Monthly {
     Monthly::from(FIRST_MONTH).to(LAST_MONTH)
 }
@@ -47,6 +56,16 @@ pub fn pipeline(archive: &Archive) -> Builder {
                         return Err(Error::failed(
                             "the weather source timed out (simulated: every first attempt fails)",
                         ));
+                    }
+                    // `FLOWSTONE_DEMO_DELAY_MS` makes the source slow, to watch progress bars
+                    // and graceful worker shutdowns.
+                    if let Some(delay) = source_delay() {
+                        tokio::select! {
+                            () = tokio::time::sleep(delay) => {}
+                            () = ctx.cancellation().cancelled() => {
+                                return Err(Error::cancelled(ctx.asset()));
+                            }
+                        }
                     }
                     let month = ctx.partition().date()?;
                     weather::rows_of_month(weather::CSV, month).map_err(Error::permanent)

@@ -549,6 +549,54 @@ fn a_worker_process_runs_queued_work_and_stops_on_sigterm() {
 }
 
 #[test]
+fn sigterm_lets_the_running_job_finish() {
+    let dir = sandbox("worker-sigterm");
+    // raw_weather's source takes 2 s in this worker.
+    let worker = Worker::start_with_env(
+        &dir,
+        &["--grace", "30"],
+        &[("FLOWSTONE_DEMO_DELAY_MS", "2000")],
+    );
+    let scheduled = run(
+        &dir,
+        &["--json", "schedule", "raw_weather", "-p", "2013-05"],
+    )
+    .expect_code(0)
+    .json();
+    assert_eq!(scheduled["executor"], "queue", "auto picks the queue");
+    let number = scheduled["queue_job"].as_i64().unwrap().to_string();
+
+    // Wait until the second attempt (the first fails on purpose) is running.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let status = run(&dir, &["--json", "job", "status", &number])
+            .expect_code(0)
+            .json();
+        if status["state"] == "executing" && status["attempt"] == 2 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the job never ran its second attempt: {status}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+
+    assert_eq!(worker.terminate(), 0, "a clean stop: nothing abandoned");
+    let status = run(&dir, &["--json", "job", "status", &number])
+        .expect_code(0)
+        .json();
+    assert_eq!(status["state"], "completed", "{status}");
+    let records = run(
+        &dir,
+        &["--json", "materializations", "raw_weather", "-p", "2013-05"],
+    )
+    .expect_code(0)
+    .json();
+    assert_eq!(records["materializations"][0]["status"], "success");
+}
+
+#[test]
 fn materializations_and_lineage_read_the_database() {
     let dir = sandbox("records");
     run(&dir, &["materializations", "raw_weather"])

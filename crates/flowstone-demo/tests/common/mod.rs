@@ -90,6 +90,11 @@ pub struct Worker {
 impl Worker {
     /// Starts `flowstone-demo worker <args>` in `dir` and waits until it says it is running.
     pub fn start(dir: &Path, args: &[&str]) -> Worker {
+        Self::start_with_env(dir, args, &[])
+    }
+
+    /// [`Worker::start`] with extra environment variables.
+    pub fn start_with_env(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Worker {
         use std::io::BufRead;
         let mut child = Command::new(env!("CARGO_BIN_EXE_flowstone-demo"))
             .arg("worker")
@@ -98,6 +103,7 @@ impl Worker {
             .env_remove("FLOWSTONE_DATABASE_URL")
             .env_remove("FLOWSTONE_DATA_DIR")
             .env_remove("FLOWSTONE_LOG")
+            .envs(env.iter().copied())
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::piped())
             .spawn()
