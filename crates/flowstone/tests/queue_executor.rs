@@ -170,6 +170,18 @@ async fn execute_returns_the_output_from_an_in_process_worker(db: &TestDb) {
             .unwrap(),
         42
     );
+    // Lineage written by the worker: `doubled` consumed the run's `twenty`.
+    let upstream = fs
+        .lineage(
+            "doubled",
+            Partition::Unpartitioned,
+            flowstone::Direction::Upstream,
+            1,
+        )
+        .await
+        .unwrap();
+    assert_eq!(upstream.len(), 1, "{upstream:?}");
+    assert_eq!(upstream[0].key.asset, "twenty");
     for record in records(&fs, "base").await {
         assert_eq!(record.executor, "queue");
         assert_eq!(record.status, MaterializationStatus::Success);
@@ -773,6 +785,70 @@ async fn cancelling_a_running_job_from_another_instance_stops_it(db: &TestDb) {
     worker.shutdown(Duration::from_secs(5)).await;
 }
 
+/// `materialize` waiting on a queued job gets `Cancelled` when another instance cancels the job
+/// before any worker runs it; a worker run with `run_until` stops cleanly on its signal.
+async fn a_waiting_materialize_sees_a_cancel_and_run_until_stops_cleanly(db: &TestDb) {
+    let runs = Runs::default();
+    let fs = connect(db, vec![logged("later", &runs, 1)]).await;
+    let other = connect(db, vec![logged("later", &runs, 1)]).await;
+    let waiting = {
+        let fs = fs.clone();
+        tokio::spawn(async move {
+            fs.materialize("later", queue_run(Partition::Int(1)).queue("nobody"))
+                .await
+        })
+    };
+    let queue = other.queue().unwrap();
+    let pending = wait_for("the job to be enqueued", || async {
+        queue
+            .list(&flowstone_queue::JobFilter {
+                queue: Some("nobody".into()),
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .pop()
+    })
+    .await;
+    queue.cancel(pending.id).await.unwrap();
+    let err = tokio::time::timeout(support::PATIENCE, waiting)
+        .await
+        .expect("materialize returns once the job is cancelled")
+        .unwrap()
+        .expect_err("cancelled");
+    assert_eq!(err.kind(), ErrorKind::Cancelled, "{err}");
+    assert!(runs.lock().unwrap().is_empty());
+
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let worker = {
+        let fs = fs.clone();
+        tokio::spawn(async move {
+            fs.worker()
+                .queue("assets", 2)
+                .node(node("until"))
+                .settings(fast_settings())
+                .run_until(async {
+                    let _ = stop_rx.await;
+                })
+                .await
+        })
+    };
+    let out: i64 = fs
+        .materialize("later", queue_run(Partition::Int(2)))
+        .await
+        .unwrap()
+        .value()
+        .unwrap();
+    assert_eq!(out, 2);
+    stop_tx.send(()).unwrap();
+    let report = tokio::time::timeout(support::PATIENCE, worker)
+        .await
+        .expect("run_until returns after its signal")
+        .unwrap()
+        .expect("a clean shutdown");
+    assert_eq!(report.abandoned, 0);
+}
+
 /// A worker shut down while a job runs, past its grace period, hands the job back to the queue
 /// (the interrupted attempt spent, as with any interrupted attempt) instead of cancelling it,
 /// so another worker finishes it.
@@ -1057,6 +1133,7 @@ flowstone_queue::both_engines!(
     permanent_error_discards_at_once,
     auto_picks_the_queue_with_a_database_and_sync_without,
     cancelling_a_running_job_from_another_instance_stops_it,
+    a_waiting_materialize_sees_a_cancel_and_run_until_stops_cleanly,
     worker_shutdown_past_grace_hands_the_running_job_back,
     backfill_through_the_queue,
     cancelling_a_backfill_cancels_its_pending_rows,

@@ -165,15 +165,14 @@ fn spawn_child(role: &str, url: &str, node: &str, env: &[(&str, &str)]) -> Child
     command.spawn().expect("spawn a child process")
 }
 
-/// Closes a worker's stdin so it shuts down gracefully; kills it if it takes too long.
+/// Closes a worker's stdin so it shuts down gracefully, and checks that it exited cleanly.
 async fn stop_worker(mut child: Child) {
     drop(child.stdin.take());
-    if tokio::time::timeout(Duration::from_secs(15), child.wait())
+    let status = tokio::time::timeout(Duration::from_secs(30), child.wait())
         .await
-        .is_err()
-    {
-        let _ = child.kill().await;
-    }
+        .expect("a worker process stops once its stdin closes")
+        .expect("the worker's exit status");
+    assert!(status.success(), "the worker process failed: {status}");
 }
 
 /// The backfiller's report line.
