@@ -484,6 +484,24 @@ async fn produce(
             in_flight.remove(&ack.id());
             acks.push(ack);
         }
+        // Jobs that finish at once (spawned just now, or siblings of one that woke us):
+        // let them run and collect their acks, so one round trip acknowledges and refills
+        // a whole batch. A slow job costs only a yield here.
+        for _ in 0..4 {
+            if in_flight.is_empty() {
+                break;
+            }
+            tokio::task::yield_now().await;
+            let mut more = false;
+            while let Ok(ack) = ack_rx.try_recv() {
+                in_flight.remove(&ack.id());
+                acks.push(ack);
+                more = true;
+            }
+            if !more {
+                break;
+            }
+        }
         if shared.stop.is_cancelled() {
             return 0;
         }
