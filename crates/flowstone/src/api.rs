@@ -122,8 +122,9 @@ impl FlowStone {
         }
     }
 
-    /// Builds the job for `asset` from `run`, owned by `executor`, and checks that the executor
-    /// can honour the run's options and that the hooks it names exist.
+    /// Builds the job for `asset` from `run`, owned by `executor`, and checks that the partition
+    /// belongs to the asset, that the executor can honour the run's options, and that the hooks
+    /// and IO manager it names exist.
     pub(crate) fn prepare_job(
         &self,
         asset: &Asset,
@@ -131,7 +132,19 @@ impl FlowStone {
         executor_name: &str,
         executor: &dyn Executor,
     ) -> Result<Job> {
-        self.runtime.check_partition(asset, &run.partition)?;
+        self.runtime.check_partition_member(asset, &run.partition)?;
+        self.job_template(asset, run, executor_name, executor)
+    }
+
+    /// [`FlowStone::prepare_job`] without the partition check: the template of a backfill's jobs,
+    /// whose partitions are checked once for the whole set.
+    pub(crate) fn job_template(
+        &self,
+        asset: &Asset,
+        run: &Run,
+        executor_name: &str,
+        executor: &dyn Executor,
+    ) -> Result<Job> {
         let mut job = Job::new(asset.name(), run.partition.clone());
         job.run_id = run.run_id.unwrap_or(job.run_id);
         job.priority = run.priority.unwrap_or(0);

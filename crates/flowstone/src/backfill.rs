@@ -16,8 +16,8 @@ use tokio_util::sync::CancellationToken;
 
 use crate::api::FlowStone;
 use crate::error::{Error, ErrorKind, Result};
-use crate::executor::{ExecContext, Strategy};
-use crate::ids::BackfillId;
+use crate::executor::{ExecContext, Job, Strategy};
+use crate::ids::{BackfillId, JobId, RunId};
 use crate::partition::{Partition, date_range};
 use crate::run::Run;
 use crate::store::MaterializationStatus;
@@ -210,7 +210,11 @@ pub fn resolve_partitions(
 ) -> Result<Vec<Partition>> {
     let def = fs.registry().get(asset)?.partitions().cloned();
     match (source, def) {
-        (BackfillSource::List(list), _) => Ok(list.clone()),
+        (BackfillSource::List(list), None) => Ok(list.clone()),
+        (BackfillSource::List(list), Some(def)) => {
+            check_members(asset, list, def.as_ref())?;
+            Ok(list.clone())
+        }
         (BackfillSource::Range(from, to), None) => Ok(date_range(*from, *to)),
         (BackfillSource::Range(from, to), Some(def)) => {
             let all = def.partitions()?;
@@ -234,6 +238,36 @@ pub fn resolve_partitions(
             "asset '{asset}' has no partitions definition, so there is no 'all'; give a list or \
              a range"
         ))),
+    }
+}
+
+/// Checks that every listed partition belongs to the definition; a large list is checked
+/// against the expanded set once, so custom definitions are not expanded per partition.
+fn check_members(
+    asset: &str,
+    list: &[Partition],
+    def: &dyn crate::partition::PartitionsDefinition,
+) -> Result<()> {
+    let outsider = if list.len() > 16 {
+        let all: std::collections::HashSet<Partition> = def.partitions()?.into_iter().collect();
+        list.iter().find(|p| !all.contains(*p))
+    } else {
+        let mut outsider = None;
+        for partition in list {
+            if !def.contains(partition)? {
+                outsider = Some(partition);
+                break;
+            }
+        }
+        outsider
+    };
+    match outsider {
+        Some(partition) => Err(Error::invalid_partition(
+            &partition.encode(),
+            format!("a partition of asset '{asset}': {}", def.expected_form()),
+        )
+        .with_asset(asset)),
+        None => Ok(()),
     }
 }
 
@@ -292,17 +326,20 @@ pub(crate) async fn run(
         }
     };
 
+    // One template, checked once: options, hooks and IO manager are the same for every job.
+    let template = fs.job_template(&asset, &backfill.run, &exec_name, executor.as_ref())?;
     let mut jobs = Vec::new();
     let mut job_index = Vec::new();
     for (index, partition) in partitions.iter().enumerate() {
         if should_run(partition) {
-            let mut run = backfill.run.clone();
-            run.partition = partition.clone();
-            run.run_id = None;
-            run.metadata
-                .insert("backfill_id".into(), backfill_id.to_string().into());
-            // Bad partitions and unsupported options fail here, before anything runs.
-            jobs.push(fs.prepare_job(&asset, &run, &exec_name, executor.as_ref())?);
+            fs.runtime().check_partition(&asset, partition)?;
+            jobs.push(Job {
+                id: JobId::new(),
+                run_id: RunId::new(),
+                partition: partition.clone(),
+                backfill_id: Some(backfill_id),
+                ..template.clone()
+            });
             job_index.push(index);
         } else {
             outcomes[index] = Some(PartitionOutcome::Skipped);

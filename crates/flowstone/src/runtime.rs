@@ -155,12 +155,30 @@ impl Runtime {
         }
     }
 
-    /// Checks that `partition` fits `asset`: a partitioned asset needs a partition, an
-    /// unpartitioned one takes none.
+    /// Checks that a partitioned `asset` got a partition. Assets without a definition take any
+    /// partition (or none). Cheap: run on every attempt.
     pub fn check_partition(&self, asset: &Asset, partition: &Partition) -> Result<()> {
-        match (asset.partitions(), partition.is_unpartitioned()) {
-            (Some(def), true) => Err(Error::invalid_partition(
+        match asset.partitions() {
+            Some(def) if partition.is_unpartitioned() => Err(Error::invalid_partition(
                 "(none)",
+                format!(
+                    "a partition of asset '{}': {}",
+                    asset.name(),
+                    def.expected_form()
+                ),
+            )
+            .with_asset(asset.name())),
+            _ => Ok(()),
+        }
+    }
+
+    /// [`Runtime::check_partition`], and that `partition` belongs to the asset's definition.
+    /// Run where a caller hands a partition in; a custom definition may expand its whole set.
+    pub fn check_partition_member(&self, asset: &Asset, partition: &Partition) -> Result<()> {
+        self.check_partition(asset, partition)?;
+        match asset.partitions() {
+            Some(def) if !def.contains(partition)? => Err(Error::invalid_partition(
+                &partition.encode(),
                 format!(
                     "a partition of asset '{}': {}",
                     asset.name(),

@@ -11,7 +11,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::error::Error;
-use crate::ids::{JobId, RunId};
+use crate::ids::{BackfillId, JobId, RunId};
 use crate::output::Output;
 use crate::partition::Partition;
 
@@ -49,6 +49,9 @@ pub struct Job {
     pub metadata: serde_json::Map<String, serde_json::Value>,
     /// The registered name of the executor that owns this job; status and cancel route by it.
     pub executor: String,
+    /// The backfill this job belongs to, if any (the queue groups a backfill's rows by it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backfill_id: Option<BackfillId>,
 }
 
 fn yes() -> bool {
@@ -71,6 +74,7 @@ impl Job {
             record: true,
             metadata: serde_json::Map::new(),
             executor: String::new(),
+            backfill_id: None,
         }
     }
 

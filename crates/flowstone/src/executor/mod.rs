@@ -16,8 +16,6 @@ mod sync;
 mod table;
 mod task_async;
 
-use std::sync::atomic::{AtomicUsize, Ordering};
-
 use async_trait::async_trait;
 
 pub use capability::{Capabilities, Capability};
@@ -81,20 +79,22 @@ pub trait Executor: Send + Sync + 'static {
         concurrency: usize,
         on_done: &(dyn Fn(usize, Result<Output>) + Send + Sync),
     ) -> Result<()> {
-        let next = AtomicUsize::new(0);
+        let total = jobs.len();
+        // Lanes take jobs by value from one shared iterator: no job is cloned.
+        let pending = std::sync::Mutex::new(jobs.into_iter().enumerate());
         let lane = || async {
             loop {
-                let index = next.fetch_add(1, Ordering::Relaxed);
-                let Some(job) = jobs.get(index) else { break };
+                let next = pending.lock().unwrap_or_else(|p| p.into_inner()).next();
+                let Some((index, job)) = next else { break };
                 let result = if cx.cancel.is_cancelled() {
-                    Err(Error::cancelled(&job.asset).with_partition(job.partition.clone()))
+                    Err(Error::cancelled(&job.asset).with_partition(job.partition))
                 } else {
-                    self.execute(job.clone(), cx.clone()).await
+                    self.execute(job, cx.clone()).await
                 };
                 on_done(index, result);
             }
         };
-        let lanes = concurrency.clamp(1, jobs.len().max(1));
+        let lanes = concurrency.clamp(1, total.max(1));
         futures_util::future::join_all((0..lanes).map(|_| lane())).await;
         Ok(())
     }

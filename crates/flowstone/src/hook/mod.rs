@@ -103,12 +103,20 @@ impl<'a> Next<'a> {
     }
 }
 
+/// A resolved hook stack, ending with `core`.
+pub type Stack = Arc<[Arc<dyn Hook>]>;
+
 /// Hooks by name.
 #[derive(Clone)]
 pub struct HookRegistry {
     hooks: HashMap<String, Arc<dyn Hook>>,
     default_stack: Arc<[Arc<dyn Hook>]>,
+    /// Stacks jobs named before, resolved once.
+    named_stacks: Arc<std::sync::RwLock<HashMap<Vec<String>, Stack>>>,
 }
+
+/// How many distinct named stacks are cached; beyond that they are resolved per job.
+const NAMED_STACK_CACHE: usize = 64;
 
 impl HookRegistry {
     /// The built-in hooks plus `extra`, and the default stack resolved once.
@@ -125,6 +133,7 @@ impl HookRegistry {
         let mut registry = HookRegistry {
             hooks,
             default_stack: Arc::from(Vec::new()),
+            named_stacks: Arc::default(),
         };
         registry.default_stack = registry.resolve_names(stacks::DEFAULT.iter().copied())?;
         Ok(registry)
@@ -132,10 +141,26 @@ impl HookRegistry {
 
     /// The stack a job names, or the default stack.
     pub fn stack_for(&self, job: &Job) -> Result<Arc<[Arc<dyn Hook>]>> {
-        match &job.hooks {
-            None => Ok(Arc::clone(&self.default_stack)),
-            Some(names) => self.resolve_names(names.iter().map(String::as_str)),
+        let Some(names) = &job.hooks else {
+            return Ok(Arc::clone(&self.default_stack));
+        };
+        if let Some(stack) = self
+            .named_stacks
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(names)
+        {
+            return Ok(Arc::clone(stack));
         }
+        let stack = self.resolve_names(names.iter().map(String::as_str))?;
+        let mut cached = self
+            .named_stacks
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if cached.len() < NAMED_STACK_CACHE {
+            cached.insert(names.clone(), Arc::clone(&stack));
+        }
+        Ok(stack)
     }
 
     /// Whether a hook called `name` is registered.

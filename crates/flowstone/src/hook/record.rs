@@ -2,12 +2,14 @@
 //! status (success, failed, cancelled) with duration and error at the end. Skipped when the job's
 //! `record` flag is off.
 
+use std::sync::Arc;
+
 use async_trait::async_trait;
 
 use super::{Hook, Materializing, Next};
-use crate::error::{ErrorKind, Result};
+use crate::error::{Error, ErrorKind, Result};
 use crate::output::Output;
-use crate::store::{Materialization, MaterializationStatus};
+use crate::store::{Materialization, MaterializationStatus, MaterializationStore};
 
 /// Records materializations.
 #[derive(Debug, Default)]
@@ -22,7 +24,7 @@ impl Hook for RecordHook {
         let store = cx.runtime.store();
         let mut metadata = cx.asset.static_metadata().clone();
         metadata.extend(cx.job.metadata.iter().map(|(k, v)| (k.clone(), v.clone())));
-        let mut record = Materialization {
+        let record = Materialization {
             asset: cx.asset.name().to_owned(),
             partition: cx.job.partition.clone(),
             run_id: cx.job.run_id,
@@ -37,7 +39,17 @@ impl Hook for RecordHook {
         };
         store.record(&record).await?;
 
+        // If the caller drops this future mid-run (a timeout around `materialize`, an aborted
+        // task), the guard records the materialization as cancelled instead of leaving it
+        // `running` forever.
+        let mut guard = Unfinished {
+            store: Arc::clone(store),
+            record: Some(record),
+        };
         let result = next.run(cx).await;
+        let Some(mut record) = guard.record.take() else {
+            unreachable!("the guard is disarmed only here")
+        };
 
         record.finished_at = Some(chrono::Utc::now());
         record.duration = Some(cx.started.elapsed());
@@ -52,5 +64,35 @@ impl Hook for RecordHook {
         record.error = result.as_ref().err().map(|e| e.to_record());
         store.record(&record).await?;
         result
+    }
+}
+
+/// A `Running` record whose materialization has not returned yet.
+struct Unfinished {
+    store: Arc<dyn MaterializationStore>,
+    record: Option<Materialization>,
+}
+
+impl Drop for Unfinished {
+    fn drop(&mut self) {
+        let Some(mut record) = self.record.take() else {
+            return;
+        };
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        record.status = MaterializationStatus::Cancelled;
+        record.finished_at = Some(chrono::Utc::now());
+        record.error = Some(
+            Error::cancelled(&record.asset)
+                .with_partition(record.partition.clone())
+                .to_record(),
+        );
+        let store = Arc::clone(&self.store);
+        runtime.spawn(async move {
+            if let Err(err) = store.record(&record).await {
+                tracing::warn!(asset = %record.asset, error = %err, "could not record a dropped materialization as cancelled");
+            }
+        });
     }
 }

@@ -28,8 +28,6 @@ pub const KIND: &str = "flowstone.materialize";
 pub const DEFAULT_QUEUE: &str = "assets";
 /// The metadata key holding the queue row's id.
 pub const QUEUE_JOB_ID: &str = "queue_job_id";
-/// The metadata key holding a backfill's id (also the queue batch).
-pub const BACKFILL_ID: &str = "backfill_id";
 
 /// Runs jobs through the durable queue.
 #[derive(Clone)]
@@ -77,8 +75,8 @@ impl QueueExecutor {
         if let Some(at) = job.scheduled_at {
             row = row.scheduled_at(at);
         }
-        if let Some(batch) = job.metadata.get(BACKFILL_ID).and_then(|v| v.as_str()) {
-            row = row.batch(batch);
+        if let Some(backfill) = job.backfill_id {
+            row = row.batch(backfill.to_string());
         }
         Ok(row)
     }
@@ -244,11 +242,7 @@ impl Executor for QueueExecutor {
             .iter()
             .map(|job| self.new_job(job, &cx))
             .collect::<Result<Vec<_>>>()?;
-        let batch = jobs[0]
-            .metadata
-            .get(BACKFILL_ID)
-            .and_then(|v| v.as_str())
-            .map(str::to_owned);
+        let batch = jobs[0].backfill_id.map(|b| b.to_string());
         let ids = self.queue.insert_many(&rows).await.map_err(queue_error)?;
         let mut index_of: HashMap<i64, usize> =
             ids.iter().enumerate().map(|(i, ins)| (ins.id, i)).collect();

@@ -16,19 +16,46 @@ pub struct MemoryStore {
     records: RwLock<HashMap<String, HashMap<Partition, Runs>>>,
 }
 
-/// The records of one (asset, partition), indexed by run, with the newest one tracked so that
-/// upserts and `latest` stay O(1) however many runs accumulate.
+/// The records of one (asset, partition), with the newest one tracked so that `latest` is O(1).
+/// Most partitions see a handful of runs, found by a scan; past [`INDEX_FROM`] runs an index
+/// by run id keeps upserts O(1) (an unpartitioned asset materialized millions of times).
 #[derive(Debug, Default)]
 struct Runs {
     records: Vec<Materialization>,
-    by_run: HashMap<RunId, usize>,
+    by_run: Option<HashMap<RunId, usize>>,
     newest: usize,
 }
 
+const INDEX_FROM: usize = 16;
+
 impl Runs {
+    fn position(&self, run_id: RunId) -> Option<usize> {
+        match &self.by_run {
+            Some(index) => index.get(&run_id).copied(),
+            None => self.records.iter().position(|r| r.run_id == run_id),
+        }
+    }
+
+    fn push(&mut self, m: &Materialization) -> usize {
+        self.records.push(m.clone());
+        let index = self.records.len() - 1;
+        if let Some(by_run) = &mut self.by_run {
+            by_run.insert(m.run_id, index);
+        } else if self.records.len() > INDEX_FROM {
+            self.by_run = Some(
+                self.records
+                    .iter()
+                    .enumerate()
+                    .map(|(i, r)| (r.run_id, i))
+                    .collect(),
+            );
+        }
+        index
+    }
+
     fn upsert(&mut self, m: &Materialization) {
-        match self.by_run.get(&m.run_id) {
-            Some(&index) => {
+        match self.position(m.run_id) {
+            Some(index) => {
                 let got_older = newest_first(m, &self.records[index]).is_gt();
                 self.records[index] = m.clone();
                 if index == self.newest {
@@ -43,9 +70,7 @@ impl Runs {
                 }
             }
             None => {
-                self.records.push(m.clone());
-                let index = self.records.len() - 1;
-                self.by_run.insert(m.run_id, index);
+                let index = self.push(m);
                 if index == 0 || newest_first(m, &self.records[self.newest]).is_lt() {
                     self.newest = index;
                 }
@@ -95,7 +120,7 @@ impl MaterializationStore for MemoryStore {
         Ok(records
             .get(asset)
             .and_then(|p| p.get(partition))
-            .and_then(|runs| runs.by_run.get(&run_id).map(|&i| runs.records[i].clone())))
+            .and_then(|runs| runs.position(run_id).map(|i| runs.records[i].clone())))
     }
 
     async fn list(&self, query: &MaterializationQuery) -> Result<Vec<Materialization>> {
