@@ -3,4 +3,5 @@
 
 pub mod core;
 pub mod queue;
+pub mod queue_executor;
 pub mod report;

@@ -1,1 +1,33 @@
-fn main() {}
+//! `flowstone-bench [core|queue|queue-executor|all]`: prints one JSON line per figure.
+//!
+//! Run in release mode: `cargo run --release -p flowstone-bench -- all`.
+
+use std::process::ExitCode;
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let which = std::env::args().nth(1).unwrap_or_else(|| "all".into());
+    let result = match which.as_str() {
+        "core" => flowstone_bench::core::run_all().await,
+        "queue" => flowstone_bench::queue::run_all().await,
+        "queue-executor" => flowstone_bench::queue_executor::queue_backfill(10_000).await,
+        "all" => match flowstone_bench::core::run_all().await {
+            Ok(()) => match flowstone_bench::queue::run_all().await {
+                Ok(()) => flowstone_bench::queue_executor::queue_backfill(10_000).await,
+                err => err,
+            },
+            err => err,
+        },
+        other => {
+            eprintln!("unknown benchmark group '{other}': use core, queue, queue-executor or all");
+            return ExitCode::from(2);
+        }
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("benchmark failed: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

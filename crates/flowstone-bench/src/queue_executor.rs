@@ -1,0 +1,79 @@
+//! Queue executor benchmark: a backfill through the durable queue, end to end.
+
+use std::time::{Duration, Instant};
+
+use flowstone::{Asset, Backfill, CustomPartitions, FlowStone, Partition, Run, Strategy};
+use flowstone_queue::WorkerSettings;
+use flowstone_queue::testing::TestDb;
+use serde_json::json;
+
+use crate::report::emit;
+
+/// `queue_backfill_10k`: backfill `partitions` partitions of a trivial asset (which reads one
+/// unpartitioned dependency, so every partition writes its materialization record, its lineage
+/// and its output) through the Queue executor, drained by one worker (queue concurrency 10) in
+/// this process, on SQLite and on PostgreSQL: partitions per second, insert to last ack.
+pub async fn queue_backfill(partitions: i64) -> anyhow::Result<()> {
+    let mut dbs = vec![TestDb::sqlite().await];
+    if let Some(pg) = TestDb::postgres().await {
+        dbs.push(pg);
+    }
+    for test in dbs {
+        let engine = match test.engine() {
+            flowstone_queue::Engine::Sqlite => "sqlite",
+            flowstone_queue::Engine::Postgres => "postgres",
+        };
+        let fs = FlowStone::builder()
+            .asset(Asset::new("base").execute(|_ctx| async { Ok::<u64, flowstone::Error>(7) }))
+            .asset(
+                Asset::new("n")
+                    .depends_on(["base"])
+                    .partitioned_by(CustomPartitions::new(move || {
+                        Ok((0..partitions).map(Partition::Int).collect())
+                    }))
+                    .execute(|ctx| async move {
+                        let base: u64 = ctx.dep("base")?;
+                        Ok::<u64, flowstone::Error>(base + ctx.partition().int()? as u64)
+                    }),
+            )
+            .database(test.url())
+            .connect()
+            .await?;
+        fs.materialize("base", Run::unpartitioned().executor(Strategy::Sync))
+            .await?;
+        let worker = fs
+            .worker()
+            .queue("assets", 10)
+            .settings(WorkerSettings {
+                poll_interval: Duration::from_millis(100),
+                ..WorkerSettings::default()
+            })
+            .start()
+            .await?;
+        let started = Instant::now();
+        let report = fs
+            .backfill("n", Backfill::all().executor(Strategy::Queue))
+            .await?;
+        let secs = started.elapsed().as_secs_f64();
+        worker.shutdown(Duration::from_secs(10)).await;
+        anyhow::ensure!(
+            report.succeeded == partitions as usize,
+            "{engine}: {} of {partitions} partitions succeeded ({} failed)",
+            report.succeeded,
+            report.failed
+        );
+        emit(
+            "queue_backfill_10k",
+            json!({
+                "engine": engine,
+                "partitions": partitions,
+                "seconds": (secs * 1000.0).round() / 1000.0,
+                "partitions_per_second": (partitions as f64 / secs).round(),
+                "target_per_second": if engine == "sqlite" { 10_000 } else { 5_000 },
+            }),
+        );
+        drop(fs);
+        test.cleanup().await;
+    }
+    Ok(())
+}
