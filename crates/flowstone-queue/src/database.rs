@@ -78,6 +78,8 @@ pub struct Database {
 
 struct Inner {
     pool: Pool,
+    /// A one-connection pool (`sqlite::memory:`): workers must not keep a connection.
+    single_connection: bool,
     url: String,
     events: broadcast::Sender<Event>,
     listener: OnceCell<()>,
@@ -150,7 +152,12 @@ impl Database {
                 "unsupported scheme `{scheme}` (expected `sqlite:` or `postgres:`)"
             )));
         };
-        Ok(Self::from_pool_and_url(pool, shown))
+        let mut db = Self::from_pool_and_url(pool, shown);
+        if let Some(inner) = Arc::get_mut(&mut db.inner) {
+            inner.single_connection = url.starts_with("sqlite:")
+                && (url.contains(":memory:") || url.contains("mode=memory"));
+        }
+        Ok(db)
     }
 
     /// Wraps a pool the caller already has. Signals from other processes still arrive on
@@ -164,6 +171,7 @@ impl Database {
         Self {
             inner: Arc::new(Inner {
                 pool,
+                single_connection: false,
                 url,
                 events,
                 listener: OnceCell::new(),
@@ -183,6 +191,11 @@ impl Database {
     /// The underlying sqlx pool.
     pub fn pool(&self) -> &Pool {
         &self.inner.pool
+    }
+
+    /// True for a one-connection pool (`sqlite::memory:`).
+    pub(crate) fn single_connection(&self) -> bool {
+        self.inner.single_connection
     }
 
     /// The URL this database was opened with, password hidden.

@@ -108,6 +108,11 @@ impl Worker {
 }
 
 /// Configures and starts a worker.
+///
+/// A running worker holds, from the database's pool, one connection per queue plus one for
+/// acks (PostgreSQL) and briefly one for heartbeats and maintenance; PostgreSQL also opens
+/// one `LISTEN` connection per [`Database`]. Size the pool
+/// ([`ConnectOptions::max_connections`](crate::ConnectOptions)) above the number of queues + 3.
 pub struct WorkerBuilder {
     db: Database,
     node: Option<String>,
@@ -234,6 +239,19 @@ impl WorkerBuilder {
                  nodes would be rescued",
                 s.heartbeat_interval, s.rescue_after
             )));
+        }
+        for (name, d) in [
+            ("poll_interval", s.poll_interval),
+            ("heartbeat_interval", s.heartbeat_interval),
+            ("rescue_interval", s.rescue_interval),
+            ("cancel_poll_interval", s.cancel_poll_interval),
+            ("prune_interval", s.prune_interval),
+        ] {
+            if d.is_zero() {
+                return Err(Error::InvalidConfig(format!(
+                    "{name} is zero: use a positive duration"
+                )));
+            }
         }
         if s.unknown_kind_limit < 1 {
             return Err(Error::InvalidConfig(
@@ -576,12 +594,21 @@ async fn produce(
                 }
                 Err(e) => {
                     tracing::warn!(error = %e, queue, "flowstone-queue: claim failed; reconnecting");
+                    if shared.db.single_connection() {
+                        // `discard` below would close the only connection of an in-memory
+                        // database, and with it the data: return it instead.
+                        conn = None;
+                    }
                     if let Some(c) = conn.take() {
                         c.discard();
                     }
                     pause(&shared.stop, backoff).await;
                     backoff = (backoff * 2).min(Duration::from_secs(2));
                 }
+            }
+            if shared.db.single_connection() {
+                // The only connection: give it back between cycles.
+                conn = None;
             }
             continue;
         }

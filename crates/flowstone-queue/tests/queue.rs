@@ -1033,3 +1033,44 @@ async fn errors_are_clear() {
     assert!(err.to_string().contains("concurrency 0"), "{err}");
     t.cleanup().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_in_memory_works_in_one_process() {
+    let q = Queue::connect("sqlite::memory:").await.unwrap();
+    q.migrate().await.unwrap();
+    let worker = Worker::builder(q.database().clone())
+        .queue("default", 2)
+        .settings(fast())
+        .handler("echo", |ctx| async move {
+            Outcome::complete_with(&ctx.args_raw())
+        })
+        .start()
+        .await
+        .unwrap();
+    let id = q
+        .insert(NewJob::new("echo", json!([1])))
+        .await
+        .unwrap()
+        .job
+        .id;
+    let job = q.wait(id, common::PATIENCE).await.unwrap();
+    worker.shutdown(Duration::from_secs(10)).await;
+    assert_eq!(job.result, Some(json!("[1]")));
+}
+
+#[tokio::test]
+async fn zero_intervals_are_rejected() {
+    let t = TestDb::sqlite().await;
+    let mut s = fast();
+    s.poll_interval = Duration::ZERO;
+    let err = Worker::builder(t.db.clone())
+        .queue("default", 1)
+        .settings(s)
+        .handler("x", |_| async { Outcome::complete() })
+        .start()
+        .await
+        .err()
+        .expect("a zero interval must be rejected");
+    assert!(err.to_string().contains("poll_interval is zero"), "{err}");
+    t.cleanup().await;
+}
