@@ -116,6 +116,12 @@ async fn scheduled_job_runs_when_due_and_a_cancelled_one_never_runs(db: &TestDb)
         fs.job_status(&doomed).await.unwrap(),
         JobStatus::Cancelled
     ));
+    // Cancelling a finished job changes nothing.
+    fs.cancel_job(&job).await.expect("cancel a completed job");
+    assert!(matches!(
+        fs.job_status(&job).await.unwrap(),
+        JobStatus::Completed(_)
+    ));
     assert_eq!(*runs.lock().unwrap(), vec![1]);
     assert_eq!(row(&fs, &doomed).await.state, JobState::Cancelled);
     assert_eq!(row(&fs, &doomed).await.attempt, 0);
@@ -1047,6 +1053,96 @@ async fn backfill_through_the_queue(db: &TestDb) {
     worker.shutdown(Duration::from_secs(5)).await;
 }
 
+/// A backfill of a downstream asset whose upstream partitions do not exist yet: its jobs snooze
+/// (no attempt spent) while a backfill of the upstream runs, then all succeed.
+async fn backfill_waits_for_an_upstream_backfill(db: &TestDb) {
+    let runs = Runs::default();
+    let fs = connect(
+        db,
+        vec![
+            Asset::new("raw")
+                .partitioned_by(flowstone::StaticPartitions::new(
+                    (0..30).map(|i| i.to_string()),
+                ))
+                .execute(|ctx| async move {
+                    let i: i64 = ctx.partition().to_string().parse().unwrap();
+                    Ok::<i64, Error>(i)
+                }),
+            {
+                let runs = Arc::clone(&runs);
+                Asset::new("cooked")
+                    .depends_on(["raw"])
+                    .partitioned_by(flowstone::StaticPartitions::new(
+                        (0..30).map(|i| i.to_string()),
+                    ))
+                    .execute(move |ctx| {
+                        let runs = Arc::clone(&runs);
+                        async move {
+                            let raw: i64 = ctx.dep("raw")?;
+                            runs.lock().unwrap().push(raw);
+                            Ok::<i64, Error>(raw * 10)
+                        }
+                    })
+            },
+        ],
+    )
+    .await;
+    let worker = fs
+        .worker()
+        .queue("assets", 4)
+        .node(node("chain"))
+        .settings(fast_settings())
+        .dependency_snoozes(100, Duration::from_millis(50))
+        .start()
+        .await
+        .unwrap();
+    let cooked = {
+        let fs = fs.clone();
+        tokio::spawn(async move {
+            fs.backfill("cooked", Backfill::all().executor(Strategy::Queue))
+                .await
+        })
+    };
+    let queue = fs.queue().unwrap();
+    wait_for("the downstream jobs to snooze", || async {
+        let snoozed = queue
+            .list(&flowstone_queue::JobFilter {
+                limit: Some(1000),
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .iter()
+            .filter(|r| r.snoozed > 0)
+            .count();
+        (snoozed >= 10).then_some(())
+    })
+    .await;
+    let raw = fs
+        .backfill("raw", Backfill::all().executor(Strategy::Queue))
+        .await
+        .unwrap();
+    assert_eq!((raw.succeeded, raw.failed), (30, 0));
+    let cooked = tokio::time::timeout(support::PATIENCE, cooked)
+        .await
+        .expect("the downstream backfill finishes")
+        .unwrap()
+        .unwrap();
+    assert_eq!((cooked.total, cooked.succeeded, cooked.failed), (30, 30, 0));
+    let rows = queue
+        .list_batch(&cooked.backfill_id.to_string(), None, Some(100))
+        .await
+        .unwrap();
+    assert_eq!(rows.len(), 30);
+    assert!(
+        rows.iter().all(|r| r.attempt == 1 && r.errors.is_empty()),
+        "{rows:?}"
+    );
+    assert!(rows.iter().any(|r| r.snoozed > 0));
+    assert_eq!(runs.lock().unwrap().len(), 30);
+    worker.shutdown(Duration::from_secs(5)).await;
+}
+
 /// Cancelling a backfill through the queue mid-way cancels its pending rows: none is left
 /// executing or waiting, and the report counts the cancelled partitions.
 async fn cancelling_a_backfill_cancels_its_pending_rows(db: &TestDb) {
@@ -1136,5 +1232,6 @@ flowstone_queue::both_engines!(
     a_waiting_materialize_sees_a_cancel_and_run_until_stops_cleanly,
     worker_shutdown_past_grace_hands_the_running_job_back,
     backfill_through_the_queue,
+    backfill_waits_for_an_upstream_backfill,
     cancelling_a_backfill_cancels_its_pending_rows,
 );

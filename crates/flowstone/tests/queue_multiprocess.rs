@@ -160,7 +160,11 @@ fn spawn_child(role: &str, url: &str, node: &str, env: &[(&str, &str)]) -> Child
         } else {
             Stdio::null()
         })
-        .stderr(Stdio::inherit())
+        .stderr(if role == "backfill" {
+            Stdio::piped()
+        } else {
+            Stdio::inherit()
+        })
         .kill_on_drop(true);
     command.spawn().expect("spawn a child process")
 }
@@ -192,7 +196,11 @@ async fn backfill_report(child: Child) -> ChildReport {
         .expect("the backfill process finishes")
         .expect("the backfill process's output");
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "backfill process failed: {stdout}");
+    assert!(
+        out.status.success(),
+        "the backfill process failed: {stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let line = stdout
         .lines()
         .find_map(|l| l.split_once(REPORT).map(|(_, json)| json))
