@@ -25,6 +25,8 @@ pub const CONCURRENCY: usize = 10;
 pub const HISTORY: usize = 200_000;
 /// Jobs per latency run.
 pub const LATENCY_JOBS: usize = 1_000;
+/// Measured rounds per throughput figure (the median is reported).
+pub const REPEATS: usize = 3;
 /// Jobs drained before measuring, to open connections and prepare statements.
 pub const WARM_UP: usize = 1_000;
 /// Batch size of the bare-SQL floor loop.
@@ -112,27 +114,37 @@ async fn warm_up(queue: &Queue) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// `queue_throughput`: `JOBS` no-op jobs bulk-inserted, then drained by one worker.
+/// `queue_throughput`: `JOBS` no-op jobs bulk-inserted, then drained by one worker;
+/// the median of `REPEATS` rounds on one database.
 pub async fn queue_throughput() -> anyhow::Result<()> {
     for t in databases().await {
         let queue = t.queue();
         warm_up(&queue).await?;
-        let inserts = bulk_insert(&queue).await?;
-        let jobs = drain(&t.db, JOBS).await?;
+        let (mut inserts, mut jobs) = (Vec::new(), Vec::new());
+        for _ in 0..REPEATS {
+            inserts.push(bulk_insert(&queue).await?);
+            jobs.push(drain(&t.db, JOBS).await?);
+        }
         emit(
             "queue_throughput",
             json!({
                 "engine": engine_name(t.engine()),
                 "jobs": JOBS,
                 "concurrency": CONCURRENCY,
-                "jobs_per_sec": jobs.round(),
-                "inserts_per_sec": inserts.round(),
+                "rounds": REPEATS,
+                "jobs_per_sec": median(&mut jobs).round(),
+                "inserts_per_sec": median(&mut inserts).round(),
+                "jobs_per_sec_rounds": rounded(&jobs),
                 "peak_rss_bytes": peak_rss_bytes(),
             }),
         );
         t.cleanup().await;
     }
     Ok(())
+}
+
+fn rounded(sample: &[f64]) -> Vec<f64> {
+    sample.iter().map(|x| x.round()).collect()
 }
 
 /// The bare floor: claim up to `RAW_BATCH` with one statement, complete them with another,
@@ -221,20 +233,25 @@ fn chrono_micros() -> i64 {
 }
 
 /// `queue_raw_floor`: the engine's drain and the bare-SQL drain on the same database in the
-/// same run; prints engine ÷ raw.
+/// same run, alternating for `REPEATS` rounds; prints the ratio of the medians, engine ÷ raw.
 pub async fn queue_raw_floor() -> anyhow::Result<()> {
     for t in databases().await {
         let queue = t.queue();
         warm_up(&queue).await?;
-        bulk_insert(&queue).await?;
-        let engine = drain(&t.db, JOBS).await?;
-        bulk_insert(&queue).await?;
-        let raw = raw_drain(&t.db).await?;
+        let (mut engine, mut raw) = (Vec::new(), Vec::new());
+        for _ in 0..REPEATS {
+            bulk_insert(&queue).await?;
+            engine.push(drain(&t.db, JOBS).await?);
+            bulk_insert(&queue).await?;
+            raw.push(raw_drain(&t.db).await?);
+        }
+        let (engine, raw) = (median(&mut engine), median(&mut raw));
         emit(
             "queue_raw_floor",
             json!({
                 "engine": engine_name(t.engine()),
                 "jobs": JOBS,
+                "rounds": REPEATS,
                 "engine_jobs_per_sec": engine.round(),
                 "raw_jobs_per_sec": raw.round(),
                 "raw_batch": RAW_BATCH,
@@ -285,22 +302,29 @@ async fn add_history(db: &Database) -> anyhow::Result<()> {
 }
 
 /// `queue_throughput_aged`: the same drain with `HISTORY` completed rows already in the
-/// table, next to a fresh-table drain of the same run.
+/// table, next to fresh-table drains of the same run (medians of `REPEATS` rounds each).
 pub async fn queue_throughput_aged() -> anyhow::Result<()> {
     for t in databases().await {
         let queue = t.queue();
         warm_up(&queue).await?;
-        bulk_insert(&queue).await?;
-        let fresh = drain(&t.db, JOBS).await?;
+        let (mut fresh, mut aged) = (Vec::new(), Vec::new());
+        for _ in 0..REPEATS {
+            bulk_insert(&queue).await?;
+            fresh.push(drain(&t.db, JOBS).await?);
+        }
         add_history(&t.db).await?;
-        bulk_insert(&queue).await?;
-        let aged = drain(&t.db, JOBS).await?;
+        for _ in 0..REPEATS {
+            bulk_insert(&queue).await?;
+            aged.push(drain(&t.db, JOBS).await?);
+        }
+        let (fresh, aged) = (median(&mut fresh), median(&mut aged));
         emit(
             "queue_throughput_aged",
             json!({
                 "engine": engine_name(t.engine()),
                 "jobs": JOBS,
-                "history_rows": HISTORY + JOBS + WARM_UP,
+                "rounds": REPEATS,
+                "history_rows_at_start": HISTORY + REPEATS * JOBS + WARM_UP,
                 "fresh_jobs_per_sec": fresh.round(),
                 "aged_jobs_per_sec": aged.round(),
                 "aged_over_fresh": (aged / fresh * 1000.0).round() / 1000.0,

@@ -84,6 +84,9 @@ struct Inner {
     events: broadcast::Sender<Event>,
     listener: OnceCell<()>,
     stop: CancellationToken,
+    /// SQLite: this process's writers queue here instead of in SQLite's busy handler, which
+    /// sleeps in steps of milliseconds. (Other processes still meet the busy timeout.)
+    write_gate: tokio::sync::Mutex<()>,
 }
 
 impl Drop for Inner {
@@ -176,6 +179,7 @@ impl Database {
                 events,
                 listener: OnceCell::new(),
                 stop: CancellationToken::new(),
+                write_gate: tokio::sync::Mutex::new(()),
             }),
         }
     }
@@ -191,6 +195,14 @@ impl Database {
     /// The underlying sqlx pool.
     pub fn pool(&self) -> &Pool {
         &self.inner.pool
+    }
+
+    /// Waits for this process's turn to write (SQLite); nothing to wait for on PostgreSQL.
+    pub(crate) async fn write_gate(&self) -> Option<tokio::sync::MutexGuard<'_, ()>> {
+        match self.inner.pool {
+            Pool::Sqlite(_) => Some(self.inner.write_gate.lock().await),
+            Pool::Postgres(_) => None,
+        }
     }
 
     /// True for a one-connection pool (`sqlite::memory:`).

@@ -153,7 +153,10 @@ pub(crate) async fn ack_and_claim(
     claim: Option<ClaimSpec<'_>>,
 ) -> Result<Vec<Claimed>> {
     let claimed = match conn {
-        Conn::Sqlite(c) => sqlite::ack_and_claim(c, acks, claim).await?,
+        Conn::Sqlite(c) => {
+            let _gate = db.write_gate().await;
+            sqlite::ack_and_claim(c, acks, claim).await?
+        }
         Conn::Postgres(c) => postgres::ack_and_claim(c, acks, claim).await?,
     };
     let finished: Vec<i64> = acks.iter().filter(|a| a.is_final()).map(Ack::id).collect();
@@ -200,7 +203,11 @@ async fn insert_chunk_resolving_conflicts(
         let batch: Vec<&NewJob> = todo.iter().map(|&i| &jobs[i]).collect();
         let batch_keys: Vec<Option<&str>> = todo.iter().map(|&i| keys[i].as_deref()).collect();
         let inserted = match db.pool() {
-            Pool::Sqlite(p) => sqlite::insert(p, &batch, &batch_keys).await?,
+            Pool::Sqlite(p) => {
+                let mut c = p.acquire().await?;
+                let _gate = db.write_gate().await;
+                sqlite::insert(&mut c, &batch, &batch_keys).await?
+            }
             Pool::Postgres(p) => postgres::insert(p, &batch, &batch_keys).await?,
         };
         // Rows come back sorted by id, which follows input order; conflicts are missing.
@@ -287,7 +294,11 @@ pub(crate) async fn count_batch(db: &Database, batch: &str) -> Result<Vec<(JobSt
 /// signalled: in-process here, to other processes by NOTIFY (PostgreSQL) or their polling.
 pub(crate) async fn cancel(db: &Database, target: CancelTarget<'_>) -> Result<Vec<i64>> {
     let ids = match db.pool() {
-        Pool::Sqlite(p) => sqlite::cancel(p, target).await?,
+        Pool::Sqlite(p) => {
+            let mut c = p.acquire().await?;
+            let _gate = db.write_gate().await;
+            sqlite::cancel(&mut c, target).await?
+        }
         Pool::Postgres(p) => postgres::cancel(p, target).await?,
     };
     if !ids.is_empty() {
@@ -298,21 +309,33 @@ pub(crate) async fn cancel(db: &Database, target: CancelTarget<'_>) -> Result<Ve
 
 pub(crate) async fn prune(db: &Database, older_than: Duration, limit: i64) -> Result<u64> {
     match db.pool() {
-        Pool::Sqlite(p) => sqlite::prune(p, older_than, limit).await,
+        Pool::Sqlite(p) => {
+            let mut c = p.acquire().await?;
+            let _gate = db.write_gate().await;
+            sqlite::prune(&mut c, older_than, limit).await
+        }
         Pool::Postgres(p) => postgres::prune(p, older_than, limit).await,
     }
 }
 
 pub(crate) async fn heartbeat(db: &Database, node: &str) -> Result<()> {
     match db.pool() {
-        Pool::Sqlite(p) => sqlite::heartbeat(p, node).await,
+        Pool::Sqlite(p) => {
+            let mut c = p.acquire().await?;
+            let _gate = db.write_gate().await;
+            sqlite::heartbeat(&mut c, node).await
+        }
         Pool::Postgres(p) => postgres::heartbeat(p, node).await,
     }
 }
 
 pub(crate) async fn remove_node(db: &Database, node: &str) -> Result<()> {
     match db.pool() {
-        Pool::Sqlite(p) => sqlite::remove_node(p, node).await,
+        Pool::Sqlite(p) => {
+            let mut c = p.acquire().await?;
+            let _gate = db.write_gate().await;
+            sqlite::remove_node(&mut c, node).await
+        }
         Pool::Postgres(p) => postgres::remove_node(p, node).await,
     }
 }
@@ -321,7 +344,11 @@ pub(crate) async fn remove_node(db: &Database, node: &str) -> Result<()> {
 /// `discarded` when that was their last attempt); forgets those nodes.
 pub(crate) async fn rescue(db: &Database, after: Duration) -> Result<Vec<i64>> {
     let ids = match db.pool() {
-        Pool::Sqlite(p) => sqlite::rescue(p, after).await?,
+        Pool::Sqlite(p) => {
+            let mut c = p.acquire().await?;
+            let _gate = db.write_gate().await;
+            sqlite::rescue(&mut c, after).await?
+        }
         Pool::Postgres(p) => postgres::rescue(p, after).await?,
     };
     if !ids.is_empty() {
@@ -366,7 +393,11 @@ pub(crate) async fn transition(
     to: &Transition,
 ) -> Result<bool> {
     match db.pool() {
-        Pool::Sqlite(p) => sqlite::transition(&mut *p.acquire().await?, id, attempt, to).await,
+        Pool::Sqlite(p) => {
+            let mut c = p.acquire().await?;
+            let _gate = db.write_gate().await;
+            sqlite::transition(&mut c, id, attempt, to).await
+        }
         Pool::Postgres(p) => postgres::transition(&mut *p.acquire().await?, id, attempt, to).await,
     }
 }

@@ -60,7 +60,7 @@ fn insert_document(jobs: &[&NewJob], keys: &[Option<&str>]) -> String {
 }
 
 pub(crate) async fn insert(
-    pool: &SqlitePool,
+    conn: &mut SqliteConnection,
     jobs: &[&NewJob],
     keys: &[Option<&str>],
 ) -> Result<Vec<(i64, Option<String>)>> {
@@ -80,7 +80,7 @@ pub(crate) async fn insert(
     )
     .bind(now_micros())
     .bind(insert_document(jobs, keys))
-    .fetch_all(pool)
+    .fetch_all(&mut *conn)
     .await?;
     let mut out = rows
         .iter()
@@ -149,7 +149,10 @@ pub(crate) async fn count_batch(pool: &SqlitePool, batch: &str) -> Result<Vec<(S
         .collect()
 }
 
-pub(crate) async fn cancel(pool: &SqlitePool, target: CancelTarget<'_>) -> Result<Vec<i64>> {
+pub(crate) async fn cancel(
+    conn: &mut SqliteConnection,
+    target: CancelTarget<'_>,
+) -> Result<Vec<i64>> {
     let query = match target {
         CancelTarget::Ids(ids) => sqlx::query(
             "UPDATE flowstone_jobs SET state = 'cancelled', cancelled_at = ?1
@@ -168,7 +171,6 @@ pub(crate) async fn cancel(pool: &SqlitePool, target: CancelTarget<'_>) -> Resul
         .bind(now_micros())
         .bind(batch.to_string()),
     };
-    let mut conn = pool.acquire().await?;
     let mut tx = conn.begin_with("BEGIN IMMEDIATE").await?;
     let rows = query.fetch_all(&mut *tx).await?;
     tx.commit().await?;
@@ -177,7 +179,11 @@ pub(crate) async fn cancel(pool: &SqlitePool, target: CancelTarget<'_>) -> Resul
         .collect()
 }
 
-pub(crate) async fn prune(pool: &SqlitePool, older_than: Duration, limit: i64) -> Result<u64> {
+pub(crate) async fn prune(
+    conn: &mut SqliteConnection,
+    older_than: Duration,
+    limit: i64,
+) -> Result<u64> {
     let done = sqlx::query(
         "DELETE FROM flowstone_jobs WHERE id IN (
             SELECT id FROM flowstone_jobs
@@ -187,35 +193,34 @@ pub(crate) async fn prune(pool: &SqlitePool, older_than: Duration, limit: i64) -
     )
     .bind(now_micros() - micros(older_than))
     .bind(limit)
-    .execute(pool)
+    .execute(conn)
     .await?;
     Ok(done.rows_affected())
 }
 
-pub(crate) async fn heartbeat(pool: &SqlitePool, node: &str) -> Result<()> {
+pub(crate) async fn heartbeat(conn: &mut SqliteConnection, node: &str) -> Result<()> {
     sqlx::query(
         "INSERT INTO flowstone_nodes (node, started_at, heartbeat_at) VALUES (?1, ?2, ?2)
          ON CONFLICT (node) DO UPDATE SET heartbeat_at = excluded.heartbeat_at",
     )
     .bind(node)
     .bind(now_micros())
-    .execute(pool)
+    .execute(conn)
     .await?;
     Ok(())
 }
 
-pub(crate) async fn remove_node(pool: &SqlitePool, node: &str) -> Result<()> {
+pub(crate) async fn remove_node(conn: &mut SqliteConnection, node: &str) -> Result<()> {
     sqlx::query("DELETE FROM flowstone_nodes WHERE node = ?1")
         .bind(node)
-        .execute(pool)
+        .execute(conn)
         .await?;
     Ok(())
 }
 
-pub(crate) async fn rescue(pool: &SqlitePool, after: Duration) -> Result<Vec<i64>> {
+pub(crate) async fn rescue(conn: &mut SqliteConnection, after: Duration) -> Result<Vec<i64>> {
     let now = now_micros();
     let cutoff = now - micros(after);
-    let mut conn = pool.acquire().await?;
     let mut tx = conn.begin_with("BEGIN IMMEDIATE").await?;
     let rows = sqlx::query(
         "UPDATE flowstone_jobs SET
