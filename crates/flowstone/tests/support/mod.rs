@@ -18,12 +18,14 @@ pub const PATIENCE: Duration = Duration::from_secs(30);
 /// How often waits poll.
 pub const POLL: Duration = Duration::from_millis(25);
 
-/// Worker timings short enough for tests to finish in seconds.
+/// Worker timings short enough for tests to finish in seconds. A node is presumed dead after
+/// 20 missed heartbeats: quick enough for the SIGKILL test, and a live node on a loaded
+/// machine is not rescued by mistake.
 pub fn fast_settings() -> WorkerSettings {
     WorkerSettings {
         poll_interval: Duration::from_millis(50),
         heartbeat_interval: Duration::from_millis(200),
-        rescue_after: Duration::from_secs(2),
+        rescue_after: Duration::from_secs(4),
         rescue_interval: Duration::from_millis(200),
         cancel_poll_interval: Duration::from_millis(100),
         unknown_kind_limit: 25,
