@@ -9,9 +9,14 @@ use serde_json::json;
 
 use crate::report::emit;
 
+/// Jobs one worker runs at once. Each job waits for a few commits (shared with other jobs'
+/// through the group-commit writer), so throughput grows with the jobs in flight.
+pub const WORKER_CONCURRENCY: usize = 64;
+
 /// `queue_backfill_10k`: backfill `partitions` partitions of a trivial asset (which reads one
 /// unpartitioned dependency, so every partition writes its materialization record, its lineage
-/// and its output) through the Queue executor, drained by one worker (queue concurrency 10) in
+/// and its output) through the Queue executor, drained by one worker (queue concurrency
+/// [`WORKER_CONCURRENCY`]) in
 /// this process, on SQLite and on PostgreSQL: partitions per second, insert to last ack.
 pub async fn queue_backfill(partitions: i64) -> anyhow::Result<()> {
     let mut dbs = vec![TestDb::sqlite().await];
@@ -43,7 +48,7 @@ pub async fn queue_backfill(partitions: i64) -> anyhow::Result<()> {
             .await?;
         let worker = fs
             .worker()
-            .queue("assets", 10)
+            .queue("assets", WORKER_CONCURRENCY)
             .settings(WorkerSettings {
                 poll_interval: Duration::from_millis(100),
                 ..WorkerSettings::default()
@@ -67,6 +72,7 @@ pub async fn queue_backfill(partitions: i64) -> anyhow::Result<()> {
             json!({
                 "engine": engine,
                 "partitions": partitions,
+                "worker_concurrency": WORKER_CONCURRENCY,
                 "seconds": (secs * 1000.0).round() / 1000.0,
                 "partitions_per_second": (partitions as f64 / secs).round(),
                 "target_per_second": if engine == "sqlite" { 10_000 } else { 5_000 },

@@ -471,17 +471,16 @@ impl Builder {
         let database = this.database.take();
         #[cfg(feature = "database")]
         if let Some(db) = &database {
+            let sql = crate::sql::SqlStorage::new(db.clone());
             this.io_managers
                 .entry("sql".to_owned())
-                .or_insert_with(|| Arc::new(crate::sql::SqlBlobIo::new(db.clone())));
+                .or_insert_with(|| Arc::new(sql.io));
             let sql_io = Arc::clone(&this.io_managers["sql"]);
             this.io_managers
                 .entry(DEFAULT_IO.to_owned())
                 .or_insert(sql_io);
-            this.store
-                .get_or_insert_with(|| Arc::new(crate::sql::SqlStore::new(db.clone())));
-            this.lineage
-                .get_or_insert_with(|| Arc::new(crate::sql::SqlLineage::new(db.clone())));
+            this.store.get_or_insert_with(|| Arc::new(sql.store));
+            this.lineage.get_or_insert_with(|| Arc::new(sql.lineage));
             this.executors.insert(
                 0,
                 (

@@ -238,11 +238,12 @@ impl Executor for QueueExecutor {
         if jobs.is_empty() {
             return Ok(());
         }
+        // Every row of the call shares one batch, so progress is read per batch.
+        let batch = jobs[0].backfill_id.unwrap_or_default().to_string();
         let rows = jobs
             .iter()
-            .map(|job| self.new_job(job, &cx))
+            .map(|job| Ok(self.new_job(job, &cx)?.batch(batch.clone())))
             .collect::<Result<Vec<_>>>()?;
-        let batch = jobs[0].backfill_id.map(|b| b.to_string());
         let ids = self.queue.insert_many(&rows).await.map_err(queue_error)?;
         let mut index_of: HashMap<i64, usize> =
             ids.iter().enumerate().map(|(i, ins)| (ins.id, i)).collect();
@@ -254,26 +255,31 @@ impl Executor for QueueExecutor {
         while !index_of.is_empty() {
             if cx.cancel.is_cancelled() && !cancelled {
                 cancelled = true;
-                match &batch {
-                    Some(batch) => self.queue.cancel_batch(batch).await.map_err(queue_error)?,
-                    None => {
-                        for id in index_of.keys() {
-                            self.queue.cancel(*id).await.map_err(queue_error)?;
-                        }
-                        0
-                    }
-                };
+                self.queue.cancel_batch(&batch).await.map_err(queue_error)?;
             }
-            let first = index_of.keys().min().copied().unwrap_or(0);
-            let mut after = first - 1;
-            let last = index_of.keys().max().copied().unwrap_or(0);
-            while after < last {
+            // A cheap count first; rows are read only when some finished since the last look,
+            // from the oldest unfinished id on, until the newly finished ones are found (rows
+            // finish roughly in id order, so that is usually the first page).
+            let finished: i64 = self
+                .queue
+                .count_batch(&batch)
+                .await
+                .map_err(queue_error)?
+                .into_iter()
+                .filter(|(state, _)| state.is_final())
+                .map(|(_, n)| n)
+                .sum();
+            let mut to_find = usize::try_from(finished)
+                .unwrap_or(0)
+                .saturating_sub(ids.len() - index_of.len());
+            let mut after = index_of.keys().min().copied().unwrap_or(0) - 1;
+            while to_find > 0 {
                 let page = self
                     .queue
                     .list(&JobFilter {
-                        batch: batch.clone(),
+                        batch: Some(batch.clone()),
                         after_id: Some(after),
-                        limit: Some(5_000),
+                        limit: Some(500),
                         ..JobFilter::default()
                     })
                     .await
@@ -283,21 +289,7 @@ impl Executor for QueueExecutor {
                 for row in page.iter().filter(|row| row.state.is_final()) {
                     if let Some(index) = index_of.remove(&row.id) {
                         on_done(index, outcome_of(row));
-                    }
-                }
-                if batch.is_none() {
-                    // Without a batch the listing is not scoped; fall back to one get per job.
-                    break;
-                }
-            }
-            if batch.is_none() {
-                let pending: Vec<i64> = index_of.keys().copied().collect();
-                for id in pending {
-                    let row = self.queue.get(id).await.map_err(queue_error)?;
-                    if row.state.is_final()
-                        && let Some(index) = index_of.remove(&id)
-                    {
-                        on_done(index, outcome_of(&row));
+                        to_find = to_find.saturating_sub(1);
                     }
                 }
             }

@@ -1,9 +1,12 @@
 //! The SQL blob IO manager: outputs as JSON bytes in the `flowstone_outputs` table, in the
 //! same database as the records and the queue, so every worker sees every output.
 
+use std::sync::Arc;
+
 use async_trait::async_trait;
 use flowstone_queue::Database;
 
+use super::writer::{OutputRow, Write, Writer};
 use super::{RowExt, from_micros, on_pool, parse_run_id, sql_error, to_micros};
 use crate::error::Result;
 use crate::io::{IoManager, IoMetadata, Stored};
@@ -14,12 +17,18 @@ use crate::partition::Partition;
 #[derive(Debug, Clone)]
 pub struct SqlBlobIo {
     db: Database,
+    writer: Arc<Writer>,
 }
 
 impl SqlBlobIo {
     /// Outputs in `db` (run [`super::migrate`] once first).
     pub fn new(db: Database) -> Self {
-        SqlBlobIo { db }
+        let writer = Arc::new(Writer::new(db.clone()));
+        SqlBlobIo { db, writer }
+    }
+
+    pub(crate) fn with_writer(db: Database, writer: Arc<Writer>) -> Self {
+        SqlBlobIo { db, writer }
     }
 }
 
@@ -40,27 +49,14 @@ impl IoManager for SqlBlobIo {
         output: &Output,
         meta: &IoMetadata,
     ) -> Result<()> {
-        const UPSERT: &str = "INSERT INTO flowstone_outputs
-            (asset, partition_key, run_id, stored_us, size_bytes, value)
-            VALUES ($1, $2, $3, $4, $5, $6)
-            ON CONFLICT (asset, partition_key) DO UPDATE SET
-                run_id = excluded.run_id, stored_us = excluded.stored_us,
-                size_bytes = excluded.size_bytes, value = excluded.value";
-        let bytes = output.to_json_bytes()?;
-        let size = i64::try_from(bytes.len()).unwrap_or(i64::MAX);
-        let partition = partition.encode();
-        let run = meta.run_id.to_string();
-        on_pool!(self.db, pool => sqlx::query(UPSERT)
-            .bind(asset)
-            .bind(&partition)
-            .bind(&run)
-            .bind(to_micros(meta.stored_at))
-            .bind(size)
-            .bind(&bytes)
-            .execute(pool)
-            .await
-            .map(drop))
-        .map_err(|e| sql_error("store an output", e))
+        let row = OutputRow {
+            asset: asset.to_owned(),
+            partition: partition.encode(),
+            run_id: meta.run_id.to_string(),
+            stored_us: to_micros(meta.stored_at),
+            value: output.to_json_bytes()?,
+        };
+        self.writer.write(Write::Output(row)).await
     }
 
     async fn load(&self, asset: &str, partition: &Partition) -> Result<Option<Stored>> {

@@ -1,8 +1,11 @@
 //! Lineage on SQLite and PostgreSQL.
 
+use std::sync::Arc;
+
 use async_trait::async_trait;
 use flowstone_queue::Database;
 
+use super::writer::{EdgeRow, Write, Writer};
 use super::{RowExt, on_pool, parse_partition, parse_run_id, sql_error};
 use crate::error::Result;
 use crate::ids::RunId;
@@ -13,12 +16,18 @@ use crate::partition::Partition;
 #[derive(Debug, Clone)]
 pub struct SqlLineage {
     db: Database,
+    writer: Arc<Writer>,
 }
 
 impl SqlLineage {
     /// Lineage on `db` (run [`super::migrate`] once first).
     pub fn new(db: Database) -> Self {
-        SqlLineage { db }
+        let writer = Arc::new(Writer::new(db.clone()));
+        SqlLineage { db, writer }
+    }
+
+    pub(crate) fn with_writer(db: Database, writer: Arc<Writer>) -> Self {
+        SqlLineage { db, writer }
     }
 }
 
@@ -37,30 +46,22 @@ impl LineageStore for SqlLineage {
         consumer: &MaterializationKey,
         consumed: &[MaterializationKey],
     ) -> Result<()> {
-        const INSERT: &str = "INSERT INTO flowstone_lineage
-            (consumer_asset, consumer_partition, consumer_run,
-             upstream_asset, upstream_partition, upstream_run, recorded_us)
-            VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING";
-        let partition = consumer.partition.encode();
-        let run = consumer.run_id.to_string();
-        let now = super::to_micros(chrono::Utc::now());
-        on_pool!(self.db, pool => {
-            let mut tx = pool.begin().await.map_err(|e| sql_error("record lineage", e))?;
-            for upstream in consumed {
-                sqlx::query(INSERT)
-                    .bind(&consumer.asset)
-                    .bind(&partition)
-                    .bind(&run)
-                    .bind(&upstream.asset)
-                    .bind(upstream.partition.encode())
-                    .bind(upstream.run_id.to_string())
-                    .bind(now)
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(|e| sql_error("record lineage", e))?;
-            }
-            tx.commit().await.map_err(|e| sql_error("record lineage", e))
-        })
+        if consumed.is_empty() {
+            return Ok(());
+        }
+        let encode =
+            |k: &MaterializationKey| [k.asset.clone(), k.partition.encode(), k.run_id.to_string()];
+        let consumer_row = encode(consumer);
+        let recorded_us = super::to_micros(chrono::Utc::now());
+        let edges = consumed
+            .iter()
+            .map(|upstream| EdgeRow {
+                consumer: consumer_row.clone(),
+                upstream: encode(upstream),
+                recorded_us,
+            })
+            .collect();
+        self.writer.write(Write::Edges(edges)).await
     }
 
     async fn consumed_by(&self, consumer: &MaterializationKey) -> Result<Vec<MaterializationKey>> {

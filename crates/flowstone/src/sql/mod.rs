@@ -11,6 +11,7 @@ mod blob_io;
 mod lineage;
 pub(crate) mod migrations;
 mod store;
+mod writer;
 
 use chrono::{DateTime, Utc};
 use flowstone_queue::Database;
@@ -18,6 +19,30 @@ use flowstone_queue::Database;
 pub use blob_io::SqlBlobIo;
 pub use lineage::SqlLineage;
 pub use store::SqlStore;
+
+/// The store, lineage and blob IO on one database, sharing one group-commit writer so that the
+/// rows of a materialization go to the database in the same transactions.
+#[derive(Debug, Clone)]
+pub struct SqlStorage {
+    /// Materialization records.
+    pub store: SqlStore,
+    /// Lineage.
+    pub lineage: SqlLineage,
+    /// Outputs.
+    pub io: SqlBlobIo,
+}
+
+impl SqlStorage {
+    /// All three on `db` (run [`migrate`] once first).
+    pub fn new(db: Database) -> Self {
+        let writer = std::sync::Arc::new(writer::Writer::new(db.clone()));
+        SqlStorage {
+            store: SqlStore::with_writer(db.clone(), std::sync::Arc::clone(&writer)),
+            lineage: SqlLineage::with_writer(db.clone(), std::sync::Arc::clone(&writer)),
+            io: SqlBlobIo::with_writer(db, writer),
+        }
+    }
+}
 
 use crate::error::{Error, Result};
 

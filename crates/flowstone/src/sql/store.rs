@@ -1,10 +1,12 @@
 //! The materialization store on SQLite and PostgreSQL.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use flowstone_queue::Database;
 
+use super::writer::{RecordRow, Write, Writer};
 use super::{RowExt, from_micros, on_pool, parse_partition, parse_run_id, sql_error, to_micros};
 use crate::error::{Error, Result};
 use crate::ids::RunId;
@@ -17,26 +19,23 @@ use crate::store::{
 #[derive(Debug, Clone)]
 pub struct SqlStore {
     db: Database,
+    writer: Arc<Writer>,
 }
 
 impl SqlStore {
     /// A store on `db` (run [`super::migrate`] once first).
     pub fn new(db: Database) -> Self {
-        SqlStore { db }
+        let writer = Arc::new(Writer::new(db.clone()));
+        SqlStore { db, writer }
+    }
+
+    pub(crate) fn with_writer(db: Database, writer: Arc<Writer>) -> Self {
+        SqlStore { db, writer }
     }
 }
 
 const COLUMNS: &str = "asset, partition_key, run_id, status, executor, attempt, started_us, \
                        finished_us, duration_us, error, metadata";
-
-const UPSERT: &str = "INSERT INTO flowstone_materializations
-    (asset, partition_key, run_id, status, executor, attempt, started_us, finished_us,
-     duration_us, error, metadata)
-    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
-    ON CONFLICT (asset, partition_key, run_id) DO UPDATE SET
-        status = excluded.status, executor = excluded.executor, attempt = excluded.attempt,
-        started_us = excluded.started_us, finished_us = excluded.finished_us,
-        duration_us = excluded.duration_us, error = excluded.error, metadata = excluded.metadata";
 
 fn decode(row: &impl RowExt) -> Result<Materialization> {
     let status = row.text("status")?;
@@ -66,29 +65,22 @@ fn decode(row: &impl RowExt) -> Result<Materialization> {
 #[async_trait]
 impl MaterializationStore for SqlStore {
     async fn record(&self, m: &Materialization) -> Result<()> {
-        let error = m.error.as_ref().map(serde_json::to_string).transpose()?;
-        let metadata = serde_json::to_string(&m.metadata)?;
-        let partition = m.partition.encode();
-        let run_id = m.run_id.to_string();
-        let duration = m
-            .duration
-            .map(|d| i64::try_from(d.as_micros()).unwrap_or(i64::MAX));
-        on_pool!(self.db, pool => sqlx::query(UPSERT)
-            .bind(&m.asset)
-            .bind(&partition)
-            .bind(&run_id)
-            .bind(m.status.as_str())
-            .bind(&m.executor)
-            .bind(i64::from(m.attempt))
-            .bind(to_micros(m.started_at))
-            .bind(m.finished_at.map(to_micros))
-            .bind(duration)
-            .bind(&error)
-            .bind(&metadata)
-            .execute(pool)
-            .await
-            .map(drop))
-        .map_err(|e| sql_error("record a materialization", e))
+        let row = RecordRow {
+            asset: m.asset.clone(),
+            partition: m.partition.encode(),
+            run_id: m.run_id.to_string(),
+            status: m.status.as_str(),
+            executor: m.executor.clone(),
+            attempt: i64::from(m.attempt),
+            started_us: to_micros(m.started_at),
+            finished_us: m.finished_at.map(to_micros),
+            duration_us: m
+                .duration
+                .map(|d| i64::try_from(d.as_micros()).unwrap_or(i64::MAX)),
+            error: m.error.as_ref().map(serde_json::to_string).transpose()?,
+            metadata: serde_json::to_string(&m.metadata)?,
+        };
+        self.writer.write(Write::Record(row)).await
     }
 
     async fn get(

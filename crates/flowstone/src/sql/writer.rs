@@ -1,0 +1,253 @@
+//! Group commit for the SQL storage: writes from concurrent materializations share transactions.
+//!
+//! A materialization writes several rows (its record twice, lineage, its output). Written one
+//! autocommit statement at a time, a busy worker spends its time waiting for commits (an fsync
+//! on PostgreSQL, the single writer lock on SQLite). Instead every write goes to one background
+//! task per storage, which takes everything queued, deduplicates by key (the last write of a row
+//! wins, as it would have one statement later), writes each table with multi-row statements in
+//! one transaction, and only then answers each caller. A caller still returns after its write is
+//! committed, so reads after a write see it; what changes is how many writes share a commit.
+
+use std::collections::HashMap;
+use std::sync::OnceLock;
+
+use flowstone_queue::Database;
+use tokio::sync::{mpsc, oneshot};
+
+use super::{on_pool, sql_error};
+use crate::error::{Error, Result};
+
+/// Most writes committed together.
+const MAX_BATCH: usize = 512;
+/// Rows per multi-row statement (well under both engines' bind-parameter limits).
+const ROWS_PER_STATEMENT: usize = 200;
+
+/// A materialization record, encoded.
+#[derive(Debug, Clone)]
+pub(crate) struct RecordRow {
+    pub asset: String,
+    pub partition: String,
+    pub run_id: String,
+    pub status: &'static str,
+    pub executor: String,
+    pub attempt: i64,
+    pub started_us: i64,
+    pub finished_us: Option<i64>,
+    pub duration_us: Option<i64>,
+    pub error: Option<String>,
+    pub metadata: String,
+}
+
+/// A lineage edge, encoded.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub(crate) struct EdgeRow {
+    pub consumer: [String; 3],
+    pub upstream: [String; 3],
+    pub recorded_us: i64,
+}
+
+/// A stored output, encoded.
+#[derive(Debug, Clone)]
+pub(crate) struct OutputRow {
+    pub asset: String,
+    pub partition: String,
+    pub run_id: String,
+    pub stored_us: i64,
+    pub value: Vec<u8>,
+}
+
+/// One write.
+#[derive(Debug)]
+pub(crate) enum Write {
+    Record(RecordRow),
+    Edges(Vec<EdgeRow>),
+    Output(OutputRow),
+}
+
+type Request = (Write, oneshot::Sender<Result<()>>);
+
+/// The handle to a storage's writer task (started on first write).
+#[derive(Debug)]
+pub(crate) struct Writer {
+    db: Database,
+    tx: OnceLock<mpsc::UnboundedSender<Request>>,
+}
+
+impl Writer {
+    pub(crate) fn new(db: Database) -> Self {
+        Writer {
+            db,
+            tx: OnceLock::new(),
+        }
+    }
+
+    /// Writes `write`, returning once it is committed.
+    pub(crate) async fn write(&self, write: Write) -> Result<()> {
+        let tx = self.tx.get_or_init(|| {
+            let (tx, rx) = mpsc::unbounded_channel();
+            tokio::spawn(run(self.db.clone(), rx));
+            tx
+        });
+        let (done, answer) = oneshot::channel();
+        tx.send((write, done))
+            .map_err(|_| Error::store("the SQL writer task has stopped"))?;
+        answer
+            .await
+            .map_err(|_| Error::store("the SQL writer task stopped before committing"))?
+    }
+}
+
+async fn run(db: Database, mut rx: mpsc::UnboundedReceiver<Request>) {
+    let mut batch = Vec::with_capacity(MAX_BATCH);
+    while rx.recv_many(&mut batch, MAX_BATCH).await > 0 {
+        let (writes, waiters): (Vec<Write>, Vec<_>) = batch.drain(..).unzip();
+        let result = commit(&db, writes).await;
+        for waiter in waiters {
+            let _ = waiter.send(result.clone());
+        }
+    }
+}
+
+/// Deduplicates and writes one batch in one transaction.
+async fn commit(db: &Database, writes: Vec<Write>) -> Result<()> {
+    let mut records: HashMap<(String, String, String), RecordRow> = HashMap::new();
+    let mut edges: Vec<EdgeRow> = Vec::new();
+    let mut outputs: HashMap<(String, String), OutputRow> = HashMap::new();
+    for write in writes {
+        match write {
+            Write::Record(r) => {
+                records.insert((r.asset.clone(), r.partition.clone(), r.run_id.clone()), r);
+            }
+            Write::Edges(e) => edges.extend(e),
+            Write::Output(o) => {
+                outputs.insert((o.asset.clone(), o.partition.clone()), o);
+            }
+        }
+    }
+    edges.sort_by(|a, b| (&a.consumer, &a.upstream).cmp(&(&b.consumer, &b.upstream)));
+    edges.dedup_by(|a, b| a.consumer == b.consumer && a.upstream == b.upstream);
+    let records: Vec<RecordRow> = records.into_values().collect();
+    let outputs: Vec<OutputRow> = outputs.into_values().collect();
+
+    on_pool!(db, pool => {
+        let mut tx = pool.begin().await.map_err(|e| sql_error("begin a write", e))?;
+        if db.engine() == flowstone_queue::Engine::Postgres {
+            sqlx::query(PG_ASYNC_COMMIT)
+                .execute(&mut *tx)
+                .await
+                .map_err(|e| sql_error("set the commit mode", e))?;
+        }
+        for chunk in records.chunks(ROWS_PER_STATEMENT) {
+            let sql = values_sql(RECORD_UPSERT_HEAD, 11, chunk.len(), RECORD_UPSERT_TAIL);
+            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+            for r in chunk {
+                q = q
+                    .bind(&r.asset)
+                    .bind(&r.partition)
+                    .bind(&r.run_id)
+                    .bind(r.status)
+                    .bind(&r.executor)
+                    .bind(r.attempt)
+                    .bind(r.started_us)
+                    .bind(r.finished_us)
+                    .bind(r.duration_us)
+                    .bind(&r.error)
+                    .bind(&r.metadata);
+            }
+            q.execute(&mut *tx)
+                .await
+                .map_err(|e| sql_error("record materializations", e))?;
+        }
+        for chunk in edges.chunks(ROWS_PER_STATEMENT) {
+            let sql = values_sql(EDGE_INSERT_HEAD, 7, chunk.len(), EDGE_INSERT_TAIL);
+            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+            for e in chunk {
+                for part in e.consumer.iter().chain(e.upstream.iter()) {
+                    q = q.bind(part);
+                }
+                q = q.bind(e.recorded_us);
+            }
+            q.execute(&mut *tx)
+                .await
+                .map_err(|e| sql_error("record lineage", e))?;
+        }
+        for chunk in outputs.chunks(ROWS_PER_STATEMENT) {
+            let sql = values_sql(OUTPUT_UPSERT_HEAD, 6, chunk.len(), OUTPUT_UPSERT_TAIL);
+            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+            for o in chunk {
+                q = q
+                    .bind(&o.asset)
+                    .bind(&o.partition)
+                    .bind(&o.run_id)
+                    .bind(o.stored_us)
+                    .bind(i64::try_from(o.value.len()).unwrap_or(i64::MAX))
+                    .bind(&o.value);
+            }
+            q.execute(&mut *tx)
+                .await
+                .map_err(|e| sql_error("store outputs", e))?;
+        }
+        tx.commit().await.map_err(|e| sql_error("commit a write", e))
+    })
+}
+
+/// PostgreSQL: this transaction's commit does not wait for the disk.
+///
+/// Safe here: PostgreSQL flushes its log in order, so these rows reach the disk no later than
+/// the next durable commit after them, and the queue's acknowledgement of a job, written after
+/// its rows, is durable. A crash before that ack re-runs the job (at-least-once), rewriting them.
+const PG_ASYNC_COMMIT: &str = "SET LOCAL synchronous_commit = off";
+
+/// `head VALUES ($1, .., $n), (..) tail` with placeholders numbered in order of first use.
+fn values_sql(head: &str, columns: usize, rows: usize, tail: &str) -> String {
+    let mut sql = String::with_capacity(head.len() + tail.len() + rows * columns * 6);
+    sql.push_str(head);
+    sql.push_str(" VALUES ");
+    for row in 0..rows {
+        if row > 0 {
+            sql.push_str(", ");
+        }
+        sql.push('(');
+        for col in 0..columns {
+            if col > 0 {
+                sql.push_str(", ");
+            }
+            sql.push('$');
+            sql.push_str(&(row * columns + col + 1).to_string());
+        }
+        sql.push(')');
+    }
+    sql.push(' ');
+    sql.push_str(tail);
+    sql
+}
+
+const RECORD_UPSERT_HEAD: &str = "INSERT INTO flowstone_materializations
+    (asset, partition_key, run_id, status, executor, attempt, started_us, finished_us,
+     duration_us, error, metadata)";
+const RECORD_UPSERT_TAIL: &str = "ON CONFLICT (asset, partition_key, run_id) DO UPDATE SET
+    status = excluded.status, executor = excluded.executor, attempt = excluded.attempt,
+    started_us = excluded.started_us, finished_us = excluded.finished_us,
+    duration_us = excluded.duration_us, error = excluded.error, metadata = excluded.metadata";
+const EDGE_INSERT_HEAD: &str = "INSERT INTO flowstone_lineage
+    (consumer_asset, consumer_partition, consumer_run,
+     upstream_asset, upstream_partition, upstream_run, recorded_us)";
+const EDGE_INSERT_TAIL: &str = "ON CONFLICT DO NOTHING";
+const OUTPUT_UPSERT_HEAD: &str = "INSERT INTO flowstone_outputs
+    (asset, partition_key, run_id, stored_us, size_bytes, value)";
+const OUTPUT_UPSERT_TAIL: &str = "ON CONFLICT (asset, partition_key) DO UPDATE SET
+    run_id = excluded.run_id, stored_us = excluded.stored_us,
+    size_bytes = excluded.size_bytes, value = excluded.value";
+
+#[cfg(test)]
+mod tests {
+    use super::values_sql;
+
+    #[test]
+    fn placeholders_are_numbered_in_order() {
+        assert_eq!(
+            values_sql("INSERT", 2, 2, "X"),
+            "INSERT VALUES ($1, $2), ($3, $4) X"
+        );
+    }
+}
