@@ -58,3 +58,8 @@ pub use job::{AttemptError, Inserted, InsertedId, Job, JobFilter, JobState, NewJ
 pub use migrate::{Migration, Migrator, QUEUE_MIGRATIONS};
 pub use tokio_util::sync::CancellationToken;
 pub use worker::{ShutdownReport, Worker, WorkerBuilder, WorkerHandle, WorkerSettings};
+
+/// Compiles the README's example as a doctest.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;
