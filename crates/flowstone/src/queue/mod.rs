@@ -26,6 +26,11 @@ use crate::runtime::Runtime;
 pub const KIND: &str = "flowstone.materialize";
 /// The queue used when a run names none.
 pub const DEFAULT_QUEUE: &str = "assets";
+/// Attempts a row gets beyond its asset's own, for deliveries a dead or stopped worker
+/// interrupted: a crash must not use up a one-attempt asset's only attempt.
+pub const DELIVERY_SLACK: u32 = 2;
+/// The row metadata key holding the attempts the asset's errors may use.
+pub const ATTEMPTS: &str = "attempts";
 /// The metadata key holding the queue row's id.
 pub const QUEUE_JOB_ID: &str = "queue_job_id";
 
@@ -53,8 +58,9 @@ impl QueueExecutor {
             .options
             .max_attempts
             .unwrap_or(asset.retry_policy().max_attempts)
-            .max(1);
+            .clamp(1, u32::MAX - DELIVERY_SLACK);
         let meta = serde_json::json!({
+            ATTEMPTS: max_attempts,
             "asset": job.asset,
             "partition": job.partition.encode(),
             "run_id": job.run_id.to_string(),
@@ -64,7 +70,7 @@ impl QueueExecutor {
             .map_err(queue_error)?
             .queue(cx.options.queue.as_deref().unwrap_or(DEFAULT_QUEUE))
             .priority(job.priority)
-            .max_attempts(i32::try_from(max_attempts).unwrap_or(i32::MAX))
+            .max_attempts(i32::try_from(max_attempts + DELIVERY_SLACK).unwrap_or(i32::MAX))
             .meta(meta)
             .unique(Unique::Key(format!(
                 "{KIND}|{}|{}|{}",

@@ -148,6 +148,15 @@ impl WorkerBuilder {
     }
 }
 
+/// The attempts the asset's own errors may use, as recorded in the row.
+fn asset_attempts(ctx: &JobContext) -> i32 {
+    ctx.meta
+        .get(super::ATTEMPTS)
+        .and_then(serde_json::Value::as_i64)
+        .and_then(|n| i32::try_from(n).ok())
+        .unwrap_or(ctx.max_attempts)
+}
+
 async fn run_job(fs: &FlowStone, ctx: JobContext, job: Job, limits: Limits) -> Outcome {
     let runtime = fs.runtime();
     let asset = match runtime.registry().get(&job.asset) {
@@ -206,7 +215,12 @@ async fn run_job(fs: &FlowStone, ctx: JobContext, job: Job, limits: Limits) -> O
                 Outcome::retry_in(encode_error(&err), Duration::ZERO)
             }
             ErrorKind::Cancelled => Outcome::cancelled(encode_error(&err)),
-            _ if err.retryable() && err.kind() != ErrorKind::DependencyNotReady => {
+            // The asset's errors may use the attempts it asked for; the row's extra attempts
+            // are only for interrupted deliveries.
+            _ if err.retryable()
+                && err.kind() != ErrorKind::DependencyNotReady
+                && ctx.attempt < asset_attempts(&ctx) =>
+            {
                 Outcome::retry_in(
                     encode_error(&err),
                     asset.retry_policy().delay_after(attempt),
