@@ -279,15 +279,6 @@ async fn four_workers_never_run_a_job_twice(t: &TestDb) {
     let q = t.queue();
     q.migrate().await.unwrap();
     exec(&t.db, RUNS_TABLE).await;
-    let jobs: Vec<NewJob> = (0..400).map(|i| NewJob::new("count", json!(i))).collect();
-    let ids: Vec<i64> = q
-        .insert_many(&jobs)
-        .await
-        .unwrap()
-        .iter()
-        .map(|i| i.id)
-        .collect();
-
     let running = Arc::new(Mutex::new(HashSet::new()));
     let overlaps = Arc::new(AtomicUsize::new(0));
     let duplicates = Arc::new(AtomicUsize::new(0));
@@ -329,6 +320,15 @@ async fn four_workers_never_run_a_job_twice(t: &TestDb) {
             .unwrap();
         workers.push(w);
     }
+    // Inserted once all four listen, so all four are woken for them.
+    let jobs: Vec<NewJob> = (0..400).map(|i| NewJob::new("count", json!(i))).collect();
+    let ids: Vec<i64> = q
+        .insert_many(&jobs)
+        .await
+        .unwrap()
+        .iter()
+        .map(|i| i.id)
+        .collect();
     wait_until("400 jobs completed", || async {
         scalar(
             &t.db,
