@@ -11,7 +11,7 @@ use crate::report::emit;
 
 /// Jobs one worker runs at once. Each job waits for a few commits (shared with other jobs'
 /// through the group-commit writer), so throughput grows with the jobs in flight.
-pub const WORKER_CONCURRENCY: usize = 64;
+pub const WORKER_CONCURRENCY: usize = 128;
 
 /// `queue_backfill_10k`: backfill `partitions` partitions of a trivial asset (which reads one
 /// unpartitioned dependency, so every partition writes its materialization record, its lineage

@@ -37,7 +37,7 @@ impl Hook for RecordHook {
             error: None,
             metadata,
         };
-        store.record(&record).await?;
+        store.record_start(&record).await?;
 
         // If the caller drops this future mid-run (a timeout around `materialize`, an aborted
         // task), the guard records the materialization as cancelled instead of leaving it

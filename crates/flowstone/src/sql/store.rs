@@ -62,25 +62,32 @@ fn decode(row: &impl RowExt) -> Result<Materialization> {
     })
 }
 
+fn record_row(m: &Materialization) -> Result<RecordRow> {
+    Ok(RecordRow {
+        asset: m.asset.clone(),
+        partition: m.partition.encode(),
+        run_id: m.run_id.to_string(),
+        status: m.status.as_str(),
+        executor: m.executor.clone(),
+        attempt: i64::from(m.attempt),
+        started_us: to_micros(m.started_at),
+        finished_us: m.finished_at.map(to_micros),
+        duration_us: m
+            .duration
+            .map(|d| i64::try_from(d.as_micros()).unwrap_or(i64::MAX)),
+        error: m.error.as_ref().map(serde_json::to_string).transpose()?,
+        metadata: serde_json::to_string(&m.metadata)?,
+    })
+}
+
 #[async_trait]
 impl MaterializationStore for SqlStore {
     async fn record(&self, m: &Materialization) -> Result<()> {
-        let row = RecordRow {
-            asset: m.asset.clone(),
-            partition: m.partition.encode(),
-            run_id: m.run_id.to_string(),
-            status: m.status.as_str(),
-            executor: m.executor.clone(),
-            attempt: i64::from(m.attempt),
-            started_us: to_micros(m.started_at),
-            finished_us: m.finished_at.map(to_micros),
-            duration_us: m
-                .duration
-                .map(|d| i64::try_from(d.as_micros()).unwrap_or(i64::MAX)),
-            error: m.error.as_ref().map(serde_json::to_string).transpose()?,
-            metadata: serde_json::to_string(&m.metadata)?,
-        };
-        self.writer.write(Write::Record(row)).await
+        self.writer.write(Write::Record(record_row(m)?)).await
+    }
+
+    async fn record_start(&self, m: &Materialization) -> Result<()> {
+        self.writer.enqueue(Write::Record(record_row(m)?)).map(drop)
     }
 
     async fn get(

@@ -83,6 +83,14 @@ impl Writer {
 
     /// Writes `write`, returning once it is committed.
     pub(crate) async fn write(&self, write: Write) -> Result<()> {
+        self.enqueue(write)?
+            .await
+            .map_err(|_| Error::store("the SQL writer task stopped before committing"))?
+    }
+
+    /// Queues `write` behind every write queued before it and returns without waiting for the
+    /// commit; a failure shows in the writes that follow it into the same transaction.
+    pub(crate) fn enqueue(&self, write: Write) -> Result<oneshot::Receiver<Result<()>>> {
         let tx = self.tx.get_or_init(|| {
             let (tx, rx) = mpsc::unbounded_channel();
             tokio::spawn(run(self.db.clone(), rx));
@@ -91,9 +99,7 @@ impl Writer {
         let (done, answer) = oneshot::channel();
         tx.send((write, done))
             .map_err(|_| Error::store("the SQL writer task has stopped"))?;
-        answer
-            .await
-            .map_err(|_| Error::store("the SQL writer task stopped before committing"))?
+        Ok(answer)
     }
 }
 
@@ -129,6 +135,7 @@ async fn commit(db: &Database, writes: Vec<Write>) -> Result<()> {
     let records: Vec<RecordRow> = records.into_values().collect();
     let outputs: Vec<OutputRow> = outputs.into_values().collect();
 
+    let numbered = db.engine() == flowstone_queue::Engine::Postgres;
     on_pool!(db, pool => {
         let mut tx = pool.begin().await.map_err(|e| sql_error("begin a write", e))?;
         if db.engine() == flowstone_queue::Engine::Postgres {
@@ -138,7 +145,7 @@ async fn commit(db: &Database, writes: Vec<Write>) -> Result<()> {
                 .map_err(|e| sql_error("set the commit mode", e))?;
         }
         for chunk in records.chunks(ROWS_PER_STATEMENT) {
-            let sql = values_sql(RECORD_UPSERT_HEAD, 11, chunk.len(), RECORD_UPSERT_TAIL);
+            let sql = values_sql(numbered, RECORD_UPSERT_HEAD, 11, chunk.len(), RECORD_UPSERT_TAIL);
             let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
             for r in chunk {
                 q = q
@@ -159,7 +166,7 @@ async fn commit(db: &Database, writes: Vec<Write>) -> Result<()> {
                 .map_err(|e| sql_error("record materializations", e))?;
         }
         for chunk in edges.chunks(ROWS_PER_STATEMENT) {
-            let sql = values_sql(EDGE_INSERT_HEAD, 7, chunk.len(), EDGE_INSERT_TAIL);
+            let sql = values_sql(numbered, EDGE_INSERT_HEAD, 7, chunk.len(), EDGE_INSERT_TAIL);
             let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
             for e in chunk {
                 for part in e.consumer.iter().chain(e.upstream.iter()) {
@@ -172,7 +179,7 @@ async fn commit(db: &Database, writes: Vec<Write>) -> Result<()> {
                 .map_err(|e| sql_error("record lineage", e))?;
         }
         for chunk in outputs.chunks(ROWS_PER_STATEMENT) {
-            let sql = values_sql(OUTPUT_UPSERT_HEAD, 6, chunk.len(), OUTPUT_UPSERT_TAIL);
+            let sql = values_sql(numbered, OUTPUT_UPSERT_HEAD, 6, chunk.len(), OUTPUT_UPSERT_TAIL);
             let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
             for o in chunk {
                 q = q
@@ -198,8 +205,10 @@ async fn commit(db: &Database, writes: Vec<Write>) -> Result<()> {
 /// its rows, is durable. A crash before that ack re-runs the job (at-least-once), rewriting them.
 const PG_ASYNC_COMMIT: &str = "SET LOCAL synchronous_commit = off";
 
-/// `head VALUES ($1, .., $n), (..) tail` with placeholders numbered in order of first use.
-fn values_sql(head: &str, columns: usize, rows: usize, tail: &str) -> String {
+/// `head VALUES ($1, .., $n), (..) tail`: numbered placeholders for PostgreSQL, plain `?` for
+/// SQLite (whose driver resolves each `$n` by name, which costs quadratic time on statements
+/// with thousands of parameters).
+fn values_sql(numbered: bool, head: &str, columns: usize, rows: usize, tail: &str) -> String {
     let mut sql = String::with_capacity(head.len() + tail.len() + rows * columns * 6);
     sql.push_str(head);
     sql.push_str(" VALUES ");
@@ -212,8 +221,12 @@ fn values_sql(head: &str, columns: usize, rows: usize, tail: &str) -> String {
             if col > 0 {
                 sql.push_str(", ");
             }
-            sql.push('$');
-            sql.push_str(&(row * columns + col + 1).to_string());
+            if numbered {
+                sql.push('$');
+                sql.push_str(&(row * columns + col + 1).to_string());
+            } else {
+                sql.push('?');
+            }
         }
         sql.push(')');
     }

@@ -161,6 +161,13 @@ pub trait MaterializationStore: Send + Sync + 'static {
     /// Inserts the record, or replaces the one with the same (asset, partition, run id).
     async fn record(&self, materialization: &Materialization) -> Result<()>;
 
+    /// Records that a materialization started. Stores may return before the write is durable
+    /// (the SQL stores queue it ahead of the final record, which is awaited); the default is
+    /// [`MaterializationStore::record`].
+    async fn record_start(&self, materialization: &Materialization) -> Result<()> {
+        self.record(materialization).await
+    }
+
     /// The record for (asset, partition, run id).
     async fn get(
         &self,
