@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use flowstone_queue::testing::TestDb;
-use flowstone_queue::{Database, Engine, NewJob, Outcome, Pool, Queue, Worker};
+use flowstone_queue::{Database, Engine, NewJob, Outcome, Pool, Queue, Worker, WorkerSettings};
 use serde_json::json;
 use tokio::sync::{Notify, mpsc};
 
@@ -80,12 +80,22 @@ async fn unfinished(db: &Database) -> anyhow::Result<i64> {
 /// Starts one worker (queue concurrency `CONCURRENCY`, no-op handler) on the jobs already
 /// inserted and waits until none is left unfinished in the database; returns jobs/s.
 async fn drain(db: &Database, expected: usize) -> anyhow::Result<f64> {
+    drain_with(db, expected, WorkerSettings::default()).await
+}
+
+/// [`drain`] with explicit worker settings.
+async fn drain_with(
+    db: &Database,
+    expected: usize,
+    settings: WorkerSettings,
+) -> anyhow::Result<f64> {
     let done = Arc::new(AtomicUsize::new(0));
     let all_ran = Arc::new(Notify::new());
     let (d, a) = (Arc::clone(&done), Arc::clone(&all_ran));
     let started = Instant::now();
     let worker = Worker::builder(db.clone())
         .queue("default", CONCURRENCY)
+        .settings(settings)
         .handler("noop", move |_ctx| {
             if d.fetch_add(1, Ordering::Relaxed) + 1 == expected {
                 a.notify_one();
@@ -120,24 +130,34 @@ pub async fn queue_throughput() -> anyhow::Result<()> {
     for t in databases().await {
         let queue = t.queue();
         warm_up(&queue).await?;
-        let (mut inserts, mut jobs) = (Vec::new(), Vec::new());
+        let (mut inserts, mut jobs, mut durable) = (Vec::new(), Vec::new(), Vec::new());
         for _ in 0..REPEATS {
             inserts.push(bulk_insert(&queue).await?);
             jobs.push(drain(&t.db, JOBS).await?);
+            if t.engine() == Engine::Postgres {
+                // For comparison: claims that also wait for the WAL flush.
+                bulk_insert(&queue).await?;
+                let settings = WorkerSettings {
+                    durable_claims: true,
+                    ..WorkerSettings::default()
+                };
+                durable.push(drain_with(&t.db, JOBS, settings).await?);
+            }
         }
-        emit(
-            "queue_throughput",
-            json!({
-                "engine": engine_name(t.engine()),
-                "jobs": JOBS,
-                "concurrency": CONCURRENCY,
-                "rounds": REPEATS,
-                "jobs_per_sec": median(&mut jobs).round(),
-                "inserts_per_sec": median(&mut inserts).round(),
-                "jobs_per_sec_rounds": rounded(&jobs),
-                "peak_rss_bytes": peak_rss_bytes(),
-            }),
-        );
+        let mut fields = json!({
+            "engine": engine_name(t.engine()),
+            "jobs": JOBS,
+            "concurrency": CONCURRENCY,
+            "rounds": REPEATS,
+            "jobs_per_sec": median(&mut jobs).round(),
+            "inserts_per_sec": median(&mut inserts).round(),
+            "jobs_per_sec_rounds": rounded(&jobs),
+            "peak_rss_bytes": peak_rss_bytes(),
+        });
+        if !durable.is_empty() {
+            fields["jobs_per_sec_durable_claims"] = json!(median(&mut durable).round());
+        }
+        emit("queue_throughput", fields);
         t.cleanup().await;
     }
     Ok(())

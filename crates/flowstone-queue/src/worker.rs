@@ -286,7 +286,9 @@ impl WorkerBuilder {
             stop: root.clone(),
         });
         let (ack_tx, ack_rx) = mpsc::unbounded_channel();
-        let split = engine::separate_acker(&shared.db);
+        // With durable claims every claim waits for a WAL flush anyway: acks then ride in the
+        // same statement, one flush for both, instead of competing flushes.
+        let split = engine::separate_acker(&shared.db) && !shared.settings.durable_claims;
         let producers = self
             .queues
             .into_iter()

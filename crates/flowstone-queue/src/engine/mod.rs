@@ -112,9 +112,10 @@ pub(crate) enum Role {
     Acks,
 }
 
-/// Whether acks should go through their own connection rather than ride with claims.
-/// PostgreSQL: yes, so a claim never waits for the fsync of an ack batch and ack batches
-/// grow with load. SQLite: no, it has one writer at a time; one transaction does both.
+/// Whether acks may go through their own connection rather than ride with claims.
+/// PostgreSQL: yes, so a (lease-style, not flushed) claim never waits for the fsync of an
+/// ack batch, and ack batches grow with load. SQLite: no, it has one writer at a time; one
+/// transaction does both.
 pub(crate) fn separate_acker(db: &Database) -> bool {
     matches!(db.pool(), Pool::Postgres(_))
 }
