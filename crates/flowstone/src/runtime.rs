@@ -259,6 +259,43 @@ impl Runtime {
             .map_err(|e| e.in_context(&job.asset, &job.partition))
     }
 
+    /// Records a run that could not start (its dependencies are missing) as failed, so
+    /// `retry_failed` finds it; a later run replaces it as the latest. In-process only: the
+    /// queue worker snoozes such a job instead.
+    async fn record_unstarted(
+        &self,
+        asset: &Asset,
+        job: &Job,
+        attempt: u32,
+        env: &RunEnv,
+        err: Error,
+    ) -> Error {
+        let err = err.in_context(&job.asset, &job.partition);
+        if !job.record || err.kind() != ErrorKind::DependencyNotReady {
+            return err;
+        }
+        let now = chrono::Utc::now();
+        let mut metadata = asset.static_metadata().clone();
+        metadata.extend(job.metadata.iter().map(|(k, v)| (k.clone(), v.clone())));
+        let record = crate::store::Materialization {
+            asset: job.asset.clone(),
+            partition: job.partition.clone(),
+            run_id: job.run_id,
+            status: crate::store::MaterializationStatus::Failed,
+            executor: env.executor.clone(),
+            attempt,
+            started_at: now,
+            finished_at: Some(now),
+            duration: Some(Duration::ZERO),
+            error: Some(err.to_record()),
+            metadata,
+        };
+        match self.store().record(&record).await {
+            Ok(()) => err,
+            Err(store_err) => store_err,
+        }
+    }
+
     /// Runs `job` with its retry policy: retryable failures are attempted again after the
     /// policy's backoff, until the attempts run out or the work is cancelled.
     pub async fn run(&self, job: &Job, env: &RunEnv) -> Result<Output> {
@@ -281,6 +318,10 @@ impl Runtime {
                         () = tokio::time::sleep(policy.delay_after(attempt)) => {}
                     }
                     attempt += 1;
+                }
+                Err(err) if err.kind() == ErrorKind::DependencyNotReady => {
+                    let asset = self.registry().get(&job.asset)?;
+                    return Err(self.record_unstarted(asset, job, attempt, env, err).await);
                 }
                 other => return other,
             }

@@ -512,8 +512,6 @@ async fn a_backfill_reports_partitions_whose_dependency_is_missing_as_failed() {
 }
 
 #[tokio::test]
-#[ignore = "library gap, reported: a partition that failed with DependencyNotReady writes no \
-            record, so retry_failed (which selects latest status == failed) never re-runs it"]
 async fn retry_failed_reruns_a_partition_that_failed_for_a_missing_dependency() {
     let ran = RunLog::default();
     let fs = dependent_pair(&ran);

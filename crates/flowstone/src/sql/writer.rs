@@ -259,8 +259,9 @@ mod tests {
     #[test]
     fn placeholders_are_numbered_in_order() {
         assert_eq!(
-            values_sql("INSERT", 2, 2, "X"),
+            values_sql(true, "INSERT", 2, 2, "X"),
             "INSERT VALUES ($1, $2), ($3, $4) X"
         );
+        assert_eq!(values_sql(false, "I", 2, 1, "X"), "I VALUES (?, ?) X");
     }
 }
