@@ -174,7 +174,13 @@ async fn raw_drain(db: &Database) -> anyhow::Result<f64> {
     let mut total = 0usize;
     match db.pool() {
         Pool::Postgres(pool) => {
+            // The same durability as the engine: claims are leases (not flushed), completions
+            // are durable.
             let mut conn = pool.acquire().await?;
+            let mut done_conn = pool.acquire().await?;
+            sqlx::query("SET synchronous_commit = off")
+                .execute(&mut *conn)
+                .await?;
             loop {
                 let ids: Vec<i64> = sqlx::query_scalar(
                     "UPDATE flowstone_jobs SET state = 'executing', attempt = attempt + 1,
@@ -199,9 +205,12 @@ async fn raw_drain(db: &Database) -> anyhow::Result<f64> {
                       WHERE id = ANY($1) AND state = 'executing'",
                 )
                 .bind(&ids)
-                .execute(&mut *conn)
+                .execute(&mut *done_conn)
                 .await?;
             }
+            sqlx::query("RESET synchronous_commit")
+                .execute(&mut *conn)
+                .await?;
         }
         Pool::Sqlite(pool) => {
             use sqlx::Connection as _;
