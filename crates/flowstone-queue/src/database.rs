@@ -11,6 +11,7 @@ use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use sqlx::Connection as _;
 use sqlx::postgres::{PgConnectOptions, PgListener, PgPool, PgPoolOptions};
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
@@ -142,9 +143,25 @@ impl Database {
             } else {
                 pool.max_connections(options.max_connections.unwrap_or(8))
             };
+            // One direct connection first: fails at once (the pool would retry until its
+            // acquire timeout) and says why.
+            let probe = within(
+                options.acquire_timeout,
+                sqlx::SqliteConnection::connect_with(&opts),
+            )
+            .await
+            .map_err(unreachable)?;
+            let _ = probe.close().await;
             Pool::Sqlite(pool.connect_with(opts).await.map_err(unreachable)?)
         } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
             let opts = PgConnectOptions::from_str(url).map_err(|e| bad(e.to_string()))?;
+            let probe = within(
+                options.acquire_timeout,
+                sqlx::PgConnection::connect_with(&opts),
+            )
+            .await
+            .map_err(unreachable)?;
+            let _ = probe.close().await;
             let pool = PgPoolOptions::new()
                 .max_connections(options.max_connections.unwrap_or(10))
                 .acquire_timeout(options.acquire_timeout)
@@ -253,6 +270,21 @@ impl Database {
                 .await;
         }
         rx
+    }
+}
+
+/// Runs a connection attempt with a deadline (a silent host would otherwise hold it for
+/// the operating system's TCP timeout).
+async fn within<T>(
+    limit: Duration,
+    attempt: impl Future<Output = std::result::Result<T, sqlx::Error>>,
+) -> std::result::Result<T, sqlx::Error> {
+    match tokio::time::timeout(limit, attempt).await {
+        Ok(result) => result,
+        Err(_) => Err(sqlx::Error::Io(std::io::Error::new(
+            std::io::ErrorKind::TimedOut,
+            format!("no answer within {limit:?}"),
+        ))),
     }
 }
 

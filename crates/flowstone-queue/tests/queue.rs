@@ -985,6 +985,17 @@ async fn errors_are_clear() {
     );
     assert!(msg.contains("sqlite://"), "says what to use: {msg}");
 
+    for url in [
+        "postgres://bob:hunter2@db:notaport/x",
+        "postgres://bob:hunter2@db/x?sslmode=sometimes",
+        "sqlite://x.db?mode=nonsense&password=hunter2",
+    ] {
+        let err = Database::connect(url).await.unwrap_err();
+        let msg = err.to_string();
+        assert!(matches!(err, Error::BadUrl { .. }), "{url}: {msg}");
+        assert!(!msg.contains("hunter2"), "password shown: {msg}");
+    }
+
     let err = Database::connect("postgres://bob:hunter2@127.0.0.1:1/x")
         .await
         .unwrap_err();
