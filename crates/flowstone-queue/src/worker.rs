@@ -594,6 +594,13 @@ async fn produce(
                         start_job(&shared, job, ack_tx.clone());
                     }
                 }
+                Err(e) if rejected(&e) && !acks.pending().is_empty() => {
+                    tracing::warn!(error = %e, queue, "flowstone-queue: acks rejected; writing them one by one");
+                    if let AckPath::Inline(pending) = &mut acks {
+                        isolate_poison(&shared, c, pending).await;
+                        pending.clear();
+                    }
+                }
                 Err(e) => {
                     tracing::warn!(error = %e, queue, "flowstone-queue: claim failed; reconnecting");
                     if shared.db.single_connection() {
@@ -656,6 +663,12 @@ async fn acker(shared: Arc<Shared>, mut rx: mpsc::UnboundedReceiver<Ack>) {
         let result = match c {
             Ok(mut c) => match engine::ack_and_claim(&shared.db, &mut c, &batch, None).await {
                 Ok(_) => {
+                    conn = Some(c);
+                    Ok(())
+                }
+                Err(e) if rejected(&e) => {
+                    tracing::warn!(error = %e, "flowstone-queue: acks rejected; writing them one by one");
+                    isolate_poison(&shared, &mut c, &batch).await;
                     conn = Some(c);
                     Ok(())
                 }
@@ -823,23 +836,28 @@ fn outcome_ack(
     outcome: Outcome,
     options: &HandlerOptions,
 ) -> Ack {
-    let transition = |state, delay, give_back, snoozed, error| Ack::Transition {
-        id,
-        attempt,
-        to: Transition {
-            state,
-            delay,
-            give_back,
-            snoozed,
-            unhandled: 0,
-            error,
-        },
+    let transition = |state, delay: Option<Duration>, give_back, snoozed, error: Option<String>| {
+        Ack::Transition {
+            id,
+            attempt,
+            to: Transition {
+                state,
+                delay: delay.map(|d| d.min(MAX_DELAY)),
+                give_back,
+                snoozed,
+                unhandled: 0,
+                error: error.map(scrub_text),
+            },
+        }
     };
     match outcome {
         Outcome::Complete(result) => Ack::Complete {
             id,
             attempt,
-            result: result.map(|v| v.to_string()),
+            result: result.map(|mut v| {
+                scrub_value(&mut v);
+                v.to_string()
+            }),
         },
         Outcome::Retry { error, backoff } if attempt < max_attempts => {
             let delay = backoff.unwrap_or_else(|| options.backoff.delay(attempt));
@@ -850,6 +868,81 @@ fn outcome_ack(
         Outcome::Snooze(after) => transition(JobState::Scheduled, Some(after), 1, 1, None),
         Outcome::Cancelled { reason } => transition(JobState::Cancelled, None, 0, 0, Some(reason)),
     }
+}
+
+/// Longest retry or snooze delay stored (longer ones are cut to this): keeps `scheduled_at`
+/// inside every engine's date range.
+const MAX_DELAY: Duration = Duration::from_secs(10 * 365 * 24 * 3600);
+
+/// Text the databases refuse (PostgreSQL stores no NUL character) would make an ack fail
+/// forever: replace NULs.
+fn scrub_text(s: String) -> String {
+    if s.contains('\0') {
+        s.replace('\0', "\u{fffd}")
+    } else {
+        s
+    }
+}
+
+fn scrub_value(v: &mut serde_json::Value) {
+    match v {
+        serde_json::Value::String(s) if s.contains('\0') => *s = s.replace('\0', "\u{fffd}"),
+        serde_json::Value::Array(items) => items.iter_mut().for_each(scrub_value),
+        serde_json::Value::Object(map) if map.keys().any(|k| k.contains('\0')) => {
+            let entries: Vec<(String, serde_json::Value)> =
+                std::mem::take(map).into_iter().collect();
+            for (k, mut item) in entries {
+                scrub_value(&mut item);
+                map.insert(scrub_text(k), item);
+            }
+        }
+        serde_json::Value::Object(map) => map.values_mut().for_each(scrub_value),
+        _ => {}
+    }
+}
+
+/// After a batch of acks was rejected by the database (not a lost connection): writes them
+/// one by one, so one bad ack cannot wedge the queue. An ack the database still rejects is
+/// replaced by discarding its job with the database's reason; if even that fails, it is
+/// dropped (logged) and the rescue machinery deals with the job.
+async fn isolate_poison(shared: &Shared, conn: &mut Conn, acks: &[Ack]) {
+    for ack in acks {
+        let single = std::slice::from_ref(ack);
+        let Err(e) = engine::ack_and_claim(&shared.db, conn, single, None).await else {
+            continue;
+        };
+        tracing::error!(error = %e, job = ack.id(), "flowstone-queue: the database rejected an ack");
+        let (id, attempt) = match ack {
+            Ack::Complete { id, attempt, .. } | Ack::Transition { id, attempt, .. } => {
+                (*id, *attempt)
+            }
+        };
+        let fallback = Ack::Transition {
+            id,
+            attempt,
+            to: Transition {
+                state: JobState::Discarded,
+                delay: None,
+                give_back: 0,
+                snoozed: 0,
+                unhandled: 0,
+                error: Some(scrub_text(format!(
+                    "the job's outcome could not be stored: {e}"
+                ))),
+            },
+        };
+        if let Err(e) =
+            engine::ack_and_claim(&shared.db, conn, std::slice::from_ref(&fallback), None).await
+        {
+            tracing::error!(error = %e, job = id, "flowstone-queue: dropping an ack the database rejects");
+        }
+    }
+    shared.forget(acks);
+}
+
+/// True when the database answered with an error (as opposed to a lost connection).
+fn rejected(e: &Error) -> bool {
+    matches!(e, Error::Database(sqlx::Error::Database(_)))
 }
 
 /// Turns events into wake-ups and cancels; polls running jobs' rows where signals may not

@@ -36,6 +36,7 @@ flowstone_queue::both_engines!(
     stale_ack_does_not_overwrite_rescued_attempt,
     graceful_shutdown_finishes_or_returns_jobs,
     bulk_insert_spans_chunks,
+    unstorable_text_is_scrubbed_and_queue_goes_on,
 );
 
 async fn job_state(q: &Queue, id: i64) -> JobState {
@@ -1084,4 +1085,64 @@ async fn zero_intervals_are_rejected() {
         .expect("a zero interval must be rejected");
     assert!(err.to_string().contains("poll_interval is zero"), "{err}");
     t.cleanup().await;
+}
+
+async fn unstorable_text_is_scrubbed_and_queue_goes_on(t: &TestDb) {
+    let q = t.queue();
+    q.migrate().await.unwrap();
+    let worker = Worker::builder(t.db.clone())
+        .queue("default", 2)
+        .settings(fast())
+        .handler("nul_result", |_| async {
+            Outcome::complete_with(&json!({"k\u{0}": "a\u{0}b"}))
+        })
+        .handler("nul_error", |_| async { Outcome::discard("bad\u{0}byte") })
+        .handler("forever", |ctx| async move {
+            if ctx.snoozed == 0 {
+                Outcome::snooze(Duration::MAX)
+            } else {
+                Outcome::complete()
+            }
+        })
+        .start()
+        .await
+        .unwrap();
+    let a = q
+        .insert(NewJob::new("nul_result", json!({})))
+        .await
+        .unwrap()
+        .job
+        .id;
+    let b = q
+        .insert(NewJob::new("nul_error", json!({})))
+        .await
+        .unwrap()
+        .job
+        .id;
+    let c = q
+        .insert(NewJob::new("forever", json!({})))
+        .await
+        .unwrap()
+        .job
+        .id;
+    let a = q.wait(a, common::PATIENCE).await.unwrap();
+    assert_eq!(a.result, Some(json!({"k\u{fffd}": "a\u{fffd}b"})));
+    let b = q.wait(b, common::PATIENCE).await.unwrap();
+    assert_eq!(b.state, JobState::Discarded);
+    assert_eq!(b.errors[0].error, "bad\u{fffd}byte");
+    wait_until("snoozed far into the future", || async {
+        q.get(c).await.unwrap().state == JobState::Scheduled
+    })
+    .await;
+    // The queue still works after all three.
+    let d = q
+        .insert(NewJob::new("nul_error", json!({})))
+        .await
+        .unwrap()
+        .job
+        .id;
+    q.wait(d, common::PATIENCE).await.unwrap();
+    worker.shutdown(Duration::from_secs(10)).await;
+    let c = q.get(c).await.unwrap();
+    assert!(c.scheduled_at.unwrap() > Utc::now() + chrono::Duration::days(365));
 }

@@ -446,7 +446,15 @@ async fn complete_and_claim(
     .bind(queue)
     .bind(limit)
     .fetch_all(&mut *conn)
-    .await?;
+    .await;
+    let rows = match rows {
+        Ok(rows) => rows,
+        Err(e) => {
+            // A statement after BEGIN failed: do not leave the transaction open.
+            let _ = sqlx::query("ROLLBACK").execute(&mut *conn).await;
+            return Err(e.into());
+        }
+    };
     let mut claimed = rows
         .iter()
         .map(claimed_from_row)
