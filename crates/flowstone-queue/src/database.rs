@@ -218,7 +218,11 @@ impl Database {
     }
 
     /// Waits for this process's turn to write (SQLite); nothing to wait for on PostgreSQL.
-    pub(crate) async fn write_gate(&self) -> Option<tokio::sync::MutexGuard<'_, ()>> {
+    /// Other code writing to the same SQLite database through this handle may take the same
+    /// turn around its write transactions, so that writers of this process queue here rather
+    /// than in SQLite's sleeping busy handler. Acquire the connection first, then the turn,
+    /// and hold the turn only for the write.
+    pub async fn write_gate(&self) -> Option<tokio::sync::MutexGuard<'_, ()>> {
         match self.inner.pool {
             Pool::Sqlite(_) => Some(self.inner.write_gate.lock().await),
             Pool::Postgres(_) => None,
