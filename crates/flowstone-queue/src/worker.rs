@@ -413,14 +413,21 @@ impl WorkerHandle {
             Ok(results) => abandoned += results.into_iter().filter_map(|r| r.ok()).sum::<usize>(),
             Err(_) => {
                 self.shared.abandon.cancel();
-                for p in producers {
-                    abandoned += p.await.unwrap_or(0);
+                for mut p in producers {
+                    // A producer stuck on an unreachable database is stopped: its jobs stay
+                    // `executing` and are rescued once this node's heartbeat is gone.
+                    match tokio::time::timeout(FINAL_WAIT, &mut p).await {
+                        Ok(n) => abandoned += n.unwrap_or(0),
+                        Err(_) => p.abort(),
+                    }
                 }
             }
         }
         // Producers are done, so the acker's channel is closed: it ends once all is written.
-        if let Some(acker) = self.acker.take() {
-            let _ = acker.await;
+        if let Some(mut acker) = self.acker.take()
+            && tokio::time::timeout(FINAL_WAIT, &mut acker).await.is_err()
+        {
+            acker.abort();
         }
         self.shared.stop.cancel();
         for s in std::mem::take(&mut self.services) {
@@ -446,6 +453,9 @@ async fn pause(token: &CancellationToken, d: Duration) -> bool {
         _ = tokio::time::sleep(d) => true,
     }
 }
+
+/// At shutdown, how long to wait for the last database writes before giving up on them.
+const FINAL_WAIT: Duration = Duration::from_secs(10);
 
 /// After the grace period, how long handlers whose token fired may take to return.
 const ABANDON_WAIT: Duration = Duration::from_millis(500);
