@@ -379,7 +379,7 @@ pub(crate) async fn ack_and_claim(
                      AND state IN ('available', 'scheduled', 'retryable')
                      AND scheduled_at <= ?1
                    ORDER BY priority, scheduled_at, id
-                   LIMIT ?4)
+                   LIMIT ?4 + 0)
              RETURNING id, queue, kind, args, meta, priority, attempt, max_attempts, snoozed,
                        unhandled",
         )
@@ -400,7 +400,9 @@ pub(crate) async fn ack_and_claim(
 }
 
 /// The common cycle in ONE round trip to SQLite's worker thread: a single query string of
-/// four statements (`?N` parameters are shared by all of them). On error the transaction
+/// four statements (`?N` parameters are shared by all of them). `LIMIT ?N + 0`, not
+/// `LIMIT ?N`: SQLite's planner looks at a bare bound LIMIT and re-prepares the statement
+/// whenever its value changes. On error the transaction
 /// may be left open: the caller discards the connection, which rolls it back.
 async fn complete_and_claim(
     conn: &mut SqliteConnection,
@@ -435,7 +437,7 @@ async fn complete_and_claim(
                  AND state IN ('available', 'scheduled', 'retryable')
                  AND scheduled_at <= ?1
                ORDER BY priority, scheduled_at, id
-               LIMIT ?5)
+               LIMIT ?5 + 0)
          RETURNING id, queue, kind, args, meta, priority, attempt, max_attempts, snoozed,
                    unhandled;
          COMMIT;",
