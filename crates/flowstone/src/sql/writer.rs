@@ -137,7 +137,16 @@ async fn commit(db: &Database, writes: Vec<Write>) -> Result<()> {
 
     let numbered = db.engine() == flowstone_queue::Engine::Postgres;
     on_pool!(db, pool => {
-        let mut tx = pool.begin().await.map_err(|e| sql_error("begin a write", e))?;
+        let mut conn = pool
+            .acquire()
+            .await
+            .map_err(|e| sql_error("get a connection to write", e))?;
+        // On SQLite, queue behind this process's other writers (the queue's acks) instead of
+        // in SQLite's busy handler, which sleeps in steps of milliseconds.
+        let _turn = db.write_gate().await;
+        let mut tx = sqlx::Connection::begin(&mut *conn)
+            .await
+            .map_err(|e| sql_error("begin a write", e))?;
         if db.engine() == flowstone_queue::Engine::Postgres {
             sqlx::query(PG_ASYNC_COMMIT)
                 .execute(&mut *tx)
