@@ -262,11 +262,11 @@ fn check_members(
         outsider
     };
     match outsider {
-        Some(partition) => Err(Error::invalid_partition(
+        Some(partition) => Err(crate::runtime::not_a_partition_of(
+            asset,
             &partition.encode(),
-            format!("a partition of asset '{asset}': {}", def.expected_form()),
-        )
-        .with_asset(asset)),
+            def,
+        )),
         None => Ok(()),
     }
 }

@@ -159,15 +159,9 @@ impl Runtime {
     /// partition (or none). Cheap: run on every attempt.
     pub fn check_partition(&self, asset: &Asset, partition: &Partition) -> Result<()> {
         match asset.partitions() {
-            Some(def) if partition.is_unpartitioned() => Err(Error::invalid_partition(
-                "(none)",
-                format!(
-                    "a partition of asset '{}': {}",
-                    asset.name(),
-                    def.expected_form()
-                ),
-            )
-            .with_asset(asset.name())),
+            Some(def) if partition.is_unpartitioned() => {
+                Err(not_a_partition_of(asset.name(), "(none)", def.as_ref()))
+            }
             _ => Ok(()),
         }
     }
@@ -177,15 +171,11 @@ impl Runtime {
     pub fn check_partition_member(&self, asset: &Asset, partition: &Partition) -> Result<()> {
         self.check_partition(asset, partition)?;
         match asset.partitions() {
-            Some(def) if !def.contains(partition)? => Err(Error::invalid_partition(
+            Some(def) if !def.contains(partition)? => Err(not_a_partition_of(
+                asset.name(),
                 &partition.encode(),
-                format!(
-                    "a partition of asset '{}': {}",
-                    asset.name(),
-                    def.expected_form()
-                ),
-            )
-            .with_asset(asset.name())),
+                def.as_ref(),
+            )),
             _ => Ok(()),
         }
     }
@@ -327,6 +317,19 @@ impl Runtime {
             }
         }
     }
+}
+
+/// `input` is not a partition of `asset`, whose partitions `def` defines.
+pub(crate) fn not_a_partition_of(
+    asset: &str,
+    input: &str,
+    def: &dyn crate::partition::PartitionsDefinition,
+) -> Error {
+    Error::invalid_partition(
+        input,
+        format!("a partition of asset '{asset}': {}", def.expected_form()),
+    )
+    .with_asset(asset)
 }
 
 impl std::fmt::Debug for Runtime {
