@@ -340,7 +340,11 @@ impl fmt::Display for Error {
             write!(f, " (partition {partition})")?;
         }
         if let Some(source) = &self.0.source {
-            write!(f, ": {source}")?;
+            // Messages often quote their cause already; say it once.
+            let source = source.to_string();
+            if !self.0.message.contains(&source) {
+                write!(f, ": {source}")?;
+            }
         }
         Ok(())
     }
