@@ -179,7 +179,14 @@ pub fn with_database(base: &str, name: &str) -> String {
 }
 
 /// Runs each named async scenario `fn name(db: &TestDb)` against both engines: generates
-/// `sqlite::name` and `postgres::name` tests, each on a fresh database.
+/// `sqlite::name` and `postgres::name` tests, each on a fresh database (cleaned up after a
+/// pass; dropped best effort after a failure). The calling crate needs `tokio` with the
+/// `macros` and `rt-multi-thread` features.
+///
+/// ```ignore
+/// async fn inserts(db: &TestDb) { /* ... */ }
+/// flowstone_queue::both_engines!(inserts);
+/// ```
 #[macro_export]
 macro_rules! both_engines {
     ($($name:ident),* $(,)?) => {
