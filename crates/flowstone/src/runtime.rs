@@ -280,10 +280,12 @@ impl Runtime {
             error: Some(err.to_record()),
             metadata,
         };
-        match self.store().record(&record).await {
-            Ok(()) => err,
-            Err(store_err) => store_err,
+        if let Err(store_err) = self.store().record(&record).await {
+            // The missing dependency is what the caller must hear about; the store's failure
+            // shows in the log.
+            tracing::warn!(asset = %job.asset, error = %store_err, "could not record a run whose dependencies are missing");
         }
+        err
     }
 
     /// Runs `job` with its retry policy: retryable failures are attempted again after the

@@ -98,24 +98,12 @@ pub async fn upstream(
         partition: partition.clone(),
         run_id,
     };
-    let mut seen = HashSet::from([start.clone()]);
-    let mut frontier = VecDeque::from([(start, 0u32)]);
-    let mut found = Vec::new();
-    while let Some((key, at)) = frontier.pop_front() {
-        if at >= depth {
-            continue;
-        }
-        for parent in store.consumed_by(&key).await? {
-            if seen.insert(parent.clone()) {
-                found.push(LineageEntry {
-                    key: parent.clone(),
-                    depth: at + 1,
-                });
-                frontier.push_back((parent, at + 1));
-            }
-        }
-    }
-    Ok(found)
+    let first = if depth == 0 {
+        Vec::new()
+    } else {
+        store.consumed_by(&start).await?
+    };
+    walk(store, Direction::Upstream, first, depth).await
 }
 
 /// Every materialization that consumed `asset` at `partition` (any run, or `run_id`), up to
@@ -127,59 +115,60 @@ pub async fn downstream(
     run_id: Option<RunId>,
     depth: u32,
 ) -> Result<Vec<LineageEntry>> {
-    walk_down(
-        store,
-        store.consumers_of(asset, Some(partition), run_id).await?,
-        depth,
-    )
-    .await
+    let first = if depth == 0 {
+        Vec::new()
+    } else {
+        store.consumers_of(asset, Some(partition), run_id).await?
+    };
+    walk(store, Direction::Downstream, first, depth).await
 }
 
 /// Every materialization downstream of any materialization of `asset`, at any depth.
 pub async fn impact(store: &dyn LineageStore, asset: &str) -> Result<Vec<LineageEntry>> {
-    walk_down(
-        store,
-        store.consumers_of(asset, None, None).await?,
-        u32::MAX,
-    )
-    .await
+    let first = store.consumers_of(asset, None, None).await?;
+    walk(store, Direction::Downstream, first, u32::MAX).await
 }
 
-async fn walk_down(
+/// Breadth-first from the one-step neighbours `first` (depth 1) in `direction`, up to `depth`
+/// steps, each materialization once.
+async fn walk(
     store: &dyn LineageStore,
+    direction: Direction,
     first: Vec<MaterializationKey>,
     depth: u32,
 ) -> Result<Vec<LineageEntry>> {
     let mut seen = HashSet::new();
     let mut frontier = VecDeque::new();
     let mut found = Vec::new();
-    if depth == 0 {
-        return Ok(found);
-    }
-    for key in first {
+    let mut visit = |key: MaterializationKey, at: u32, frontier: &mut VecDeque<_>| {
         if seen.insert(key.clone()) {
             found.push(LineageEntry {
                 key: key.clone(),
-                depth: 1,
+                depth: at,
             });
-            frontier.push_back((key, 1u32));
+            frontier.push_back((key, at));
         }
+    };
+    if depth == 0 {
+        return Ok(Vec::new());
+    }
+    for key in first {
+        visit(key, 1, &mut frontier);
     }
     while let Some((key, at)) = frontier.pop_front() {
         if at >= depth {
             continue;
         }
-        for child in store
-            .consumers_of(&key.asset, Some(&key.partition), Some(key.run_id))
-            .await?
-        {
-            if seen.insert(child.clone()) {
-                found.push(LineageEntry {
-                    key: child.clone(),
-                    depth: at + 1,
-                });
-                frontier.push_back((child, at + 1));
+        let next = match direction {
+            Direction::Upstream => store.consumed_by(&key).await?,
+            Direction::Downstream => {
+                store
+                    .consumers_of(&key.asset, Some(&key.partition), Some(key.run_id))
+                    .await?
             }
+        };
+        for key in next {
+            visit(key, at + 1, &mut frontier);
         }
     }
     Ok(found)
