@@ -30,6 +30,7 @@ pub mod api;
 pub mod asset;
 pub mod backfill;
 pub mod context;
+pub mod deferred;
 pub mod error;
 pub mod executor;
 pub mod hook;

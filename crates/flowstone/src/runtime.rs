@@ -243,8 +243,7 @@ impl Runtime {
             started: Instant::now(),
             metadata: serde_json::Map::new(),
         };
-        Next::new(&stack)
-            .run(&mut cx)
+        crate::deferred::scope(Next::new(&stack).run(&mut cx))
             .await
             .map_err(|e| e.in_context(&job.asset, &job.partition))
     }

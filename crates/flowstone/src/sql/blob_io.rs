@@ -6,6 +6,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use flowstone_queue::Database;
 
+use super::reader::Reader;
 use super::writer::{OutputRow, Write, Writer};
 use super::{RowExt, from_micros, on_pool, parse_run_id, sql_error, to_micros};
 use crate::error::Result;
@@ -18,21 +19,23 @@ use crate::partition::Partition;
 pub struct SqlBlobIo {
     db: Database,
     writer: Arc<Writer>,
+    reader: Arc<Reader>,
 }
 
 impl SqlBlobIo {
     /// Outputs in `db` (run [`super::migrate`] once first).
     pub fn new(db: Database) -> Self {
         let writer = Arc::new(Writer::new(db.clone()));
-        SqlBlobIo { db, writer }
+        Self::with_writer(db, writer)
     }
 
     pub(crate) fn with_writer(db: Database, writer: Arc<Writer>) -> Self {
-        SqlBlobIo { db, writer }
+        let reader = Arc::new(Reader::new(db.clone()));
+        SqlBlobIo { db, writer, reader }
     }
 }
 
-fn meta(row: &impl RowExt) -> Result<IoMetadata> {
+pub(super) fn meta(row: &impl RowExt) -> Result<IoMetadata> {
     Ok(IoMetadata {
         run_id: parse_run_id(&row.text("run_id")?)?,
         stored_at: from_micros(row.int("stored_us")?)?,
@@ -60,24 +63,7 @@ impl IoManager for SqlBlobIo {
     }
 
     async fn load(&self, asset: &str, partition: &Partition) -> Result<Option<Stored>> {
-        const SQL: &str = "SELECT run_id, stored_us, size_bytes, value FROM flowstone_outputs
-            WHERE asset = $1 AND partition_key = $2";
-        let partition = partition.encode();
-        on_pool!(self.db, pool => {
-            let row = sqlx::query(SQL)
-                .bind(asset)
-                .bind(&partition)
-                .fetch_optional(pool)
-                .await
-                .map_err(|e| sql_error("load an output", e))?;
-            row.map(|row| {
-                Ok(Stored {
-                    meta: meta(&row)?,
-                    output: Output::from_json_bytes(row.bytes("value")?),
-                })
-            })
-            .transpose()
-        })
+        self.reader.load(asset, partition.encode()).await
     }
 
     async fn delete(&self, asset: &str, partition: &Partition) -> Result<bool> {

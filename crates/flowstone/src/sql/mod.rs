@@ -10,6 +10,7 @@
 mod blob_io;
 mod lineage;
 pub(crate) mod migrations;
+mod reader;
 mod store;
 mod writer;
 
@@ -64,6 +65,23 @@ pub async fn migrate(db: &Database) -> Result<()> {
         .await
         .map(drop)
         .map_err(|e| Error::store(format!("could not migrate FlowStone's tables: {e}")))
+}
+
+/// Appends `count` comma-separated placeholders: `$first`, `$first+1`.. for PostgreSQL, plain
+/// `?` for SQLite (whose driver resolves each `$n` by name, which costs quadratic time on
+/// statements with thousands of parameters).
+pub(crate) fn push_placeholders(sql: &mut String, numbered: bool, first: usize, count: usize) {
+    for n in first..first + count {
+        if n > first {
+            sql.push_str(", ");
+        }
+        if numbered {
+            sql.push('$');
+            sql.push_str(&n.to_string());
+        } else {
+            sql.push('?');
+        }
+    }
 }
 
 pub(crate) fn sql_error(action: &str, err: sqlx::Error) -> Error {

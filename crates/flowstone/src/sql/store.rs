@@ -86,10 +86,6 @@ impl MaterializationStore for SqlStore {
         self.writer.write(Write::Record(record_row(m)?)).await
     }
 
-    async fn record_start(&self, m: &Materialization) -> Result<()> {
-        self.writer.enqueue(Write::Record(record_row(m)?)).map(drop)
-    }
-
     async fn get(
         &self,
         asset: &str,

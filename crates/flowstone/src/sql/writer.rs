@@ -14,7 +14,7 @@ use std::sync::OnceLock;
 use flowstone_queue::Database;
 use tokio::sync::{mpsc, oneshot};
 
-use super::{on_pool, sql_error};
+use super::{on_pool, push_placeholders, sql_error};
 use crate::error::{Error, Result};
 
 /// Most writes committed together.
@@ -81,16 +81,23 @@ impl Writer {
         }
     }
 
-    /// Writes `write`, returning once it is committed.
+    /// Writes `write`: returns once it is committed, or, inside a materialization, once it is
+    /// queued, leaving the wait for the commit to the materialization ([`crate::deferred`]).
     pub(crate) async fn write(&self, write: Write) -> Result<()> {
-        self.enqueue(write)?
-            .await
-            .map_err(|_| Error::store("the SQL writer task stopped before committing"))?
+        let answer = self.enqueue(write)?;
+        let committed = async move {
+            answer
+                .await
+                .map_err(|_| Error::store("the SQL writer task stopped before committing"))?
+        };
+        match crate::deferred::defer(committed) {
+            None => Ok(()),
+            Some(committed) => committed.await,
+        }
     }
 
-    /// Queues `write` behind every write queued before it and returns without waiting for the
-    /// commit; a failure shows in the writes that follow it into the same transaction.
-    pub(crate) fn enqueue(&self, write: Write) -> Result<oneshot::Receiver<Result<()>>> {
+    /// Queues `write` behind every write queued before it.
+    fn enqueue(&self, write: Write) -> Result<oneshot::Receiver<Result<()>>> {
         let tx = self.tx.get_or_init(|| {
             let (tx, rx) = mpsc::unbounded_channel();
             tokio::spawn(run(self.db.clone(), rx));
@@ -214,9 +221,7 @@ async fn commit(db: &Database, writes: Vec<Write>) -> Result<()> {
 /// its rows, is durable. A crash before that ack re-runs the job (at-least-once), rewriting them.
 const PG_ASYNC_COMMIT: &str = "SET LOCAL synchronous_commit = off";
 
-/// `head VALUES ($1, .., $n), (..) tail`: numbered placeholders for PostgreSQL, plain `?` for
-/// SQLite (whose driver resolves each `$n` by name, which costs quadratic time on statements
-/// with thousands of parameters).
+/// `head VALUES ($1, .., $n), (..) tail`, with placeholders as [`push_placeholders`] writes them.
 fn values_sql(numbered: bool, head: &str, columns: usize, rows: usize, tail: &str) -> String {
     let mut sql = String::with_capacity(head.len() + tail.len() + rows * columns * 6);
     sql.push_str(head);
@@ -226,17 +231,7 @@ fn values_sql(numbered: bool, head: &str, columns: usize, rows: usize, tail: &st
             sql.push_str(", ");
         }
         sql.push('(');
-        for col in 0..columns {
-            if col > 0 {
-                sql.push_str(", ");
-            }
-            if numbered {
-                sql.push('$');
-                sql.push_str(&(row * columns + col + 1).to_string());
-            } else {
-                sql.push('?');
-            }
-        }
+        push_placeholders(&mut sql, numbered, row * columns + 1, columns);
         sql.push(')');
     }
     sql.push(' ');

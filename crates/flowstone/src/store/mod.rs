@@ -161,9 +161,9 @@ pub trait MaterializationStore: Send + Sync + 'static {
     /// Inserts the record, or replaces the one with the same (asset, partition, run id).
     async fn record(&self, materialization: &Materialization) -> Result<()>;
 
-    /// Records that a materialization started. Stores may return before the write is durable
-    /// (the SQL stores queue it ahead of the final record, which is awaited); the default is
-    /// [`MaterializationStore::record`].
+    /// Records that a materialization started; the default is [`MaterializationStore::record`].
+    /// Inside a materialization a store may return once the write is queued and leave the wait
+    /// for its commit to the materialization ([`crate::deferred`]), as the SQL store does.
     async fn record_start(&self, materialization: &Materialization) -> Result<()> {
         self.record(materialization).await
     }
