@@ -427,6 +427,35 @@ pub async fn io_suite(io: &dyn IoManager) {
         );
     }
 
+    // Loads at the same time (which a store may answer together): each gets its own key's
+    // output, the same key asked twice gets it twice, a missing key or another asset's
+    // partition gets nothing.
+    let other = unique("io_other");
+    io.store(&other, &awkward[0], &Output::new(u64::MAX), &meta)
+        .await
+        .expect("store other asset");
+    let missing = Partition::Str(String::from("never stored"));
+    let mut wanted: Vec<(&str, &Partition, Option<u64>)> = awkward
+        .iter()
+        .enumerate()
+        .flat_map(|(i, partition)| [(asset.as_str(), partition, Some(i as u64)); 2])
+        .collect();
+    wanted.push((asset.as_str(), &missing, None));
+    wanted.push((other.as_str(), &awkward[0], Some(u64::MAX)));
+    wanted.push((other.as_str(), &awkward[1], None));
+    let loaded = futures_util::future::join_all(
+        wanted
+            .iter()
+            .map(|(asset, partition, _)| io.load(asset, partition)),
+    )
+    .await;
+    for ((asset, partition, expected), got) in wanted.iter().zip(loaded) {
+        let got = got
+            .expect("concurrent load")
+            .map(|stored| stored.output.value::<u64>().expect("typed"));
+        assert_eq!(got, *expected, "{asset} {partition}");
+    }
+
     assert!(io.delete(&asset, &p).await.expect("delete"));
     assert!(io.load(&asset, &p).await.expect("load deleted").is_none());
     assert!(!io.exists(&asset, &p).await.expect("exists deleted"));
