@@ -2,7 +2,8 @@
 //! cancel, wait for a result, prune. Workers run elsewhere ([`crate::Worker`]); this handle
 //! never runs jobs.
 
-use std::time::{Duration, Instant};
+use std::collections::HashSet;
+use std::time::Duration;
 
 use tokio::sync::broadcast;
 
@@ -11,6 +12,9 @@ use crate::engine::{self, CancelTarget};
 use crate::error::{Error, Result};
 use crate::job::{Inserted, InsertedId, Job, JobFilter, JobState, NewJob};
 use crate::migrate::QUEUE_MIGRATIONS;
+
+/// Most job ids one statement reads when following many jobs.
+const IDS_PER_STATEMENT: usize = 5_000;
 
 /// A handle on the queue's tables in one database. Cheap to clone.
 #[derive(Debug, Clone)]
@@ -112,43 +116,126 @@ impl Queue {
     }
 
     /// Waits until the job is completed, discarded or cancelled, and returns it. Woken by
-    /// the same signals as workers, with polling as a fallback.
+    /// the same signals as workers, with polling as a fallback (see [`Queue::wait_all`]).
     pub async fn wait(&self, id: i64, timeout: Duration) -> Result<Job> {
-        let started = Instant::now();
-        let mut events = self.db.subscribe().await;
-        let poll = match self.db.engine() {
-            Engine::Sqlite => Duration::from_millis(50),
-            Engine::Postgres => Duration::from_millis(500),
-        };
-        loop {
-            let job = self.get(id).await?;
-            if job.state.is_final() {
-                return Ok(job);
-            }
-            let left = timeout.saturating_sub(started.elapsed());
-            if left.is_zero() {
-                return Err(Error::WaitTimeout {
+        let mut finished = None;
+        let followed =
+            tokio::time::timeout(timeout, self.wait_all(&[id], |job| finished = Some(job))).await;
+        if let Some(job) = finished {
+            return Ok(job);
+        }
+        match followed {
+            Ok(Err(err)) => Err(err),
+            // `wait_all` returns `Ok` only once it has handed the job over.
+            Ok(Ok(())) => Err(Error::NotFound(id)),
+            Err(_elapsed) => {
+                let job = self.get(id).await?;
+                if job.state.is_final() {
+                    return Ok(job);
+                }
+                Err(Error::WaitTimeout {
                     id,
                     state: job.state.to_string(),
-                    waited: started.elapsed(),
-                });
+                    waited: timeout,
+                })
             }
-            let deadline = tokio::time::sleep(left.min(poll));
-            tokio::pin!(deadline);
-            loop {
-                tokio::select! {
-                    _ = &mut deadline => break,
-                    event = events.recv() => match event {
-                        Ok(Event::Finished(ids)) if ids.contains(&id) => break,
-                        Ok(Event::Resync) | Err(broadcast::error::RecvError::Lagged(_)) => break,
-                        Ok(_) => {}
-                        Err(broadcast::error::RecvError::Closed) => {
-                            (&mut deadline).await;
-                            break;
-                        }
-                    },
+        }
+    }
+
+    /// Waits until every job in `ids` has finished (completed, discarded or cancelled),
+    /// handing each to `on_finished` once, as it finishes, in no particular order. An id that
+    /// names no job is an error.
+    ///
+    /// Woken by the signals workers send when they acknowledge (in this process; on
+    /// PostgreSQL from every process, by NOTIFY), which name the finished jobs, so only those
+    /// rows are read. Jobs that workers in other processes finish on SQLite are seen by
+    /// polling, which reads the state of every job still waited for.
+    pub async fn wait_all(&self, ids: &[i64], mut on_finished: impl FnMut(Job)) -> Result<()> {
+        let mut remaining: HashSet<i64> = ids.iter().copied().collect();
+        // Subscribed before the first look, so nothing finishing in between is missed.
+        let mut events = self.db.subscribe().await;
+        let mut heard: Vec<i64> = Vec::new();
+        let mut look_at_all = true;
+        while !remaining.is_empty() {
+            let finished = if look_at_all {
+                self.finished_among(&remaining).await?
+            } else {
+                std::mem::take(&mut heard)
+            };
+            for chunk in finished.chunks(IDS_PER_STATEMENT) {
+                for job in engine::get_many(&self.db, chunk).await? {
+                    if job.state.is_final() && remaining.remove(&job.id) {
+                        on_finished(job);
+                    }
                 }
             }
+            if remaining.is_empty() {
+                break;
+            }
+            look_at_all = false;
+            let deadline = tokio::time::sleep(self.poll_interval(remaining.len()));
+            tokio::pin!(deadline);
+            while heard.is_empty() && !look_at_all {
+                tokio::select! {
+                    _ = &mut deadline => look_at_all = true,
+                    event = events.recv() => look_at_all |=
+                        Self::note_event(event, &remaining, &mut heard),
+                }
+            }
+            // Signals that arrived meanwhile share the next read.
+            while let Ok(event) = events.try_recv() {
+                look_at_all |= Self::note_event(Ok(event), &remaining, &mut heard);
+            }
+        }
+        Ok(())
+    }
+
+    /// Adds the waited-for jobs a signal names to `heard`; true when everything must be
+    /// looked at again (signals were missed).
+    fn note_event(
+        event: std::result::Result<Event, broadcast::error::RecvError>,
+        remaining: &HashSet<i64>,
+        heard: &mut Vec<i64>,
+    ) -> bool {
+        match event {
+            Ok(Event::Finished(ids)) => {
+                heard.extend(ids.iter().filter(|id| remaining.contains(id)));
+                false
+            }
+            Ok(Event::Inserted(_)) => false,
+            Ok(Event::Resync) | Err(_) => true,
+        }
+    }
+
+    /// The ids among `ids` whose jobs have finished; an error if one names no job.
+    async fn finished_among(&self, ids: &HashSet<i64>) -> Result<Vec<i64>> {
+        let ids: Vec<i64> = ids.iter().copied().collect();
+        let mut finished = Vec::new();
+        for chunk in ids.chunks(IDS_PER_STATEMENT) {
+            let states = engine::states(&self.db, chunk).await?;
+            if states.len() < chunk.len() {
+                let found: HashSet<i64> = states.iter().map(|(id, _)| *id).collect();
+                let missing = chunk.iter().find(|id| !found.contains(id)).copied();
+                return Err(Error::NotFound(missing.unwrap_or_default()));
+            }
+            finished.extend(
+                states
+                    .into_iter()
+                    .filter(|(_, state)| state.is_final())
+                    .map(|(id, _)| id),
+            );
+        }
+        Ok(finished)
+    }
+
+    /// How long to wait for a signal before looking at every waited-for job. SQLite has no
+    /// signals between processes, so this is how long another process's acks go unseen;
+    /// looking costs a row read per waited-for job, so the interval grows when many are.
+    fn poll_interval(&self, waiting_for: usize) -> Duration {
+        match self.db.engine() {
+            Engine::Sqlite if waiting_for <= 100 => Duration::from_millis(50),
+            Engine::Sqlite => Duration::from_millis(250),
+            Engine::Postgres => Duration::from_millis(500),
         }
     }
 

@@ -31,6 +31,7 @@ flowstone_queue::both_engines!(
     unknown_kind_is_given_back_without_spending_attempts,
     batch_list_count_cancel,
     wait_returns_result_and_times_out,
+    wait_all_hands_over_each_job_once,
     prune_deletes_old_finished_jobs,
     migrations_are_recorded_in_own_table_once,
     stale_ack_does_not_overwrite_rescued_attempt,
@@ -658,6 +659,66 @@ async fn wait_returns_result_and_times_out(t: &TestDb) {
     let err = q.wait(stuck, Duration::from_millis(200)).await.unwrap_err();
     assert!(matches!(err, Error::WaitTimeout { .. }), "{err}");
     assert!(err.to_string().contains("still `available`"), "{err}");
+    worker.shutdown(Duration::from_secs(10)).await;
+}
+
+async fn wait_all_hands_over_each_job_once(t: &TestDb) {
+    let q = t.queue();
+    q.migrate().await.unwrap();
+    let worker = Worker::builder(t.db.clone())
+        .queue("default", 8)
+        .settings(fast())
+        .handler("double", |ctx| async move {
+            let n: i64 = match ctx.args() {
+                Ok(v) => v,
+                Err(e) => return Outcome::discard(e),
+            };
+            if n % 10 == 0 {
+                return Outcome::discard("multiples of ten are refused");
+            }
+            Outcome::complete_with(&json!(n * 2))
+        })
+        .start()
+        .await
+        .unwrap();
+    let jobs: Vec<NewJob> = (1..=300)
+        .map(|n| NewJob::new("double", json!(n)).max_attempts(1))
+        .collect();
+    let ids: Vec<i64> = q
+        .insert_many(&jobs)
+        .await
+        .unwrap()
+        .iter()
+        .map(|i| i.id)
+        .collect();
+    // Followed from this pool (woken by the worker's acks) and from another one (NOTIFY on
+    // PostgreSQL, polling on SQLite): every job once, in its final state.
+    let other = Queue::connect(t.url()).await.unwrap();
+    for follower in [&q, &other] {
+        let mut seen = std::collections::HashMap::new();
+        follower
+            .wait_all(&ids, |job| {
+                assert!(job.state.is_final(), "{job:?}");
+                assert!(
+                    seen.insert(job.id, job).is_none(),
+                    "a job was handed over twice"
+                );
+            })
+            .await
+            .unwrap();
+        assert_eq!(seen.len(), ids.len());
+        for (n, id) in (1..=300i64).zip(&ids) {
+            let job = &seen[id];
+            if n % 10 == 0 {
+                assert_eq!(job.state, JobState::Discarded);
+            } else {
+                assert_eq!(job.result, Some(json!(n * 2)));
+            }
+        }
+    }
+    let missing = ids.iter().max().unwrap() + 1_000;
+    let err = q.wait_all(&[ids[0], missing], |_| {}).await.unwrap_err();
+    assert!(matches!(err, Error::NotFound(id) if id == missing), "{err}");
     worker.shutdown(Duration::from_secs(10)).await;
 }
 

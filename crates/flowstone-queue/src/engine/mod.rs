@@ -280,6 +280,26 @@ pub(crate) async fn list(db: &Database, filter: &JobFilter) -> Result<Vec<Job>> 
     }
 }
 
+/// The state of each of `ids` that exists (SQLite and PostgreSQL take any number of ids).
+pub(crate) async fn states(db: &Database, ids: &[i64]) -> Result<Vec<(i64, JobState)>> {
+    let rows = match db.pool() {
+        Pool::Sqlite(p) => sqlite::states(p, ids).await?,
+        Pool::Postgres(p) => postgres::states(p, ids).await?,
+    };
+    Ok(rows
+        .into_iter()
+        .filter_map(|(id, s)| JobState::parse(&s).map(|s| (id, s)))
+        .collect())
+}
+
+/// The jobs among `ids` that exist, in no particular order.
+pub(crate) async fn get_many(db: &Database, ids: &[i64]) -> Result<Vec<Job>> {
+    match db.pool() {
+        Pool::Sqlite(p) => sqlite::get_many(p, ids).await,
+        Pool::Postgres(p) => postgres::get_many(p, ids).await,
+    }
+}
+
 pub(crate) async fn count_batch(db: &Database, batch: &str) -> Result<Vec<(JobState, i64)>> {
     let rows = match db.pool() {
         Pool::Sqlite(p) => sqlite::count_batch(p, batch).await?,

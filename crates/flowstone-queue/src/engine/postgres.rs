@@ -131,6 +131,28 @@ pub(crate) async fn list(pool: &PgPool, f: &JobFilter) -> Result<Vec<Job>> {
     rows.iter().map(job_from_row).collect()
 }
 
+pub(crate) async fn states(pool: &PgPool, ids: &[i64]) -> Result<Vec<(i64, String)>> {
+    let rows = sqlx::query("SELECT id, state FROM flowstone_jobs WHERE id = ANY($1)")
+        .bind(ids)
+        .fetch_all(pool)
+        .await?;
+    rows.iter()
+        .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
+        .collect()
+}
+
+pub(crate) async fn get_many(pool: &PgPool, ids: &[i64]) -> Result<Vec<Job>> {
+    let rows = sqlx::query(concat!(
+        "SELECT ",
+        job_columns!(),
+        " FROM flowstone_jobs WHERE id = ANY($1)"
+    ))
+    .bind(ids)
+    .fetch_all(pool)
+    .await?;
+    rows.iter().map(job_from_row).collect()
+}
+
 pub(crate) async fn count_batch(pool: &PgPool, batch: &str) -> Result<Vec<(String, i64)>> {
     let rows =
         sqlx::query("SELECT state, count(*) FROM flowstone_jobs WHERE batch = $1 GROUP BY state")

@@ -138,6 +138,30 @@ pub(crate) async fn list(pool: &SqlitePool, f: &JobFilter) -> Result<Vec<Job>> {
     rows.iter().map(job_from_row).collect()
 }
 
+pub(crate) async fn states(pool: &SqlitePool, ids: &[i64]) -> Result<Vec<(i64, String)>> {
+    let rows = sqlx::query(
+        "SELECT id, state FROM flowstone_jobs WHERE id IN (SELECT value FROM json_each(?1))",
+    )
+    .bind(serde_json::to_string(ids)?)
+    .fetch_all(pool)
+    .await?;
+    rows.iter()
+        .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
+        .collect()
+}
+
+pub(crate) async fn get_many(pool: &SqlitePool, ids: &[i64]) -> Result<Vec<Job>> {
+    let rows = sqlx::query(concat!(
+        "SELECT ",
+        job_columns!(),
+        " FROM flowstone_jobs WHERE id IN (SELECT value FROM json_each(?1))"
+    ))
+    .bind(serde_json::to_string(ids)?)
+    .fetch_all(pool)
+    .await?;
+    rows.iter().map(job_from_row).collect()
+}
+
 pub(crate) async fn count_batch(pool: &SqlitePool, batch: &str) -> Result<Vec<(String, i64)>> {
     let rows =
         sqlx::query("SELECT state, count(*) FROM flowstone_jobs WHERE batch = ?1 GROUP BY state")

@@ -15,7 +15,7 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use flowstone_queue::{Engine, JobFilter, JobState, NewJob, Queue, Unique};
+use flowstone_queue::{JobState, NewJob, Queue, Unique};
 
 use crate::error::{Error, ErrorKind, ErrorRecord, Result};
 use crate::executor::{Capabilities, Capability, ExecContext, Executor, Job, JobStatus};
@@ -232,8 +232,8 @@ impl Executor for QueueExecutor {
             .map_err(queue_error)
     }
 
-    /// Inserts every job in one bulk insert under the backfill's batch, then follows the batch
-    /// in the database until every row has finished; cancelling cancels the batch.
+    /// Inserts every job in one bulk insert under the backfill's batch, then follows the rows
+    /// in the database until each has finished; cancelling cancels the batch.
     async fn execute_many(
         &self,
         jobs: Vec<Job>,
@@ -244,68 +244,36 @@ impl Executor for QueueExecutor {
         if jobs.is_empty() {
             return Ok(());
         }
-        // Every row of the call shares one batch, so progress is read per batch.
+        // Every row of the call shares one batch, so the whole backfill is cancelled at once.
         let batch = jobs[0].backfill_id.unwrap_or_default().to_string();
         let rows = jobs
             .iter()
             .map(|job| Ok(self.new_job(job, &cx)?.batch(batch.clone())))
             .collect::<Result<Vec<_>>>()?;
-        let ids = self.queue.insert_many(&rows).await.map_err(queue_error)?;
+        let ids: Vec<i64> = self
+            .queue
+            .insert_many(&rows)
+            .await
+            .map_err(queue_error)?
+            .iter()
+            .map(|inserted| inserted.id)
+            .collect();
         let mut index_of: HashMap<i64, usize> =
-            ids.iter().enumerate().map(|(i, ins)| (ins.id, i)).collect();
-        let poll = match self.queue.database().engine() {
-            Engine::Sqlite => Duration::from_millis(25),
-            Engine::Postgres => Duration::from_millis(50),
+            ids.iter().enumerate().map(|(i, id)| (*id, i)).collect();
+        let mut report = |row: flowstone_queue::Job| {
+            if let Some(index) = index_of.remove(&row.id) {
+                on_done(index, outcome_of(&row));
+            }
         };
-        let mut cancelled = false;
-        while !index_of.is_empty() {
-            if cx.cancel.is_cancelled() && !cancelled {
-                cancelled = true;
-                self.queue.cancel_batch(&batch).await.map_err(queue_error)?;
-            }
-            // A cheap count first; rows are read only when some finished since the last look,
-            // from the oldest unfinished id on, until the newly finished ones are found (rows
-            // finish roughly in id order, so that is usually the first page).
-            let finished: i64 = self
-                .queue
-                .count_batch(&batch)
-                .await
-                .map_err(queue_error)?
-                .into_iter()
-                .filter(|(state, _)| state.is_final())
-                .map(|(_, n)| n)
-                .sum();
-            let mut to_find = usize::try_from(finished)
-                .unwrap_or(0)
-                .saturating_sub(ids.len() - index_of.len());
-            let mut after = index_of.keys().min().copied().unwrap_or(0) - 1;
-            while to_find > 0 {
-                let page = self
-                    .queue
-                    .list(&JobFilter {
-                        batch: Some(batch.clone()),
-                        after_id: Some(after),
-                        limit: Some(500),
-                        ..JobFilter::default()
-                    })
-                    .await
-                    .map_err(queue_error)?;
-                let Some(tail) = page.last() else { break };
-                after = tail.id;
-                for row in page.iter().filter(|row| row.state.is_final()) {
-                    if let Some(index) = index_of.remove(&row.id) {
-                        on_done(index, outcome_of(row));
-                        to_find = to_find.saturating_sub(1);
-                    }
-                }
-            }
-            if !index_of.is_empty() {
-                tokio::select! {
-                    () = tokio::time::sleep(poll) => {}
-                    () = cx.cancel.cancelled(), if !cancelled => {}
-                }
-            }
+        tokio::select! {
+            followed = self.queue.wait_all(&ids, &mut report) => return followed.map_err(queue_error),
+            () = cx.cancel.cancelled() => {}
         }
-        Ok(())
+        self.queue.cancel_batch(&batch).await.map_err(queue_error)?;
+        // Rows reported before the cancel are handed over again and ignored by `report`.
+        self.queue
+            .wait_all(&ids, &mut report)
+            .await
+            .map_err(queue_error)
     }
 }

@@ -78,7 +78,10 @@ async fn run(db: Database, mut rx: mpsc::UnboundedReceiver<Request>) {
 }
 
 /// Every stored output among `wanted`'s keys.
-async fn fetch(db: &Database, wanted: &HashMap<&str, HashSet<&str>>) -> Result<HashMap<Key, Stored>> {
+async fn fetch(
+    db: &Database,
+    wanted: &HashMap<&str, HashSet<&str>>,
+) -> Result<HashMap<Key, Stored>> {
     let numbered = db.engine() == flowstone_queue::Engine::Postgres;
     let mut found = HashMap::new();
     for (asset, partitions) in wanted {
@@ -95,7 +98,9 @@ async fn fetch(db: &Database, wanted: &HashMap<&str, HashSet<&str>>) -> Result<H
             sql.push_str(" AND partition_key IN (");
             push_placeholders(&mut sql, numbered, 2, padded);
             sql.push(')');
-            let keys = chunk.iter().chain(std::iter::repeat_n(&chunk[0], padded - chunk.len()));
+            let keys = chunk
+                .iter()
+                .chain(std::iter::repeat_n(&chunk[0], padded - chunk.len()));
             on_pool!(db, pool => {
                 let mut q = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(*asset);
                 for key in keys {
