@@ -356,7 +356,7 @@ pub(crate) async fn run(
         .max_concurrency
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
     let finished = std::sync::Mutex::new(Vec::with_capacity(jobs.len()));
-    let on_done = |i: usize, result: Result<crate::output::Output>| {
+    let on_done = |i: usize, result: Result<()>| {
         let outcome = match result {
             Ok(_) => PartitionOutcome::Succeeded,
             Err(err) if err.kind() == ErrorKind::Cancelled => PartitionOutcome::Cancelled,

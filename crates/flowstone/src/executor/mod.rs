@@ -68,7 +68,9 @@ pub trait Executor: Send + Sync + 'static {
 
     /// Runs many jobs (a backfill), at most `concurrency` at once, calling `on_done(index,
     /// result)` as each one finishes. Once `cx.cancel` fires, jobs not started yet end
-    /// `Cancelled` without running.
+    /// `Cancelled` without running. Outputs are not handed back: they are in the IO manager,
+    /// and a backfill of many partitions must not carry them all (the queue does not even
+    /// keep them in its rows).
     ///
     /// The default runs them through [`Executor::execute`]; the queue executor overrides it
     /// with one bulk insert.
@@ -77,7 +79,7 @@ pub trait Executor: Send + Sync + 'static {
         jobs: Vec<Job>,
         cx: ExecContext,
         concurrency: usize,
-        on_done: &(dyn Fn(usize, Result<Output>) + Send + Sync),
+        on_done: &(dyn Fn(usize, Result<()>) + Send + Sync),
     ) -> Result<()> {
         let total = jobs.len();
         // Lanes take jobs by value from one shared iterator: no job is cloned.
@@ -89,7 +91,7 @@ pub trait Executor: Send + Sync + 'static {
                 let result = if cx.cancel.is_cancelled() {
                     Err(Error::cancelled(&job.asset).with_partition(job.partition))
                 } else {
-                    self.execute(job, cx.clone()).await
+                    self.execute(job, cx.clone()).await.map(drop)
                 };
                 on_done(index, result);
             }

@@ -31,8 +31,23 @@ pub const DEFAULT_QUEUE: &str = "assets";
 pub const DELIVERY_SLACK: u32 = 2;
 /// The row metadata key holding the attempts the asset's errors may use.
 pub const ATTEMPTS: &str = "attempts";
+/// The row metadata key that is `false` when no caller waits for the output (a backfill's
+/// rows): the worker then completes the row without it.
+pub const RETURNS_OUTPUT: &str = "returns_output";
 /// The metadata key holding the queue row's id.
 pub const QUEUE_JOB_ID: &str = "queue_job_id";
+
+/// What a queue row is for.
+#[derive(Debug, Clone, Copy)]
+enum RowFor {
+    /// `schedule` and `execute`: unique per asset + partition + run, so scheduling the same run
+    /// twice makes one job; the output is kept in the row for the caller.
+    Caller,
+    /// One partition of a backfill. Its run id was made for this row alone, so no other row can
+    /// hold its key and the unique index (which costs every claim and ack a write) is skipped;
+    /// nobody waits for its output, which is in the IO manager.
+    Backfill,
+}
 
 /// Runs jobs through the durable queue.
 #[derive(Clone)]
@@ -52,14 +67,14 @@ impl QueueExecutor {
     }
 
     /// The queue row for `job`, built from the job and the caller's options.
-    fn new_job(&self, job: &Job, cx: &ExecContext) -> Result<NewJob> {
+    fn new_job(&self, job: &Job, cx: &ExecContext, purpose: RowFor) -> Result<NewJob> {
         let asset = cx.runtime.registry().get(&job.asset)?;
         let max_attempts = cx
             .options
             .max_attempts
             .unwrap_or(asset.retry_policy().max_attempts)
             .clamp(1, u32::MAX - DELIVERY_SLACK);
-        let meta = serde_json::json!({
+        let mut meta = serde_json::json!({
             ATTEMPTS: max_attempts,
             "asset": job.asset,
             "partition": job.partition.encode(),
@@ -70,14 +85,19 @@ impl QueueExecutor {
             .map_err(queue_error)?
             .queue(cx.options.queue.as_deref().unwrap_or(DEFAULT_QUEUE))
             .priority(job.priority)
-            .max_attempts(i32::try_from(max_attempts + DELIVERY_SLACK).unwrap_or(i32::MAX))
-            .meta(meta)
-            .unique(Unique::Key(format!(
-                "{KIND}|{}|{}|{}",
-                job.asset,
-                job.partition.encode(),
-                job.run_id
-            )));
+            .max_attempts(i32::try_from(max_attempts + DELIVERY_SLACK).unwrap_or(i32::MAX));
+        match purpose {
+            RowFor::Caller => {
+                row = row.unique(Unique::Key(format!(
+                    "{KIND}|{}|{}|{}",
+                    job.asset,
+                    job.partition.encode(),
+                    job.run_id
+                )));
+            }
+            RowFor::Backfill => meta[RETURNS_OUTPUT] = false.into(),
+        }
+        row = row.meta(meta);
         if let Some(at) = job.scheduled_at {
             row = row.scheduled_at(at);
         }
@@ -210,7 +230,7 @@ impl Executor for QueueExecutor {
     }
 
     async fn schedule(&self, job: Job, cx: ExecContext) -> Result<Job> {
-        let row = self.new_job(&job, &cx)?;
+        let row = self.new_job(&job, &cx, RowFor::Caller)?;
         let inserted = self.queue.insert(row).await.map_err(queue_error)?;
         Ok(Self::with_queue_id(job, inserted.job.id))
     }
@@ -239,7 +259,7 @@ impl Executor for QueueExecutor {
         jobs: Vec<Job>,
         cx: ExecContext,
         _concurrency: usize,
-        on_done: &(dyn Fn(usize, Result<Output>) + Send + Sync),
+        on_done: &(dyn Fn(usize, Result<()>) + Send + Sync),
     ) -> Result<()> {
         if jobs.is_empty() {
             return Ok(());
@@ -248,7 +268,11 @@ impl Executor for QueueExecutor {
         let batch = jobs[0].backfill_id.unwrap_or_default().to_string();
         let rows = jobs
             .iter()
-            .map(|job| Ok(self.new_job(job, &cx)?.batch(batch.clone())))
+            .map(|job| {
+                Ok(self
+                    .new_job(job, &cx, RowFor::Backfill)?
+                    .batch(batch.clone()))
+            })
             .collect::<Result<Vec<_>>>()?;
         let ids: Vec<i64> = self
             .queue
@@ -262,7 +286,7 @@ impl Executor for QueueExecutor {
             ids.iter().enumerate().map(|(i, id)| (*id, i)).collect();
         let mut report = |row: flowstone_queue::Job| {
             if let Some(index) = index_of.remove(&row.id) {
-                on_done(index, outcome_of(&row));
+                on_done(index, outcome_of(&row).map(drop));
             }
         };
         tokio::select! {

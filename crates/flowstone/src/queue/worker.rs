@@ -3,7 +3,7 @@
 //! Everything a job needs is in its row (the serialized [`Job`]); the asset, its hooks, IO
 //! managers and resources are looked up by name here. Outcomes map onto the queue's:
 //!
-//! - success → `complete`, with the output stored in the row for waiting callers;
+//! - success → `complete`, with the output stored in the row when a caller waits for it;
 //! - a retryable error → `retry` after the asset's backoff (the queue counts attempts);
 //! - a non-retryable error → `discard`;
 //! - a missing dependency → `snooze` (no attempt spent), growing, until a limit, then discard
@@ -157,6 +157,15 @@ fn asset_attempts(ctx: &JobContext) -> i32 {
         .unwrap_or(ctx.max_attempts)
 }
 
+/// Whether a caller waits for the output in the row (rows written before the flag existed
+/// all had one).
+fn returns_output(ctx: &JobContext) -> bool {
+    ctx.meta
+        .get(super::RETURNS_OUTPUT)
+        .and_then(serde_json::Value::as_bool)
+        .unwrap_or(true)
+}
+
 async fn run_job(fs: &FlowStone, ctx: JobContext, job: Job, limits: Limits) -> Outcome {
     let runtime = fs.runtime();
     let asset = match runtime.registry().get(&job.asset) {
@@ -187,6 +196,7 @@ async fn run_job(fs: &FlowStone, ctx: JobContext, job: Job, limits: Limits) -> O
     };
     let attempt = u32::try_from(ctx.attempt).unwrap_or(1);
     match runtime.run_attempt(&job, attempt, &env).await {
+        Ok(_) if !returns_output(&ctx) => Outcome::Complete(None),
         Ok(output) => match output.to_json() {
             Ok(value) => Outcome::Complete(Some(value)),
             Err(err) => Outcome::discard(encode_error(&err)),
