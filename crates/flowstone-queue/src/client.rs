@@ -2,10 +2,11 @@
 //! cancel, wait for a result, prune. Workers run elsewhere ([`crate::Worker`]); this handle
 //! never runs jobs.
 
-use std::collections::HashSet;
+use std::collections::{BTreeSet, HashSet};
 use std::time::Duration;
 
 use tokio::sync::broadcast;
+use tokio::time::Instant;
 
 use crate::database::{Database, Engine, Event};
 use crate::engine::{self, CancelTarget};
@@ -15,6 +16,19 @@ use crate::migrate::QUEUE_MIGRATIONS;
 
 /// Most job ids one statement reads when following many jobs.
 const IDS_PER_STATEMENT: usize = 5_000;
+/// Most waited-for jobs one poll of [`Queue::wait_all`] looks at.
+const POLL_WINDOW: usize = 1_000;
+
+/// What [`Queue::wait_all`] reads next.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Look {
+    /// Every waited-for job (at the start, and after signals were missed).
+    All,
+    /// The next window of waited-for jobs (the poll).
+    Poll,
+    /// The jobs signals named.
+    Heard,
+}
 
 /// A handle on the queue's tables in one database. Cheap to clone.
 #[derive(Debug, Clone)]
@@ -148,20 +162,35 @@ impl Queue {
     ///
     /// Woken by the signals workers send when they acknowledge (in this process; on
     /// PostgreSQL from every process, by NOTIFY), which name the finished jobs, so only those
-    /// rows are read. Jobs that workers in other processes finish on SQLite are seen by
-    /// polling, which reads the state of every job still waited for.
+    /// rows are read. Jobs that workers in other processes finish on SQLite are found by
+    /// polling, which reads the states of up to 1,000 waited-for jobs per poll, taking them in
+    /// turn, so a poll costs the same however many jobs are waited for.
     pub async fn wait_all(&self, ids: &[i64], mut on_finished: impl FnMut(Job)) -> Result<()> {
-        let mut remaining: HashSet<i64> = ids.iter().copied().collect();
+        let mut remaining: BTreeSet<i64> = ids.iter().copied().collect();
         // Subscribed before the first look, so nothing finishing in between is missed.
         let mut events = self.db.subscribe().await;
         let mut heard: Vec<i64> = Vec::new();
-        let mut look_at_all = true;
+        let mut look = Look::All;
+        let mut poll_from = i64::MIN;
+        let mut next_poll = Instant::now();
         while !remaining.is_empty() {
-            let finished = if look_at_all {
-                self.finished_among(&remaining).await?
-            } else {
-                std::mem::take(&mut heard)
+            let finished = match look {
+                Look::All => self.finished_among(remaining.iter().copied()).await?,
+                Look::Poll => {
+                    let window: Vec<i64> = remaining
+                        .range(poll_from..)
+                        .chain(remaining.range(..poll_from))
+                        .take(POLL_WINDOW)
+                        .copied()
+                        .collect();
+                    poll_from = window.last().map_or(i64::MIN, |id| id.saturating_add(1));
+                    self.finished_among(window).await?
+                }
+                Look::Heard => std::mem::take(&mut heard),
             };
+            if look != Look::Heard {
+                next_poll = Instant::now() + self.poll_interval(remaining.len());
+            }
             for chunk in finished.chunks(IDS_PER_STATEMENT) {
                 for job in engine::get_many(&self.db, chunk).await? {
                     if job.state.is_final() && remaining.remove(&job.id) {
@@ -172,29 +201,34 @@ impl Queue {
             if remaining.is_empty() {
                 break;
             }
-            look_at_all = false;
-            let deadline = tokio::time::sleep(self.poll_interval(remaining.len()));
-            tokio::pin!(deadline);
-            while heard.is_empty() && !look_at_all {
-                tokio::select! {
-                    _ = &mut deadline => look_at_all = true,
-                    event = events.recv() => look_at_all |=
-                        Self::note_event(event, &remaining, &mut heard),
+            // The poll's deadline stands however many signals arrive meanwhile: jobs that
+            // other processes finish on SQLite are only seen by polling.
+            look = loop {
+                if !heard.is_empty() {
+                    break Look::Heard;
                 }
-            }
+                tokio::select! {
+                    () = tokio::time::sleep_until(next_poll) => break Look::Poll,
+                    event = events.recv() => if Self::note_event(event, &remaining, &mut heard) {
+                        break Look::All;
+                    },
+                }
+            };
             // Signals that arrived meanwhile share the next read.
             while let Ok(event) = events.try_recv() {
-                look_at_all |= Self::note_event(Ok(event), &remaining, &mut heard);
+                if Self::note_event(Ok(event), &remaining, &mut heard) {
+                    look = Look::All;
+                }
             }
         }
         Ok(())
     }
 
-    /// Adds the waited-for jobs a signal names to `heard`; true when everything must be
-    /// looked at again (signals were missed).
+    /// Adds the waited-for jobs a signal names to `heard`; true when every waited-for job
+    /// must be looked at again (signals were missed).
     fn note_event(
         event: std::result::Result<Event, broadcast::error::RecvError>,
-        remaining: &HashSet<i64>,
+        remaining: &BTreeSet<i64>,
         heard: &mut Vec<i64>,
     ) -> bool {
         match event {
@@ -208,8 +242,8 @@ impl Queue {
     }
 
     /// The ids among `ids` whose jobs have finished; an error if one names no job.
-    async fn finished_among(&self, ids: &HashSet<i64>) -> Result<Vec<i64>> {
-        let ids: Vec<i64> = ids.iter().copied().collect();
+    async fn finished_among(&self, ids: impl IntoIterator<Item = i64>) -> Result<Vec<i64>> {
+        let ids: Vec<i64> = ids.into_iter().collect();
         let mut finished = Vec::new();
         for chunk in ids.chunks(IDS_PER_STATEMENT) {
             let states = engine::states(&self.db, chunk).await?;
@@ -228,9 +262,9 @@ impl Queue {
         Ok(finished)
     }
 
-    /// How long to wait for a signal before looking at every waited-for job. SQLite has no
-    /// signals between processes, so this is how long another process's acks go unseen;
-    /// looking costs a row read per waited-for job, so the interval grows when many are.
+    /// How long between polls. SQLite has no signals between processes, so this is how long
+    /// another process's acks go unseen (for a window of the waited-for jobs); polls are
+    /// spaced more when many jobs are waited for, as they then mostly find nothing new.
     fn poll_interval(&self, waiting_for: usize) -> Duration {
         match self.db.engine() {
             Engine::Sqlite if waiting_for <= 100 => Duration::from_millis(50),

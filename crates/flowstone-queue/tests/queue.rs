@@ -666,7 +666,7 @@ async fn wait_all_hands_over_each_job_once(t: &TestDb) {
     let q = t.queue();
     q.migrate().await.unwrap();
     let worker = Worker::builder(t.db.clone())
-        .queue("default", 8)
+        .queue("default", 32)
         .settings(fast())
         .handler("double", |ctx| async move {
             let n: i64 = match ctx.args() {
@@ -681,7 +681,8 @@ async fn wait_all_hands_over_each_job_once(t: &TestDb) {
         .start()
         .await
         .unwrap();
-    let jobs: Vec<NewJob> = (1..=300)
+    // More jobs than one poll looks at, so polling takes them in turn.
+    let jobs: Vec<NewJob> = (1..=2_500)
         .map(|n| NewJob::new("double", json!(n)).max_attempts(1))
         .collect();
     let ids: Vec<i64> = q
@@ -707,7 +708,7 @@ async fn wait_all_hands_over_each_job_once(t: &TestDb) {
             .await
             .unwrap();
         assert_eq!(seen.len(), ids.len());
-        for (n, id) in (1..=300i64).zip(&ids) {
+        for (n, id) in (1..=2_500i64).zip(&ids) {
             let job = &seen[id];
             if n % 10 == 0 {
                 assert_eq!(job.state, JobState::Discarded);
