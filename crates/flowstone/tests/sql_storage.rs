@@ -67,3 +67,63 @@ async fn migrating_twice_is_harmless() {
         .expect("second migration is a no-op");
     test.cleanup().await;
 }
+
+/// A write the database rejects fails its callers with the reason, and leaves nothing open
+/// behind it: once the cause is gone, the next write goes through (the table is renamed away
+/// and back, which needs the write lock any half-finished transaction would still hold).
+async fn rejected_write_fails_and_the_writer_recovers(test: &TestDb) {
+    use flowstone::sql::SqlStorage;
+    use flowstone::{IoManager, Output, Partition, RunId, io::IoMetadata};
+    let storage = SqlStorage::new(test.db.clone());
+    let meta = IoMetadata {
+        run_id: RunId::new(),
+        stored_at: chrono::Utc::now(),
+        size_bytes: None,
+    };
+    let rename = |from: &str, to: &str| format!("ALTER TABLE {from} RENAME TO {to}");
+    let exec = |sql: String| {
+        let db = test.db.clone();
+        async move {
+            match db.pool() {
+                flowstone_queue::Pool::Sqlite(p) => sqlx::query(sqlx::AssertSqlSafe(sql))
+                    .execute(p)
+                    .await
+                    .map(drop),
+                flowstone_queue::Pool::Postgres(p) => sqlx::query(sqlx::AssertSqlSafe(sql))
+                    .execute(p)
+                    .await
+                    .map(drop),
+            }
+            .expect("rename the outputs table")
+        }
+    };
+    exec(rename("flowstone_outputs", "flowstone_outputs_away")).await;
+    let err = storage
+        .io
+        .store("a", &Partition::Int(1), &Output::new(1u32), &meta)
+        .await
+        .expect_err("no outputs table");
+    assert!(err.to_string().contains("flowstone_outputs"), "{err}");
+    exec(rename("flowstone_outputs_away", "flowstone_outputs")).await;
+    storage
+        .io
+        .store("a", &Partition::Int(1), &Output::new(2u32), &meta)
+        .await
+        .expect("store after the table is back");
+    let back = storage.io.load("a", &Partition::Int(1)).await.unwrap();
+    assert_eq!(back.unwrap().output.value::<u32>().unwrap(), 2);
+}
+
+#[tokio::test]
+async fn sqlite_rejected_write_fails_and_the_writer_recovers() {
+    let test = sqlite().await;
+    rejected_write_fails_and_the_writer_recovers(&test).await;
+    test.cleanup().await;
+}
+
+#[tokio::test]
+async fn postgres_rejected_write_fails_and_the_writer_recovers() {
+    let Some(test) = postgres().await else { return };
+    rejected_write_fails_and_the_writer_recovers(&test).await;
+    test.cleanup().await;
+}

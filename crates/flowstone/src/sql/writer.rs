@@ -143,6 +143,32 @@ async fn commit(db: &Database, writes: Vec<Write>) -> Result<()> {
     let outputs: Vec<OutputRow> = outputs.into_values().collect();
 
     let numbered = db.engine() == flowstone_queue::Engine::Postgres;
+    let mut parts: Vec<(String, Part<'_>)> = Vec::new();
+    for chunk in records.chunks(ROWS_PER_STATEMENT) {
+        let sql = values_sql(
+            numbered,
+            RECORD_UPSERT_HEAD,
+            11,
+            chunk.len(),
+            RECORD_UPSERT_TAIL,
+        );
+        parts.push((sql, Part::Records(chunk)));
+    }
+    for chunk in edges.chunks(ROWS_PER_STATEMENT) {
+        let sql = values_sql(numbered, EDGE_INSERT_HEAD, 7, chunk.len(), EDGE_INSERT_TAIL);
+        parts.push((sql, Part::Edges(chunk)));
+    }
+    for chunk in outputs.chunks(ROWS_PER_STATEMENT) {
+        let sql = values_sql(
+            numbered,
+            OUTPUT_UPSERT_HEAD,
+            6,
+            chunk.len(),
+            OUTPUT_UPSERT_TAIL,
+        );
+        parts.push((sql, Part::Outputs(chunk)));
+    }
+
     on_pool!(db, pool => {
         let mut conn = pool
             .acquire()
@@ -151,68 +177,111 @@ async fn commit(db: &Database, writes: Vec<Write>) -> Result<()> {
         // On SQLite, queue behind this process's other writers (the queue's acks) instead of
         // in SQLite's busy handler, which sleeps in steps of milliseconds.
         let _turn = db.write_gate().await;
-        let mut tx = sqlx::Connection::begin(&mut *conn)
-            .await
-            .map_err(|e| sql_error("begin a write", e))?;
-        if db.engine() == flowstone_queue::Engine::Postgres {
+        if numbered {
+            // PostgreSQL: one statement per part, in a transaction.
+            let mut tx = sqlx::Connection::begin(&mut *conn)
+                .await
+                .map_err(|e| sql_error("begin a write", e))?;
             sqlx::query(PG_ASYNC_COMMIT)
                 .execute(&mut *tx)
                 .await
                 .map_err(|e| sql_error("set the commit mode", e))?;
-        }
-        for chunk in records.chunks(ROWS_PER_STATEMENT) {
-            let sql = values_sql(numbered, RECORD_UPSERT_HEAD, 11, chunk.len(), RECORD_UPSERT_TAIL);
-            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
-            for r in chunk {
-                q = q
-                    .bind(&r.asset)
-                    .bind(&r.partition)
-                    .bind(&r.run_id)
-                    .bind(r.status)
-                    .bind(&r.executor)
-                    .bind(r.attempt)
-                    .bind(r.started_us)
-                    .bind(r.finished_us)
-                    .bind(r.duration_us)
-                    .bind(&r.error)
-                    .bind(&r.metadata);
+            for (sql, part) in &parts {
+                let q = sqlx::query(sqlx::AssertSqlSafe(sql.as_str()));
+                bind_part!(q, part)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(|e| sql_error(part.action(), e))?;
             }
-            q.execute(&mut *tx)
-                .await
-                .map_err(|e| sql_error("record materializations", e))?;
-        }
-        for chunk in edges.chunks(ROWS_PER_STATEMENT) {
-            let sql = values_sql(numbered, EDGE_INSERT_HEAD, 7, chunk.len(), EDGE_INSERT_TAIL);
-            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
-            for e in chunk {
-                for part in e.consumer.iter().chain(e.upstream.iter()) {
-                    q = q.bind(part);
-                }
-                q = q.bind(e.recorded_us);
+            tx.commit().await.map_err(|e| sql_error("commit a write", e))
+        } else {
+            // SQLite: the whole transaction is one query string, so the write lock is held
+            // for one round trip to the connection's thread instead of one per statement.
+            // Its `?` parameters are taken by the statements in order.
+            let mut sql = String::from("BEGIN IMMEDIATE;\n");
+            for (part_sql, _) in &parts {
+                sql.push_str(part_sql);
+                sql.push_str(";\n");
             }
-            q.execute(&mut *tx)
-                .await
-                .map_err(|e| sql_error("record lineage", e))?;
-        }
-        for chunk in outputs.chunks(ROWS_PER_STATEMENT) {
-            let sql = values_sql(numbered, OUTPUT_UPSERT_HEAD, 6, chunk.len(), OUTPUT_UPSERT_TAIL);
-            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
-            for o in chunk {
-                q = q
-                    .bind(&o.asset)
-                    .bind(&o.partition)
-                    .bind(&o.run_id)
-                    .bind(o.stored_us)
-                    .bind(i64::try_from(o.value.len()).unwrap_or(i64::MAX))
-                    .bind(&o.value);
+            sql.push_str("COMMIT;");
+            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql)).persistent(false);
+            for (_, part) in &parts {
+                q = bind_part!(q, part);
             }
-            q.execute(&mut *tx)
-                .await
-                .map_err(|e| sql_error("store outputs", e))?;
+            let written = q.execute(&mut *conn).await;
+            if written.is_err() {
+                // The transaction may still be open: closing the connection rolls it back.
+                conn.close_on_drop();
+            }
+            written
+                .map(drop)
+                .map_err(|e| sql_error("write materializations, lineage and outputs", e))
         }
-        tx.commit().await.map_err(|e| sql_error("commit a write", e))
     })
 }
+
+/// One multi-row statement's rows.
+enum Part<'a> {
+    Records(&'a [RecordRow]),
+    Edges(&'a [EdgeRow]),
+    Outputs(&'a [OutputRow]),
+}
+
+impl Part<'_> {
+    fn action(&self) -> &'static str {
+        match self {
+            Part::Records(_) => "record materializations",
+            Part::Edges(_) => "record lineage",
+            Part::Outputs(_) => "store outputs",
+        }
+    }
+}
+
+/// Binds a [`Part`]'s rows to `$q`, a query of either engine, in its placeholders' order.
+macro_rules! bind_part {
+    ($q:expr, $part:expr) => {{
+        let mut q = $q;
+        match $part {
+            Part::Records(rows) => {
+                for r in rows.iter() {
+                    q = q
+                        .bind(&r.asset)
+                        .bind(&r.partition)
+                        .bind(&r.run_id)
+                        .bind(r.status)
+                        .bind(&r.executor)
+                        .bind(r.attempt)
+                        .bind(r.started_us)
+                        .bind(r.finished_us)
+                        .bind(r.duration_us)
+                        .bind(&r.error)
+                        .bind(&r.metadata);
+                }
+            }
+            Part::Edges(rows) => {
+                for e in rows.iter() {
+                    for key in e.consumer.iter().chain(e.upstream.iter()) {
+                        q = q.bind(key);
+                    }
+                    q = q.bind(e.recorded_us);
+                }
+            }
+            Part::Outputs(rows) => {
+                for o in rows.iter() {
+                    q = q
+                        .bind(&o.asset)
+                        .bind(&o.partition)
+                        .bind(&o.run_id)
+                        .bind(o.stored_us)
+                        .bind(i64::try_from(o.value.len()).unwrap_or(i64::MAX))
+                        .bind(&o.value);
+                }
+            }
+        }
+        q
+    }};
+}
+use bind_part;
 
 /// PostgreSQL: this transaction's commit does not wait for the disk.
 ///
