@@ -139,3 +139,18 @@ pub(crate) fn parse_partition(text: &str) -> Result<crate::partition::Partition>
     crate::partition::Partition::decode(text)
         .map_err(|e| Error::store(format!("stored partition is malformed: {e}")))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::push_placeholders;
+
+    #[test]
+    fn placeholders_are_numbered_for_postgres_and_plain_for_sqlite() {
+        let mut numbered = String::new();
+        push_placeholders(&mut numbered, true, 3, 3);
+        assert_eq!(numbered, "$3, $4, $5");
+        let mut plain = String::new();
+        push_placeholders(&mut plain, false, 3, 2);
+        assert_eq!(plain, "?, ?");
+    }
+}

@@ -14,7 +14,7 @@ use std::sync::OnceLock;
 use flowstone_queue::Database;
 use tokio::sync::{mpsc, oneshot};
 
-use super::{on_pool, push_placeholders, sql_error};
+use super::{push_placeholders, sql_error};
 use crate::error::{Error, Result};
 
 /// Most writes committed together.
@@ -142,82 +142,153 @@ async fn commit(db: &Database, writes: Vec<Write>) -> Result<()> {
     let records: Vec<RecordRow> = records.into_values().collect();
     let outputs: Vec<OutputRow> = outputs.into_values().collect();
 
-    let numbered = db.engine() == flowstone_queue::Engine::Postgres;
+    let batch = Batch {
+        records,
+        edges,
+        outputs,
+    };
+    match db.pool() {
+        flowstone_queue::Pool::Sqlite(pool) => commit_sqlite(db, pool, &batch).await,
+        flowstone_queue::Pool::Postgres(pool) => commit_postgres(pool, &batch).await,
+    }
+}
+
+/// One transaction's rows, deduplicated (PostgreSQL refuses to upsert a row twice in one
+/// statement).
+struct Batch {
+    records: Vec<RecordRow>,
+    edges: Vec<EdgeRow>,
+    outputs: Vec<OutputRow>,
+}
+
+/// SQLite: multi-row `VALUES` statements, the whole transaction in one query string, so the
+/// write lock is held for one round trip to the connection's thread instead of one per
+/// statement. Its `?` parameters are taken by the statements in order.
+async fn commit_sqlite(db: &Database, pool: &sqlx::SqlitePool, batch: &Batch) -> Result<()> {
     let mut parts: Vec<(String, Part<'_>)> = Vec::new();
-    for chunk in records.chunks(ROWS_PER_STATEMENT) {
-        let sql = values_sql(
-            numbered,
-            RECORD_UPSERT_HEAD,
-            11,
-            chunk.len(),
-            RECORD_UPSERT_TAIL,
-        );
+    for chunk in batch.records.chunks(ROWS_PER_STATEMENT) {
+        let sql = values_sql(RECORD_UPSERT_HEAD, 11, chunk.len(), RECORD_UPSERT_TAIL);
         parts.push((sql, Part::Records(chunk)));
     }
-    for chunk in edges.chunks(ROWS_PER_STATEMENT) {
-        let sql = values_sql(numbered, EDGE_INSERT_HEAD, 7, chunk.len(), EDGE_INSERT_TAIL);
+    for chunk in batch.edges.chunks(ROWS_PER_STATEMENT) {
+        let sql = values_sql(EDGE_INSERT_HEAD, 7, chunk.len(), EDGE_INSERT_TAIL);
         parts.push((sql, Part::Edges(chunk)));
     }
-    for chunk in outputs.chunks(ROWS_PER_STATEMENT) {
-        let sql = values_sql(
-            numbered,
-            OUTPUT_UPSERT_HEAD,
-            6,
-            chunk.len(),
-            OUTPUT_UPSERT_TAIL,
-        );
+    for chunk in batch.outputs.chunks(ROWS_PER_STATEMENT) {
+        let sql = values_sql(OUTPUT_UPSERT_HEAD, 6, chunk.len(), OUTPUT_UPSERT_TAIL);
         parts.push((sql, Part::Outputs(chunk)));
     }
+    let mut sql = String::from("BEGIN IMMEDIATE;\n");
+    for (part_sql, _) in &parts {
+        sql.push_str(part_sql);
+        sql.push_str(";\n");
+    }
+    sql.push_str("COMMIT;");
+    let mut q = sqlx::query(sqlx::AssertSqlSafe(sql)).persistent(false);
+    for (_, part) in &parts {
+        q = part.bind(q);
+    }
+    let mut conn = pool
+        .acquire()
+        .await
+        .map_err(|e| sql_error("get a connection to write", e))?;
+    // Queue behind this process's other writers (the queue's acks) instead of in SQLite's
+    // busy handler, which sleeps in steps of milliseconds.
+    let _turn = db.write_gate().await;
+    let written = q.execute(&mut *conn).await;
+    if written.is_err() {
+        // The transaction may still be open: closing the connection rolls it back.
+        conn.close_on_drop();
+    }
+    written
+        .map(drop)
+        .map_err(|e| sql_error("write materializations, lineage and outputs", e))
+}
 
-    on_pool!(db, pool => {
-        let mut conn = pool
-            .acquire()
-            .await
-            .map_err(|e| sql_error("get a connection to write", e))?;
-        // On SQLite, queue behind this process's other writers (the queue's acks) instead of
-        // in SQLite's busy handler, which sleeps in steps of milliseconds.
-        let _turn = db.write_gate().await;
-        if numbered {
-            // PostgreSQL: one statement per part, in a transaction.
-            let mut tx = sqlx::Connection::begin(&mut *conn)
-                .await
-                .map_err(|e| sql_error("begin a write", e))?;
-            sqlx::query(PG_ASYNC_COMMIT)
-                .execute(&mut *tx)
-                .await
-                .map_err(|e| sql_error("set the commit mode", e))?;
-            for (sql, part) in &parts {
-                let q = sqlx::query(sqlx::AssertSqlSafe(sql.as_str()));
-                bind_part!(q, part)
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(|e| sql_error(part.action(), e))?;
-            }
-            tx.commit().await.map_err(|e| sql_error("commit a write", e))
-        } else {
-            // SQLite: the whole transaction is one query string, so the write lock is held
-            // for one round trip to the connection's thread instead of one per statement.
-            // Its `?` parameters are taken by the statements in order.
-            let mut sql = String::from("BEGIN IMMEDIATE;\n");
-            for (part_sql, _) in &parts {
-                sql.push_str(part_sql);
-                sql.push_str(";\n");
-            }
-            sql.push_str("COMMIT;");
-            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql)).persistent(false);
-            for (_, part) in &parts {
-                q = bind_part!(q, part);
-            }
-            let written = q.execute(&mut *conn).await;
-            if written.is_err() {
-                // The transaction may still be open: closing the connection rolls it back.
-                conn.close_on_drop();
-            }
-            written
-                .map(drop)
-                .map_err(|e| sql_error("write materializations, lineage and outputs", e))
-        }
-    })
+/// PostgreSQL: one statement writes all three tables from column arrays (`unnest`), so its
+/// text is the same for every batch and it is prepared once per connection.
+async fn commit_postgres(pool: &sqlx::PgPool, batch: &Batch) -> Result<()> {
+    let (records, edges, outputs) = (&batch.records, &batch.edges, &batch.outputs);
+    let column = |f: fn(&RecordRow) -> &str| records.iter().map(f).collect::<Vec<_>>();
+    let edge_column = |i: usize| {
+        edges
+            .iter()
+            .map(|e| {
+                if i < 3 {
+                    &e.consumer[i]
+                } else {
+                    &e.upstream[i - 3]
+                }
+                .as_str()
+            })
+            .collect::<Vec<_>>()
+    };
+    let q = sqlx::query(PG_WRITE)
+        .bind(column(|r| &r.asset))
+        .bind(column(|r| &r.partition))
+        .bind(column(|r| &r.run_id))
+        .bind(column(|r| r.status))
+        .bind(column(|r| &r.executor))
+        .bind(records.iter().map(|r| r.attempt).collect::<Vec<_>>())
+        .bind(records.iter().map(|r| r.started_us).collect::<Vec<_>>())
+        .bind(records.iter().map(|r| r.finished_us).collect::<Vec<_>>())
+        .bind(records.iter().map(|r| r.duration_us).collect::<Vec<_>>())
+        .bind(
+            records
+                .iter()
+                .map(|r| r.error.as_deref())
+                .collect::<Vec<_>>(),
+        )
+        .bind(column(|r| &r.metadata))
+        .bind(edge_column(0))
+        .bind(edge_column(1))
+        .bind(edge_column(2))
+        .bind(edge_column(3))
+        .bind(edge_column(4))
+        .bind(edge_column(5))
+        .bind(edges.iter().map(|e| e.recorded_us).collect::<Vec<_>>())
+        .bind(outputs.iter().map(|o| o.asset.as_str()).collect::<Vec<_>>())
+        .bind(
+            outputs
+                .iter()
+                .map(|o| o.partition.as_str())
+                .collect::<Vec<_>>(),
+        )
+        .bind(
+            outputs
+                .iter()
+                .map(|o| o.run_id.as_str())
+                .collect::<Vec<_>>(),
+        )
+        .bind(outputs.iter().map(|o| o.stored_us).collect::<Vec<_>>())
+        .bind(
+            outputs
+                .iter()
+                .map(|o| i64::try_from(o.value.len()).unwrap_or(i64::MAX))
+                .collect::<Vec<_>>(),
+        )
+        .bind(
+            outputs
+                .iter()
+                .map(|o| o.value.as_slice())
+                .collect::<Vec<_>>(),
+        );
+    let mut conn = pool
+        .acquire()
+        .await
+        .map_err(|e| sql_error("get a connection to write", e))?;
+    let mut written = sqlx::raw_sql(PG_BEGIN).execute(&mut *conn).await.map(drop);
+    if written.is_ok() {
+        written = q.execute(&mut *conn).await.map(drop);
+    }
+    if written.is_ok() {
+        written = sqlx::raw_sql("COMMIT").execute(&mut *conn).await.map(drop);
+    }
+    if written.is_err() {
+        // The transaction may still be open (and aborted): closing the connection ends it.
+        conn.close_on_drop();
+    }
+    written.map_err(|e| sql_error("write materializations, lineage and outputs", e))
 }
 
 /// One multi-row statement's rows.
@@ -227,21 +298,10 @@ enum Part<'a> {
     Outputs(&'a [OutputRow]),
 }
 
-impl Part<'_> {
-    fn action(&self) -> &'static str {
+impl<'a> Part<'a> {
+    /// Binds the rows to `q` in its placeholders' order.
+    fn bind(&self, mut q: SqliteQuery<'a>) -> SqliteQuery<'a> {
         match self {
-            Part::Records(_) => "record materializations",
-            Part::Edges(_) => "record lineage",
-            Part::Outputs(_) => "store outputs",
-        }
-    }
-}
-
-/// Binds a [`Part`]'s rows to `$q`, a query of either engine, in its placeholders' order.
-macro_rules! bind_part {
-    ($q:expr, $part:expr) => {{
-        let mut q = $q;
-        match $part {
             Part::Records(rows) => {
                 for r in rows.iter() {
                     q = q
@@ -279,20 +339,48 @@ macro_rules! bind_part {
             }
         }
         q
-    }};
+    }
 }
-use bind_part;
 
-/// PostgreSQL: this transaction's commit does not wait for the disk.
+type SqliteQuery<'a> = sqlx::query::Query<'a, sqlx::Sqlite, sqlx::sqlite::SqliteArguments>;
+
+/// PostgreSQL: the transaction's commit does not wait for the disk.
 ///
 /// Safe here: PostgreSQL flushes its log in order, so these rows reach the disk no later than
 /// the next durable commit after them, and the queue's acknowledgement of a job, written after
 /// its rows, is durable. A crash before that ack re-runs the job (at-least-once), rewriting them.
-const PG_ASYNC_COMMIT: &str = "SET LOCAL synchronous_commit = off";
+const PG_BEGIN: &str = "BEGIN; SET LOCAL synchronous_commit = off";
 
-/// `head VALUES ($1, .., $n), (..) tail`, with placeholders as [`push_placeholders`] writes them.
-fn values_sql(numbered: bool, head: &str, columns: usize, rows: usize, tail: &str) -> String {
-    let mut sql = String::with_capacity(head.len() + tail.len() + rows * columns * 6);
+/// All three tables in one statement; each table's rows arrive as one array per column.
+const PG_WRITE: &str = "WITH records AS (
+    INSERT INTO flowstone_materializations
+        (asset, partition_key, run_id, status, executor, attempt, started_us, finished_us,
+         duration_us, error, metadata)
+    SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[],
+                         $6::int8[], $7::int8[], $8::int8[], $9::int8[], $10::text[],
+                         $11::text[])
+    ON CONFLICT (asset, partition_key, run_id) DO UPDATE SET
+        status = excluded.status, executor = excluded.executor, attempt = excluded.attempt,
+        started_us = excluded.started_us, finished_us = excluded.finished_us,
+        duration_us = excluded.duration_us, error = excluded.error, metadata = excluded.metadata
+), edges AS (
+    INSERT INTO flowstone_lineage
+        (consumer_asset, consumer_partition, consumer_run,
+         upstream_asset, upstream_partition, upstream_run, recorded_us)
+    SELECT * FROM unnest($12::text[], $13::text[], $14::text[], $15::text[], $16::text[],
+                         $17::text[], $18::int8[])
+    ON CONFLICT DO NOTHING
+)
+INSERT INTO flowstone_outputs (asset, partition_key, run_id, stored_us, size_bytes, value)
+SELECT * FROM unnest($19::text[], $20::text[], $21::text[], $22::int8[], $23::int8[],
+                     $24::bytea[])
+ON CONFLICT (asset, partition_key) DO UPDATE SET
+    run_id = excluded.run_id, stored_us = excluded.stored_us,
+    size_bytes = excluded.size_bytes, value = excluded.value";
+
+/// `head VALUES (?, .., ?), (..) tail` (SQLite).
+fn values_sql(head: &str, columns: usize, rows: usize, tail: &str) -> String {
+    let mut sql = String::with_capacity(head.len() + tail.len() + rows * columns * 3);
     sql.push_str(head);
     sql.push_str(" VALUES ");
     for row in 0..rows {
@@ -300,7 +388,7 @@ fn values_sql(numbered: bool, head: &str, columns: usize, rows: usize, tail: &st
             sql.push_str(", ");
         }
         sql.push('(');
-        push_placeholders(&mut sql, numbered, row * columns + 1, columns);
+        push_placeholders(&mut sql, false, row * columns + 1, columns);
         sql.push(')');
     }
     sql.push(' ');
@@ -330,11 +418,10 @@ mod tests {
     use super::values_sql;
 
     #[test]
-    fn placeholders_are_numbered_in_order() {
+    fn values_have_a_placeholder_per_column_and_row() {
         assert_eq!(
-            values_sql(true, "INSERT", 2, 2, "X"),
-            "INSERT VALUES ($1, $2), ($3, $4) X"
+            values_sql("INSERT", 2, 2, "X"),
+            "INSERT VALUES (?, ?), (?, ?) X"
         );
-        assert_eq!(values_sql(false, "I", 2, 1, "X"), "I VALUES (?, ?) X");
     }
 }
