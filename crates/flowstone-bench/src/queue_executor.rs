@@ -3,30 +3,42 @@
 use std::time::{Duration, Instant};
 
 use flowstone::{Asset, Backfill, CustomPartitions, FlowStone, Partition, Run, Strategy};
-use flowstone_queue::WorkerSettings;
 use flowstone_queue::testing::TestDb;
+use flowstone_queue::{Engine, WorkerSettings};
 use serde_json::json;
 
 use crate::report::emit;
 
-/// Jobs one worker runs at once. Each job waits for a few commits (shared with other jobs'
-/// through the group-commit writer), so throughput grows with the jobs in flight.
-pub const WORKER_CONCURRENCY: usize = 128;
+/// Jobs one worker runs at once, per engine (`FLOWSTONE_BENCH_CONCURRENCY` overrides both).
+/// Each job waits for a commit it shares with the other jobs in flight (the group-commit
+/// writer), so throughput grows with the jobs in flight until the database is busy; past
+/// that, PostgreSQL's claims slow down (BENCHMARKS.md has the sweep).
+pub fn worker_concurrency(engine: Engine) -> usize {
+    let chosen = std::env::var("FLOWSTONE_BENCH_CONCURRENCY")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .filter(|n| *n > 0);
+    chosen.unwrap_or(match engine {
+        Engine::Sqlite => 512,
+        Engine::Postgres => 256,
+    })
+}
 
 /// `queue_backfill_10k`: backfill `partitions` partitions of a trivial asset (which reads one
 /// unpartitioned dependency, so every partition writes its materialization record, its lineage
 /// and its output) through the Queue executor, drained by one worker (queue concurrency
-/// [`WORKER_CONCURRENCY`]) in
-/// this process, on SQLite and on PostgreSQL: partitions per second, insert to last ack.
+/// [`worker_concurrency`]) in this process, on SQLite and on PostgreSQL: partitions per
+/// second, insert to last ack.
 pub async fn queue_backfill(partitions: i64) -> anyhow::Result<()> {
     let mut dbs = vec![TestDb::sqlite().await];
     if let Some(pg) = TestDb::postgres().await {
         dbs.push(pg);
     }
     for test in dbs {
+        let concurrency = worker_concurrency(test.engine());
         let engine = match test.engine() {
-            flowstone_queue::Engine::Sqlite => "sqlite",
-            flowstone_queue::Engine::Postgres => "postgres",
+            Engine::Sqlite => "sqlite",
+            Engine::Postgres => "postgres",
         };
         let fs = FlowStone::builder()
             .asset(Asset::new("base").execute(|_ctx| async { Ok::<u64, flowstone::Error>(7) }))
@@ -48,7 +60,7 @@ pub async fn queue_backfill(partitions: i64) -> anyhow::Result<()> {
             .await?;
         let worker = fs
             .worker()
-            .queue("assets", WORKER_CONCURRENCY)
+            .queue("assets", concurrency)
             .settings(WorkerSettings {
                 poll_interval: Duration::from_millis(100),
                 ..WorkerSettings::default()
@@ -72,7 +84,7 @@ pub async fn queue_backfill(partitions: i64) -> anyhow::Result<()> {
             json!({
                 "engine": engine,
                 "partitions": partitions,
-                "worker_concurrency": WORKER_CONCURRENCY,
+                "worker_concurrency": concurrency,
                 "seconds": (secs * 1000.0).round() / 1000.0,
                 "partitions_per_second": (partitions as f64 / secs).round(),
                 "target_per_second": if engine == "sqlite" { 10_000 } else { 5_000 },
