@@ -73,7 +73,7 @@ impl Queue {
         })
     }
 
-    /// Inserts many jobs with one statement per 5,000; ids in input order.
+    /// Inserts many jobs, one transaction per 5,000; ids in input order.
     pub async fn insert_many(&self, jobs: &[NewJob]) -> Result<Vec<InsertedId>> {
         engine::insert_many(&self.db, jobs).await
     }
