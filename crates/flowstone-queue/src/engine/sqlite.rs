@@ -40,56 +40,75 @@ pub(crate) async fn insert(
     keys: &[Option<&str>],
 ) -> Result<Vec<(i64, Option<String>)>> {
     let now = now_micros();
-    let mut tx = conn.begin_with("BEGIN IMMEDIATE").await?;
-    let mut out = Vec::with_capacity(jobs.len());
-    for (rows, keys) in jobs.chunks(INSERT_ROWS).zip(keys.chunks(INSERT_ROWS)) {
-        let mut sql = String::with_capacity(300 + rows.len() * 26);
-        sql.push_str(
-            "INSERT INTO flowstone_jobs
-                 (queue, kind, args, meta, priority, state, max_attempts, scheduled_at,
-                  inserted_at, unique_key, batch)
-             VALUES ",
-        );
-        for i in 0..rows.len() {
-            sql.push_str(if i == 0 { "(" } else { ", (" });
-            sql.push_str(&["?"; INSERT_COLUMNS].join(", "));
-            sql.push(')');
+    let mut out = if jobs.len() <= INSERT_ROWS {
+        // One statement is its own transaction.
+        insert_rows(conn, jobs, keys, now).await?
+    } else {
+        let mut tx = conn.begin_with("BEGIN IMMEDIATE").await?;
+        let mut out = Vec::with_capacity(jobs.len());
+        for (rows, keys) in jobs.chunks(INSERT_ROWS).zip(keys.chunks(INSERT_ROWS)) {
+            out.append(&mut insert_rows(&mut tx, rows, keys, now).await?);
         }
-        sql.push_str(
-            " ON CONFLICT (unique_key)
-                 WHERE unique_key IS NOT NULL
-                   AND state IN ('available', 'scheduled', 'executing', 'retryable')
-                 DO NOTHING
-             RETURNING id, unique_key",
-        );
-        // Statements of every length would crowd the connection's statement cache.
-        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql)).persistent(false);
-        for (job, key) in rows.iter().zip(keys) {
-            let scheduled = job.scheduled_at.map_or(now, |t| t.timestamp_micros());
-            q = q
-                .bind(&job.queue)
-                .bind(&job.kind)
-                .bind(&job.args)
-                .bind(&job.meta)
-                .bind(i64::from(job.priority))
-                .bind(if scheduled > now {
-                    "scheduled"
-                } else {
-                    "available"
-                })
-                .bind(job.max_attempts)
-                .bind(scheduled)
-                .bind(now)
-                .bind(*key)
-                .bind(job.batch.as_deref());
-        }
-        for row in q.fetch_all(&mut *tx).await? {
-            out.push((row.try_get(0)?, row.try_get(1)?));
-        }
-    }
-    tx.commit().await?;
+        tx.commit().await?;
+        out
+    };
     out.sort_unstable_by_key(|(id, _)| *id);
     Ok(out)
+}
+
+/// One multi-row `INSERT … VALUES` of `jobs` (at most [`INSERT_ROWS`]).
+async fn insert_rows(
+    conn: &mut SqliteConnection,
+    jobs: &[&NewJob],
+    keys: &[Option<&str>],
+    now: i64,
+) -> Result<Vec<(i64, Option<String>)>> {
+    let mut sql = String::with_capacity(300 + jobs.len() * 36);
+    sql.push_str(
+        "INSERT INTO flowstone_jobs
+             (queue, kind, args, meta, priority, state, max_attempts, scheduled_at,
+              inserted_at, unique_key, batch)
+         VALUES ",
+    );
+    for i in 0..jobs.len() {
+        sql.push_str(if i == 0 { "(" } else { ", (" });
+        sql.push_str(&["?"; INSERT_COLUMNS].join(", "));
+        sql.push(')');
+    }
+    sql.push_str(
+        " ON CONFLICT (unique_key)
+             WHERE unique_key IS NOT NULL
+               AND state IN ('available', 'scheduled', 'executing', 'retryable')
+             DO NOTHING
+         RETURNING id, unique_key",
+    );
+    // The one-job statement is kept prepared; statements of every other length would crowd
+    // the connection's statement cache.
+    let mut q = sqlx::query(sqlx::AssertSqlSafe(sql)).persistent(jobs.len() == 1);
+    for (job, key) in jobs.iter().zip(keys) {
+        let scheduled = job.scheduled_at.map_or(now, |t| t.timestamp_micros());
+        q = q
+            .bind(&job.queue)
+            .bind(&job.kind)
+            .bind(&job.args)
+            .bind(&job.meta)
+            .bind(i64::from(job.priority))
+            .bind(if scheduled > now {
+                "scheduled"
+            } else {
+                "available"
+            })
+            .bind(job.max_attempts)
+            .bind(scheduled)
+            .bind(now)
+            .bind(*key)
+            .bind(job.batch.as_deref());
+    }
+    q.fetch_all(&mut *conn)
+        .await?
+        .iter()
+        .map(|row| Ok((row.try_get(0)?, row.try_get(1)?)))
+        .collect()
 }
 
 pub(crate) async fn active_by_unique_keys(
