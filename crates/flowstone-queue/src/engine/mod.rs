@@ -437,6 +437,19 @@ fn from_micros(us: Option<i64>) -> Option<DateTime<Utc>> {
     us.and_then(DateTime::<Utc>::from_timestamp_micros)
 }
 
+/// Decodes rows of two columns into pairs (the id-and-something reads of both dialects).
+pub(crate) fn pairs<'r, R, A, B>(rows: &'r [R]) -> Result<Vec<(A, B)>>
+where
+    R: Row,
+    usize: ColumnIndex<R>,
+    A: Decode<'r, R::Database> + Type<R::Database>,
+    B: Decode<'r, R::Database> + Type<R::Database>,
+{
+    rows.iter()
+        .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
+        .collect()
+}
+
 /// Decodes a row selected with the engine's job column list.
 pub(crate) fn job_from_row<'r, R>(row: &'r R) -> Result<Job>
 where

@@ -9,7 +9,9 @@ use std::time::Duration;
 
 use sqlx::{PgConnection, PgPool, Row};
 
-use super::{Ack, CancelTarget, ClaimSpec, Claimed, Transition, claimed_from_row, job_from_row};
+use super::{
+    Ack, CancelTarget, ClaimSpec, Claimed, Transition, claimed_from_row, job_from_row, pairs,
+};
 use crate::error::Result;
 use crate::job::{Job, JobFilter, NewJob};
 
@@ -75,10 +77,7 @@ pub(crate) async fn insert(
     .bind(jobs.iter().map(|j| j.batch.as_deref()).collect::<Vec<_>>())
     .fetch_all(pool)
     .await?;
-    let mut out = rows
-        .iter()
-        .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
-        .collect::<Result<Vec<(i64, Option<String>)>>>()?;
+    let mut out: Vec<(i64, Option<String>)> = pairs(&rows)?;
     out.sort_unstable_by_key(|(id, _)| *id);
     Ok(out)
 }
@@ -95,9 +94,7 @@ pub(crate) async fn active_by_unique_keys(
     .bind(keys)
     .fetch_all(pool)
     .await?;
-    rows.iter()
-        .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
-        .collect()
+    pairs(&rows)
 }
 
 pub(crate) async fn get(pool: &PgPool, id: i64) -> Result<Option<Job>> {
@@ -136,9 +133,7 @@ pub(crate) async fn states(pool: &PgPool, ids: &[i64]) -> Result<Vec<(i64, Strin
         .bind(ids)
         .fetch_all(pool)
         .await?;
-    rows.iter()
-        .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
-        .collect()
+    pairs(&rows)
 }
 
 pub(crate) async fn get_many(pool: &PgPool, ids: &[i64]) -> Result<Vec<Job>> {
@@ -159,9 +154,7 @@ pub(crate) async fn count_batch(pool: &PgPool, batch: &str) -> Result<Vec<(Strin
             .bind(batch)
             .fetch_all(pool)
             .await?;
-    rows.iter()
-        .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
-        .collect()
+    pairs(&rows)
 }
 
 pub(crate) async fn cancel(pool: &PgPool, target: CancelTarget<'_>) -> Result<Vec<i64>> {
@@ -289,9 +282,7 @@ pub(crate) async fn executing_on(
     .bind(secs(older_than))
     .fetch_all(pool)
     .await?;
-    rows.iter()
-        .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
-        .collect()
+    pairs(&rows)
 }
 
 pub(crate) async fn transition(

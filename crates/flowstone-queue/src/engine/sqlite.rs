@@ -12,7 +12,7 @@ use sqlx::{Acquire, Connection, Row, SqliteConnection, SqlitePool};
 
 use super::{
     Ack, CancelTarget, ClaimSpec, Claimed, Transition, claimed_from_row, job_from_row, micros,
-    now_micros,
+    now_micros, pairs,
 };
 use crate::error::Result;
 use crate::job::{Job, JobFilter, NewJob};
@@ -123,9 +123,7 @@ pub(crate) async fn active_by_unique_keys(
     .bind(serde_json::to_string(keys)?)
     .fetch_all(pool)
     .await?;
-    rows.iter()
-        .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
-        .collect()
+    pairs(&rows)
 }
 
 pub(crate) async fn get(pool: &SqlitePool, id: i64) -> Result<Option<Job>> {
@@ -166,9 +164,7 @@ pub(crate) async fn states(pool: &SqlitePool, ids: &[i64]) -> Result<Vec<(i64, S
     .bind(serde_json::to_string(ids)?)
     .fetch_all(pool)
     .await?;
-    rows.iter()
-        .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
-        .collect()
+    pairs(&rows)
 }
 
 pub(crate) async fn get_many(pool: &SqlitePool, ids: &[i64]) -> Result<Vec<Job>> {
@@ -189,9 +185,7 @@ pub(crate) async fn count_batch(pool: &SqlitePool, batch: &str) -> Result<Vec<(S
             .bind(batch)
             .fetch_all(pool)
             .await?;
-    rows.iter()
-        .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
-        .collect()
+    pairs(&rows)
 }
 
 pub(crate) async fn cancel(
@@ -329,9 +323,7 @@ pub(crate) async fn executing_on(
     .bind(now_micros() - micros(older_than))
     .fetch_all(pool)
     .await?;
-    rows.iter()
-        .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
-        .collect()
+    pairs(&rows)
 }
 
 pub(crate) async fn transition(

@@ -56,6 +56,13 @@ pub(crate) struct OutputRow {
     pub value: Vec<u8>,
 }
 
+impl OutputRow {
+    /// The stored value's size, as the `size_bytes` column holds it.
+    fn size_bytes(&self) -> i64 {
+        i64::try_from(self.value.len()).unwrap_or(i64::MAX)
+    }
+}
+
 /// One write.
 #[derive(Debug)]
 pub(crate) enum Write {
@@ -264,7 +271,7 @@ async fn commit_postgres(pool: &sqlx::PgPool, batch: &Batch) -> Result<()> {
         .bind(
             outputs
                 .iter()
-                .map(|o| i64::try_from(o.value.len()).unwrap_or(i64::MAX))
+                .map(OutputRow::size_bytes)
                 .collect::<Vec<_>>(),
         )
         .bind(
@@ -333,7 +340,7 @@ impl<'a> Part<'a> {
                         .bind(&o.partition)
                         .bind(&o.run_id)
                         .bind(o.stored_us)
-                        .bind(i64::try_from(o.value.len()).unwrap_or(i64::MAX))
+                        .bind(o.size_bytes())
                         .bind(&o.value);
                 }
             }
