@@ -80,31 +80,14 @@ async fn rejected_write_fails_and_the_writer_recovers(test: &TestDb) {
         stored_at: chrono::Utc::now(),
         size_bytes: None,
     };
-    let rename = |from: &str, to: &str| format!("ALTER TABLE {from} RENAME TO {to}");
-    let exec = |sql: String| {
-        let db = test.db.clone();
-        async move {
-            match db.pool() {
-                flowstone_queue::Pool::Sqlite(p) => sqlx::query(sqlx::AssertSqlSafe(sql))
-                    .execute(p)
-                    .await
-                    .map(drop),
-                flowstone_queue::Pool::Postgres(p) => sqlx::query(sqlx::AssertSqlSafe(sql))
-                    .execute(p)
-                    .await
-                    .map(drop),
-            }
-            .expect("rename the outputs table")
-        }
-    };
-    exec(rename("flowstone_outputs", "flowstone_outputs_away")).await;
+    rename_table(test, "flowstone_outputs", "flowstone_outputs_away").await;
     let err = storage
         .io
         .store("a", &Partition::Int(1), &Output::new(1u32), &meta)
         .await
         .expect_err("no outputs table");
     assert!(err.to_string().contains("flowstone_outputs"), "{err}");
-    exec(rename("flowstone_outputs_away", "flowstone_outputs")).await;
+    rename_table(test, "flowstone_outputs_away", "flowstone_outputs").await;
     storage
         .io
         .store("a", &Partition::Int(1), &Output::new(2u32), &meta)
@@ -112,6 +95,61 @@ async fn rejected_write_fails_and_the_writer_recovers(test: &TestDb) {
         .expect("store after the table is back");
     let back = storage.io.load("a", &Partition::Int(1)).await.unwrap();
     assert_eq!(back.unwrap().output.value::<u32>().unwrap(), 2);
+}
+
+async fn rename_table(test: &TestDb, from: &str, to: &str) {
+    let sql = format!("ALTER TABLE {from} RENAME TO {to}");
+    match test.db.pool() {
+        flowstone_queue::Pool::Sqlite(p) => sqlx::query(sqlx::AssertSqlSafe(sql))
+            .execute(p)
+            .await
+            .map(drop),
+        flowstone_queue::Pool::Postgres(p) => sqlx::query(sqlx::AssertSqlSafe(sql))
+            .execute(p)
+            .await
+            .map(drop),
+    }
+    .unwrap_or_else(|e| panic!("rename {from} to {to}: {e}"));
+}
+
+/// Inside a materialization the writes' commits are awaited once, at its end: a commit that
+/// fails there still fails the materialization, naming the cause, instead of being lost.
+async fn failed_deferred_commit_fails_the_materialization(test: &TestDb) {
+    use flowstone::{Asset, FlowStone, Run, Strategy};
+    let fs = FlowStone::builder()
+        .asset(Asset::new("seven").execute(|_ctx| async { Ok::<u64, flowstone::Error>(7) }))
+        .database(test.url())
+        .connect()
+        .await
+        .expect("connect");
+    rename_table(test, "flowstone_outputs", "flowstone_outputs_away").await;
+    let err = fs
+        .materialize("seven", Run::unpartitioned().executor(Strategy::Sync))
+        .await
+        .expect_err("the output cannot be stored");
+    assert!(err.to_string().contains("flowstone_outputs"), "{err}");
+    rename_table(test, "flowstone_outputs_away", "flowstone_outputs").await;
+    let value: u64 = fs
+        .materialize("seven", Run::unpartitioned().executor(Strategy::Sync))
+        .await
+        .expect("materialize once the table is back")
+        .value()
+        .expect("typed");
+    assert_eq!(value, 7);
+}
+
+#[tokio::test]
+async fn sqlite_failed_deferred_commit_fails_the_materialization() {
+    let test = sqlite().await;
+    failed_deferred_commit_fails_the_materialization(&test).await;
+    test.cleanup().await;
+}
+
+#[tokio::test]
+async fn postgres_failed_deferred_commit_fails_the_materialization() {
+    let Some(test) = postgres().await else { return };
+    failed_deferred_commit_fails_the_materialization(&test).await;
+    test.cleanup().await;
 }
 
 #[tokio::test]
