@@ -73,9 +73,7 @@ pub fn executor(fs: &FlowStone, name: &str) -> Result<Strategy, CliError> {
             names.push("auto".into());
             names.push("queue".into());
             names.sort();
-            let hint = flowstone::registry::suggest(name, names.iter().map(String::as_str))
-                .map(|near| format!("; did you mean '{near}'?"))
-                .unwrap_or_default();
+            let hint = flowstone::suggest::did_you_mean(name, names.iter().map(String::as_str));
             Err(CliError::usage(format!(
                 "unknown executor '{name}'{hint} (choose one of: {})",
                 names.join(", ")

@@ -9,14 +9,13 @@ use serde::de::DeserializeOwned;
 
 use crate::asset::Asset;
 use crate::backfill::{Backfill, BackfillReport};
+use crate::dispatch::Dispatcher;
 use crate::error::{Error, Result};
-use crate::executor::{
-    ExecContext, Executor, ExecutorTable, Job, JobStatus, SerialExecutor, Strategy, SyncExecutor,
-    TaskAsyncExecutor, check_options,
-};
+use crate::executor::{Executor, ExecutorTable, SerialExecutor, SyncExecutor, TaskAsyncExecutor};
 use crate::hook::{Hook, HookRegistry, Metrics, MetricsSnapshot};
 use crate::ids::RunId;
 use crate::io::{IoManager, MemoryIo};
+use crate::job::{Job, JobStatus};
 use crate::lineage::{self, Direction, LineageEntry, LineageStore, MemoryLineage};
 use crate::output::Output;
 use crate::partition::Partition;
@@ -32,8 +31,7 @@ pub const DEFAULT_IO: &str = "default";
 /// An asset graph with its storage and executors. Cheap to clone; clones share everything.
 #[derive(Clone)]
 pub struct FlowStone {
-    runtime: Runtime,
-    executors: Arc<ExecutorTable>,
+    dispatch: Dispatcher,
     #[cfg(feature = "database")]
     database: Option<flowstone_queue::Database>,
 }
@@ -86,102 +84,52 @@ impl FlowStone {
     /// Configures a worker that runs queued materializations with this registry.
     #[cfg(feature = "database")]
     pub fn worker(&self) -> crate::queue::worker::WorkerBuilder {
-        crate::queue::worker::WorkerBuilder::new(self.clone())
+        crate::queue::worker::WorkerBuilder::new(self.runtime().clone(), self.database.clone())
     }
 
     /// The asset graph.
     pub fn registry(&self) -> &Registry {
-        self.runtime.registry()
+        self.dispatch.registry()
     }
 
     /// The runtime (what executors use to run jobs in this process).
     pub fn runtime(&self) -> &Runtime {
-        &self.runtime
+        self.dispatch.runtime()
     }
 
     /// The registered executors.
     pub fn executors(&self) -> &ExecutorTable {
-        &self.executors
+        self.dispatch.executors()
+    }
+
+    /// Picks executors and builds checked jobs (what backfills and workers use).
+    pub fn dispatcher(&self) -> &Dispatcher {
+        &self.dispatch
     }
 
     /// Materialization counters of this process.
     pub fn metrics(&self) -> MetricsSnapshot {
-        self.runtime.metrics().snapshot()
-    }
-
-    /// The executor a run of `asset` uses: the run's strategy, else the asset's, else Auto.
-    pub(crate) fn select_executor(
-        &self,
-        asset: &Asset,
-        strategy: Option<&Strategy>,
-    ) -> Result<(String, Arc<dyn Executor>)> {
-        match (strategy, asset.default_executor()) {
-            (Some(strategy), _) => self.executors.select(strategy),
-            (None, Some(name)) => self.executors.select(&Strategy::parse(name)),
-            (None, None) => self.executors.select(&Strategy::Auto),
-        }
-    }
-
-    /// Builds the job for `asset` from `run`, owned by `executor`, and checks that the partition
-    /// belongs to the asset, that the executor can honour the run's options, and that the hooks
-    /// and IO manager it names exist.
-    pub(crate) fn prepare_job(
-        &self,
-        asset: &Asset,
-        run: &Run,
-        executor_name: &str,
-        executor: &dyn Executor,
-    ) -> Result<Job> {
-        self.runtime.check_partition_member(asset, &run.partition)?;
-        self.job_template(asset, run, executor_name, executor)
-    }
-
-    /// [`FlowStone::prepare_job`] without the partition check: the template of a backfill's jobs,
-    /// whose partitions are checked once for the whole set.
-    pub(crate) fn job_template(
-        &self,
-        asset: &Asset,
-        run: &Run,
-        executor_name: &str,
-        executor: &dyn Executor,
-    ) -> Result<Job> {
-        let mut job = Job::new(asset.name(), run.partition.clone());
-        job.run_id = run.run_id.unwrap_or(job.run_id);
-        job.priority = run.priority.unwrap_or(0);
-        job.scheduled_at = run.scheduled_at;
-        job.io_manager = run.io_manager.clone();
-        job.hooks = run.hooks.clone();
-        job.hook_config = run.hook_config.clone();
-        job.record = run.record.unwrap_or(true);
-        job.metadata = run.metadata.clone();
-        job.executor = executor_name.to_owned();
-        check_options(executor_name, executor.capabilities(), &job, &run.options)?;
-        self.runtime.hooks().stack_for(&job)?;
-        if let Some(io) = &job.io_manager {
-            self.runtime.io_manager(io)?;
-        }
-        Ok(job)
-    }
-
-    fn exec_context(&self, run: &Run) -> ExecContext {
-        ExecContext {
-            options: run.options.clone(),
-            ..ExecContext::new(self.runtime.clone())
-        }
+        self.runtime().metrics().snapshot()
     }
 
     /// Materializes `asset` and waits for its output.
     pub async fn materialize(&self, asset: &str, mut run: Run) -> Result<Output> {
         let asset = Arc::clone(self.registry().get(asset)?);
-        let (name, executor) = self.select_executor(&asset, run.strategy.as_ref())?;
+        let (name, executor) = self
+            .dispatch
+            .select_executor(&asset, run.strategy.as_ref())?;
         // Upstream jobs and the target share one run id.
         run.run_id = Some(run.run_id.unwrap_or_default());
-        let job = self.prepare_job(&asset, &run, &name, executor.as_ref())?;
+        let job = self
+            .dispatch
+            .prepare_job(&asset, &run, &name, executor.as_ref())?;
         if run.with_upstream {
             self.materialize_upstream(&asset, &run, &name, executor.as_ref())
                 .await?;
         }
-        executor.execute(job, self.exec_context(&run)).await
+        executor
+            .execute(job, self.dispatch.exec_context(&run))
+            .await
     }
 
     /// Runs the missing upstream assets of `asset` for the run's partition, level by level in
@@ -197,10 +145,10 @@ impl FlowStone {
         let mut level: HashMap<String, usize> = HashMap::new();
         for ancestor in registry.ancestors(asset.name())? {
             let dep = registry.get(&ancestor)?;
-            let partition = self.runtime.dependency_partition(dep, &run.partition);
+            let partition = self.runtime().dependency_partition(dep, &run.partition);
             let io = match &run.io_manager {
-                Some(chosen) => self.runtime.io_manager(chosen)?,
-                None => self.runtime.io_of(dep)?,
+                Some(chosen) => self.runtime().io_manager(chosen)?,
+                None => self.runtime().io_of(dep)?,
             };
             if io.exists(&ancestor, &partition).await? {
                 continue;
@@ -222,15 +170,15 @@ impl FlowStone {
                 .map(|ancestor| {
                     let dep = registry.get(ancestor)?;
                     let dep_run = Run {
-                        partition: self.runtime.dependency_partition(dep, &run.partition),
+                        partition: self.runtime().dependency_partition(dep, &run.partition),
                         ..run.clone()
                     };
-                    self.prepare_job(dep, &dep_run, name, executor)
+                    self.dispatch.prepare_job(dep, &dep_run, name, executor)
                 })
                 .collect::<Result<Vec<Job>>>()?;
             try_join_all(
                 jobs.into_iter()
-                    .map(|job| executor.execute(job, self.exec_context(run))),
+                    .map(|job| executor.execute(job, self.dispatch.exec_context(run))),
             )
             .await?;
         }
@@ -246,26 +194,32 @@ impl FlowStone {
             ));
         }
         let asset = Arc::clone(self.registry().get(asset)?);
-        let (name, executor) = self.select_executor(&asset, run.strategy.as_ref())?;
-        let job = self.prepare_job(&asset, &run, &name, executor.as_ref())?;
-        executor.schedule(job, self.exec_context(&run)).await
+        let (name, executor) = self
+            .dispatch
+            .select_executor(&asset, run.strategy.as_ref())?;
+        let job = self
+            .dispatch
+            .prepare_job(&asset, &run, &name, executor.as_ref())?;
+        executor
+            .schedule(job, self.dispatch.exec_context(&run))
+            .await
     }
 
     /// Where `job` stands, asked of the executor recorded in the job.
     pub async fn job_status(&self, job: &Job) -> Result<JobStatus> {
-        let executor = self.executors.get(&job.executor)?;
-        executor.status(job, &self.runtime).await
+        let executor = self.executors().get(&job.executor)?;
+        executor.status(job, self.runtime()).await
     }
 
     /// Cancels `job` through the executor recorded in the job.
     pub async fn cancel_job(&self, job: &Job) -> Result<()> {
-        let executor = self.executors.get(&job.executor)?;
-        executor.cancel(job, &self.runtime).await
+        let executor = self.executors().get(&job.executor)?;
+        executor.cancel(job, self.runtime()).await
     }
 
     /// Materializes `asset` over many partitions.
     pub async fn backfill(&self, asset: &str, backfill: Backfill) -> Result<BackfillReport> {
-        crate::backfill::run(self, asset, backfill).await
+        crate::backfill::run(&self.dispatch, asset, backfill).await
     }
 
     /// The stored output of `asset` for `partition`, as `T`.
@@ -275,7 +229,7 @@ impl FlowStone {
     {
         let partition = partition.into();
         let def = self.registry().get(asset)?;
-        match self.runtime.io_of(def)?.load(asset, &partition).await? {
+        match self.runtime().io_of(def)?.load(asset, &partition).await? {
             Some(stored) => stored.output.value::<T>(),
             None => Err(Error::not_found(format!(
                 "asset '{asset}' has no stored output for partition {partition}; materialize it first"
@@ -292,7 +246,7 @@ impl FlowStone {
         if let Some(asset) = &query.asset {
             self.registry().get(asset)?;
         }
-        self.runtime.store().list(query).await
+        self.runtime().store().list(query).await
     }
 
     /// Lineage of `asset` at `partition` (newest run), `depth` steps in `direction`.
@@ -319,7 +273,7 @@ impl FlowStone {
     ) -> Result<Vec<LineageEntry>> {
         self.registry().get(asset)?;
         let partition = partition.into();
-        let store = self.runtime.lineage().as_ref();
+        let store = self.runtime().lineage().as_ref();
         match direction {
             Direction::Upstream => lineage::upstream(store, asset, &partition, run_id, depth).await,
             Direction::Downstream => {
@@ -331,7 +285,7 @@ impl FlowStone {
     /// Every materialization downstream of any materialization of `asset`.
     pub async fn impact(&self, asset: &str) -> Result<Vec<LineageEntry>> {
         self.registry().get(asset)?;
-        lineage::impact(self.runtime.lineage().as_ref(), asset).await
+        lineage::impact(self.runtime().lineage().as_ref(), asset).await
     }
 }
 
@@ -551,8 +505,7 @@ impl Builder {
             }
         }
         Ok(FlowStone {
-            runtime,
-            executors: Arc::new(executors),
+            dispatch: Dispatcher::new(runtime, executors),
             #[cfg(feature = "database")]
             database: None,
         })
@@ -562,8 +515,8 @@ impl Builder {
 impl std::fmt::Debug for FlowStone {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("FlowStone")
-            .field("runtime", &self.runtime)
-            .field("executors", &self.executors.names())
+            .field("runtime", self.runtime())
+            .field("executors", &self.executors().names())
             .finish()
     }
 }

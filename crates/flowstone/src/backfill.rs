@@ -14,11 +14,13 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use chrono::{NaiveDate, NaiveDateTime};
 use tokio_util::sync::CancellationToken;
 
-use crate::api::FlowStone;
+use crate::dispatch::Dispatcher;
 use crate::error::{Error, ErrorKind, Result};
-use crate::executor::{ExecContext, Job, Strategy};
+use crate::executor::{ExecContext, Strategy};
 use crate::ids::{BackfillId, JobId, RunId};
+use crate::job::Job;
 use crate::partition::{Partition, date_range};
+use crate::registry::Registry;
 use crate::run::Run;
 use crate::store::MaterializationStatus;
 
@@ -204,11 +206,11 @@ fn date_of(partition: &Partition) -> Option<NaiveDate> {
 
 /// The partitions a backfill of `asset` covers, in order.
 pub fn resolve_partitions(
-    fs: &FlowStone,
+    registry: &Registry,
     asset: &str,
     source: &BackfillSource,
 ) -> Result<Vec<Partition>> {
-    let def = fs.registry().get(asset)?.partitions().cloned();
+    let def = registry.get(asset)?.partitions().cloned();
     match (source, def) {
         (BackfillSource::List(list), None) => Ok(list.clone()),
         (BackfillSource::List(list), Some(def)) => {
@@ -271,14 +273,14 @@ fn check_members(
     }
 }
 
-/// Runs `backfill` of `asset` on `fs`.
+/// Runs `backfill` of `asset` through `fs`'s executors.
 pub(crate) async fn run(
-    fs: &FlowStone,
+    fs: &Dispatcher,
     asset_name: &str,
     backfill: Backfill,
 ) -> Result<BackfillReport> {
     let asset = Arc::clone(fs.registry().get(asset_name)?);
-    let partitions = resolve_partitions(fs, asset_name, &backfill.source)?;
+    let partitions = resolve_partitions(fs.registry(), asset_name, &backfill.source)?;
     let (exec_name, executor) = fs.select_executor(&asset, backfill.run.strategy.as_ref())?;
     if backfill.max_concurrency == Some(0) {
         return Err(Error::invalid_options("max_concurrency must be at least 1"));

@@ -22,7 +22,9 @@ pub type Dependencies = HashMap<String, Option<Output>>;
 
 /// What an asset's function receives.
 pub struct Context {
-    pub(crate) asset: Arc<crate::asset::Asset>,
+    pub(crate) asset: Arc<str>,
+    /// The resources the asset declared with `requires`: the only ones it is handed.
+    pub(crate) requires: Arc<[String]>,
     pub(crate) partition: Partition,
     pub(crate) run_id: RunId,
     pub(crate) attempt: u32,
@@ -36,7 +38,7 @@ pub struct Context {
 impl Context {
     /// The asset being materialized.
     pub fn asset(&self) -> &str {
-        &self.asset.name
+        &self.asset
     }
 
     /// The partition being materialized.
@@ -110,7 +112,7 @@ impl Context {
 
     /// The resource `name`, which the asset must declare with `requires`.
     pub async fn resource<T: Send + Sync + 'static>(&self, name: &str) -> Result<Arc<T>> {
-        if !self.asset.requires.iter().any(|r| r == name) {
+        if !self.requires.iter().any(|r| r == name) {
             return Err(Error::new(
                 ErrorKind::Resource,
                 format!(

@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
-use crate::partition::Partition;
+use crate::partition_key::{Partition, PartitionKeyError};
 
 /// A `Result` whose error is FlowStone's [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -169,10 +169,7 @@ impl Error {
 
     /// `input` is not a valid partition; `expected` describes the accepted form.
     pub fn invalid_partition(input: &str, expected: impl fmt::Display) -> Self {
-        Error::new(
-            ErrorKind::InvalidPartition,
-            format!("invalid partition '{input}': expected {expected}"),
-        )
+        PartitionKeyError::new(input, expected).into()
     }
 
     /// An option the chosen executor cannot honour, or an option with a bad value.
@@ -369,6 +366,13 @@ impl std::error::Error for Error {
             .source
             .as_deref()
             .map(|s| s as &(dyn std::error::Error + 'static))
+    }
+}
+
+impl From<PartitionKeyError> for Error {
+    /// An `InvalidPartition` error with the same message.
+    fn from(e: PartitionKeyError) -> Self {
+        Error::new(ErrorKind::InvalidPartition, e.to_string())
     }
 }
 

@@ -25,20 +25,41 @@
 //!     .value()?;
 //! # Ok(()) }
 //! ```
+//!
+//! # Layers
+//!
+//! Modules depend on the ones below them, never on those above (no module cycles):
+//!
+//! 1. [`partition_key`] (the [`Partition`] value and its encoding), [`suggest`]: no crate deps.
+//! 2. [`error`] (carries a partition); then [`ids`], [`output`], [`resource`], [`deferred`].
+//! 3. The model: [`partition`] (definitions of partition sets), [`context`] (what an asset's
+//!    function receives), [`asset`], [`registry`] (the validated graph), [`job`] (a request as
+//!    plain data).
+//! 4. Storage: [`io`], [`store`], [`lineage`], and [`storage`] (the three together), with their
+//!    SQL implementations in `sql`.
+//! 5. Running one attempt: [`hook`] (the middleware stack, which sees only storage and
+//!    resources), [`runtime`] (loads dependencies, runs the stack, retries).
+//! 6. Scheduling: [`executor`] (sync, async, serial, the trait), `queue` (the durable executor
+//!    and its worker, which run jobs through the runtime), [`run`] (a caller's options).
+//! 7. [`dispatch`] (picks the executor, builds checked jobs), [`backfill`] (many partitions
+//!    through a dispatcher), and at the top [`api`] ([`FlowStone`] and its builder).
 
 pub mod api;
 pub mod asset;
 pub mod backfill;
 pub mod context;
 pub mod deferred;
+pub mod dispatch;
 pub mod error;
 pub mod executor;
 pub mod hook;
 pub mod ids;
 pub mod io;
+pub mod job;
 pub mod lineage;
 pub mod output;
 pub mod partition;
+pub mod partition_key;
 #[cfg(feature = "database")]
 pub mod queue;
 pub mod registry;
@@ -47,7 +68,9 @@ pub mod run;
 pub mod runtime;
 #[cfg(feature = "database")]
 pub mod sql;
+pub mod storage;
 pub mod store;
+pub mod suggest;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
 
@@ -57,16 +80,18 @@ pub use backfill::{Backfill, BackfillReport, PartitionOutcome, Progress};
 pub use context::Context;
 pub use error::{Error, ErrorKind, ErrorRecord, Result};
 pub use executor::{
-    Capabilities, Capability, ExecContext, ExecOptions, Executor, Job, JobStatus, SerialExecutor,
-    Step, Strategy, SyncExecutor, TaskAsyncExecutor,
+    Capabilities, Capability, ExecContext, ExecOptions, Executor, SerialExecutor, Step, Strategy,
+    SyncExecutor, TaskAsyncExecutor,
 };
 pub use ids::{BackfillId, JobId, RunId};
 pub use io::{FileIo, IoManager, MemoryIo};
+pub use job::{Job, JobStatus};
 pub use lineage::Direction;
 pub use output::Output;
 pub use partition::{
     CustomPartitions, Daily, DateSpec, Hourly, MAX_PARTITIONS, MAX_TUPLE_DEPTH, Monthly,
-    MultiPartitions, Partition, PartitionsDefinition, StaticPartitions, date_range,
+    MultiPartitions, Partition, PartitionKeyError, PartitionsDefinition, StaticPartitions,
+    date_range,
 };
 pub use registry::Registry;
 pub use run::Run;

@@ -10,6 +10,8 @@ use std::sync::Arc;
 
 use crate::asset::Asset;
 use crate::error::{Error, Result};
+use crate::suggest::did_you_mean;
+pub use crate::suggest::suggest;
 
 /// The validated set of assets, in topological order.
 #[derive(Debug, Clone)]
@@ -26,13 +28,13 @@ impl Registry {
             if asset.name.trim().is_empty() {
                 return Err(Error::invalid_graph("an asset has an empty name"));
             }
-            if by_name.contains_key(&asset.name) {
+            if by_name.contains_key(asset.name()) {
                 return Err(Error::invalid_graph(format!(
                     "asset '{}' is declared twice; asset names must be unique",
                     asset.name
                 )));
             }
-            by_name.insert(asset.name.clone(), asset);
+            by_name.insert(asset.name.to_string(), asset);
         }
         for asset in by_name.values() {
             if asset.function().is_none() {
@@ -43,10 +45,7 @@ impl Registry {
             }
             for dep in &asset.depends_on {
                 if !by_name.contains_key(dep) {
-                    let near = suggest(dep, by_name.keys().map(String::as_str));
-                    let hint = near
-                        .map(|n| format!("; did you mean '{n}'?"))
-                        .unwrap_or_default();
+                    let hint = did_you_mean(dep, by_name.keys().map(String::as_str));
                     return Err(Error::invalid_graph(format!(
                         "asset '{}' depends on unknown asset '{dep}'{hint}",
                         asset.name
@@ -61,7 +60,7 @@ impl Registry {
                     )));
                 }
             }
-            for resource in &asset.requires {
+            for resource in asset.requires.iter() {
                 if !resources.contains(resource) {
                     return Err(Error::invalid_graph(format!(
                         "asset '{}' requires resource '{resource}', which is not registered; \
@@ -179,7 +178,7 @@ impl Registry {
         let mut ids: HashMap<&str, String> = HashMap::new();
         let mut used: BTreeSet<String> = BTreeSet::new();
         for asset in self.assets() {
-            let base = mermaid_id(&asset.name);
+            let base = mermaid_id(asset.name());
             let mut id = base.clone();
             let mut n = 2;
             while used.contains(&id) {
@@ -187,11 +186,11 @@ impl Registry {
                 n += 1;
             }
             used.insert(id.clone());
-            ids.insert(&asset.name, id);
+            ids.insert(asset.name(), id);
         }
         let mut out = String::from("flowchart LR\n");
         for asset in self.assets() {
-            let _ = writeln!(out, "    {}[\"{}\"]", ids[asset.name.as_str()], asset.name);
+            let _ = writeln!(out, "    {}[\"{}\"]", ids[asset.name()], asset.name);
         }
         for asset in self.assets() {
             for dep in &asset.depends_on {
@@ -204,7 +203,7 @@ impl Registry {
                     out,
                     "    {} {arrow} {}",
                     ids[dep.as_str()],
-                    ids[asset.name.as_str()]
+                    ids[asset.name()]
                 );
             }
         }
@@ -222,7 +221,7 @@ fn mermaid_id(name: &str) -> String {
 fn topological_order(assets: &BTreeMap<String, Asset>) -> Result<Vec<String>> {
     let mut remaining: BTreeMap<&str, usize> = assets
         .values()
-        .map(|a| (a.name.as_str(), a.depends_on.len()))
+        .map(|a| (a.name(), a.depends_on.len()))
         .collect();
     let mut order = Vec::with_capacity(assets.len());
     loop {
@@ -239,7 +238,7 @@ fn topological_order(assets: &BTreeMap<String, Asset>) -> Result<Vec<String>> {
             order.push(name.to_owned());
             for asset in assets.values() {
                 if asset.depends_on.iter().any(|d| d == name)
-                    && let Some(n) = remaining.get_mut(asset.name.as_str())
+                    && let Some(n) = remaining.get_mut(asset.name())
                 {
                     *n -= 1;
                 }
@@ -277,45 +276,5 @@ fn find_cycle(assets: &BTreeMap<String, Asset>, stuck: &BTreeMap<&str, usize>) -
             return cycle;
         }
         path.push(next);
-    }
-}
-
-/// The candidate closest to `name` by edit distance, when it is close enough to be a typo.
-pub fn suggest<'a>(name: &str, candidates: impl Iterator<Item = &'a str>) -> Option<&'a str> {
-    let limit = (name.chars().count() / 3).max(2);
-    candidates
-        .map(|c| (edit_distance(name, c), c))
-        .filter(|(d, _)| *d <= limit)
-        .min()
-        .map(|(_, c)| c)
-}
-
-fn edit_distance(a: &str, b: &str) -> usize {
-    let b: Vec<char> = b.chars().collect();
-    let mut prev: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut cur = vec![i + 1; b.len() + 1];
-        for (j, cb) in b.iter().enumerate() {
-            let cost = usize::from(ca != *cb);
-            cur[j + 1] = (prev[j] + cost).min(prev[j + 1] + 1).min(cur[j] + 1);
-        }
-        prev = cur;
-    }
-    prev[b.len()]
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn suggestions_find_typos_only() {
-        let names = ["raw_events", "daily_report"];
-        assert_eq!(suggest("raw_event", names.into_iter()), Some("raw_events"));
-        assert_eq!(
-            suggest("dialy_report", names.into_iter()),
-            Some("daily_report")
-        );
-        assert_eq!(suggest("zzz", names.into_iter()), None);
     }
 }

@@ -13,14 +13,16 @@ use tokio_util::sync::CancellationToken;
 use crate::asset::Asset;
 use crate::context::Dependencies;
 use crate::error::{Error, ErrorKind, Result};
-use crate::executor::Job;
+pub use crate::hook::LoadedDeps;
 use crate::hook::{HookRegistry, Materializing, Metrics, Next};
 use crate::io::IoManager;
+use crate::job::Job;
 use crate::lineage::{LineageStore, MaterializationKey};
 use crate::output::Output;
 use crate::partition::Partition;
 use crate::registry::Registry;
 use crate::resource::Resources;
+use crate::storage::Storage;
 use crate::store::MaterializationStore;
 
 /// A cheap handle on the runtime.
@@ -29,10 +31,7 @@ pub struct Runtime(Arc<Inner>);
 
 struct Inner {
     registry: Registry,
-    io_managers: HashMap<String, Arc<dyn IoManager>>,
-    default_io: String,
-    store: Arc<dyn MaterializationStore>,
-    lineage: Arc<dyn LineageStore>,
+    storage: Storage,
     hooks: HookRegistry,
     resources: Resources,
     metrics: Arc<Metrics>,
@@ -65,23 +64,16 @@ pub struct RunEnv {
     pub cancel: CancellationToken,
 }
 
-/// Dependencies loaded for one job.
-#[derive(Debug, Default)]
-pub struct LoadedDeps {
-    /// Outputs by dependency name; missing optional ones are `None`.
-    pub outputs: Arc<Dependencies>,
-    /// The materializations those outputs came from, for lineage.
-    pub consumed: Vec<MaterializationKey>,
-}
-
 impl Runtime {
     pub(crate) fn new(parts: RuntimeParts) -> Self {
         Runtime(Arc::new(Inner {
             registry: parts.registry,
-            io_managers: parts.io_managers,
-            default_io: parts.default_io,
-            store: parts.store,
-            lineage: parts.lineage,
+            storage: Storage::new(
+                parts.io_managers,
+                parts.default_io,
+                parts.store,
+                parts.lineage,
+            ),
             hooks: parts.hooks,
             resources: parts.resources,
             metrics: parts.metrics,
@@ -93,14 +85,19 @@ impl Runtime {
         &self.0.registry
     }
 
+    /// Where results go: IO managers, the materialization store, lineage.
+    pub fn storage(&self) -> &Storage {
+        &self.0.storage
+    }
+
     /// The materialization store.
     pub fn store(&self) -> &Arc<dyn MaterializationStore> {
-        &self.0.store
+        self.0.storage.store()
     }
 
     /// The lineage store.
     pub fn lineage(&self) -> &Arc<dyn LineageStore> {
-        &self.0.lineage
+        self.0.storage.lineage()
     }
 
     /// The registered resources.
@@ -120,29 +117,17 @@ impl Runtime {
 
     /// The IO manager registered as `name`.
     pub fn io_manager(&self, name: &str) -> Result<&Arc<dyn IoManager>> {
-        self.0.io_managers.get(name).ok_or_else(|| {
-            let near =
-                crate::registry::suggest(name, self.0.io_managers.keys().map(String::as_str));
-            let hint = near
-                .map(|n| format!("; did you mean '{n}'?"))
-                .unwrap_or_default();
-            Error::config(format!("IO manager '{name}' is not registered{hint}"))
-        })
+        self.0.storage.io_manager(name)
     }
 
     /// The IO manager for `asset`: the job's choice, else the asset's, else the default.
     pub fn io_for(&self, asset: &Asset, job: &Job) -> Result<&Arc<dyn IoManager>> {
-        let name = job
-            .io_manager
-            .as_deref()
-            .or(asset.io_manager_name())
-            .unwrap_or(&self.0.default_io);
-        self.io_manager(name)
+        self.0.storage.io_for(asset, job)
     }
 
     /// The IO manager that holds `asset`'s outputs when no job overrides it.
     pub fn io_of(&self, asset: &Asset) -> Result<&Arc<dyn IoManager>> {
-        self.io_manager(asset.io_manager_name().unwrap_or(&self.0.default_io))
+        self.0.storage.io_of(asset)
     }
 
     /// The partition of `dependency` that a materialization at `partition` reads: the same one,
@@ -233,7 +218,8 @@ impl Runtime {
             attempt,
             executor: &env.executor,
             deps: &deps,
-            runtime: self,
+            storage: self.storage(),
+            resources: self.resources(),
             timeout: env
                 .timeout
                 .or(asset.timeout_value())
@@ -337,11 +323,7 @@ impl std::fmt::Debug for Runtime {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Runtime")
             .field("assets", &self.0.registry.topological_order())
-            .field(
-                "io_managers",
-                &self.0.io_managers.keys().collect::<Vec<_>>(),
-            )
-            .field("default_io", &self.0.default_io)
+            .field("storage", &self.0.storage)
             .finish_non_exhaustive()
     }
 }

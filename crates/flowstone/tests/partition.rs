@@ -37,14 +37,17 @@ fn assert_vector(p: Partition, encoded: &str) {
 }
 
 /// Asserts `result` is an `InvalidPartition` error whose message names `input` and contains
-/// every one of `mentions`.
+/// every one of `mentions`. Partition values fail with a `PartitionKeyError`, definitions with
+/// a `flowstone::Error`; both are checked as the `flowstone::Error` a caller's `?` makes.
 #[track_caller]
-fn assert_invalid<T: std::fmt::Debug>(
-    result: flowstone::Result<T>,
+fn assert_invalid<T: std::fmt::Debug, E: Into<flowstone::Error> + std::fmt::Debug>(
+    result: Result<T, E>,
     input: &str,
     mentions: &[&str],
 ) {
-    let err = result.expect_err("expected an InvalidPartition error");
+    let err: flowstone::Error = result
+        .expect_err("expected an InvalidPartition error")
+        .into();
     assert_eq!(err.kind(), ErrorKind::InvalidPartition, "{err}");
     assert!(
         err.message().contains(&format!("'{input}'")),
@@ -526,6 +529,7 @@ proptest! {
         match Partition::decode(&input) {
             Ok(p) => prop_assert_eq!(p.encode(), input),
             Err(err) => {
+                let err = flowstone::Error::from(err);
                 prop_assert_eq!(err.kind(), ErrorKind::InvalidPartition);
                 let named = format!("'{input}'");
                 prop_assert!(err.message().contains(&named), "{}", err);

@@ -105,7 +105,7 @@ pub async fn backfill_with_progress(
     asset: &str,
     backfill: Backfill,
 ) -> Result<TimedReport, CliError> {
-    let total = flowstone::backfill::resolve_partitions(fs, asset, backfill.source())
+    let total = flowstone::backfill::resolve_partitions(fs.registry(), asset, backfill.source())
         .ok()
         .map(|partitions| partitions.len());
     let progress = Arc::new(BackfillProgress::new(asset, total));

@@ -31,10 +31,11 @@ pub type AssetFn = Arc<dyn Fn(Context) -> BoxFuture<'static, Result<Output>> + S
 /// A declared asset. Build it with [`Asset::new`] and the chained setters.
 #[derive(Clone)]
 pub struct Asset {
-    pub(crate) name: String,
+    // Shared with every `Context` of a materialization of this asset (no copy per run).
+    pub(crate) name: Arc<str>,
     pub(crate) depends_on: Vec<String>,
     pub(crate) optional: BTreeSet<String>,
-    pub(crate) requires: Vec<String>,
+    pub(crate) requires: Arc<[String]>,
     pub(crate) description: Option<String>,
     pub(crate) io_manager: Option<String>,
     pub(crate) retry: RetryPolicy,
@@ -50,10 +51,10 @@ impl Asset {
     /// Declares an asset called `name`.
     pub fn new(name: impl Into<String>) -> Self {
         Asset {
-            name: name.into(),
+            name: Arc::from(name.into()),
             depends_on: Vec::new(),
             optional: BTreeSet::new(),
-            requires: Vec::new(),
+            requires: Arc::from([]),
             description: None,
             io_manager: None,
             retry: RetryPolicy::NONE,
@@ -98,7 +99,9 @@ impl Asset {
         I: IntoIterator<Item = S>,
         S: Into<String>,
     {
-        self.requires.extend(resources.into_iter().map(Into::into));
+        let mut all = self.requires.to_vec();
+        all.extend(resources.into_iter().map(Into::into));
+        self.requires = Arc::from(all);
         self
     }
 

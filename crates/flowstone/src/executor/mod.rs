@@ -8,7 +8,6 @@
 //! before anything runs ([`check_options`]), never silently dropped.
 
 mod capability;
-mod job;
 mod options;
 mod selector;
 mod serial;
@@ -18,8 +17,8 @@ mod task_async;
 
 use async_trait::async_trait;
 
+pub use crate::job::{Job, JobStatus};
 pub use capability::{Capabilities, Capability};
-pub use job::{Job, JobStatus};
 pub use options::{ExecContext, ExecOptions, Step, StepCallback, check_options};
 pub use selector::{ExecutorTable, Strategy};
 pub use serial::SerialExecutor;

@@ -87,10 +87,7 @@ impl ExecutorTable {
     pub fn get(&self, name: &str) -> Result<Arc<dyn Executor>> {
         let table = self.read();
         table.get(name).cloned().ok_or_else(|| {
-            let near = crate::registry::suggest(name, table.keys().map(String::as_str));
-            let hint = near
-                .map(|n| format!("; did you mean '{n}'?"))
-                .unwrap_or_default();
+            let hint = crate::suggest::did_you_mean(name, table.keys().map(String::as_str));
             let mut names: Vec<&str> = table.keys().map(String::as_str).collect();
             names.sort_unstable();
             Error::config(format!(

@@ -26,12 +26,13 @@ impl Hook for CoreHook {
             .function()
             .ok_or_else(|| Error::config(format!("asset '{asset}' has no function")))?;
         let ctx = Context {
-            asset: Arc::clone(cx.asset),
+            asset: Arc::clone(&cx.asset.name),
+            requires: Arc::clone(&cx.asset.requires),
             partition: cx.job.partition.clone(),
             run_id: cx.job.run_id,
             attempt: cx.attempt,
             deps: Arc::clone(&cx.deps.outputs),
-            resources: cx.runtime.resources().clone(),
+            resources: cx.resources.clone(),
             metadata: Arc::new(cx.job.metadata.clone()),
             cancel: cx.cancel.clone(),
             span: tracing::Span::current(),

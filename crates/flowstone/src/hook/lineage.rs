@@ -21,7 +21,7 @@ impl Hook for LineageHook {
                 partition: cx.job.partition.clone(),
                 run_id: cx.job.run_id,
             };
-            cx.runtime
+            cx.storage
                 .lineage()
                 .record(&consumer, &cx.deps.consumed)
                 .await?;

@@ -27,10 +27,23 @@ pub use self::storage::StorageHook;
 pub use self::telemetry::{Metrics, MetricsSnapshot, TelemetryHook};
 
 use crate::asset::Asset;
+use crate::context::Dependencies;
 use crate::error::{Error, Result};
-use crate::executor::Job;
+use crate::job::Job;
+use crate::lineage::MaterializationKey;
 use crate::output::Output;
-use crate::runtime::{LoadedDeps, Runtime};
+use crate::resource::Resources;
+use crate::storage::Storage;
+use crate::suggest::did_you_mean;
+
+/// Dependencies loaded for one attempt (by the runtime, before the stack runs).
+#[derive(Debug, Default)]
+pub struct LoadedDeps {
+    /// Outputs by dependency name; missing optional ones are `None`.
+    pub outputs: Arc<Dependencies>,
+    /// The materializations those outputs came from, for lineage.
+    pub consumed: Vec<MaterializationKey>,
+}
 
 /// Named hook stacks for common cases.
 pub mod stacks {
@@ -54,8 +67,10 @@ pub struct Materializing<'a> {
     pub executor: &'a str,
     /// The loaded dependencies.
     pub deps: &'a LoadedDeps,
-    /// The runtime: registry, stores, IO managers, resources.
-    pub runtime: &'a Runtime,
+    /// Where results go: IO managers, the materialization store, lineage.
+    pub storage: &'a Storage,
+    /// The resources this process registered (the asset sees only those it requires).
+    pub resources: &'a Resources,
     /// The longest the asset's function may run.
     pub timeout: Duration,
     /// Fires when the work is cancelled.
@@ -176,10 +191,7 @@ impl HookRegistry {
         let mut last = None;
         for name in names {
             let hook = self.hooks.get(name).ok_or_else(|| {
-                let near = crate::registry::suggest(name, self.hooks.keys().map(String::as_str));
-                let hint = near
-                    .map(|n| format!("; did you mean '{n}'?"))
-                    .unwrap_or_default();
+                let hint = did_you_mean(name, self.hooks.keys().map(String::as_str));
                 Error::config(format!("hook '{name}' is not registered{hint}"))
             })?;
             stack.push(Arc::clone(hook));

@@ -21,7 +21,7 @@ impl Hook for RecordHook {
         if !cx.job.record {
             return next.run(cx).await;
         }
-        let store = cx.runtime.store();
+        let store = cx.storage.store();
         let mut metadata = cx.asset.static_metadata().clone();
         metadata.extend(cx.job.metadata.iter().map(|(k, v)| (k.clone(), v.clone())));
         let record = Materialization {

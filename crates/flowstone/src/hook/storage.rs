@@ -16,7 +16,7 @@ pub struct StorageHook;
 impl Hook for StorageHook {
     async fn call(&self, cx: &mut Materializing<'_>, next: Next<'_>) -> Result<Output> {
         let output = next.run(cx).await?;
-        let io = cx.runtime.io_for(cx.asset, cx.job)?;
+        let io = cx.storage.io_for(cx.asset, cx.job)?;
         let meta = IoMetadata {
             run_id: cx.job.run_id,
             stored_at: chrono::Utc::now(),

@@ -18,7 +18,8 @@ use async_trait::async_trait;
 use flowstone_queue::{JobState, NewJob, Queue, Unique};
 
 use crate::error::{Error, ErrorKind, ErrorRecord, Result};
-use crate::executor::{Capabilities, Capability, ExecContext, Executor, Job, JobStatus};
+use crate::executor::{Capabilities, Capability, ExecContext, Executor};
+use crate::job::{Job, JobStatus};
 use crate::output::Output;
 use crate::runtime::Runtime;
 

@@ -22,14 +22,14 @@ use std::time::Duration;
 use flowstone_queue::{JobContext, Outcome, ShutdownReport, WorkerHandle, WorkerSettings};
 
 use super::{DEFAULT_QUEUE, KIND, encode_error};
-use crate::api::FlowStone;
 use crate::error::{Error, ErrorKind, Result};
-use crate::executor::Job;
-use crate::runtime::RunEnv;
+use crate::job::Job;
+use crate::runtime::{RunEnv, Runtime};
 
-/// Configures a worker; from [`FlowStone::worker`].
+/// Configures a worker; from [`crate::FlowStone::worker`].
 pub struct WorkerBuilder {
-    fs: FlowStone,
+    runtime: Runtime,
+    database: Option<flowstone_queue::Database>,
     queues: Vec<(String, usize)>,
     settings: WorkerSettings,
     node: Option<String>,
@@ -46,9 +46,10 @@ struct Limits {
 }
 
 impl WorkerBuilder {
-    pub(crate) fn new(fs: FlowStone) -> Self {
+    pub(crate) fn new(runtime: Runtime, database: Option<flowstone_queue::Database>) -> Self {
         WorkerBuilder {
-            fs,
+            runtime,
+            database,
             queues: Vec::new(),
             settings: WorkerSettings::default(),
             node: None,
@@ -109,7 +110,7 @@ impl WorkerBuilder {
 
     /// Starts claiming jobs.
     pub async fn start(self) -> Result<WorkerHandle> {
-        let db = self.fs.database().cloned().ok_or_else(|| {
+        let db = self.database.ok_or_else(|| {
             Error::config(
                 "a worker needs a database: build FlowStone with .database(\"sqlite://flowstone.db\")",
             )
@@ -126,12 +127,12 @@ impl WorkerBuilder {
         if let Some(node) = self.node {
             builder = builder.node(node);
         }
-        let fs = self.fs;
+        let runtime = self.runtime;
         let limits = self.limits;
         let handle = builder
             .typed_handler(KIND, move |ctx: JobContext, job: Job| {
-                let fs = fs.clone();
-                async move { run_job(&fs, ctx, job, limits).await }
+                let runtime = runtime.clone();
+                async move { run_job(&runtime, ctx, job, limits).await }
             })
             .start()
             .await
@@ -166,8 +167,7 @@ fn returns_output(ctx: &JobContext) -> bool {
         .unwrap_or(true)
 }
 
-async fn run_job(fs: &FlowStone, ctx: JobContext, job: Job, limits: Limits) -> Outcome {
-    let runtime = fs.runtime();
+async fn run_job(runtime: &Runtime, ctx: JobContext, job: Job, limits: Limits) -> Outcome {
     let asset = match runtime.registry().get(&job.asset) {
         Ok(asset) => Arc::clone(asset),
         Err(_) if ctx.snoozed < limits.unknown_asset => {

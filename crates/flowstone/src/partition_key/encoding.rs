@@ -2,8 +2,7 @@
 
 use chrono::{NaiveDate, NaiveDateTime};
 
-use super::Partition;
-use crate::error::{Error, Result};
+use super::{Partition, PartitionKeyError, Result};
 
 /// How deep tuples may nest and still decode. Deeper input is rejected instead of recursing
 /// without bound.
@@ -69,10 +68,10 @@ fn needs_tag(s: &str) -> bool {
 /// Decodes a canonical encoding; see [`Partition::decode`].
 pub(super) fn decode(input: &str) -> Result<Partition> {
     let partition = decode_at(input, 0)
-        .map_err(|reason| Error::invalid_partition(input, format!("{FORMS} ({reason})")))?;
+        .map_err(|reason| PartitionKeyError::new(input, format!("{FORMS} ({reason})")))?;
     let canonical = partition.encode();
     if canonical != input {
-        return Err(Error::invalid_partition(
+        return Err(PartitionKeyError::new(
             input,
             format!("the canonical encoding '{canonical}' of the same partition"),
         ));
@@ -200,8 +199,7 @@ mod tests {
     fn deeply_nested_input_is_rejected_not_recursed() {
         let input = "t:".repeat(100_000);
         let err = decode(&input).unwrap_err();
-        assert_eq!(err.kind(), crate::error::ErrorKind::InvalidPartition);
-        assert!(err.message().contains("nest more than"));
+        assert!(err.to_string().contains("nest more than"), "{err}");
     }
 
     #[test]
@@ -223,7 +221,7 @@ mod tests {
             ("ndt:2024-01-01T00:00:00.5", "'ndt:2024-01-01T00:00:00.500'"),
         ] {
             let err = decode(input).unwrap_err();
-            assert!(err.message().contains(canonical), "{input}: {err}");
+            assert!(err.to_string().contains(canonical), "{input}: {err}");
         }
     }
 }

@@ -1,4 +1,60 @@
-//! The partition value: its variants, conversions, accessors and serde form.
+//! [`Partition`]: the value that names one slice of an asset (a day, a tenant, both), its
+//! conversions, accessors and serde form, and its canonical encoding (the partition key every
+//! store, job row and IO key holds).
+//!
+//! This is the bottom of the crate: the error type carries a partition, so the value must not
+//! depend on the error type. Its own failures are [`PartitionKeyError`]s, which `?` turns into
+//! [`crate::Error`]s of kind `InvalidPartition`. Definitions of partition *sets* (daily,
+//! static, ...) sit above the error type, in [`crate::partition`].
+//!
+//! # One lossless, canonical encoding
+//!
+//! A partition crosses a persistence boundary all the time: it is a column in materialization
+//! and lineage rows, an argument of queued jobs, part of IO keys. Every one of those boundaries
+//! uses the single encoding produced by [`Partition::encode`] and read back by
+//! [`Partition::decode`] (and by `Serialize`/`Deserialize`, which carry the same string).
+//!
+//! The system FlowStone replaces guessed a partition's type from its text: an integer partition
+//! came back as the string `"42"`, and a tenant named `"2024-01-01"` came back as a date. So the
+//! encoding is *tagged* and *lossless*: `decode(encode(p)) == p` for every value, and the string
+//! `"42"` and the integer `42` encode differently. The tags are short so rows stay readable:
+//!
+//! ```text
+//! Unpartitioned                              u:
+//! Date(2024-01-01)                           d:2024-01-01
+//! DateTime(2024-01-01 00:00:00 UTC)          dt:2024-01-01T00:00:00Z
+//!   ... with sub-second precision            dt:2024-01-01T00:00:00.250Z
+//! NaiveDateTime(2024-01-01 12:30:00)         ndt:2024-01-01T12:30:00
+//! Int(42)                                    i:42
+//! Str("tenant_123")                          tenant_123        (no tag)
+//! Str(""), Str("a:b"), Str("a|b")            s:   s:a:b   s:a|b
+//! Tuple([Date(2024-01-05), Str("eu")])       t:d:2024-01-05|eu
+//! Tuple([Str("a|b"), Tuple([Int(1), Int(2)])])  t:s:a\|b|t:i:1\|i:2
+//! Tuple([])                                  t:
+//! ```
+//!
+//! A string is written as it is when it is not empty and contains none of `:`, `|` and `\`
+//! (so it cannot be mistaken for a tagged value); otherwise it gets the `s:` tag and is written
+//! verbatim after it. A tuple joins its elements' encodings with `|`, escaping `\` as `\\` and
+//! `|` as `\|` inside each element, so strings containing `|` and nested tuples round-trip.
+//! Sub-second digits of times are printed in groups of 3 (milli, micro, nano), only when
+//! non-zero; leap seconds print as second `60`.
+//!
+//! The encoding is also *canonical*: [`Partition::decode`] accepts exactly the strings `encode`
+//! produces, and rejects other spellings of the same value (`s:abc`, `i:+42`, `i:042`,
+//! `dt:…+00:00`) with an error naming the canonical form. Two encoded strings are therefore
+//! equal exactly when the partitions are equal, which is what lets stores use the encoded
+//! string as a key. Tuples may nest at most [`MAX_TUPLE_DEPTH`] levels deep; each level doubles
+//! the escaping of the levels below it, so keep nesting shallow (a multi-dimensional partition
+//! is a single level).
+//!
+//! Decoding never panics: malformed input of any kind is a [`PartitionKeyError`] naming the
+//! input and the expected form (it becomes an
+//! [`ErrorKind::InvalidPartition`](crate::error::ErrorKind::InvalidPartition) [`crate::Error`]
+//! through `?`).
+//!
+
+mod encoding;
 
 use std::fmt;
 use std::str::FromStr;
@@ -6,14 +62,55 @@ use std::str::FromStr;
 use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-use super::encoding;
-use crate::error::{Error, Result};
+pub use encoding::MAX_TUPLE_DEPTH;
+
+/// A partition value (or a person's input for one) that is not valid: `input`, and a
+/// description of the form that was `expected`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PartitionKeyError {
+    input: String,
+    expected: String,
+}
+
+impl PartitionKeyError {
+    /// `input` is not a valid partition; `expected` describes the accepted form.
+    pub fn new(input: impl Into<String>, expected: impl fmt::Display) -> Self {
+        PartitionKeyError {
+            input: input.into(),
+            expected: expected.to_string(),
+        }
+    }
+
+    /// The rejected input.
+    pub fn input(&self) -> &str {
+        &self.input
+    }
+
+    /// What was expected instead.
+    pub fn expected(&self) -> &str {
+        &self.expected
+    }
+}
+
+impl fmt::Display for PartitionKeyError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "invalid partition '{}': expected {}",
+            self.input, self.expected
+        )
+    }
+}
+
+impl std::error::Error for PartitionKeyError {}
+
+type Result<T> = std::result::Result<T, PartitionKeyError>;
 
 /// A partition value.
 ///
 /// Compare, hash and sort freely; persist it with [`Partition::encode`] (or serde, which uses
 /// the same string) and read it back with [`Partition::decode`]. See the
-/// [module docs](crate::partition) for the encoding.
+/// [module docs](self) for the encoding.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
 pub enum Partition {
     /// The asset is not partitioned. Encoded `u:`.
@@ -55,8 +152,8 @@ impl Partition {
         NaiveDate::from_ymd_opt(year, month, day)
             .map(Partition::Date)
             .ok_or_else(|| {
-                Error::invalid_partition(
-                    &format!("{year:04}-{month:02}-{day:02}"),
+                PartitionKeyError::new(
+                    format!("{year:04}-{month:02}-{day:02}"),
                     "a calendar date that exists",
                 )
             })
@@ -119,8 +216,8 @@ impl Partition {
         }
     }
 
-    fn wrong_variant(&self, expected: &str) -> Error {
-        Error::invalid_partition(&self.encode(), expected)
+    fn wrong_variant(&self, expected: &str) -> PartitionKeyError {
+        PartitionKeyError::new(self.encode(), expected)
     }
 }
 
@@ -132,7 +229,7 @@ impl fmt::Display for Partition {
 }
 
 impl FromStr for Partition {
-    type Err = Error;
+    type Err = PartitionKeyError;
 
     /// Same as [`Partition::decode`].
     fn from_str(input: &str) -> Result<Partition> {
@@ -212,6 +309,6 @@ impl serde::de::Visitor<'_> for EncodedVisitor {
     }
 
     fn visit_str<E: serde::de::Error>(self, input: &str) -> std::result::Result<Partition, E> {
-        Partition::decode(input).map_err(|err| E::custom(err.message()))
+        Partition::decode(input).map_err(E::custom)
     }
 }

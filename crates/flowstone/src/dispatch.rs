@@ -1,0 +1,108 @@
+//! [`Dispatcher`]: turns a caller's request into jobs and hands them to an executor.
+//!
+//! It picks the executor (the run's strategy, else the asset's, else Auto), builds the job from
+//! a [`Run`] and checks everything the job names before it runs: the partition, the options the
+//! executor must honour, the hook stack, the IO manager. The public API, backfills and the queue
+//! worker all dispatch through it, so they sit on it rather than on each other.
+
+use std::sync::Arc;
+
+use crate::asset::Asset;
+use crate::error::Result;
+use crate::executor::{ExecContext, Executor, ExecutorTable, Strategy, check_options};
+use crate::job::Job;
+use crate::registry::Registry;
+use crate::run::Run;
+use crate::runtime::Runtime;
+
+/// The runtime and the executors of one FlowStone. Cheap to clone.
+#[derive(Clone)]
+pub struct Dispatcher {
+    runtime: Runtime,
+    executors: Arc<ExecutorTable>,
+}
+
+impl Dispatcher {
+    pub(crate) fn new(runtime: Runtime, executors: ExecutorTable) -> Self {
+        Dispatcher {
+            runtime,
+            executors: Arc::new(executors),
+        }
+    }
+
+    /// The runtime jobs run with in this process.
+    pub fn runtime(&self) -> &Runtime {
+        &self.runtime
+    }
+
+    /// The asset graph.
+    pub fn registry(&self) -> &Registry {
+        self.runtime.registry()
+    }
+
+    /// The registered executors.
+    pub fn executors(&self) -> &ExecutorTable {
+        &self.executors
+    }
+
+    /// The executor a run of `asset` uses: the run's strategy, else the asset's, else Auto.
+    pub fn select_executor(
+        &self,
+        asset: &Asset,
+        strategy: Option<&Strategy>,
+    ) -> Result<(String, Arc<dyn Executor>)> {
+        match (strategy, asset.default_executor()) {
+            (Some(strategy), _) => self.executors.select(strategy),
+            (None, Some(name)) => self.executors.select(&Strategy::parse(name)),
+            (None, None) => self.executors.select(&Strategy::Auto),
+        }
+    }
+
+    /// Builds the job for `asset` from `run`, owned by `executor`, and checks that the partition
+    /// belongs to the asset, that the executor can honour the run's options, and that the hooks
+    /// and IO manager it names exist.
+    pub fn prepare_job(
+        &self,
+        asset: &Asset,
+        run: &Run,
+        executor_name: &str,
+        executor: &dyn Executor,
+    ) -> Result<Job> {
+        self.runtime.check_partition_member(asset, &run.partition)?;
+        self.job_template(asset, run, executor_name, executor)
+    }
+
+    /// [`Dispatcher::prepare_job`] without the partition check: the template of a backfill's jobs,
+    /// whose partitions are checked once for the whole set.
+    pub fn job_template(
+        &self,
+        asset: &Asset,
+        run: &Run,
+        executor_name: &str,
+        executor: &dyn Executor,
+    ) -> Result<Job> {
+        let mut job = Job::new(asset.name(), run.partition.clone());
+        job.run_id = run.run_id.unwrap_or(job.run_id);
+        job.priority = run.priority.unwrap_or(0);
+        job.scheduled_at = run.scheduled_at;
+        job.io_manager = run.io_manager.clone();
+        job.hooks = run.hooks.clone();
+        job.hook_config = run.hook_config.clone();
+        job.record = run.record.unwrap_or(true);
+        job.metadata = run.metadata.clone();
+        job.executor = executor_name.to_owned();
+        check_options(executor_name, executor.capabilities(), &job, &run.options)?;
+        self.runtime.hooks().stack_for(&job)?;
+        if let Some(io) = &job.io_manager {
+            self.runtime.io_manager(io)?;
+        }
+        Ok(job)
+    }
+
+    pub fn exec_context(&self, run: &Run) -> ExecContext {
+        ExecContext {
+            options: run.options.clone(),
+            ..ExecContext::new(self.runtime.clone())
+        }
+    }
+}
