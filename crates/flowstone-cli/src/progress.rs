@@ -93,13 +93,9 @@ impl BackfillProgress {
                 let rate = progress.done as f64 / elapsed;
                 let left = progress.total - progress.done;
                 let eta = Duration::from_secs_f64(left as f64 / rate.max(1e-3));
-                let outcome = match progress.outcome {
-                    PartitionOutcome::Succeeded => String::from("succeeded"),
-                    PartitionOutcome::Skipped => String::from("skipped"),
-                    PartitionOutcome::Cancelled => String::from("cancelled"),
-                    PartitionOutcome::Failed(err) => {
-                        format!("failed: {}", one_line(&err.to_string()))
-                    }
+                let outcome = match progress.outcome.error() {
+                    Some(err) => format!("failed: {}", one_line(&err.to_string())),
+                    None => progress.outcome.name().to_owned(),
                 };
                 eprintln!(
                     "{} [{}/{}] {} {} ({} failed, {:.1}/s, ETA {})",

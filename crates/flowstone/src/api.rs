@@ -37,6 +37,7 @@ pub struct FlowStone {
 }
 
 /// Assembles a [`FlowStone`]; [`Builder::build`] validates the graph.
+#[must_use = "a builder does nothing until .build() or .connect().await"]
 pub struct Builder {
     assets: Vec<Asset>,
     io_managers: HashMap<String, Arc<dyn IoManager>>,

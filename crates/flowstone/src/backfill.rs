@@ -26,6 +26,7 @@ use crate::store::MaterializationStatus;
 
 /// Where a backfill's partitions come from.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub enum BackfillSource {
     /// These partitions.
     List(Vec<Partition>),
@@ -56,6 +57,7 @@ pub struct Progress<'a> {
 
 /// How one partition of a backfill ended.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub enum PartitionOutcome {
     /// Materialized.
     Succeeded,
@@ -67,9 +69,30 @@ pub enum PartitionOutcome {
     Cancelled,
 }
 
+impl PartitionOutcome {
+    /// `succeeded`, `failed`, `skipped` or `cancelled`: the outcome's name in reports.
+    pub fn name(&self) -> &'static str {
+        match self {
+            PartitionOutcome::Succeeded => "succeeded",
+            PartitionOutcome::Failed(_) => "failed",
+            PartitionOutcome::Skipped => "skipped",
+            PartitionOutcome::Cancelled => "cancelled",
+        }
+    }
+
+    /// The error of a failed partition.
+    pub fn error(&self) -> Option<&crate::error::Error> {
+        match self {
+            PartitionOutcome::Failed(err) => Some(err),
+            _ => None,
+        }
+    }
+}
+
 /// A backfill request. Start with [`Backfill::partitions`], [`Backfill::range`] or
 /// [`Backfill::all`].
 #[derive(Clone)]
+#[must_use = "a backfill does nothing until it is passed to FlowStone::backfill"]
 pub struct Backfill {
     source: BackfillSource,
     run: Run,

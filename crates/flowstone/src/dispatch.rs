@@ -99,6 +99,7 @@ impl Dispatcher {
         Ok(job)
     }
 
+    /// The context an executor runs `run`'s jobs with: its options and this runtime.
     pub fn exec_context(&self, run: &Run) -> ExecContext {
         ExecContext {
             options: run.options.clone(),

@@ -86,6 +86,7 @@ impl Job {
 
 /// Where a job stands.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub enum JobStatus {
     /// Waiting to run.
     Pending {

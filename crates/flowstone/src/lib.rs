@@ -44,6 +44,9 @@
 //! 7. [`dispatch`] (picks the executor, builds checked jobs), [`backfill`] (many partitions
 //!    through a dispatcher), and at the top [`api`] ([`FlowStone`] and its builder).
 
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
 pub mod api;
 pub mod asset;
 pub mod backfill;

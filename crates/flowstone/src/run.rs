@@ -12,6 +12,7 @@ use crate::partition::Partition;
 
 /// Options of one run: the partition, the executor and what it should honour.
 #[derive(Clone, Debug, Default)]
+#[must_use = "a run does nothing until it is passed to materialize or schedule"]
 pub struct Run {
     pub(crate) partition: Partition,
     pub(crate) strategy: Option<Strategy>,

@@ -4,7 +4,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use clap::{ArgGroup, Args};
-use flowstone::{Backfill, BackfillReport, CancellationToken, FlowStone, PartitionOutcome};
+use flowstone::{Backfill, BackfillReport, CancellationToken, FlowStone};
 use serde_json::{Value, json};
 
 use crate::input;
@@ -207,16 +207,10 @@ pub fn backfill_json(timed: &TimedReport) -> Value {
         .outcomes
         .iter()
         .map(|(partition, outcome)| {
-            let (name, error) = match outcome {
-                PartitionOutcome::Succeeded => ("succeeded", None),
-                PartitionOutcome::Skipped => ("skipped", None),
-                PartitionOutcome::Cancelled => ("cancelled", None),
-                PartitionOutcome::Failed(err) => (
-                    "failed",
-                    Some(json!({ "kind": err.kind(), "message": err.to_string() })),
-                ),
-            };
-            json!({ "partition": partition_json(partition), "outcome": name, "error": error })
+            let error = outcome
+                .error()
+                .map(|err| json!({ "kind": err.kind(), "message": err.to_string() }));
+            json!({ "partition": partition_json(partition), "outcome": outcome.name(), "error": error })
         })
         .collect();
     json!({

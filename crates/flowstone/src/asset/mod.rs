@@ -30,6 +30,7 @@ pub type AssetFn = Arc<dyn Fn(Context) -> BoxFuture<'static, Result<Output>> + S
 
 /// A declared asset. Build it with [`Asset::new`] and the chained setters.
 #[derive(Clone)]
+#[must_use = "an asset does nothing until it is added to FlowStone::builder().asset(..)"]
 pub struct Asset {
     // Shared with every `Context` of a materialization of this asset (no copy per run).
     pub(crate) name: Arc<str>,

@@ -12,6 +12,7 @@ use crate::error::{Error, Result};
 
 /// How to choose the executor for a run.
 #[derive(Clone, Default)]
+#[non_exhaustive]
 pub enum Strategy {
     /// The queue when one is configured, otherwise Sync.
     #[default]

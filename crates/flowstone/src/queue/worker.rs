@@ -27,6 +27,7 @@ use crate::job::Job;
 use crate::runtime::{RunEnv, Runtime};
 
 /// Configures a worker; from [`crate::FlowStone::worker`].
+#[must_use = "a worker does nothing until .start() or .run_until(..)"]
 pub struct WorkerBuilder {
     runtime: Runtime,
     database: Option<flowstone_queue::Database>,

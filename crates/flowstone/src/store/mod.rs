@@ -22,6 +22,7 @@ use crate::partition::Partition;
 /// Where a materialization stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum MaterializationStatus {
     /// Started, not finished.
     Running,
