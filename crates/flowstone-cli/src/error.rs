@@ -139,19 +139,8 @@ impl From<flowstone::Error> for CliError {
             )),
             _ => None,
         };
-        // The message, the partition as people type it, and the cause unless the message
-        // already quotes it.
-        let mut message = err.message().to_owned();
-        if let Some(partition) = err.partition() {
-            message.push_str(&format!(" (partition {})", partition_text(partition)));
-        }
-        if let Some(source) = std::error::Error::source(&err) {
-            let source = source.to_string();
-            if !message.contains(&source) {
-                message.push_str(": ");
-                message.push_str(&source);
-            }
-        }
+        // The partition as people type it.
+        let message = err.describe(partition_text);
         CliError {
             code: exit_code_for(err.kind()),
             kind: kind_name(err.kind()),

@@ -491,6 +491,9 @@ impl Builder {
         executors.register("async", Arc::new(TaskAsyncExecutor::new()));
         executors.register("serial", Arc::new(SerialExecutor::new()));
         for (name, executor) in self.executors {
+            executor.check().map_err(|e| {
+                Error::invalid_options(format!("executor '{name}': {}", e.message()))
+            })?;
             executors.register(name, executor);
         }
         for asset in runtime.registry().assets() {

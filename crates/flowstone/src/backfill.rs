@@ -171,8 +171,12 @@ impl Backfill {
     }
 
     /// Options for every job (timeout, attempts, hooks, IO manager, metadata...). Its partition
-    /// and `with_upstream` are ignored.
-    pub fn run_options(mut self, run: Run) -> Self {
+    /// and `with_upstream` are ignored. Composes with [`Backfill::executor`] in either order: an
+    /// executor chosen before is kept unless `run` chooses one itself.
+    pub fn run_options(mut self, mut run: Run) -> Self {
+        if run.strategy.is_none() {
+            run.strategy = self.run.strategy.take();
+        }
         self.run = run;
         self
     }
@@ -305,9 +309,10 @@ pub(crate) async fn run(
     let asset = Arc::clone(fs.registry().get(asset_name)?);
     let partitions = resolve_partitions(fs.registry(), asset_name, &backfill.source)?;
     let (exec_name, executor) = fs.select_executor(&asset, backfill.run.strategy.as_ref())?;
-    if backfill.max_concurrency == Some(0) {
-        return Err(Error::invalid_options("max_concurrency must be at least 1"));
-    }
+    let max_concurrency = backfill
+        .max_concurrency
+        .map(|n| crate::limits::concurrency("max_concurrency", n))
+        .transpose()?;
 
     let latest: HashMap<Partition, MaterializationStatus> =
         if backfill.force && !backfill.retry_failed {
@@ -377,8 +382,7 @@ pub(crate) async fn run(
         cancel: backfill.cancel.clone(),
         ..ExecContext::new(fs.runtime().clone())
     };
-    let concurrency = backfill
-        .max_concurrency
+    let concurrency = max_concurrency
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
     let finished = std::sync::Mutex::new(Vec::with_capacity(jobs.len()));
     let on_done = |i: usize, result: Result<()>| {

@@ -62,7 +62,7 @@ impl Context {
     /// `Option<U>`), or use [`Context::optional_dep`].
     pub fn dep<T: DeserializeOwned + Send + Sync + 'static>(&self, name: &str) -> Result<T> {
         match self.lookup(name)? {
-            Some(output) => output.clone().value::<T>(),
+            Some(output) => self.typed(name, output.clone().value::<T>()),
             None => serde_json::from_value(serde_json::Value::Null).map_err(|_| {
                 Error::new(
                     ErrorKind::DependencyNotReady,
@@ -82,7 +82,7 @@ impl Context {
         name: &str,
     ) -> Result<Arc<T>> {
         match self.lookup(name)? {
-            Some(output) => output.get::<T>(),
+            Some(output) => self.typed(name, output.get::<T>()),
             None => Err(Error::new(
                 ErrorKind::DependencyNotReady,
                 format!("optional dependency '{name}' is not materialized for this partition"),
@@ -96,8 +96,25 @@ impl Context {
         name: &str,
     ) -> Result<Option<T>> {
         self.lookup(name)?
-            .map(|output| output.clone().value::<T>())
+            .map(|output| self.typed(name, output.clone().value::<T>()))
             .transpose()
+    }
+
+    /// Names the dependency and this asset in a failed typed read (the output's error names
+    /// the stored and the expected type).
+    fn typed<T>(&self, name: &str, read: Result<T>) -> Result<T> {
+        read.map_err(|err| {
+            Error::new(
+                err.kind(),
+                format!(
+                    "asset '{}' cannot read dependency '{name}': {}",
+                    self.asset(),
+                    err.message()
+                ),
+            )
+            .with_retryable(err.retryable())
+            .with_asset(self.asset())
+        })
     }
 
     fn lookup(&self, name: &str) -> Result<Option<&Output>> {

@@ -330,20 +330,45 @@ pub struct ErrorRecord {
     pub source: Option<String>,
 }
 
-impl fmt::Display for Error {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0.message)?;
-        if let Some(partition) = &self.0.partition {
-            write!(f, " (partition {partition})")?;
+impl Error {
+    /// The whole text: the message, what it concerns (the asset unless the message names it
+    /// already, the partition as `show_partition` writes it), and the cause unless the message
+    /// quotes it. `Display` writes partitions encoded; the CLI writes them as people type them.
+    pub fn describe(&self, show_partition: impl Fn(&Partition) -> String) -> String {
+        let mut text = self.0.message.clone();
+        let asset = self
+            .0
+            .asset
+            .as_deref()
+            .filter(|asset| !text.contains(&format!("'{asset}'")));
+        match (asset, &self.0.partition) {
+            (Some(asset), Some(partition)) => {
+                text.push_str(&format!(
+                    " (asset '{asset}', partition {})",
+                    show_partition(partition)
+                ));
+            }
+            (Some(asset), None) => text.push_str(&format!(" (asset '{asset}')")),
+            (None, Some(partition)) => {
+                text.push_str(&format!(" (partition {})", show_partition(partition)));
+            }
+            (None, None) => {}
         }
         if let Some(source) = &self.0.source {
             // Messages often quote their cause already; say it once.
             let source = source.to_string();
             if !self.0.message.contains(&source) {
-                write!(f, ": {source}")?;
+                text.push_str(": ");
+                text.push_str(&source);
             }
         }
-        Ok(())
+        text
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.describe(Partition::encode))
     }
 }
 

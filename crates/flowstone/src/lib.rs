@@ -59,6 +59,7 @@ pub mod hook;
 pub mod ids;
 pub mod io;
 pub mod job;
+pub mod limits;
 pub mod lineage;
 pub mod output;
 pub mod partition;

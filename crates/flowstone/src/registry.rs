@@ -25,8 +25,12 @@ impl Registry {
     pub(crate) fn build(assets: Vec<Asset>, resources: &BTreeSet<String>) -> Result<Registry> {
         let mut by_name: BTreeMap<String, Asset> = BTreeMap::new();
         for asset in assets {
-            if asset.name.trim().is_empty() {
-                return Err(Error::invalid_graph("an asset has an empty name"));
+            crate::limits::asset_name(asset.name())?;
+            if let Some(timeout) = asset.timeout_value() {
+                crate::limits::timeout("timeout", timeout).map_err(|e| {
+                    Error::invalid_options(format!("asset '{}': {}", asset.name, e.message()))
+                        .with_asset(asset.name())
+                })?;
             }
             if by_name.contains_key(asset.name()) {
                 return Err(Error::invalid_graph(format!(

@@ -38,6 +38,13 @@ pub trait Executor: Send + Sync + 'static {
     /// What it can honour.
     fn capabilities(&self) -> Capabilities;
 
+    /// Checks the executor's own settings (a zero timeout, a zero concurrency). FlowStone's
+    /// builder calls it for every executor it registers, so a bad setting fails `build()`
+    /// naming the executor instead of failing every job later.
+    fn check(&self) -> Result<()> {
+        Ok(())
+    }
+
     /// Runs `job` and waits for its output.
     async fn execute(&self, job: Job, cx: ExecContext) -> Result<Output>;
 

@@ -144,6 +144,9 @@ pub fn check_options(
             job.priority
         )));
     }
+    if let Some(timeout) = options.timeout {
+        crate::limits::timeout("timeout", timeout)?;
+    }
     if options.max_attempts == Some(0) {
         return Err(Error::invalid_options(
             "max_attempts must be at least 1 (1 means no retry)",

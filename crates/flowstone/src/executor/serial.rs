@@ -88,6 +88,10 @@ impl Executor for SerialExecutor {
         "serial"
     }
 
+    fn check(&self) -> Result<()> {
+        crate::limits::timeout("timeout", self.timeout).map(drop)
+    }
+
     fn capabilities(&self) -> Capabilities {
         Capabilities::of(&[
             Capability::Immediate,

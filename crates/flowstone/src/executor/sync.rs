@@ -50,6 +50,10 @@ impl Executor for SyncExecutor {
         "sync"
     }
 
+    fn check(&self) -> Result<()> {
+        crate::limits::timeout("timeout", self.timeout).map(drop)
+    }
+
     fn capabilities(&self) -> Capabilities {
         Capabilities::of(&[
             Capability::Immediate,

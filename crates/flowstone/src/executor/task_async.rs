@@ -46,10 +46,12 @@ impl TaskAsyncExecutor {
     }
 
     fn build(max_concurrency: usize, timeout: Duration) -> Self {
-        let max_concurrency = max_concurrency.max(1);
+        // A 0 is kept so `check` can refuse it by name; the semaphore gets at least one permit
+        // and at most MAX_CONCURRENCY (tokio panics beyond its own maximum).
+        let permits = max_concurrency.clamp(1, crate::limits::MAX_CONCURRENCY);
         TaskAsyncExecutor {
             inner: Arc::new(Inner {
-                permits: Arc::new(Semaphore::new(max_concurrency)),
+                permits: Arc::new(Semaphore::new(permits)),
                 max_concurrency,
                 timeout,
                 cancel_wait: Duration::from_secs(30),
@@ -58,7 +60,8 @@ impl TaskAsyncExecutor {
         }
     }
 
-    /// Sets how many jobs may run at once (at least 1).
+    /// Sets how many jobs may run at once: at least 1 (0 fails `build()` with `InvalidOptions`),
+    /// at most [`crate::limits::MAX_CONCURRENCY`] (larger values are clamped).
     pub fn max_concurrency(self, max_concurrency: usize) -> Self {
         Self::build(max_concurrency, self.inner.timeout)
     }
@@ -70,7 +73,9 @@ impl TaskAsyncExecutor {
 
     /// How many jobs may run at once.
     pub fn concurrency_limit(&self) -> usize {
-        self.inner.max_concurrency
+        self.inner
+            .max_concurrency
+            .clamp(1, crate::limits::MAX_CONCURRENCY)
     }
 
     /// Starts `job` on a task that waits for a permit, runs, and records its outcome.
@@ -122,6 +127,11 @@ impl Default for TaskAsyncExecutor {
 impl Executor for TaskAsyncExecutor {
     fn name(&self) -> &str {
         "async"
+    }
+
+    fn check(&self) -> Result<()> {
+        crate::limits::concurrency("max_concurrency", self.inner.max_concurrency)?;
+        crate::limits::timeout("timeout", self.inner.timeout).map(drop)
     }
 
     fn capabilities(&self) -> Capabilities {

@@ -123,6 +123,10 @@ impl WorkerBuilder {
             self.queues
         };
         for (queue, concurrency) in queues {
+            let concurrency = crate::limits::concurrency(
+                &format!("concurrency of queue '{queue}'"),
+                concurrency,
+            )?;
             builder = builder.queue(queue, concurrency);
         }
         if let Some(node) = self.node {
