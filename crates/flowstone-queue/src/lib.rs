@@ -45,6 +45,7 @@ pub mod error;
 pub mod handler;
 pub mod job;
 pub mod migrate;
+mod redact;
 #[cfg(feature = "testing")]
 pub mod testing;
 mod worker;
@@ -56,6 +57,7 @@ pub use error::{Error, Result};
 pub use handler::{HandlerOptions, JobContext, Outcome};
 pub use job::{AttemptError, Inserted, InsertedId, Job, JobFilter, JobState, NewJob, Unique};
 pub use migrate::{Migration, Migrator, QUEUE_MIGRATIONS};
+pub use redact::{redact_url, redact_url_in};
 pub use tokio_util::sync::CancellationToken;
 pub use worker::{ShutdownReport, Worker, WorkerBuilder, WorkerHandle, WorkerSettings};
 
