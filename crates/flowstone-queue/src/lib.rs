@@ -37,7 +37,6 @@
 //! # Ok(()) }
 //! ```
 
-pub mod backoff;
 mod client;
 pub mod database;
 mod engine;
@@ -50,10 +49,10 @@ mod redact;
 pub mod testing;
 mod worker;
 
-pub use backoff::Backoff;
 pub use client::Queue;
 pub use database::{ConnectOptions, Database, Engine, Pool};
 pub use error::{Error, Result};
+pub use flowstone_backoff::{Backoff, Exponential};
 pub use handler::{HandlerOptions, JobContext, Outcome};
 pub use job::{AttemptError, Inserted, InsertedId, Job, JobFilter, JobState, NewJob, Unique};
 pub use migrate::{Migration, Migrator, QUEUE_MIGRATIONS};
