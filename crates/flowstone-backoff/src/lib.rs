@@ -85,6 +85,11 @@ impl fmt::Debug for Backoff {
     }
 }
 
+/// The README's example, compiled and run with the doc tests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeExample;
+
 #[cfg(test)]
 mod tests {
     use super::*;
