@@ -4,10 +4,10 @@
 use std::process::ExitCode;
 
 use flowstone::ErrorKind;
+use flowstone_queue::redact_url_in;
 
 use crate::GlobalOpts;
 use crate::output::partition_text;
-use crate::storage::redact;
 
 /// How a command that ran ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -77,8 +77,11 @@ impl CliError {
     /// Prints the error (on stderr; also as JSON on stdout with `--json`), with any password
     /// of the database URL masked, and returns the exit code.
     pub fn report(&self, globals: &GlobalOpts) -> ExitCode {
-        let message = redact(&self.message, &globals.database);
-        let hint = self.hint.as_deref().map(|h| redact(h, &globals.database));
+        let message = redact_url_in(&self.message, &globals.database);
+        let hint = self
+            .hint
+            .as_deref()
+            .map(|h| redact_url_in(h, &globals.database));
         eprintln!("error: {message}");
         if let Some(hint) = &hint {
             eprintln!("hint: {hint}");

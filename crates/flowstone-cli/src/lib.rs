@@ -44,7 +44,8 @@ pub use commands::backfill::{
     TimedReport, backfill_json, backfill_with_progress, print_backfill_summary, status_of,
 };
 pub use error::{CliError, Status};
-pub use storage::{DEFAULT_DATABASE_URL, configure_storage, mask_password};
+pub use flowstone_queue::redact_url;
+pub use storage::{DEFAULT_DATABASE_URL, configure_storage};
 
 /// The command line: global options and one subcommand.
 #[derive(Debug, Parser)]

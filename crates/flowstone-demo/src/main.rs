@@ -168,7 +168,7 @@ async fn demo(
         "\nRecords and lineage are in {}; outputs are files under {}. Look around:\n  \
          cargo run --release -p flowstone-demo -- materializations raw_weather --partition 2013-07\n  \
          cargo run --release -p flowstone-demo -- lineage monthly_stats --partition 2013-07",
-        flowstone_cli::mask_password(&globals.database),
+        flowstone_cli::redact_url(&globals.database),
         globals.data_dir.display()
     );
     Ok(status)

@@ -20,6 +20,7 @@ use tokio::sync::{OnceCell, broadcast};
 use tokio_util::sync::CancellationToken;
 
 use crate::error::{Error, Result};
+use crate::redact::redact_url;
 
 /// Which engine a [`Database`] runs on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -367,54 +368,9 @@ fn parse_notification(channel: &str, payload: &str) -> Option<Event> {
     }
 }
 
-/// The URL with any password replaced by `***`, for messages and logs.
-pub fn redact_url(url: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else {
-        return redact_query(url);
-    };
-    let cut = rest.find(['/', '?']).unwrap_or(rest.len());
-    let (authority, tail) = rest.split_at(cut);
-    let authority = match authority.rsplit_once('@') {
-        Some((userinfo, host)) => match userinfo.split_once(':') {
-            Some((user, _password)) => format!("{user}:***@{host}"),
-            None => format!("{userinfo}@{host}"),
-        },
-        None => authority.to_string(),
-    };
-    redact_query(&format!("{scheme}://{authority}{tail}"))
-}
-
-fn redact_query(url: &str) -> String {
-    let Some((head, query)) = url.split_once('?') else {
-        return url.to_string();
-    };
-    let query: Vec<String> = query
-        .split('&')
-        .map(|pair| match pair.split_once('=') {
-            Some((k, _)) if k.eq_ignore_ascii_case("password") => format!("{k}=***"),
-            _ => pair.to_string(),
-        })
-        .collect();
-    format!("{head}?{}", query.join("&"))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn passwords_are_hidden() {
-        assert_eq!(
-            redact_url("postgres://bob:secret@db:5432/x?sslmode=disable"),
-            "postgres://bob:***@db:5432/x?sslmode=disable"
-        );
-        assert_eq!(
-            redact_url("postgres://db/x?password=secret&user=bob"),
-            "postgres://db/x?password=***&user=bob"
-        );
-        assert_eq!(redact_url("sqlite://a/b.db"), "sqlite://a/b.db");
-        assert_eq!(redact_url("postgres://bob@db/x"), "postgres://bob@db/x");
-    }
 
     #[test]
     fn notifications_parse() {

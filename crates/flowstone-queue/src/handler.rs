@@ -6,13 +6,13 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use flowstone_backoff::Backoff;
 use futures_util::future::BoxFuture;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
-use crate::backoff::Backoff;
 use crate::error::{Error, Result};
 
 /// Everything a handler knows about the attempt it runs.

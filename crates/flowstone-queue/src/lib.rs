@@ -37,7 +37,6 @@
 //! # Ok(()) }
 //! ```
 
-pub mod backoff;
 mod client;
 pub mod database;
 mod engine;
@@ -45,17 +44,19 @@ pub mod error;
 pub mod handler;
 pub mod job;
 pub mod migrate;
+mod redact;
 #[cfg(feature = "testing")]
 pub mod testing;
 mod worker;
 
-pub use backoff::Backoff;
 pub use client::Queue;
 pub use database::{ConnectOptions, Database, Engine, Pool};
 pub use error::{Error, Result};
+pub use flowstone_backoff::{Backoff, Exponential};
 pub use handler::{HandlerOptions, JobContext, Outcome};
 pub use job::{AttemptError, Inserted, InsertedId, Job, JobFilter, JobState, NewJob, Unique};
 pub use migrate::{Migration, Migrator, QUEUE_MIGRATIONS};
+pub use redact::{redact_url, redact_url_in};
 pub use tokio_util::sync::CancellationToken;
 pub use worker::{ShutdownReport, Worker, WorkerBuilder, WorkerHandle, WorkerSettings};
 

@@ -52,7 +52,7 @@ impl TestDb {
     /// cannot be reached and `CI` is not `true`.
     pub async fn postgres() -> Option<TestDb> {
         let base = pg_base_url();
-        let shown = crate::database::redact_url(&base);
+        let shown = crate::redact_url(&base);
         let mut admin = match PgConnection::connect(&base).await {
             Ok(c) => c,
             Err(e) => {

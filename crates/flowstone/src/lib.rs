@@ -87,6 +87,7 @@ pub use executor::{
     Capabilities, Capability, ExecContext, ExecOptions, Executor, SerialExecutor, Step, Strategy,
     SyncExecutor, TaskAsyncExecutor,
 };
+pub use flowstone_backoff::{Backoff, Exponential};
 pub use ids::{BackfillId, JobId, RunId};
 pub use io::{FileIo, IoManager, MemoryIo};
 pub use job::{Job, JobStatus};

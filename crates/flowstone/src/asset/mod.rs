@@ -228,7 +228,7 @@ impl Asset {
 
     /// Its retry policy.
     pub fn retry_policy(&self) -> RetryPolicy {
-        self.retry
+        self.retry.clone()
     }
 
     /// Its own timeout, if set.
