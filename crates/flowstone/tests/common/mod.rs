@@ -1,13 +1,20 @@
-//! Helpers shared by the integration tests.
+//! Fixtures shared by the integration tests: typical graphs and assets, and the logs and
+//! counters through which assets tell a test what ran. Reading results back (outputs, errors,
+//! job statuses, records, lineage) is in [`outcome`].
 
 #![allow(dead_code)]
 
+pub mod outcome;
+
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use chrono::NaiveDate;
 use flowstone::store::{Materialization, MaterializationQuery};
 use flowstone::{Asset, Error, FlowStone};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
 
 /// A list shared between the test and the assets or callbacks it records from.
 pub type Shared<T> = Arc<Mutex<Vec<T>>>;
@@ -54,6 +61,49 @@ impl RunLog {
     }
 }
 
+/// How many times something was called, shared between the test and an asset.
+#[derive(Clone, Default)]
+pub struct Counter(Arc<AtomicUsize>);
+
+impl Counter {
+    /// Counts one call and returns how many there were before it.
+    pub fn bump(&self) -> usize {
+        self.0.fetch_add(1, Ordering::SeqCst)
+    }
+
+    pub fn get(&self) -> usize {
+        self.0.load(Ordering::SeqCst)
+    }
+}
+
+/// A FlowStone of `assets` and nothing else: in-memory store, default executors and hooks.
+pub fn graph(assets: impl IntoIterator<Item = Asset>) -> FlowStone {
+    FlowStone::builder()
+        .assets(assets)
+        .build()
+        .expect("the test graph is valid")
+}
+
+/// An asset that reads nothing and returns `value`.
+pub fn constant<T>(name: &str, value: T) -> Asset
+where
+    T: Serialize + DeserializeOwned + Clone + Send + Sync + 'static,
+{
+    Asset::new(name).execute(move |_ctx| {
+        let value = value.clone();
+        async move { Ok::<_, Error>(value) }
+    })
+}
+
+/// An asset that counts its runs in `calls` and returns how many there were, itself included.
+pub fn counted(name: &str, calls: &Counter) -> Asset {
+    let calls = calls.clone();
+    Asset::new(name).execute(move |_ctx| {
+        let calls = calls.clone();
+        async move { Ok::<_, Error>(calls.bump() as u32 + 1) }
+    })
+}
+
 /// An asset that logs its name to `log` and returns its name's length, reading nothing.
 pub fn logged(name: &str, deps: &[&str], log: &RunLog) -> Asset {
     let log = log.clone();
@@ -66,6 +116,15 @@ pub fn logged(name: &str, deps: &[&str], log: &RunLog) -> Asset {
                 Ok::<_, Error>(ctx.asset().len() as u64)
             }
         })
+}
+
+/// The chain a <- b <- c of [`logged`] assets, each logging to `log`.
+pub fn chain(log: &RunLog) -> FlowStone {
+    graph([
+        logged("a", &[], log),
+        logged("b", &["a"], log),
+        logged("c", &["b"], log),
+    ])
 }
 
 /// Polls `condition` (every few milliseconds, up to 10 s of wall time) until it holds.
