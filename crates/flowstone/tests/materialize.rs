@@ -21,7 +21,10 @@ use common::outcome::{
     assert_error, assert_error_in, entry, failed_record, failure, latest_record, lineage,
     materialized, output,
 };
-use common::{Counter, RunLog, Shared, all_records, chain, constant, day, graph, logged, records};
+use common::{
+    Counter, RunLog, Shared, all_records, always_failing, chain, constant, day, graph, logged,
+    records,
+};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 struct Report {
@@ -357,17 +360,12 @@ async fn a_panic_before_the_asset_future_is_built_is_caught_too() {
 #[tokio::test]
 async fn a_permanent_error_stays_non_retryable_through_the_api_and_the_record() {
     let calls = Counter::default();
-    let counter = calls.clone();
-    let fs = graph([Asset::new("strict")
-        // Retries are allowed, but a permanent error must not use them.
-        .retry(RetryPolicy::attempts(3).backoff(Duration::from_millis(1)))
-        .execute(move |_ctx| {
-            let counter = counter.clone();
-            async move {
-                counter.bump();
-                Err::<u8, _>(Error::permanent("column 'amount' is not a number"))
-            }
-        })]);
+    let strict = always_failing("strict", &calls, || {
+        Error::permanent("column 'amount' is not a number")
+    })
+    // Retries are allowed, but a permanent error must not use them.
+    .retry(RetryPolicy::attempts(3).backoff(Duration::from_millis(1)));
+    let fs = graph([strict]);
     let err = failure(&fs, "strict", Run::unpartitioned()).await;
     assert_error(&err, ErrorKind::ExecutionFailed, &["column 'amount'"]);
     assert!(!err.retryable(), "{err:?}");

@@ -1,10 +1,14 @@
 //! Fixtures shared by the integration tests: typical graphs and assets, and the logs and
 //! counters through which assets tell a test what ran. Reading results back (outputs, errors,
-//! job statuses, records, lineage) is in [`outcome`].
+//! job statuses, records, lineage) is in [`outcome`]; workers and waits for the Queue executor
+//! tests are in [`queue`].
+//!
+//! Each test binary compiles this module whole and uses part of it, hence `dead_code`.
 
 #![allow(dead_code)]
 
 pub mod outcome;
+pub mod queue;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -101,6 +105,18 @@ pub fn counted(name: &str, calls: &Counter) -> Asset {
     Asset::new(name).execute(move |_ctx| {
         let calls = calls.clone();
         async move { Ok::<_, Error>(calls.bump() as u32 + 1) }
+    })
+}
+
+/// An asset that counts its calls in `calls` and fails with `error()` on every one.
+pub fn always_failing(name: &str, calls: &Counter, error: fn() -> Error) -> Asset {
+    let calls = calls.clone();
+    Asset::new(name).execute(move |_ctx| {
+        let calls = calls.clone();
+        async move {
+            calls.bump();
+            Err::<u8, Error>(error())
+        }
     })
 }
 

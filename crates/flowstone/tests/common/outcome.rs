@@ -1,6 +1,7 @@
 //! Reading what a materialization, a job or the store ended with, in one call each: the
-//! output or the error of a run, the final status of a job, the newest record of an asset,
-//! and the checks every error test makes (its kind and what its message names).
+//! output or the error of a run, a scheduled job and its status, the newest record of an
+//! asset, its lineage, and the check every error test makes (its kind and what its message
+//! names).
 //!
 //! Each helper panics with a message naming the asset and what was expected instead, so a
 //! test body holds only the assertions that differ between tests.
@@ -8,7 +9,8 @@
 use flowstone::lineage::{LineageEntry, MaterializationKey};
 use flowstone::store::{Materialization, MaterializationStatus};
 use flowstone::{
-    Direction, Error, ErrorKind, ErrorRecord, FlowStone, JobStatus, Output, Partition, Run, RunId,
+    Direction, Error, ErrorKind, ErrorRecord, FlowStone, Job, JobStatus, Output, Partition, Run,
+    RunId,
 };
 use serde::de::DeserializeOwned;
 
@@ -56,6 +58,20 @@ pub fn assert_error_in(case: &str, err: &Error, kind: ErrorKind, mentions: &[&st
             "{case}: the error should mention {mention:?}: {err}"
         );
     }
+}
+
+/// Schedules `asset` with `run`, which must be accepted, and returns the job.
+pub async fn scheduled(fs: &FlowStone, asset: &str, run: Run) -> Job {
+    fs.schedule(asset, run)
+        .await
+        .unwrap_or_else(|err| panic!("scheduling '{asset}' failed: {err}"))
+}
+
+/// Where `job` is now, as its executor reports it.
+pub async fn job_status(fs: &FlowStone, job: &Job) -> JobStatus {
+    fs.job_status(job)
+        .await
+        .unwrap_or_else(|err| panic!("the status of job {} could not be read: {err}", job.id))
 }
 
 /// The output of a job that must have completed, as a `T`.

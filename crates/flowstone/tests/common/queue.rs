@@ -1,16 +1,14 @@
-//! Helpers shared by the Queue executor tests (`queue_executor.rs`, `queue_multiprocess.rs`):
-//! short worker timings, polling waits with generous timeouts (no timing assertions), and
-//! access to the queue row behind a job.
-
-#![allow(dead_code)]
+//! Fixtures for the Queue executor tests (`queue_executor.rs`, `queue_multiprocess.rs`):
+//! short worker timings, workers started with them, polling waits with generous timeouts (no
+//! timing assertions), and access to the queue row behind a job.
 
 use std::future::Future;
 use std::time::{Duration, Instant};
 
-use flowstone::store::{Materialization, MaterializationQuery};
+use flowstone::queue::worker::WorkerBuilder;
 use flowstone::{Asset, FlowStone, Job, JobStatus};
-use flowstone_queue::WorkerSettings;
 use flowstone_queue::testing::TestDb;
+use flowstone_queue::{WorkerHandle, WorkerSettings};
 
 /// How long any wait may take before the test fails: generous, the machine is shared.
 pub const PATIENCE: Duration = Duration::from_secs(30);
@@ -33,6 +31,23 @@ pub fn fast_settings() -> WorkerSettings {
         prune_after: None,
         ..WorkerSettings::default()
     }
+}
+
+/// A worker for `fs` on `queue` with `slots` concurrent jobs, a unique node named after
+/// `label` and [`fast_settings`]; the caller adds what its test needs and starts it.
+pub fn worker(fs: &FlowStone, queue: &str, slots: usize, label: &str) -> WorkerBuilder {
+    fs.worker()
+        .queue(queue, slots)
+        .node(node(label))
+        .settings(fast_settings())
+}
+
+/// A started [`worker`] on the `assets` queue with 4 slots.
+pub async fn start_worker(fs: &FlowStone, label: &str) -> WorkerHandle {
+    worker(fs, "assets", 4, label)
+        .start()
+        .await
+        .expect("the worker starts")
 }
 
 /// Polls `probe` until it returns `Some`, for up to `timeout`; panics naming `what` after.
@@ -93,13 +108,6 @@ pub async fn wait_finished(fs: &FlowStone, job: &Job) -> JobStatus {
         },
     )
     .await
-}
-
-/// Every materialization record of `asset`, newest first.
-pub async fn records(fs: &FlowStone, asset: &str) -> Vec<Materialization> {
-    fs.materializations(&MaterializationQuery::asset(asset))
-        .await
-        .expect("list materializations")
 }
 
 /// A unique node name for a worker in this test process.
