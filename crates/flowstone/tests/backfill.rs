@@ -13,7 +13,8 @@ use flowstone::{
     PartitionOutcome, Run, StaticPartitions, Strategy, TaskAsyncExecutor,
 };
 
-use common::{RunLog, Shared, all_records, day, records, wait_until};
+use common::wait::wait_until;
+use common::{RunLog, Shared, all_records, day, records};
 
 fn january() -> (NaiveDate, NaiveDate) {
     (day(2024, 1, 1), day(2024, 1, 31))

@@ -19,7 +19,8 @@ use flowstone::{
 use serde_json::json;
 use tokio::sync::{Notify, Semaphore};
 
-use common::{RunLog, all_records, day, logged, records, wait_until};
+use common::wait::wait_until;
+use common::{RunLog, all_records, day, logged, records};
 
 fn constant(name: &str, value: u32) -> Asset {
     Asset::new(name).execute(move |_ctx| async move { Ok::<_, Error>(value) })

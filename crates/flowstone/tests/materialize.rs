@@ -21,9 +21,10 @@ use common::outcome::{
     assert_error, assert_error_in, entry, failed_record, failure, latest_record, lineage,
     materialized, output,
 };
+use common::wait::settled_record;
 use common::{
-    Counter, RunLog, Shared, all_records, always_failing, chain, constant, day, graph, logged,
-    records,
+    Counter, RunLog, Shared, all_records, always_failing, chain, constant, day, flaky, graph,
+    logged, records,
 };
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -380,19 +381,9 @@ async fn a_permanent_error_stays_non_retryable_through_the_api_and_the_record() 
 #[tokio::test]
 async fn a_retryable_error_is_retried_up_to_the_policy() {
     let calls = Counter::default();
-    let counter = calls.clone();
-    let fs = graph([Asset::new("flaky")
-        .retry(RetryPolicy::attempts(3).backoff(Duration::from_millis(1)))
-        .execute(move |ctx| {
-            let counter = counter.clone();
-            async move {
-                counter.bump();
-                if ctx.attempt() < 3 {
-                    return Err(Error::failed("try again"));
-                }
-                Ok::<_, Error>(ctx.attempt())
-            }
-        })]);
+    let fs =
+        graph([flaky("flaky", &calls, 3)
+            .retry(RetryPolicy::attempts(3).backoff(Duration::from_millis(1)))]);
     let attempt: u32 = output(&fs, "flaky", Run::unpartitioned()).await;
     assert_eq!(attempt, 3);
     assert_eq!(calls.get(), 3);
@@ -873,14 +864,9 @@ async fn dropping_a_sync_materialization_leaves_no_running_record() {
     )
     .await;
     assert!(dropped.is_err(), "the outer timeout fired");
-    // The record hook's drop guard writes the final status on a task of its own.
-    let mut rec = latest_record(&fs, "slow").await;
-    for _ in 0..500 {
-        if rec.status != MaterializationStatus::Running {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-        rec = latest_record(&fs, "slow").await;
-    }
+    // Its record was written before the asset started; the record hook's drop guard writes the
+    // final status on a task of its own.
+    latest_record(&fs, "slow").await;
+    let rec = settled_record(&fs, "slow").await;
     assert_eq!(rec.status, MaterializationStatus::Cancelled, "{rec:?}");
 }

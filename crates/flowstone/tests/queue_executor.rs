@@ -24,8 +24,9 @@ use flowstone_queue::testing::TestDb;
 use common::outcome::{
     assert_error, completed, failed, failure, job_status, latest_record, output, scheduled,
 };
-use common::queue::{PATIENCE, connect, row, start_worker, wait_finished, wait_for, worker};
-use common::{Counter, always_failing, constant, graph, records};
+use common::queue::{connect, row, start_worker, worker};
+use common::wait::{PATIENCE, settled_record, wait_finished, wait_for};
+use common::{Counter, always_failing, constant, flaky, graph, records};
 
 /// Partitions (as integers) an asset ran for, in order.
 type Runs = Arc<Mutex<Vec<i64>>>;
@@ -49,6 +50,16 @@ fn logged(name: &str, runs: &Runs, factor: i64) -> Asset {
             Ok::<i64, Error>(i * factor)
         }
     })
+}
+
+/// An asset that reads the integer output of `dep` and returns it plus `n`.
+fn plus(name: &str, dep: &'static str, n: i64) -> Asset {
+    Asset::new(name)
+        .depends_on([dep])
+        .execute(move |ctx| async move {
+            let value: i64 = ctx.dep(dep)?;
+            Ok::<i64, Error>(value + n)
+        })
 }
 
 /// A run of `partition` on the queue.
@@ -189,13 +200,7 @@ async fn missing_dependency_snoozes_then_succeeds_without_spending_an_attempt(db
         db,
         vec![
             logged("upstream", &runs, 7),
-            Asset::new("downstream")
-                .depends_on(["upstream"])
-                .retry(RetryPolicy::attempts(2))
-                .execute(|ctx| async move {
-                    let up: i64 = ctx.dep("upstream")?;
-                    Ok::<i64, Error>(up + 42)
-                }),
+            plus("downstream", "upstream", 42).retry(RetryPolicy::attempts(2)),
         ],
     )
     .await;
@@ -240,13 +245,7 @@ async fn missing_dependency_fails_after_the_snooze_limit(db: &TestDb) {
         db,
         vec![
             logged("never", &runs, 1),
-            Asset::new("waits_for_never")
-                .depends_on(["never"])
-                .retry(RetryPolicy::attempts(3))
-                .execute(|ctx| async move {
-                    let never: i64 = ctx.dep("never")?;
-                    Ok::<i64, Error>(never)
-                }),
+            plus("waits_for_never", "never", 0).retry(RetryPolicy::attempts(3)),
         ],
     )
     .await;
@@ -367,19 +366,8 @@ async fn run_options_reach_the_queue_row(db: &TestDb) {
 /// attempt 3 in the row and in the record.
 async fn retryable_failures_are_retried_until_success(db: &TestDb) {
     let calls = Counter::default();
-    let counter = calls.clone();
-    let flaky = Asset::new("flaky")
-        .retry(RetryPolicy::attempts(3).backoff(Duration::from_millis(20)))
-        .execute(move |ctx| {
-            let counter = counter.clone();
-            async move {
-                counter.bump();
-                if ctx.attempt() < 3 {
-                    return Err(Error::failed(format!("flaky on attempt {}", ctx.attempt())));
-                }
-                Ok(u64::from(ctx.attempt()))
-            }
-        });
+    let flaky = flaky("flaky", &calls, 3)
+        .retry(RetryPolicy::attempts(3).backoff(Duration::from_millis(20)));
     let fs = connect(db, vec![flaky]).await;
     let worker = start_worker(&fs, "retry").await;
     let job = scheduled(&fs, "flaky", queue_run(1)).await;
@@ -593,13 +581,7 @@ async fn cancelling_a_running_job_from_another_instance_stops_it(db: &TestDb) {
         token.is_cancelled().then_some(())
     })
     .await;
-    let record = wait_for("the record to say cancelled", || async {
-        records(&here, "waits")
-            .await
-            .into_iter()
-            .find(|r| r.status != MaterializationStatus::Running)
-    })
-    .await;
+    let record = settled_record(&here, "waits").await;
     assert_eq!(record.status, MaterializationStatus::Cancelled);
     assert!(matches!(
         job_status(&here, &job).await,

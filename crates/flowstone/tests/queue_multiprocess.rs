@@ -22,8 +22,9 @@ use flowstone_queue::testing::TestDb;
 use flowstone_queue::{JobFilter, JobState};
 use tokio::process::{Child, Command};
 
-use common::queue::{fast_settings, row, wait_finished, wait_for, wait_for_within};
+use common::queue::{fast_settings, row};
 use common::records;
+use common::wait::{settled_record, wait_finished, wait_for, wait_for_within};
 
 /// The child's role: `worker` or `backfill`.
 const ROLE: &str = "FS_QTEST_ROLE";
@@ -307,13 +308,7 @@ async fn cancelling_a_job_running_in_another_process_stops_it(db: &TestDb) {
         wait_finished(&other, &job).await,
         JobStatus::Cancelled
     ));
-    let record = wait_for("the worker process to record the cancel", || async {
-        records(&fs, "waits")
-            .await
-            .into_iter()
-            .find(|r| r.status != MaterializationStatus::Running)
-    })
-    .await;
+    let record = settled_record(&fs, "waits").await;
     assert_eq!(record.status, MaterializationStatus::Cancelled);
     assert!(matches!(
         fs.job_status(&job).await.unwrap(),

@@ -1,7 +1,7 @@
 //! Fixtures shared by the integration tests: typical graphs and assets, and the logs and
 //! counters through which assets tell a test what ran. Reading results back (outputs, errors,
-//! job statuses, records, lineage) is in [`outcome`]; workers and waits for the Queue executor
-//! tests are in [`queue`].
+//! job statuses, records, lineage) is in [`outcome`], polling waits in [`wait`], and workers
+//! for the Queue executor tests in [`queue`].
 //!
 //! Each test binary compiles this module whole and uses part of it, hence `dead_code`.
 
@@ -9,10 +9,10 @@
 
 pub mod outcome;
 pub mod queue;
+pub mod wait;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use chrono::NaiveDate;
 use flowstone::store::{Materialization, MaterializationQuery};
@@ -120,6 +120,22 @@ pub fn always_failing(name: &str, calls: &Counter, error: fn() -> Error) -> Asse
     })
 }
 
+/// An asset that counts its calls in `calls`, fails retryably ("flaky on attempt N") before
+/// attempt `succeeds_on` and then returns the attempt's number.
+pub fn flaky(name: &str, calls: &Counter, succeeds_on: u32) -> Asset {
+    let calls = calls.clone();
+    Asset::new(name).execute(move |ctx| {
+        let calls = calls.clone();
+        async move {
+            calls.bump();
+            if ctx.attempt() < succeeds_on {
+                return Err(Error::failed(format!("flaky on attempt {}", ctx.attempt())));
+            }
+            Ok::<_, Error>(ctx.attempt())
+        }
+    })
+}
+
 /// An asset that logs its name to `log` and returns its name's length, reading nothing.
 pub fn logged(name: &str, deps: &[&str], log: &RunLog) -> Asset {
     let log = log.clone();
@@ -141,16 +157,4 @@ pub fn chain(log: &RunLog) -> FlowStone {
         logged("b", &["a"], log),
         logged("c", &["b"], log),
     ])
-}
-
-/// Polls `condition` (every few milliseconds, up to 10 s of wall time) until it holds.
-/// Panics with `what` when it never does. Only waits; asserts nothing about how long it took.
-pub async fn wait_until(what: &str, mut condition: impl FnMut() -> bool) {
-    for _ in 0..2_000 {
-        if condition() {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
-    panic!("timed out waiting until {what}");
 }
