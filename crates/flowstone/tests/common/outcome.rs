@@ -67,6 +67,17 @@ pub async fn scheduled(fs: &FlowStone, asset: &str, run: Run) -> Job {
         .unwrap_or_else(|err| panic!("scheduling '{asset}' failed: {err}"))
 }
 
+/// Schedules `asset` with `run`, which must be refused, and returns the error.
+pub async fn schedule_failure(fs: &FlowStone, asset: &str, run: Run) -> Error {
+    match fs.schedule(asset, run).await {
+        Ok(job) => panic!(
+            "scheduling '{asset}' was accepted as job {}; the test expects an error",
+            job.id
+        ),
+        Err(err) => err,
+    }
+}
+
 /// Where `job` is now, as its executor reports it.
 pub async fn job_status(fs: &FlowStone, job: &Job) -> JobStatus {
     fs.job_status(job)
