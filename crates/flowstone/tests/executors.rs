@@ -480,96 +480,79 @@ async fn job_status_on_a_custom_executor_without_status_is_unsupported() {
 // Capabilities and selection
 // ---------------------------------------------------------------------------------------------
 
-/// Asserts that both `materialize` and `schedule` refuse `run` of `asset` with an error of
-/// `kind` that mentions `mentions`; `case` names the run in a failure.
-async fn assert_refused(
-    case: &str,
-    fs: &FlowStone,
-    asset: &str,
-    run: Run,
-    kind: ErrorKind,
-    mentions: &[&str],
-) {
-    let err = failure(fs, asset, run.clone()).await;
-    assert_error_in(&format!("materialize, {case}"), &err, kind, mentions);
-    let err = schedule_failure(fs, asset, run).await;
-    assert_error_in(&format!("schedule, {case}"), &err, kind, mentions);
+/// A run that `materialize` and `schedule` must both refuse: what it is, the run, and the
+/// error's kind and the words its message must contain.
+type Refusal = (&'static str, Run, ErrorKind, &'static [&'static str]);
+
+/// Asserts every one of `refusals` on an asset `nightly`, then that it never ran.
+async fn assert_refused_before_running(refusals: Vec<Refusal>) {
+    let calls = Counter::default();
+    let fs = graph([counted("nightly", &calls)]);
+    for (case, run, kind, mentions) in refusals {
+        let err = failure(&fs, "nightly", run.clone()).await;
+        assert_error_in(&format!("materialize, {case}"), &err, kind, mentions);
+        let err = schedule_failure(&fs, "nightly", run).await;
+        assert_error_in(&format!("schedule, {case}"), &err, kind, mentions);
+    }
+    assert_eq!(calls.get(), 0, "a refused run must not execute");
+    assert!(all_records(&fs).await.is_empty());
 }
 
 #[tokio::test]
 async fn scheduled_at_on_sync_is_invalid_options_and_nothing_runs() {
-    let calls = Counter::default();
-    let fs = graph([counted("nightly", &calls)]);
     let tomorrow = Utc::now() + chrono::Duration::days(1);
-    let refused: [(&str, Run, &[&str]); 4] = [
+    let invalid = ErrorKind::InvalidOptions;
+    assert_refused_before_running(vec![
         (
             "scheduled_at on Sync",
             on(Strategy::Sync).scheduled_at(tomorrow),
+            invalid,
             &["scheduled_at", "sync"],
         ),
         (
             "scheduled_at on Auto without a database",
             on(Strategy::Auto).scheduled_at(tomorrow),
+            invalid,
             &["scheduled_at", "sync"],
         ),
         // Priorities need the queue.
-        ("priority", Run::unpartitioned().priority(1), &["priority"]),
+        (
+            "priority on Auto without a database",
+            Run::unpartitioned().priority(1),
+            invalid,
+            &["priority"],
+        ),
         // Stepping options need the serial executor.
         (
-            "pause_between",
+            "pause_between on Auto",
             Run::unpartitioned().pause_between(Duration::from_millis(1)),
+            invalid,
             &["pause_between"],
         ),
-    ];
-    for (case, run, mentions) in refused {
-        assert_refused(
-            case,
-            &fs,
-            "nightly",
-            run,
-            ErrorKind::InvalidOptions,
-            mentions,
-        )
-        .await;
-    }
-    assert_eq!(calls.get(), 0);
-    assert!(all_records(&fs).await.is_empty());
+    ])
+    .await;
 }
 
 #[tokio::test]
 async fn queue_on_async_is_invalid_options() {
-    let calls = Counter::default();
-    let fs = graph([counted("nightly", &calls)]);
-    let run = on(Strategy::Async).queue("high");
-    let kind = ErrorKind::InvalidOptions;
-    assert_refused(
+    assert_refused_before_running(vec![(
         "queue on Async",
-        &fs,
-        "nightly",
-        run,
-        kind,
+        on(Strategy::Async).queue("high"),
+        ErrorKind::InvalidOptions,
         &["queue", "async"],
-    )
+    )])
     .await;
-    assert_eq!(calls.get(), 0);
-    assert!(all_records(&fs).await.is_empty());
 }
 
 #[tokio::test]
 async fn strategy_queue_without_a_queue_is_a_config_error() {
-    let calls = Counter::default();
-    let fs = graph([counted("nightly", &calls)]);
-    let run = on(Strategy::Queue);
-    assert_refused(
+    assert_refused_before_running(vec![(
         "Queue without a database",
-        &fs,
-        "nightly",
-        run,
+        on(Strategy::Queue),
         ErrorKind::Config,
         &[],
-    )
+    )])
     .await;
-    assert_eq!(calls.get(), 0);
 }
 
 // ---------------------------------------------------------------------------------------------

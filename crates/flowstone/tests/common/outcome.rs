@@ -45,17 +45,22 @@ pub async fn failure(fs: &FlowStone, asset: &str, run: Run) -> Error {
 /// Asserts that `err` is of `kind` and that its message contains every one of `mentions`.
 #[track_caller]
 pub fn assert_error(err: &Error, kind: ErrorKind, mentions: &[&str]) {
-    assert_error_in("", err, kind, mentions);
+    check_error("", err, kind, mentions);
 }
 
 /// [`assert_error`] for one row of a table: a failure names the row's `case`.
 #[track_caller]
 pub fn assert_error_in(case: &str, err: &Error, kind: ErrorKind, mentions: &[&str]) {
-    assert_eq!(err.kind(), kind, "{case}: {err}");
+    check_error(&format!("{case}: "), err, kind, mentions);
+}
+
+#[track_caller]
+fn check_error(prefix: &str, err: &Error, kind: ErrorKind, mentions: &[&str]) {
+    assert_eq!(err.kind(), kind, "{prefix}{err}");
     for mention in mentions {
         assert!(
             err.to_string().contains(mention),
-            "{case}: the error should mention {mention:?}: {err}"
+            "{prefix}the error should mention {mention:?}: {err}"
         );
     }
 }
@@ -121,11 +126,18 @@ pub async fn latest_record(fs: &FlowStone, asset: &str) -> Materialization {
 /// `kind`.
 pub async fn failed_record(fs: &FlowStone, asset: &str, kind: ErrorKind) -> ErrorRecord {
     let record = latest_record(fs, asset).await;
-    assert_eq!(record.status, MaterializationStatus::Failed, "{record:?}");
+    assert_eq!(
+        record.status,
+        MaterializationStatus::Failed,
+        "the newest record of '{asset}': {record:?}"
+    );
     let stored = record
         .error
         .unwrap_or_else(|| panic!("the failed record of '{asset}' has no error"));
-    assert_eq!(stored.kind, kind, "{stored:?}");
+    assert_eq!(
+        stored.kind, kind,
+        "the error recorded for '{asset}': {stored:?}"
+    );
     stored
 }
 
