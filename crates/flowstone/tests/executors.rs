@@ -24,7 +24,7 @@ use common::outcome::{
     materialized, output, schedule_failure, scheduled,
 };
 use common::wait::{wait_finished, wait_until};
-use common::{Counter, RunLog, all_records, chain, constant, counted, day, graph, records};
+use common::{Counter, RunLog, Shared, all_records, chain, constant, counted, day, graph, records};
 
 /// An unpartitioned run on `strategy`.
 fn on(strategy: Strategy) -> Run {
@@ -287,7 +287,7 @@ async fn serial_pause_between_is_honoured() {
     let log = RunLog::default();
     let fs = chain(&log);
     let pause = Duration::from_millis(500);
-    let times: common::Shared<(String, Instant)> = Arc::default();
+    let times: Shared<(String, Instant)> = Arc::default();
     let t = Arc::clone(&times);
     let t0 = Instant::now();
     let run = serial_chain().pause_between(pause).on_step(move |step| {

@@ -23,8 +23,8 @@ use common::outcome::{
 };
 use common::wait::settled_record;
 use common::{
-    Counter, RunLog, Shared, all_records, always_failing, chain, constant, day, flaky, graph,
-    logged, records,
+    Counter, RunLog, Shared, all_records, always_failing, chain, constant, counted, day, flaky,
+    graph, logged, records,
 };
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -795,8 +795,9 @@ async fn a_run_timeout_wins_over_the_asset_timeout() {
 async fn a_partition_outside_the_definition_is_refused_before_running() {
     let ran = Counter::default();
     let fs =
-        graph([common::counted("january", &ran)
-            .partitioned_by(Daily::from("2024-01-01").to("2024-01-31"))]);
+        graph(
+            [counted("january", &ran).partitioned_by(Daily::from("2024-01-01").to("2024-01-31"))],
+        );
     for partition in [
         Partition::from(day(2025, 6, 1)),
         Partition::from("not-a-date"),

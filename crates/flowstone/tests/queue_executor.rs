@@ -22,7 +22,8 @@ use flowstone_queue::JobState;
 use flowstone_queue::testing::TestDb;
 
 use common::outcome::{
-    assert_error, completed, failed, failure, job_status, latest_record, output, scheduled,
+    assert_error, completed, failed, failure, job_status, latest_record, lineage, materialized,
+    output, scheduled,
 };
 use common::queue::{connect, row, start_worker, worker};
 use common::wait::{PATIENCE, settled_record, wait_finished, wait_for};
@@ -174,7 +175,7 @@ async fn execute_returns_the_output_from_an_in_process_worker(db: &TestDb) {
         42
     );
     // Lineage written by the worker: `doubled` consumed the run's `twenty`.
-    let upstream = common::outcome::lineage(
+    let upstream = lineage(
         &fs,
         "doubled",
         Partition::Unpartitioned,
@@ -533,7 +534,7 @@ async fn auto_picks_the_queue_with_a_database_and_sync_without(db: &TestDb) {
         job_status(&plain, &job).await,
         JobStatus::Completed(_)
     ));
-    common::outcome::materialized(&plain, "auto", Run::partition(4)).await;
+    materialized(&plain, "auto", Run::partition(4)).await;
     for record in records(&plain, "auto").await {
         assert_eq!(record.executor, "sync");
     }
