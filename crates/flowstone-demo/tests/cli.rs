@@ -10,7 +10,7 @@ const JOB_ID: &str = "0193a5c2-7d1e-7b3a-9f00-2c4d5e6f7a8b";
 #[test]
 fn assets_lists_the_pipeline_and_draws_its_graph() {
     let dir = sandbox("assets");
-    let listed = run(&dir, &["assets"]);
+    let listed = run(&dir, "assets");
     listed.expect_code(0);
     for asset in [
         "raw_weather",
@@ -22,56 +22,42 @@ fn assets_lists_the_pipeline_and_draws_its_graph() {
     }
     listed.stdout_has("a month like 2024-03");
 
-    run(&dir, &["assets", "--graph", "text"])
+    run(&dir, "assets --graph text")
         .expect_code(0)
         .stdout_has("cleaned_weather <- raw_weather")
         .stdout_has("monthly_stats <- cleaned_weather");
-    run(&dir, &["assets", "--graph", "mermaid"])
+    run(&dir, "assets --graph mermaid")
         .expect_code(0)
         .stdout_has("flowchart LR")
         .stdout_has("raw_weather --> cleaned_weather");
 
-    let json = run(&dir, &["--json", "assets"]).expect_code(0).json();
+    let json = run(&dir, "--json assets").expect_code(0).json();
     let assets = json["assets"].as_array().expect("an array of assets");
     assert_eq!(assets.len(), 4);
     let raw = assets.iter().find(|a| a["name"] == "raw_weather").unwrap();
     assert_eq!(raw["max_attempts"], 3);
 
-    run(&dir, &["assets", "--graph", "dot"]).expect_code(2);
+    run(&dir, "assets --graph dot").expect_code(2);
 }
 
 #[test]
 fn materialize_runs_upstream_and_shows_the_retry() {
     let dir = sandbox("materialize");
-    run(
-        &dir,
-        &["materialize", "monthly_stats", "--partition", "2013-07"],
-    )
-    .expect_code(1)
-    .stderr_has("dependencies not materialized")
-    .stderr_has("cleaned_weather")
-    .stderr_has("--with-upstream");
+    run(&dir, "materialize monthly_stats --partition 2013-07")
+        .expect_code(1)
+        .stderr_has("dependencies not materialized")
+        .stderr_has("cleaned_weather")
+        .stderr_has("--with-upstream");
 
     let ran = run(
         &dir,
-        &[
-            "materialize",
-            "monthly_stats",
-            "--partition",
-            "2013-07",
-            "--with-upstream",
-        ],
+        "materialize monthly_stats --partition 2013-07 --with-upstream",
     );
     ran.expect_code(0)
         .stdout_has("materialized monthly_stats 2013-07-01");
     // raw_weather fails its first attempt on purpose; the record shows attempt 2.
-    let raw_line = ran
-        .stdout
-        .lines()
-        .find(|l| l.starts_with("raw_weather"))
-        .expect("a record for raw_weather");
-    let cells: Vec<&str> = raw_line.split_whitespace().collect();
-    assert_eq!(&cells[1..4], ["2013-07-01", "success", "2"], "{raw_line}");
+    let cells = ran.row("raw_weather");
+    assert_eq!(&cells[1..4], ["2013-07-01", "success", "2"], "{cells:?}");
     assert!(
         dir.join("data/monthly_stats/d%3A2013-07-01.json").exists(),
         "the output is a file under --data-dir"
@@ -80,15 +66,7 @@ fn materialize_runs_upstream_and_shows_the_retry() {
     // Upstream outputs are on disk now, so another process can build on them.
     let json = run(
         &dir,
-        &[
-            "--json",
-            "materialize",
-            "monthly_stats",
-            "-p",
-            "2013-07-01",
-            "--executor",
-            "serial",
-        ],
+        "--json materialize monthly_stats -p 2013-07-01 --executor serial",
     )
     .expect_code(0)
     .json();
@@ -97,14 +75,7 @@ fn materialize_runs_upstream_and_shows_the_retry() {
 
     run(
         &dir,
-        &[
-            "materialize",
-            "cleaned_weather",
-            "--partition",
-            "2013-07",
-            "--executor",
-            "sync",
-        ],
+        "materialize cleaned_weather --partition 2013-07 --executor sync",
     )
     .expect_code(0);
 }
@@ -112,14 +83,14 @@ fn materialize_runs_upstream_and_shows_the_retry() {
 #[test]
 fn unknown_assets_exit_2_with_a_suggestion() {
     let dir = sandbox("unknown-asset");
-    for args in [
-        &["materialize", "monthly_stat", "--partition", "2013-07"][..],
-        &["backfill", "monthly_stat", "--all"][..],
-        &["materializations", "monthly_stat"][..],
-        &["lineage", "monthly_stat", "--partition", "2013-07"][..],
-        &["schedule", "monthly_stat", "--partition", "2013-07"][..],
+    for line in [
+        "materialize monthly_stat --partition 2013-07",
+        "backfill monthly_stat --all",
+        "materializations monthly_stat",
+        "lineage monthly_stat --partition 2013-07",
+        "schedule monthly_stat --partition 2013-07",
     ] {
-        run(&dir, args)
+        run(&dir, line)
             .expect_code(2)
             .stderr_has("asset 'monthly_stat' is not registered")
             .stderr_has("did you mean 'monthly_stats'?");
@@ -129,97 +100,65 @@ fn unknown_assets_exit_2_with_a_suggestion() {
 #[test]
 fn bad_partitions_exit_2_naming_the_input_and_the_expected_form() {
     let dir = sandbox("bad-partition");
-    run(
-        &dir,
-        &["materialize", "monthly_stats", "--partition", "2013-13"],
-    )
-    .expect_code(2)
-    .stderr_has("invalid partition '2013-13'")
-    .stderr_has("a month like 2024-03");
-    run(
-        &dir,
-        &["materialize", "monthly_stats", "--partition", "2016-01"],
-    )
-    .expect_code(2)
-    .stderr_has("'2016-01'")
-    .stderr_has("from 2012-01 to 2015-12");
-    run(
-        &dir,
-        &["materialize", "yearly_report", "--partition", "1999"],
-    )
-    .expect_code(2)
-    .stderr_has("invalid partition '1999'")
-    .stderr_has("one of: 2012, 2013, 2014, 2015");
-    run(&dir, &["materialize", "monthly_stats"])
+    run(&dir, "materialize monthly_stats --partition 2013-13")
+        .expect_code(2)
+        .stderr_has("invalid partition '2013-13'")
+        .stderr_has("a month like 2024-03");
+    run(&dir, "materialize monthly_stats --partition 2016-01")
+        .expect_code(2)
+        .stderr_has("'2016-01'")
+        .stderr_has("from 2012-01 to 2015-12");
+    run(&dir, "materialize yearly_report --partition 1999")
+        .expect_code(2)
+        .stderr_has("invalid partition '1999'")
+        .stderr_has("one of: 2012, 2013, 2014, 2015");
+    run(&dir, "materialize monthly_stats")
         .expect_code(2)
         .stderr_has("give --partition");
-    run(
-        &dir,
-        &["backfill", "raw_weather", "--partitions", "2013-01,2013-x"],
-    )
-    .expect_code(2)
-    .stderr_has("'2013-x'");
+    run(&dir, "backfill raw_weather --partitions 2013-01,2013-x")
+        .expect_code(2)
+        .stderr_has("'2013-x'");
 }
 
 #[test]
 fn bad_database_urls_exit_2_without_the_password() {
     let dir = sandbox("bad-database");
-    let ran = run(
-        &dir,
-        &["--database", "mysql://root:hunter2@db.example/x", "assets"],
-    );
+    let ran = run(&dir, "--database mysql://root:hunter2@db.example/x assets");
     ran.expect_code(2)
         .stderr_has("mysql://root:***@db.example/x")
         .stderr_has("sqlite://");
     assert!(!ran.stderr.contains("hunter2") && !ran.stdout.contains("hunter2"));
 
-    let json = run(
-        &dir,
-        &["--json", "--database", "oracle://u:pw123@h/d", "assets"],
-    )
-    .expect_code(2)
-    .json();
+    let json = run(&dir, "--json --database oracle://u:pw123@h/d assets")
+        .expect_code(2)
+        .json();
     assert_eq!(json["exit_code"], 2);
     assert!(!json.to_string().contains("pw123"));
 
     // A database that cannot be reached: named, without its password.
     let ran = run(
         &dir,
-        &[
-            "--database",
-            "postgres://flow:s3cret@127.0.0.1:1/flowstone",
-            "assets",
-        ],
+        "--database postgres://flow:s3cret@127.0.0.1:1/flowstone assets",
     );
     assert_ne!(ran.code, 0);
     ran.stderr_has("postgres://flow:***@127.0.0.1:1/flowstone");
     assert!(!ran.stderr.contains("s3cret") && !ran.stdout.contains("s3cret"));
 
     // SQLite files are created where the URL says.
-    run(&dir, &["--database", "sqlite://other.db", "assets"]).expect_code(0);
+    run(&dir, "--database sqlite://other.db assets").expect_code(0);
     assert!(dir.join("other.db").exists());
 }
 
 #[test]
 fn bad_options_exit_2() {
     let dir = sandbox("bad-options");
-    run(
-        &dir,
-        &[
-            "materialize",
-            "raw_weather",
-            "-p",
-            "2013-07",
-            "--executor",
-            "synk",
-        ],
-    )
-    .expect_code(2)
-    .stderr_has("unknown executor 'synk'; did you mean 'sync'?");
-    run(&dir, &["--log-level", "loud=??", "assets"])
+    run(&dir, "materialize raw_weather -p 2013-07 --executor synk")
+        .expect_code(2)
+        .stderr_has("unknown executor 'synk'; did you mean 'sync'?");
+    run(&dir, "--log-level loud=?? assets")
         .expect_code(2)
         .stderr_has("invalid --log-level");
-    run(&dir, &["frobnicate"]).expect_code(2);
+    run(&dir, "frobnicate").expect_code(2);
 }
 
 #[test]
@@ -227,116 +166,49 @@ fn backfill_reports_progress_a_summary_and_failures() {
     let dir = sandbox("backfill");
     let ran = run(
         &dir,
-        &[
-            "backfill",
-            "raw_weather",
-            "--from",
-            "2013-01",
-            "--to",
-            "2013-03",
-            "--executor",
-            "sync",
-        ],
+        "backfill raw_weather --from 2013-01 --to 2013-03 --executor sync",
     );
     ran.expect_code(0)
         // Not a terminal: plain progress lines on stderr.
         .stderr_has("raw_weather [3/3]")
         .stdout_has("SUCCEEDED");
-    let summary = ran
-        .stdout
-        .lines()
-        .find(|l| l.starts_with("raw_weather"))
-        .expect("a summary row");
-    let cells: Vec<&str> = summary.split_whitespace().collect();
-    assert_eq!(&cells[1..6], ["3", "3", "0", "0", "0"], "{summary}");
+    let cells = ran.row("raw_weather");
+    assert_eq!(&cells[1..6], ["3", "3", "0", "0", "0"], "{cells:?}");
 
-    let json = run(
-        &dir,
-        &[
-            "--json",
-            "backfill",
-            "raw_weather",
-            "--partitions",
-            "2013-07,2013-08",
-            "--executor",
-            "async",
-            "--max-concurrency",
-            "2",
-        ],
-    )
+    let json = run(&dir, "--json backfill raw_weather --partitions 2013-07,2013-08 --executor async --max-concurrency 2")
     .expect_code(0)
     .json();
     assert_eq!(json["total"], 2);
     assert_eq!(json["succeeded"], 2);
 
     // A dependency that is missing fails the partition: exit 1, the failure listed.
-    run(
-        &dir,
-        &["backfill", "cleaned_weather", "--partitions", "2014-01"],
-    )
-    .expect_code(1)
-    .stdout_has("FAILED")
-    .stdout_has("2014-01-01")
-    .stdout_has("dependencies not materialized");
+    run(&dir, "backfill cleaned_weather --partitions 2014-01")
+        .expect_code(1)
+        .stdout_has("FAILED")
+        .stdout_has("2014-01-01")
+        .stdout_has("dependencies not materialized");
 
     run(
         &dir,
-        &[
-            "backfill",
-            "raw_weather",
-            "--all",
-            "--force",
-            "--max-concurrency",
-            "8",
-        ],
+        "backfill raw_weather --all --force --max-concurrency 8",
     )
     .expect_code(0)
     .stderr_has("raw_weather [48/48]");
     run(
         &dir,
-        &[
-            "backfill",
-            "raw_weather",
-            "--partitions",
-            "2013-07",
-            "--retry-failed",
-        ],
+        "backfill raw_weather --partitions 2013-07 --retry-failed",
     )
     .expect_code(0);
 
-    run(&dir, &["backfill", "raw_weather"]).expect_code(2);
-    run(
-        &dir,
-        &["backfill", "raw_weather", "--all", "--max-concurrency", "0"],
-    )
-    .expect_code(2);
-    run(&dir, &["backfill", "raw_weather", "--from", "2013-01"]).expect_code(2);
-    run(
-        &dir,
-        &[
-            "backfill",
-            "raw_weather",
-            "--from",
-            "2013-05",
-            "--to",
-            "2013-01",
-        ],
-    )
-    .expect_code(2)
-    .stderr_has("after");
-    run(
-        &dir,
-        &[
-            "backfill",
-            "yearly_report",
-            "--from",
-            "2012",
-            "--to",
-            "2013",
-        ],
-    )
-    .expect_code(2)
-    .stderr_has("not dates");
+    run(&dir, "backfill raw_weather").expect_code(2);
+    run(&dir, "backfill raw_weather --all --max-concurrency 0").expect_code(2);
+    run(&dir, "backfill raw_weather --from 2013-01").expect_code(2);
+    run(&dir, "backfill raw_weather --from 2013-05 --to 2013-01")
+        .expect_code(2)
+        .stderr_has("after");
+    run(&dir, "backfill yearly_report --from 2012 --to 2013")
+        .expect_code(2)
+        .stderr_has("not dates");
 }
 
 #[test]
@@ -344,14 +216,7 @@ fn schedule_runs_in_process_or_enqueues() {
     let dir = sandbox("schedule");
     run(
         &dir,
-        &[
-            "schedule",
-            "raw_weather",
-            "--partition",
-            "2013-07",
-            "--executor",
-            "sync",
-        ],
+        "schedule raw_weather --partition 2013-07 --executor sync",
     )
     .expect_code(0)
     .stdout_has("scheduled raw_weather 2013-07-01 as job")
@@ -360,19 +225,7 @@ fn schedule_runs_in_process_or_enqueues() {
     // On the durable queue (the SQLite database is the default): enqueued, pending.
     let json = run(
         &dir,
-        &[
-            "--json",
-            "schedule",
-            "raw_weather",
-            "--partition",
-            "2013-08",
-            "--at",
-            "+10m",
-            "--queue",
-            "assets",
-            "--priority",
-            "3",
-        ],
+        "--json schedule raw_weather --partition 2013-08 --at +10m --queue assets --priority 3",
     )
     .expect_code(0)
     .json();
@@ -382,108 +235,68 @@ fn schedule_runs_in_process_or_enqueues() {
     // An in-process executor cannot wait for a time.
     run(
         &dir,
-        &[
-            "schedule",
-            "raw_weather",
-            "-p",
-            "2013-07",
-            "--executor",
-            "sync",
-            "--at",
-            "+10m",
-        ],
+        "schedule raw_weather -p 2013-07 --executor sync --at +10m",
     )
     .expect_code(2);
-    run(
-        &dir,
-        &[
-            "schedule",
-            "raw_weather",
-            "-p",
-            "2013-07",
-            "--at",
-            "tomorrow",
-        ],
-    )
-    .expect_code(2)
-    .stderr_has("invalid --at 'tomorrow'");
-    run(
-        &dir,
-        &[
-            "schedule",
-            "raw_weather",
-            "-p",
-            "2013-07",
-            "--priority",
-            "12",
-        ],
-    )
-    .expect_code(2);
+    run(&dir, "schedule raw_weather -p 2013-07 --at tomorrow")
+        .expect_code(2)
+        .stderr_has("invalid --at 'tomorrow'");
+    run(&dir, "schedule raw_weather -p 2013-07 --priority 12").expect_code(2);
 }
 
 #[test]
 fn queued_jobs_can_be_listed_inspected_and_cancelled() {
     let dir = sandbox("jobs");
-    run(&dir, &["jobs"]).expect_code(0).stdout_has("no jobs");
+    run(&dir, "jobs").expect_code(0).stdout_has("no jobs");
     let scheduled = run(
         &dir,
-        &[
-            "--json",
-            "schedule",
-            "monthly_stats",
-            "-p",
-            "2014-02",
-            "--at",
-            "+1h",
-            "--priority",
-            "4",
-        ],
+        "--json schedule monthly_stats -p 2014-02 --at +1h --priority 4",
     )
     .expect_code(0)
     .json();
     let number = scheduled["queue_job"].as_i64().expect("a queue job number");
     let uuid = scheduled["job_id"].as_str().unwrap().to_owned();
 
-    run(&dir, &["jobs", "--state", "scheduled", "--queue", "assets"])
+    run(&dir, "jobs --state scheduled --queue assets")
         .expect_code(0)
         .stdout_has("monthly_stats")
         .stdout_has("2014-02-01");
-    run(&dir, &["jobs", "--state", "completed"])
+    run(&dir, "jobs --state completed")
         .expect_code(0)
         .stdout_has("no jobs");
-    let listed = run(&dir, &["--json", "jobs"]).expect_code(0).json();
+    let listed = run(&dir, "--json jobs").expect_code(0).json();
     assert_eq!(listed["jobs"].as_array().unwrap().len(), 1);
 
-    run(&dir, &["job", "status", &number.to_string()])
+    run(&dir, &format!("job status {number}"))
         .expect_code(0)
         .stdout_has("scheduled")
         .stdout_has("monthly_stats");
-    let status = run(&dir, &["--json", "job", "status", &uuid])
+    let status = run(&dir, &format!("--json job status {uuid}"))
         .expect_code(0)
         .json();
     assert_eq!(status["id"], number);
     assert_eq!(status["priority"], 4);
     assert_eq!(status["state"], "scheduled");
 
-    run(&dir, &["job", "cancel", &uuid])
+    run(&dir, &format!("job cancel {uuid}"))
         .expect_code(0)
         .stdout_has("cancelled (it will not run)");
-    let status = run(&dir, &["--json", "job", "status", &number.to_string()])
+    let status = run(&dir, &format!("--json job status {number}"))
         .expect_code(0)
         .json();
     assert_eq!(status["state"], "cancelled");
 
-    run(&dir, &["job", "status", "999"])
+    run(&dir, "job status 999")
         .expect_code(2)
         .stderr_has("no job 999");
-    run(&dir, &["job", "cancel", JOB_ID])
+    run(&dir, &format!("job cancel {JOB_ID}"))
         .expect_code(2)
         .stderr_has("no job");
-    run(&dir, &["jobs", "--state", "sleeping"]).expect_code(2);
-    run(&dir, &["job", "status", "not-a-job"])
+    run(&dir, "jobs --state sleeping").expect_code(2);
+    run(&dir, "job status not-a-job")
         .expect_code(2)
         .stderr_has("invalid job id 'not-a-job'");
-    run(&dir, &["worker", "--queue", "assets"])
+    run(&dir, "worker --queue assets")
         .expect_code(2)
         .stderr_has("NAME=CONCURRENCY");
 }
@@ -491,56 +304,32 @@ fn queued_jobs_can_be_listed_inspected_and_cancelled() {
 #[test]
 fn a_worker_process_runs_queued_work_and_stops_on_sigterm() {
     let dir = sandbox("worker");
-    let worker = Worker::start(&dir, &["--queue", "assets=4"]);
+    let worker = Worker::start(&dir, "--queue assets=4");
 
     let ran = run(
         &dir,
-        &[
-            "backfill",
-            "raw_weather",
-            "--from",
-            "2013-01",
-            "--to",
-            "2013-03",
-            "--executor",
-            "queue",
-        ],
+        "backfill raw_weather --from 2013-01 --to 2013-03 --executor queue",
     );
     ran.expect_code(0).stderr_has("waits for a `worker`");
-    let summary = ran
-        .stdout
-        .lines()
-        .find(|l| l.starts_with("raw_weather"))
-        .expect("a summary row");
-    let cells: Vec<&str> = summary.split_whitespace().collect();
-    assert_eq!(&cells[1..4], ["3", "3", "0"], "{summary}");
+    let cells = ran.row("raw_weather");
+    assert_eq!(&cells[1..4], ["3", "3", "0"], "{cells:?}");
 
     run(
         &dir,
-        &[
-            "materialize",
-            "cleaned_weather",
-            "-p",
-            "2013-02",
-            "--executor",
-            "queue",
-        ],
+        "materialize cleaned_weather -p 2013-02 --executor queue",
     )
     .expect_code(0)
     .stdout_has("materialized cleaned_weather 2013-02-01");
 
     // The worker recorded the runs: raw_weather needed its second attempt there too.
-    let records = run(
-        &dir,
-        &["--json", "materializations", "raw_weather", "-p", "2013-02"],
-    )
-    .expect_code(0)
-    .json();
+    let records = run(&dir, "--json materializations raw_weather -p 2013-02")
+        .expect_code(0)
+        .json();
     let record = &records["materializations"][0];
     assert_eq!(record["status"], "success");
     assert_eq!(record["executor"], "queue");
     assert_eq!(record["attempt"], 2);
-    let jobs = run(&dir, &["--json", "jobs", "--state", "completed"])
+    let jobs = run(&dir, "--json jobs --state completed")
         .expect_code(0)
         .json();
     assert_eq!(jobs["jobs"].as_array().unwrap().len(), 4);
@@ -552,24 +341,17 @@ fn a_worker_process_runs_queued_work_and_stops_on_sigterm() {
 fn sigterm_lets_the_running_job_finish() {
     let dir = sandbox("worker-sigterm");
     // raw_weather's source takes 2 s in this worker.
-    let worker = Worker::start_with_env(
-        &dir,
-        &["--grace", "30"],
-        &[("FLOWSTONE_DEMO_DELAY_MS", "2000")],
-    );
-    let scheduled = run(
-        &dir,
-        &["--json", "schedule", "raw_weather", "-p", "2013-05"],
-    )
-    .expect_code(0)
-    .json();
+    let worker = Worker::start_with_env(&dir, "--grace 30", &[("FLOWSTONE_DEMO_DELAY_MS", "2000")]);
+    let scheduled = run(&dir, "--json schedule raw_weather -p 2013-05")
+        .expect_code(0)
+        .json();
     assert_eq!(scheduled["executor"], "queue", "auto picks the queue");
     let number = scheduled["queue_job"].as_i64().unwrap().to_string();
 
     // Wait until the second attempt (the first fails on purpose) is running.
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
     loop {
-        let status = run(&dir, &["--json", "job", "status", &number])
+        let status = run(&dir, &format!("--json job status {number}"))
             .expect_code(0)
             .json();
         if status["state"] == "executing" && status["attempt"] == 2 {
@@ -583,46 +365,30 @@ fn sigterm_lets_the_running_job_finish() {
     }
 
     assert_eq!(worker.terminate(), 0, "a clean stop: nothing abandoned");
-    let status = run(&dir, &["--json", "job", "status", &number])
+    let status = run(&dir, &format!("--json job status {number}"))
         .expect_code(0)
         .json();
     assert_eq!(status["state"], "completed", "{status}");
-    let records = run(
-        &dir,
-        &["--json", "materializations", "raw_weather", "-p", "2013-05"],
-    )
-    .expect_code(0)
-    .json();
+    let records = run(&dir, "--json materializations raw_weather -p 2013-05")
+        .expect_code(0)
+        .json();
     assert_eq!(records["materializations"][0]["status"], "success");
 }
 
 #[test]
 fn materializations_and_lineage_read_the_database() {
     let dir = sandbox("records");
-    run(&dir, &["materializations", "raw_weather"])
+    run(&dir, "materializations raw_weather")
         .expect_code(0)
         .stdout_has("no materializations of 'raw_weather' recorded");
-    run(
-        &dir,
-        &["lineage", "monthly_stats", "--partition", "2013-07"],
-    )
-    .expect_code(0)
-    .stdout_has("no upstream lineage recorded for monthly_stats 2013-07-01");
+    run(&dir, "lineage monthly_stats --partition 2013-07")
+        .expect_code(0)
+        .stdout_has("no upstream lineage recorded for monthly_stats 2013-07-01");
 
-    run(
-        &dir,
-        &[
-            "materialize",
-            "monthly_stats",
-            "-p",
-            "2013-07",
-            "--with-upstream",
-        ],
-    )
-    .expect_code(0);
+    run(&dir, "materialize monthly_stats -p 2013-07 --with-upstream").expect_code(0);
 
     // Another process reads the records from the SQLite file: the retry shows as attempt 2.
-    let ran = run(&dir, &["materializations", "raw_weather", "-p", "2013-07"]);
+    let ran = run(&dir, "materializations raw_weather -p 2013-07");
     ran.expect_code(0);
     let row: Vec<&str> = ran
         .stdout
@@ -639,33 +405,18 @@ fn materializations_and_lineage_read_the_database() {
     );
     let json = run(
         &dir,
-        &[
-            "--json",
-            "materializations",
-            "raw_weather",
-            "--partition",
-            "2013-07",
-            "--status",
-            "success",
-        ],
+        "--json materializations raw_weather --partition 2013-07 --status success",
     )
     .expect_code(0)
     .json();
     assert_eq!(json["materializations"].as_array().unwrap().len(), 1);
     assert_eq!(json["materializations"][0]["attempt"], 2);
-    run(
-        &dir,
-        &["materializations", "raw_weather", "--status", "great"],
-    )
-    .expect_code(2);
-    run(&dir, &["materializations", "raw_weather", "-p", "2020-01"])
+    run(&dir, "materializations raw_weather --status great").expect_code(2);
+    run(&dir, "materializations raw_weather -p 2020-01")
         .expect_code(2)
         .stderr_has("'2020-01'");
 
-    let up = run(
-        &dir,
-        &["lineage", "monthly_stats", "--partition", "2013-07"],
-    );
+    let up = run(&dir, "lineage monthly_stats --partition 2013-07");
     up.expect_code(0);
     let rows: Vec<Vec<&str>> = up
         .stdout
@@ -676,26 +427,13 @@ fn materializations_and_lineage_read_the_database() {
     assert_eq!(rows.len(), 2, "{}", up.stdout);
     assert_eq!(&rows[0][..3], ["1", "cleaned_weather", "2013-07-01"]);
     assert_eq!(&rows[1][..3], ["2", "raw_weather", "2013-07-01"]);
-    run(
-        &dir,
-        &["lineage", "monthly_stats", "-p", "2013-07", "--depth", "1"],
-    )
-    .expect_code(0)
-    .stdout_has("cleaned_weather");
+    run(&dir, "lineage monthly_stats -p 2013-07 --depth 1")
+        .expect_code(0)
+        .stdout_has("cleaned_weather");
 
-    let down = run(
-        &dir,
-        &[
-            "--json",
-            "lineage",
-            "raw_weather",
-            "-p",
-            "2013-07",
-            "--downstream",
-        ],
-    )
-    .expect_code(0)
-    .json();
+    let down = run(&dir, "--json lineage raw_weather -p 2013-07 --downstream")
+        .expect_code(0)
+        .json();
     assert_eq!(down["direction"], "downstream");
     let assets: Vec<&str> = down["lineage"]
         .as_array()
@@ -707,17 +445,10 @@ fn materializations_and_lineage_read_the_database() {
 
     run(
         &dir,
-        &[
-            "lineage",
-            "raw_weather",
-            "-p",
-            "2013-07",
-            "--upstream",
-            "--downstream",
-        ],
+        "lineage raw_weather -p 2013-07 --upstream --downstream",
     )
     .expect_code(2);
-    run(&dir, &["lineage", "raw_weather"])
+    run(&dir, "lineage raw_weather")
         .expect_code(2)
         .stderr_has("give --partition");
 }
@@ -725,7 +456,7 @@ fn materializations_and_lineage_read_the_database() {
 #[test]
 fn the_demo_runs_end_to_end_and_says_where_the_reports_are() {
     let dir = sandbox("demo");
-    let ran = run(&dir, &[]);
+    let ran = run(&dir, "");
     ran.expect_code(0)
         .stdout_has("yearly_report")
         .stdout_has("Reports:")
@@ -741,7 +472,7 @@ fn the_demo_runs_end_to_end_and_says_where_the_reports_are() {
     }
 
     // Again: flowstone.db records every partition as done, so every one is skipped.
-    let again = run(&dir, &["--json"]).expect_code(0).json();
+    let again = run(&dir, "--json").expect_code(0).json();
     for backfill in again["backfills"].as_array().unwrap() {
         assert_eq!(backfill["skipped"], backfill["total"], "{backfill}");
     }
@@ -749,16 +480,7 @@ fn the_demo_runs_end_to_end_and_says_where_the_reports_are() {
 
     let json = run(
         &dir,
-        &[
-            "--json",
-            "--database",
-            "sqlite://elsewhere.db",
-            "--data-dir",
-            "elsewhere",
-            "demo",
-            "--executor",
-            "sync",
-        ],
+        "--json --database sqlite://elsewhere.db --data-dir elsewhere demo --executor sync",
     )
     .expect_code(0)
     .json();
@@ -774,10 +496,7 @@ fn the_demo_runs_end_to_end_and_says_where_the_reports_are() {
 #[test]
 fn the_yearly_report_says_what_it_misses() {
     let dir = sandbox("report-missing");
-    run(
-        &dir,
-        &["materialize", "yearly_report", "--partition", "2014"],
-    )
-    .expect_code(1)
-    .stderr_has("monthly_stats has no output for 2014-01");
+    run(&dir, "materialize yearly_report --partition 2014")
+        .expect_code(1)
+        .stderr_has("monthly_stats has no output for 2014-01");
 }

@@ -13,49 +13,27 @@ async fn the_cli_works_on_postgresql() {
     };
     let url = db.url().to_owned();
     let dir = sandbox("postgres");
-    let with_db = |args: &[&str]| {
-        let mut all = vec!["--database", url.as_str()];
-        all.extend_from_slice(args);
-        all.iter().map(|s| (*s).to_owned()).collect::<Vec<String>>()
-    };
-    let call = |args: &[&str]| {
-        let args = with_db(args);
-        let args: Vec<&str> = args.iter().map(String::as_str).collect();
-        run(&dir, &args)
-    };
+    let call = |line: &str| run(&dir, &format!("--database {url} {line}"));
 
-    let ran = tokio::task::block_in_place(|| call(&["demo", "--executor", "async"]));
+    let ran = tokio::task::block_in_place(|| call("demo --executor async"));
     ran.expect_code(0).stdout_has("Reports:");
     assert!(dir.join("data/reports/seattle-weather-2014.md").exists());
 
-    let records = tokio::task::block_in_place(|| {
-        call(&["--json", "materializations", "raw_weather", "-p", "2014-03"])
-    })
-    .expect_code(0)
-    .json();
+    let records =
+        tokio::task::block_in_place(|| call("--json materializations raw_weather -p 2014-03"))
+            .expect_code(0)
+            .json();
     assert_eq!(records["materializations"][0]["attempt"], 2);
-    let lineage = tokio::task::block_in_place(|| {
-        call(&["--json", "lineage", "monthly_stats", "-p", "2014-03"])
-    })
-    .expect_code(0)
-    .json();
+    let lineage = tokio::task::block_in_place(|| call("--json lineage monthly_stats -p 2014-03"))
+        .expect_code(0)
+        .json();
     assert_eq!(lineage["lineage"].as_array().unwrap().len(), 2);
 
     tokio::task::block_in_place(|| {
-        let worker_args = with_db(&["--queue", "assets=2"]);
-        let worker_args: Vec<&str> = worker_args.iter().map(String::as_str).collect();
         // `worker` comes first in Worker::start; the global option may follow it.
-        let worker = Worker::start(&dir, &worker_args);
-        call(&[
-            "backfill",
-            "raw_weather",
-            "--partitions",
-            "2015-01,2015-02",
-            "--executor",
-            "queue",
-            "--force",
-        ])
-        .expect_code(0);
+        let worker = Worker::start(&dir, &format!("--database {url} --queue assets=2"));
+        call("backfill raw_weather --partitions 2015-01,2015-02 --executor queue --force")
+            .expect_code(0);
         assert_eq!(worker.terminate(), 0);
     });
 

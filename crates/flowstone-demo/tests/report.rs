@@ -66,7 +66,7 @@ fn the_report_matches_figures_computed_from_the_csv() {
     ))
     .unwrap();
     let dir = sandbox("report-figures");
-    run(&dir, &["--data-dir", "out", "demo"]).expect_code(0);
+    run(&dir, "--data-dir out demo").expect_code(0);
     let report = std::fs::read_to_string(dir.join("out/reports/seattle-weather-2013.md")).unwrap();
 
     let header: Vec<String> = report

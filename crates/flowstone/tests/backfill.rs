@@ -13,7 +13,8 @@ use flowstone::{
     PartitionOutcome, Run, StaticPartitions, Strategy, TaskAsyncExecutor,
 };
 
-use common::{RunLog, Shared, all_records, day, records, wait_until};
+use common::wait::wait_until;
+use common::{RunLog, Shared, all_records, day, records};
 
 fn january() -> (NaiveDate, NaiveDate) {
     (day(2024, 1, 1), day(2024, 1, 31))
@@ -488,16 +489,22 @@ fn dependent_pair(ran: &RunLog) -> FlowStone {
         .unwrap()
 }
 
-#[tokio::test]
-async fn a_backfill_reports_partitions_whose_dependency_is_missing_as_failed() {
-    let ran = RunLog::default();
-    let fs = dependent_pair(&ran);
-    let (from, to) = january();
+/// [`dependent_pair`] with `raw` backfilled for every day of January but the 15th.
+async fn dependent_pair_missing_the_15th(ran: &RunLog) -> FlowStone {
+    let fs = dependent_pair(ran);
     let mut days: Vec<NaiveDate> = (1..=31).map(|d| day(2024, 1, d)).collect();
     days.retain(|d| *d != day(2024, 1, 15));
     fs.backfill("raw", Backfill::partitions(days))
         .await
         .unwrap();
+    fs
+}
+
+#[tokio::test]
+async fn a_backfill_reports_partitions_whose_dependency_is_missing_as_failed() {
+    let ran = RunLog::default();
+    let fs = dependent_pair_missing_the_15th(&ran).await;
+    let (from, to) = january();
 
     let report = fs
         .backfill("report", Backfill::range(from, to))
@@ -514,13 +521,8 @@ async fn a_backfill_reports_partitions_whose_dependency_is_missing_as_failed() {
 #[tokio::test]
 async fn retry_failed_reruns_a_partition_that_failed_for_a_missing_dependency() {
     let ran = RunLog::default();
-    let fs = dependent_pair(&ran);
+    let fs = dependent_pair_missing_the_15th(&ran).await;
     let (from, to) = january();
-    let mut days: Vec<NaiveDate> = (1..=31).map(|d| day(2024, 1, d)).collect();
-    days.retain(|d| *d != day(2024, 1, 15));
-    fs.backfill("raw", Backfill::partitions(days))
-        .await
-        .unwrap();
     let first = fs
         .backfill("report", Backfill::range(from, to))
         .await

@@ -19,10 +19,16 @@ use flowstone::{
 use serde_json::json;
 use tokio::sync::{Notify, Semaphore};
 
-use common::{RunLog, all_records, day, logged, records, wait_until};
+use common::outcome::{
+    assert_error, assert_error_in, completed, failed, failure, job_status, latest_record,
+    materialized, output, schedule_failure, scheduled,
+};
+use common::wait::{wait_finished, wait_until};
+use common::{Counter, RunLog, Shared, all_records, chain, constant, counted, day, graph, records};
 
-fn constant(name: &str, value: u32) -> Asset {
-    Asset::new(name).execute(move |_ctx| async move { Ok::<_, Error>(value) })
+/// An unpartitioned run on `strategy`.
+fn on(strategy: Strategy) -> Run {
+    Run::unpartitioned().executor(strategy)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -34,34 +40,28 @@ async fn task_async_status_and_cancel_work_from_another_task() {
     let started = Arc::new(Notify::new());
     let finished_work = Arc::new(AtomicBool::new(false));
     let (s, f) = (Arc::clone(&started), Arc::clone(&finished_work));
-    let fs = FlowStone::builder()
-        .asset(Asset::new("long").execute(move |_ctx| {
-            let (started, finished_work) = (Arc::clone(&s), Arc::clone(&f));
-            async move {
-                started.notify_one();
-                tokio::time::sleep(Duration::from_secs(10)).await;
-                // Never reached: the cancel drops the future at the await above.
-                finished_work.store(true, Ordering::SeqCst);
-                Ok::<_, Error>(1u8)
-            }
-        }))
-        .build()
-        .unwrap();
+    let fs = graph([Asset::new("long").execute(move |_ctx| {
+        let (started, finished_work) = (Arc::clone(&s), Arc::clone(&f));
+        async move {
+            started.notify_one();
+            tokio::time::sleep(Duration::from_secs(10)).await;
+            // Never reached: the cancel drops the future at the await above.
+            finished_work.store(true, Ordering::SeqCst);
+            Ok::<_, Error>(1u8)
+        }
+    })]);
 
-    let job = fs
-        .schedule("long", Run::unpartitioned().executor(Strategy::Async))
-        .await
-        .unwrap();
+    let job = scheduled(&fs, "long", on(Strategy::Async)).await;
     assert_eq!(job.executor, "async");
     started.notified().await;
 
     // Status and cancel from a task that did not schedule the job.
     let (fs2, job2) = (fs.clone(), job.clone());
     let after_cancel = tokio::spawn(async move {
-        let before = fs2.job_status(&job2).await.unwrap();
+        let before = job_status(&fs2, &job2).await;
         assert!(matches!(before, JobStatus::Running), "{before}");
         fs2.cancel_job(&job2).await.unwrap();
-        fs2.job_status(&job2).await.unwrap()
+        job_status(&fs2, &job2).await
     })
     .await
     .unwrap();
@@ -70,7 +70,7 @@ async fn task_async_status_and_cancel_work_from_another_task() {
         "{after_cancel}"
     );
     // And from this task too.
-    let status = fs.job_status(&job).await.unwrap();
+    let status = job_status(&fs, &job).await;
     assert!(matches!(status, JobStatus::Cancelled), "{status}");
 
     // Give a stray continuation every chance to run; it must not.
@@ -83,10 +83,7 @@ async fn task_async_status_and_cancel_work_from_another_task() {
     assert_eq!(recs[0].executor, "async");
     // Cancelling a finished job is a no-op that leaves it as it was.
     fs.cancel_job(&job).await.unwrap();
-    assert!(matches!(
-        fs.job_status(&job).await.unwrap(),
-        JobStatus::Cancelled
-    ));
+    assert!(matches!(job_status(&fs, &job).await, JobStatus::Cancelled));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -106,14 +103,9 @@ async fn task_async_cancels_a_job_still_waiting_for_a_slot() {
         }))
         .build()
         .unwrap();
-    let one = fs
-        .schedule("gate", Run::partition(1).executor(Strategy::Async))
-        .await
-        .unwrap();
-    let two = fs
-        .schedule("gate", Run::partition(2).executor(Strategy::Async))
-        .await
-        .unwrap();
+    let async_run = |i: i64| Run::partition(i).executor(Strategy::Async);
+    let one = scheduled(&fs, "gate", async_run(1)).await;
+    let two = scheduled(&fs, "gate", async_run(2)).await;
     wait_until("one job runs", || log.entries().len() == 1).await;
     // Tasks race for the single slot: whichever started holds it, the other waits.
     let started = log.entries()[0].clone();
@@ -122,7 +114,7 @@ async fn task_async_cancels_a_job_still_waiting_for_a_slot() {
     } else {
         (two, one)
     };
-    let status = fs.job_status(&second).await.unwrap();
+    let status = job_status(&fs, &second).await;
     assert!(
         matches!(status, JobStatus::Pending { attempt: 1, .. }),
         "{status}"
@@ -130,21 +122,12 @@ async fn task_async_cancels_a_job_still_waiting_for_a_slot() {
 
     fs.cancel_job(&second).await.unwrap();
     assert!(matches!(
-        fs.job_status(&second).await.unwrap(),
+        job_status(&fs, &second).await,
         JobStatus::Cancelled
     ));
     release.notify_one();
-    let mut done = false;
-    for _ in 0..2_000 {
-        if fs.job_status(&first).await.unwrap().is_finished() {
-            done = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
-    assert!(done, "the first job never finished");
     assert!(matches!(
-        fs.job_status(&first).await.unwrap(),
+        wait_finished(&fs, &first).await,
         JobStatus::Completed(_)
     ));
     // The cancelled job never started.
@@ -155,27 +138,23 @@ async fn task_async_cancels_a_job_still_waiting_for_a_slot() {
 async fn task_async_runs_at_most_max_concurrency_at_once_and_reaches_it() {
     let current = Arc::new(AtomicUsize::new(0));
     let peak = Arc::new(AtomicUsize::new(0));
-    let started = Arc::new(AtomicUsize::new(0));
+    let started = Counter::default();
     let gate = Arc::new(Semaphore::new(0));
     let (c, p, s, g) = (
         Arc::clone(&current),
         Arc::clone(&peak),
-        Arc::clone(&started),
+        started.clone(),
         Arc::clone(&gate),
     );
     let fs = FlowStone::builder()
         .executor(TaskAsyncExecutor::new().max_concurrency(3))
         .asset(Asset::new("worker").execute(move |ctx| {
-            let (current, peak, started, gate) = (
-                Arc::clone(&c),
-                Arc::clone(&p),
-                Arc::clone(&s),
-                Arc::clone(&g),
-            );
+            let (current, peak, started, gate) =
+                (Arc::clone(&c), Arc::clone(&p), s.clone(), Arc::clone(&g));
             async move {
                 let now = current.fetch_add(1, Ordering::SeqCst) + 1;
                 peak.fetch_max(now, Ordering::SeqCst);
-                started.fetch_add(1, Ordering::SeqCst);
+                started.bump();
                 // Hold the slot until the test opens the gate, so running jobs overlap.
                 gate.acquire().await.unwrap().forget();
                 current.fetch_sub(1, Ordering::SeqCst);
@@ -187,19 +166,15 @@ async fn task_async_runs_at_most_max_concurrency_at_once_and_reaches_it() {
 
     let mut jobs = Vec::new();
     for i in 0..12i64 {
-        jobs.push(
-            fs.schedule("worker", Run::partition(i).executor(Strategy::Async))
-                .await
-                .unwrap(),
-        );
+        jobs.push(scheduled(&fs, "worker", Run::partition(i).executor(Strategy::Async)).await);
     }
     // Three start and block; the other nine wait for a slot.
-    wait_until("three jobs run", || started.load(Ordering::SeqCst) == 3).await;
+    wait_until("three jobs run", || started.get() == 3).await;
     tokio::time::sleep(Duration::from_millis(50)).await;
-    assert_eq!(started.load(Ordering::SeqCst), 3, "a fourth job started");
+    assert_eq!(started.get(), 3, "a fourth job started");
     let mut pending = 0;
     for job in &jobs {
-        if matches!(fs.job_status(job).await.unwrap(), JobStatus::Pending { .. }) {
+        if matches!(job_status(&fs, job).await, JobStatus::Pending { .. }) {
             pending += 1;
         }
     }
@@ -207,40 +182,20 @@ async fn task_async_runs_at_most_max_concurrency_at_once_and_reaches_it() {
 
     gate.add_permits(12);
     for job in &jobs {
-        let mut status = fs.job_status(job).await.unwrap();
-        for _ in 0..2_000 {
-            if status.is_finished() {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(5)).await;
-            status = fs.job_status(job).await.unwrap();
-        }
-        match status {
-            JobStatus::Completed(out) => {
-                assert_eq!(out.value::<i64>().unwrap(), job.partition.int().unwrap())
-            }
-            other => panic!("job {:?} ended {other}", job.partition),
-        }
+        let out: i64 = completed(wait_finished(&fs, job).await);
+        assert_eq!(out, job.partition.int().unwrap(), "{:?}", job.partition);
     }
-    assert_eq!(started.load(Ordering::SeqCst), 12);
+    assert_eq!(started.get(), 12);
     assert_eq!(peak.load(Ordering::SeqCst), 3);
     assert_eq!(current.load(Ordering::SeqCst), 0);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn task_async_materialize_waits_for_the_output() {
-    let fs = FlowStone::builder()
-        .asset(constant("answer", 42))
-        .build()
-        .unwrap();
-    let value: u32 = fs
-        .materialize("answer", Run::unpartitioned().executor(Strategy::Async))
-        .await
-        .unwrap()
-        .value()
-        .unwrap();
+    let fs = graph([constant("answer", 42u32)]);
+    let value: u32 = output(&fs, "answer", on(Strategy::Async)).await;
     assert_eq!(value, 42);
-    assert_eq!(records(&fs, "answer").await[0].executor, "async");
+    assert_eq!(latest_record(&fs, "answer").await.executor, "async");
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -249,37 +204,20 @@ async fn task_async_materialize_waits_for_the_output() {
 
 #[tokio::test]
 async fn sync_schedule_keeps_the_result_for_job_status() {
-    let fs = FlowStone::builder()
-        .asset(constant("answer", 42))
-        .asset(
-            Asset::new("broken")
-                .execute(|_ctx| async { Err::<u32, _>(Error::permanent("input file is empty")) }),
-        )
-        .build()
-        .unwrap();
+    let fs = graph([
+        constant("answer", 42u32),
+        Asset::new("broken")
+            .execute(|_ctx| async { Err::<u32, _>(Error::permanent("input file is empty")) }),
+    ]);
 
-    let job = fs
-        .schedule("answer", Run::unpartitioned().executor(Strategy::Sync))
-        .await
-        .unwrap();
+    let job = scheduled(&fs, "answer", on(Strategy::Sync)).await;
     assert_eq!(job.executor, "sync");
-    match fs.job_status(&job).await.unwrap() {
-        JobStatus::Completed(out) => assert_eq!(out.value::<u32>().unwrap(), 42),
-        other => panic!("expected completed, got {other}"),
-    }
+    assert_eq!(completed::<u32>(job_status(&fs, &job).await), 42);
 
-    let job = fs
-        .schedule("broken", Run::unpartitioned().executor(Strategy::Sync))
-        .await
-        .unwrap();
-    match fs.job_status(&job).await.unwrap() {
-        JobStatus::Failed(err) => {
-            assert_eq!(err.kind(), ErrorKind::ExecutionFailed);
-            assert!(err.to_string().contains("input file is empty"), "{err}");
-            assert!(!err.retryable());
-        }
-        other => panic!("expected failed, got {other}"),
-    }
+    let job = scheduled(&fs, "broken", on(Strategy::Sync)).await;
+    let err = failed(job_status(&fs, &job).await);
+    assert_error(&err, ErrorKind::ExecutionFailed, &["input file is empty"]);
+    assert!(!err.retryable());
 
     // A job this executor never saw is NotFound, not a panic.
     let mut stranger = job.clone();
@@ -292,13 +230,9 @@ async fn sync_schedule_keeps_the_result_for_job_status() {
 // Serial
 // ---------------------------------------------------------------------------------------------
 
-fn chain(log: &RunLog) -> FlowStone {
-    FlowStone::builder()
-        .asset(logged("a", &[], log))
-        .asset(logged("b", &["a"], log))
-        .asset(logged("c", &["b"], log))
-        .build()
-        .unwrap()
+/// The chain a <- b <- c materialized with its upstream on the Serial executor.
+fn serial_chain() -> Run {
+    on(Strategy::Serial).with_upstream(true)
 }
 
 #[tokio::test]
@@ -308,29 +242,23 @@ async fn serial_on_step_sees_before_and_after_for_each_job_in_order() {
     let steps = RunLog::default();
     let job_ids: Arc<Mutex<Vec<flowstone::JobId>>> = Arc::default();
     let (st, ids) = (steps.clone(), Arc::clone(&job_ids));
-    fs.materialize(
-        "c",
-        Run::unpartitioned()
-            .with_upstream(true)
-            .executor(Strategy::Serial)
-            .verbose(true)
-            .on_step(move |step| match step {
-                Step::Before(job) => {
-                    ids.lock().unwrap().push(job.id);
-                    st.push(format!("before {}", job.asset));
-                }
-                Step::After(job, result) => {
-                    assert_eq!(ids.lock().unwrap().last(), Some(&job.id));
-                    st.push(format!(
-                        "after {} {}",
-                        job.asset,
-                        if result.is_ok() { "ok" } else { "err" }
-                    ));
-                }
-            }),
-    )
-    .await
-    .unwrap();
+    let run = serial_chain()
+        .verbose(true)
+        .on_step(move |step| match step {
+            Step::Before(job) => {
+                ids.lock().unwrap().push(job.id);
+                st.push(format!("before {}", job.asset));
+            }
+            Step::After(job, result) => {
+                assert_eq!(ids.lock().unwrap().last(), Some(&job.id));
+                st.push(format!(
+                    "after {} {}",
+                    job.asset,
+                    if result.is_ok() { "ok" } else { "err" }
+                ));
+            }
+        });
+    materialized(&fs, "c", run).await;
     assert_eq!(
         steps.entries(),
         [
@@ -359,25 +287,17 @@ async fn serial_pause_between_is_honoured() {
     let log = RunLog::default();
     let fs = chain(&log);
     let pause = Duration::from_millis(500);
-    let times: common::Shared<(String, Instant)> = Arc::default();
+    let times: Shared<(String, Instant)> = Arc::default();
     let t = Arc::clone(&times);
     let t0 = Instant::now();
-    fs.materialize(
-        "c",
-        Run::unpartitioned()
-            .with_upstream(true)
-            .executor(Strategy::Serial)
-            .pause_between(pause)
-            .on_step(move |step| {
-                let label = match step {
-                    Step::Before(job) => format!("before {}", job.asset),
-                    Step::After(job, _) => format!("after {}", job.asset),
-                };
-                t.lock().unwrap().push((label, Instant::now()));
-            }),
-    )
-    .await
-    .unwrap();
+    let run = serial_chain().pause_between(pause).on_step(move |step| {
+        let label = match step {
+            Step::Before(job) => format!("before {}", job.asset),
+            Step::After(job, _) => format!("after {}", job.asset),
+        };
+        t.lock().unwrap().push((label, Instant::now()));
+    });
+    materialized(&fs, "c", run).await;
     let times = times.lock().unwrap().clone();
     let at = |label: &str| times.iter().find(|(l, _)| l == label).unwrap().1;
     // Virtual time: each gap is the pause, and the first step does not wait for one.
@@ -390,18 +310,9 @@ async fn serial_pause_between_is_honoured() {
 
 #[tokio::test]
 async fn serial_schedule_keeps_the_result_for_job_status() {
-    let fs = FlowStone::builder()
-        .asset(constant("answer", 7))
-        .build()
-        .unwrap();
-    let job = fs
-        .schedule("answer", Run::unpartitioned().executor(Strategy::Serial))
-        .await
-        .unwrap();
-    match fs.job_status(&job).await.unwrap() {
-        JobStatus::Completed(out) => assert_eq!(out.value::<u32>().unwrap(), 7),
-        other => panic!("expected completed, got {other}"),
-    }
+    let fs = graph([constant("answer", 7u32)]);
+    let job = scheduled(&fs, "answer", on(Strategy::Serial)).await;
+    assert_eq!(completed::<u32>(job_status(&fs, &job).await), 7);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -495,61 +406,24 @@ impl Executor for Forgetful {
     }
 }
 
-fn counted(name: &str, calls: &Arc<AtomicUsize>) -> Asset {
-    let calls = Arc::clone(calls);
-    Asset::new(name).execute(move |_ctx| {
-        let calls = Arc::clone(&calls);
-        async move { Ok::<_, Error>(calls.fetch_add(1, Ordering::SeqCst) as u32 + 1) }
-    })
-}
-
 #[tokio::test]
 async fn a_custom_executor_works_through_strategy_custom() {
-    let calls = Arc::new(AtomicUsize::new(0));
-    let fs = FlowStone::builder()
-        .asset(counted("api_pull", &calls))
-        .build()
-        .unwrap();
+    let calls = Counter::default();
+    let fs = graph([counted("api_pull", &calls)]);
     let limiter: Arc<dyn Executor> = Arc::new(RateLimited::new(2, Duration::from_secs(3600)));
+    let limited = || on(Strategy::Custom(Arc::clone(&limiter)));
 
-    let job = fs
-        .schedule(
-            "api_pull",
-            Run::unpartitioned().executor(Strategy::Custom(Arc::clone(&limiter))),
-        )
-        .await
-        .unwrap();
+    let job = scheduled(&fs, "api_pull", limited()).await;
     assert_eq!(job.executor, "rate_limited");
     // job_status routes to the custom executor by the name in the job.
-    match fs.job_status(&job).await.unwrap() {
-        JobStatus::Completed(out) => assert_eq!(out.value::<u32>().unwrap(), 1),
-        other => panic!("expected completed, got {other}"),
-    }
+    assert_eq!(completed::<u32>(job_status(&fs, &job).await), 1);
 
-    let second: u32 = fs
-        .materialize(
-            "api_pull",
-            Run::unpartitioned().executor(Strategy::Custom(Arc::clone(&limiter))),
-        )
-        .await
-        .unwrap()
-        .value()
-        .unwrap();
+    let second: u32 = output(&fs, "api_pull", limited()).await;
     assert_eq!(second, 2);
 
-    let err = fs
-        .materialize(
-            "api_pull",
-            Run::unpartitioned().executor(Strategy::Custom(Arc::clone(&limiter))),
-        )
-        .await
-        .unwrap_err();
+    let err = failure(&fs, "api_pull", limited()).await;
     assert!(err.to_string().contains("rate limit"), "{err}");
-    assert_eq!(
-        calls.load(Ordering::SeqCst),
-        2,
-        "the third call was refused"
-    );
+    assert_eq!(calls.get(), 2, "the third call was refused");
     let recs = records(&fs, "api_pull").await;
     assert_eq!(recs.len(), 2);
     assert!(
@@ -559,75 +433,46 @@ async fn a_custom_executor_works_through_strategy_custom() {
 
     // A different executor under the same name is refused rather than silently swapped.
     let impostor: Arc<dyn Executor> = Arc::new(RateLimited::new(9, Duration::from_secs(1)));
-    let err = fs
-        .materialize(
-            "api_pull",
-            Run::unpartitioned().executor(Strategy::Custom(impostor)),
-        )
-        .await
-        .unwrap_err();
+    let err = failure(&fs, "api_pull", on(Strategy::Custom(impostor))).await;
     assert_eq!(err.kind(), ErrorKind::Config, "{err}");
 }
 
 #[tokio::test]
 async fn a_custom_executor_works_by_registered_name() {
-    let calls = Arc::new(AtomicUsize::new(0));
+    let calls = Counter::default();
     let fs = FlowStone::builder()
         .executor(RateLimited::new(1, Duration::from_secs(3600)))
         .asset(counted("api_pull", &calls))
         .asset(counted("by_default", &calls).executor("rate_limited"))
         .build()
         .unwrap();
-    let job = fs
-        .schedule(
-            "api_pull",
-            Run::unpartitioned().executor(Strategy::named("rate_limited")),
-        )
-        .await
-        .unwrap();
+    let job = scheduled(&fs, "api_pull", on(Strategy::named("rate_limited"))).await;
     assert_eq!(job.executor, "rate_limited");
     assert!(matches!(
-        fs.job_status(&job).await.unwrap(),
+        job_status(&fs, &job).await,
         JobStatus::Completed(_)
     ));
     // The limit is shared with the asset that names the executor as its default.
-    let err = fs
-        .materialize("by_default", Run::unpartitioned())
-        .await
-        .unwrap_err();
+    let err = failure(&fs, "by_default", Run::unpartitioned()).await;
     assert!(err.to_string().contains("rate limit"), "{err}");
-    assert_eq!(calls.load(Ordering::SeqCst), 1);
+    assert_eq!(calls.get(), 1);
 }
 
 #[tokio::test]
 async fn job_status_on_a_custom_executor_without_status_is_unsupported() {
     let fs = FlowStone::builder()
         .executor(Forgetful(SyncExecutor::new()))
-        .asset(constant("answer", 1))
+        .asset(constant("answer", 1u32))
         .build()
         .unwrap();
-    let job = fs
-        .schedule(
-            "answer",
-            Run::unpartitioned().executor(Strategy::named("forgetful")),
-        )
-        .await
-        .unwrap();
+    let forgetful = || on(Strategy::named("forgetful"));
+    let job = scheduled(&fs, "answer", forgetful()).await;
     let err = fs.job_status(&job).await.unwrap_err();
-    assert_eq!(err.kind(), ErrorKind::Unsupported, "{err}");
-    assert!(err.to_string().contains("forgetful"), "{err}");
+    assert_error(&err, ErrorKind::Unsupported, &["forgetful"]);
     let err = fs.cancel_job(&job).await.unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Unsupported, "{err}");
     // Its capabilities are enforced too: no timeout option.
-    let err = fs
-        .materialize(
-            "answer",
-            Run::unpartitioned()
-                .executor(Strategy::named("forgetful"))
-                .timeout(Duration::from_secs(1)),
-        )
-        .await
-        .unwrap_err();
+    let err = failure(&fs, "answer", forgetful().timeout(Duration::from_secs(1))).await;
     assert_eq!(err.kind(), ErrorKind::InvalidOptions, "{err}");
 }
 
@@ -635,88 +480,84 @@ async fn job_status_on_a_custom_executor_without_status_is_unsupported() {
 // Capabilities and selection
 // ---------------------------------------------------------------------------------------------
 
+/// A run that `materialize` and `schedule` must both refuse: what it is, the run, and the
+/// error's kind and the words its message must contain.
+type Refusal = (&'static str, Run, ErrorKind, &'static [&'static str]);
+
+/// Asserts every one of `refusals` on an asset `nightly`, then that it never ran.
+async fn assert_refused_before_running(refusals: Vec<Refusal>) {
+    let calls = Counter::default();
+    let fs = graph([counted("nightly", &calls)]);
+    for (case, run, kind, mentions) in refusals {
+        let err = failure(&fs, "nightly", run.clone()).await;
+        assert_error_in(&format!("materialize, {case}"), &err, kind, mentions);
+        let err = schedule_failure(&fs, "nightly", run).await;
+        assert_error_in(&format!("schedule, {case}"), &err, kind, mentions);
+    }
+    assert_eq!(calls.get(), 0, "a refused run must not execute");
+    assert!(all_records(&fs).await.is_empty());
+}
+
 #[tokio::test]
 async fn scheduled_at_on_sync_is_invalid_options_and_nothing_runs() {
-    let calls = Arc::new(AtomicUsize::new(0));
-    let fs = FlowStone::builder()
-        .asset(counted("nightly", &calls))
-        .build()
-        .unwrap();
     let tomorrow = Utc::now() + chrono::Duration::days(1);
-    for strategy in [Strategy::Sync, Strategy::Auto] {
-        let run = Run::unpartitioned()
-            .executor(strategy)
-            .scheduled_at(tomorrow);
-        let err = fs.materialize("nightly", run.clone()).await.unwrap_err();
-        assert_eq!(err.kind(), ErrorKind::InvalidOptions, "{err}");
-        assert!(err.to_string().contains("scheduled_at"), "{err}");
-        assert!(err.to_string().contains("sync"), "{err}");
-        let err = fs.schedule("nightly", run).await.unwrap_err();
-        assert_eq!(err.kind(), ErrorKind::InvalidOptions, "{err}");
-    }
-    // Priorities need the queue.
-    let err = fs
-        .materialize("nightly", Run::unpartitioned().priority(1))
-        .await
-        .unwrap_err();
-    assert_eq!(err.kind(), ErrorKind::InvalidOptions, "{err}");
-    assert!(err.to_string().contains("priority"), "{err}");
-    // Stepping options need the serial executor.
-    let err = fs
-        .materialize(
-            "nightly",
+    let invalid = ErrorKind::InvalidOptions;
+    assert_refused_before_running(vec![
+        (
+            "scheduled_at on Sync",
+            on(Strategy::Sync).scheduled_at(tomorrow),
+            invalid,
+            &["scheduled_at", "sync"],
+        ),
+        (
+            "scheduled_at on Auto without a database",
+            on(Strategy::Auto).scheduled_at(tomorrow),
+            invalid,
+            &["scheduled_at", "sync"],
+        ),
+        // Priorities need the queue.
+        (
+            "priority on Auto without a database",
+            Run::unpartitioned().priority(1),
+            invalid,
+            &["priority"],
+        ),
+        // Stepping options need the serial executor.
+        (
+            "pause_between on Auto",
             Run::unpartitioned().pause_between(Duration::from_millis(1)),
-        )
-        .await
-        .unwrap_err();
-    assert_eq!(err.kind(), ErrorKind::InvalidOptions, "{err}");
-    assert!(err.to_string().contains("pause_between"), "{err}");
-    assert_eq!(calls.load(Ordering::SeqCst), 0);
-    assert!(all_records(&fs).await.is_empty());
+            invalid,
+            &["pause_between"],
+        ),
+    ])
+    .await;
 }
 
 #[tokio::test]
 async fn queue_on_async_is_invalid_options() {
-    let calls = Arc::new(AtomicUsize::new(0));
-    let fs = FlowStone::builder()
-        .asset(counted("nightly", &calls))
-        .build()
-        .unwrap();
-    let run = Run::unpartitioned().executor(Strategy::Async).queue("high");
-    let err = fs.schedule("nightly", run.clone()).await.unwrap_err();
-    assert_eq!(err.kind(), ErrorKind::InvalidOptions, "{err}");
-    assert!(err.to_string().contains("queue"), "{err}");
-    assert!(err.to_string().contains("async"), "{err}");
-    let err = fs.materialize("nightly", run).await.unwrap_err();
-    assert_eq!(err.kind(), ErrorKind::InvalidOptions, "{err}");
-    assert_eq!(calls.load(Ordering::SeqCst), 0);
-    assert!(all_records(&fs).await.is_empty());
+    assert_refused_before_running(vec![(
+        "queue on Async",
+        on(Strategy::Async).queue("high"),
+        ErrorKind::InvalidOptions,
+        &["queue", "async"],
+    )])
+    .await;
 }
 
 #[tokio::test]
 async fn strategy_queue_without_a_queue_is_a_config_error() {
-    let calls = Arc::new(AtomicUsize::new(0));
-    let fs = FlowStone::builder()
-        .asset(counted("nightly", &calls))
-        .build()
-        .unwrap();
-    let err = fs
-        .materialize("nightly", Run::unpartitioned().executor(Strategy::Queue))
-        .await
-        .unwrap_err();
-    assert_eq!(err.kind(), ErrorKind::Config, "{err}");
-    let err = fs
-        .schedule("nightly", Run::unpartitioned().executor(Strategy::Queue))
-        .await
-        .unwrap_err();
-    assert_eq!(err.kind(), ErrorKind::Config, "{err}");
-    assert_eq!(calls.load(Ordering::SeqCst), 0);
+    assert_refused_before_running(vec![(
+        "Queue without a database",
+        on(Strategy::Queue),
+        ErrorKind::Config,
+        &[],
+    )])
+    .await;
 }
 
 // ---------------------------------------------------------------------------------------------
 // Jobs as data
 // ---------------------------------------------------------------------------------------------
-
 #[test]
 fn a_job_with_every_field_set_round_trips_through_json() {
     let partition = Partition::Tuple(vec![day(2024, 1, 5).into(), "eu|west".into()]);
@@ -752,55 +593,33 @@ fn a_job_with_every_field_set_round_trips_through_json() {
 
 #[tokio::test]
 async fn job_status_routes_by_the_executor_named_in_a_deserialized_job() {
-    let fs = FlowStone::builder()
-        .asset(constant("answer", 5))
-        .build()
-        .unwrap();
-    let job = fs
-        .schedule("answer", Run::unpartitioned().executor(Strategy::Serial))
-        .await
-        .unwrap();
+    let fs = graph([constant("answer", 5u32)]);
+    let job = scheduled(&fs, "answer", on(Strategy::Serial)).await;
     // The caller only has the job's JSON, not the strategy.
     let job: Job = serde_json::from_str(&serde_json::to_string(&job).unwrap()).unwrap();
     assert!(matches!(
-        fs.job_status(&job).await.unwrap(),
+        job_status(&fs, &job).await,
         JobStatus::Completed(_)
     ));
     let mut unknown = job.clone();
     unknown.executor = "seriall".into();
     let err = fs.job_status(&unknown).await.unwrap_err();
-    assert_eq!(err.kind(), ErrorKind::Config, "{err}");
-    assert!(err.to_string().contains("did you mean 'serial'"), "{err}");
+    assert_error(&err, ErrorKind::Config, &["did you mean 'serial'"]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn task_async_honours_a_run_timeout() {
-    let fs = FlowStone::builder()
-        .asset(Asset::new("slow").execute(|_ctx| async {
-            tokio::time::sleep(Duration::from_secs(10)).await;
-            Ok::<_, Error>(0u8)
-        }))
-        .build()
-        .unwrap();
-    let run = Run::unpartitioned()
-        .executor(Strategy::Async)
-        .timeout(Duration::from_millis(50));
-    let err = fs.materialize("slow", run.clone()).await.unwrap_err();
+    let fs = graph([Asset::new("slow").execute(|_ctx| async {
+        tokio::time::sleep(Duration::from_secs(10)).await;
+        Ok::<_, Error>(0u8)
+    })]);
+    let run = on(Strategy::Async).timeout(Duration::from_millis(50));
+    let err = failure(&fs, "slow", run.clone()).await;
     assert_eq!(err.kind(), ErrorKind::ExecutionTimeout, "{err}");
 
-    let job = fs.schedule("slow", run).await.unwrap();
-    let mut status = fs.job_status(&job).await.unwrap();
-    for _ in 0..2_000 {
-        if status.is_finished() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(5)).await;
-        status = fs.job_status(&job).await.unwrap();
-    }
-    match status {
-        JobStatus::Failed(err) => assert_eq!(err.kind(), ErrorKind::ExecutionTimeout, "{err}"),
-        other => panic!("expected failed, got {other}"),
-    }
+    let job = scheduled(&fs, "slow", run).await;
+    let err = failed(wait_finished(&fs, &job).await);
+    assert_eq!(err.kind(), ErrorKind::ExecutionTimeout, "{err}");
     assert!(
         records(&fs, "slow")
             .await
@@ -827,31 +646,13 @@ impl flowstone::hook::Hook for PanickingHook {
 async fn task_async_job_whose_hook_panics_does_not_stay_running() {
     let fs = FlowStone::builder()
         .hook("buggy", PanickingHook)
-        .asset(constant("answer", 1))
+        .asset(constant("answer", 1u32))
         .build()
         .unwrap();
-    let run = Run::unpartitioned().executor(Strategy::Async).hooks([
-        "telemetry",
-        "record",
-        "buggy",
-        "core",
-    ]);
-    let job = fs.schedule("answer", run).await.unwrap();
-    let mut status = fs.job_status(&job).await.unwrap();
-    for _ in 0..400 {
-        if status.is_finished() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(5)).await;
-        status = fs.job_status(&job).await.unwrap();
-    }
-    match status {
-        JobStatus::Failed(err) => {
-            assert_eq!(err.kind(), ErrorKind::Panicked, "{err}");
-            assert!(err.to_string().contains("hook bug"), "{err}");
-        }
-        other => panic!("expected failed, got {other}"),
-    }
+    let run = on(Strategy::Async).hooks(["telemetry", "record", "buggy", "core"]);
+    let job = scheduled(&fs, "answer", run).await;
+    let err = failed(wait_finished(&fs, &job).await);
+    assert_error(&err, ErrorKind::Panicked, &["hook bug"]);
     // Known gap (not asserted): the record hook's `running` record stays `running`, because the
     // panic unwound through the record hook before it could write the final status.
 }

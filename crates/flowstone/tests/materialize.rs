@@ -4,12 +4,11 @@
 mod common;
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use async_trait::async_trait;
 use flowstone::hook::{Hook, Materializing, Next, stacks};
-use flowstone::lineage::{LineageEntry, MaterializationKey};
 use flowstone::store::MaterializationStatus;
 use flowstone::{
     Asset, Daily, Direction, Error, ErrorKind, FlowStone, Output, Partition, PartitionsDefinition,
@@ -18,7 +17,15 @@ use flowstone::{
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use common::{RunLog, Shared, all_records, day, logged, records};
+use common::outcome::{
+    assert_error, assert_error_in, entry, failed_record, failure, latest_record, lineage,
+    materialized, output,
+};
+use common::wait::settled_record;
+use common::{
+    Counter, RunLog, Shared, all_records, always_failing, chain, constant, counted, day, flaky,
+    graph, logged, records,
+};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 struct Report {
@@ -49,12 +56,9 @@ fn daily_report() -> Asset {
         })
 }
 
+/// `daily_report` of January 2024, reading that day's `raw_events`: [day, day * 10].
 fn report_graph() -> FlowStone {
-    FlowStone::builder()
-        .asset(raw_events())
-        .asset(daily_report())
-        .build()
-        .unwrap()
+    graph([raw_events(), daily_report()])
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -65,16 +69,9 @@ fn report_graph() -> FlowStone {
 async fn dependency_present_output_is_returned_and_loadable() {
     let fs = report_graph();
     let d = day(2024, 1, 5);
-    fs.materialize("raw_events", Run::partition(d))
-        .await
-        .unwrap();
+    materialized(&fs, "raw_events", Run::partition(d)).await;
 
-    let report: Report = fs
-        .materialize("daily_report", Run::partition(d))
-        .await
-        .unwrap()
-        .value()
-        .unwrap();
+    let report: Report = output(&fs, "daily_report", Run::partition(d)).await;
     assert_eq!(
         report,
         Report {
@@ -93,59 +90,38 @@ async fn dependency_present_output_is_returned_and_loadable() {
         .load::<Report>("daily_report", day(2024, 1, 6))
         .await
         .unwrap_err();
-    assert_eq!(err.kind(), ErrorKind::NotFound, "{err}");
-    assert!(err.to_string().contains("daily_report"), "{err}");
+    assert_error(&err, ErrorKind::NotFound, &["daily_report"]);
 }
 
 #[tokio::test]
 async fn missing_dependency_is_dependency_not_ready_naming_it() {
     let fs = report_graph();
-    let err = fs
-        .materialize("daily_report", Run::partition(day(2024, 1, 5)))
-        .await
-        .unwrap_err();
-    assert_eq!(err.kind(), ErrorKind::DependencyNotReady, "{err}");
+    let err = failure(&fs, "daily_report", Run::partition(day(2024, 1, 5))).await;
+    assert_error(&err, ErrorKind::DependencyNotReady, &["raw_events"]);
     assert_eq!(err.missing_dependencies(), ["raw_events".to_owned()]);
-    assert!(err.to_string().contains("raw_events"), "{err}");
     assert_eq!(err.asset(), Some("daily_report"));
     assert_eq!(err.partition(), Some(&Partition::from(day(2024, 1, 5))));
     // The partition of another day being materialized does not count.
-    fs.materialize("raw_events", Run::partition(day(2024, 1, 4)))
-        .await
-        .unwrap();
-    let err = fs
-        .materialize("daily_report", Run::partition(day(2024, 1, 5)))
-        .await
-        .unwrap_err();
+    materialized(&fs, "raw_events", Run::partition(day(2024, 1, 4))).await;
+    let err = failure(&fs, "daily_report", Run::partition(day(2024, 1, 5))).await;
     assert_eq!(err.kind(), ErrorKind::DependencyNotReady, "{err}");
 }
 
 #[tokio::test]
 async fn missing_dependency_lists_every_missing_asset() {
     let log = RunLog::default();
-    let fs = FlowStone::builder()
-        .asset(logged("left", &[], &log))
-        .asset(logged("middle", &[], &log))
-        .asset(logged("right", &[], &log))
-        .asset(logged("joined", &["left", "middle", "right"], &log))
-        .build()
-        .unwrap();
-    fs.materialize("middle", Run::unpartitioned())
-        .await
-        .unwrap();
-    let err = fs
-        .materialize("joined", Run::unpartitioned())
-        .await
-        .unwrap_err();
-    assert_eq!(err.kind(), ErrorKind::DependencyNotReady, "{err}");
+    let fs = graph([
+        logged("left", &[], &log),
+        logged("middle", &[], &log),
+        logged("right", &[], &log),
+        logged("joined", &["left", "middle", "right"], &log),
+    ]);
+    materialized(&fs, "middle", Run::unpartitioned()).await;
+    let err = failure(&fs, "joined", Run::unpartitioned()).await;
+    assert_error(&err, ErrorKind::DependencyNotReady, &["left", "right"]);
     assert_eq!(
         err.missing_dependencies(),
         ["left".to_owned(), "right".to_owned()]
-    );
-    let message = err.to_string();
-    assert!(
-        message.contains("left") && message.contains("right"),
-        "{message}"
     );
     assert_eq!(log.count("joined"), 0, "the asset must not run");
 }
@@ -154,69 +130,47 @@ async fn missing_dependency_lists_every_missing_asset() {
 async fn missing_optional_dependency_arrives_as_none() {
     let seen: Shared<(Option<u32>, Option<u32>)> = Arc::default();
     let seen_in_asset = Arc::clone(&seen);
-    let fs = FlowStone::builder()
-        .asset(Asset::new("enrichment").execute(|_ctx| async { Ok::<_, Error>(7u32) }))
-        .asset(
-            Asset::new("main")
-                .depends_on(["enrichment"])
-                .optional(["enrichment"])
-                .execute(move |ctx| {
-                    let seen = Arc::clone(&seen_in_asset);
-                    async move {
-                        let as_option: Option<u32> = ctx.dep("enrichment")?;
-                        let optional: Option<u32> = ctx.optional_dep("enrichment")?;
-                        seen.lock().unwrap().push((as_option, optional));
-                        Ok::<_, Error>(as_option.unwrap_or(0))
-                    }
-                }),
-        )
-        .build()
-        .unwrap();
+    let fs = graph([
+        constant("enrichment", 7u32),
+        Asset::new("main")
+            .depends_on(["enrichment"])
+            .optional(["enrichment"])
+            .execute(move |ctx| {
+                let seen = Arc::clone(&seen_in_asset);
+                async move {
+                    let as_option: Option<u32> = ctx.dep("enrichment")?;
+                    let optional: Option<u32> = ctx.optional_dep("enrichment")?;
+                    seen.lock().unwrap().push((as_option, optional));
+                    Ok::<_, Error>(as_option.unwrap_or(0))
+                }
+            }),
+    ]);
 
-    let out: u32 = fs
-        .materialize("main", Run::unpartitioned())
-        .await
-        .unwrap()
-        .value()
-        .unwrap();
+    let out: u32 = output(&fs, "main", Run::unpartitioned()).await;
     assert_eq!(out, 0);
     assert_eq!(seen.lock().unwrap().as_slice(), &[(None, None)]);
 
     // Once it exists, both reads see it.
-    fs.materialize("enrichment", Run::unpartitioned())
-        .await
-        .unwrap();
-    let out: u32 = fs
-        .materialize("main", Run::unpartitioned())
-        .await
-        .unwrap()
-        .value()
-        .unwrap();
+    materialized(&fs, "enrichment", Run::unpartitioned()).await;
+    let out: u32 = output(&fs, "main", Run::unpartitioned()).await;
     assert_eq!(out, 7);
     assert_eq!(seen.lock().unwrap()[1], (Some(7), Some(7)));
 }
 
 #[tokio::test]
 async fn reading_a_missing_optional_dependency_as_a_plain_type_is_an_error() {
-    let fs = FlowStone::builder()
-        .asset(Asset::new("extra").execute(|_ctx| async { Ok::<_, Error>(1u32) }))
-        .asset(
-            Asset::new("main")
-                .depends_on(["extra"])
-                .optional(["extra"])
-                .execute(|ctx| async move {
-                    let value: u32 = ctx.dep("extra")?;
-                    Ok::<_, Error>(value)
-                }),
-        )
-        .build()
-        .unwrap();
-    let err = fs
-        .materialize("main", Run::unpartitioned())
-        .await
-        .unwrap_err();
-    assert_eq!(err.kind(), ErrorKind::DependencyNotReady, "{err}");
-    assert!(err.to_string().contains("extra"), "{err}");
+    let fs = graph([
+        constant("extra", 1u32),
+        Asset::new("main")
+            .depends_on(["extra"])
+            .optional(["extra"])
+            .execute(|ctx| async move {
+                let value: u32 = ctx.dep("extra")?;
+                Ok::<_, Error>(value)
+            }),
+    ]);
+    let err = failure(&fs, "main", Run::unpartitioned()).await;
+    assert_error(&err, ErrorKind::DependencyNotReady, &["extra"]);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -227,9 +181,7 @@ async fn reading_a_missing_optional_dependency_as_a_plain_type_is_an_error() {
 async fn success_is_recorded_with_a_duration() {
     let fs = report_graph();
     let d = day(2024, 1, 3);
-    fs.materialize("raw_events", Run::partition(d).metadata("who", "test"))
-        .await
-        .unwrap();
+    materialized(&fs, "raw_events", Run::partition(d).metadata("who", "test")).await;
     let recs = records(&fs, "raw_events").await;
     assert_eq!(recs.len(), 1, "{recs:?}");
     let rec = &recs[0];
@@ -249,138 +201,74 @@ async fn success_is_recorded_with_a_duration() {
 async fn lineage_upstream_is_exactly_the_dependency_run_and_downstream_has_the_target() {
     let fs = report_graph();
     let d = day(2024, 1, 9);
-    fs.materialize("raw_events", Run::partition(d))
-        .await
-        .unwrap();
+    materialized(&fs, "raw_events", Run::partition(d)).await;
     // A second run of the same dependency for another day must not show up.
-    fs.materialize("raw_events", Run::partition(day(2024, 1, 10)))
-        .await
-        .unwrap();
-    fs.materialize("daily_report", Run::partition(d))
-        .await
-        .unwrap();
+    materialized(&fs, "raw_events", Run::partition(day(2024, 1, 10))).await;
+    materialized(&fs, "daily_report", Run::partition(d)).await;
 
     let dep_rec = records(&fs, "raw_events")
         .await
         .into_iter()
         .find(|r| r.partition == Partition::from(d))
         .unwrap();
-    let target_rec = records(&fs, "daily_report").await.remove(0);
+    let target_rec = latest_record(&fs, "daily_report").await;
     assert_ne!(
         dep_rec.run_id, target_rec.run_id,
         "separate calls, separate runs"
     );
 
-    let upstream = fs
-        .lineage("daily_report", d, Direction::Upstream, 5)
-        .await
-        .unwrap();
+    let upstream = lineage(&fs, "daily_report", d, Direction::Upstream, 5).await;
     assert_eq!(
         upstream,
-        vec![LineageEntry {
-            key: MaterializationKey {
-                asset: "raw_events".into(),
-                partition: dep_rec.partition.clone(),
-                run_id: dep_rec.run_id,
-            },
-            depth: 1,
-        }]
+        vec![entry("raw_events", dep_rec.partition, dep_rec.run_id, 1)]
     );
 
-    let downstream = fs
-        .lineage("raw_events", d, Direction::Downstream, 5)
-        .await
-        .unwrap();
-    let target_key = MaterializationKey {
-        asset: "daily_report".into(),
-        partition: Partition::from(d),
-        run_id: target_rec.run_id,
-    };
-    assert!(
-        downstream
-            .iter()
-            .any(|e| e.key == target_key && e.depth == 1),
-        "{downstream:?}"
-    );
+    let downstream = lineage(&fs, "raw_events", d, Direction::Downstream, 5).await;
+    let target = entry("daily_report", d, target_rec.run_id, 1);
+    assert!(downstream.contains(&target), "{downstream:?}");
     // Nothing consumed the other day's raw events.
-    let other = fs
-        .lineage("raw_events", day(2024, 1, 10), Direction::Downstream, 5)
-        .await
-        .unwrap();
+    let other = lineage(
+        &fs,
+        "raw_events",
+        day(2024, 1, 10),
+        Direction::Downstream,
+        5,
+    )
+    .await;
     assert!(other.is_empty(), "{other:?}");
 }
 
 #[tokio::test]
 async fn lineage_depth_and_impact_over_a_three_level_chain() {
-    let log = RunLog::default();
-    let fs = FlowStone::builder()
-        .asset(logged("a", &[], &log))
-        .asset(logged("b", &["a"], &log))
-        .asset(logged("c", &["b"], &log))
-        .build()
-        .unwrap();
-    fs.materialize("c", Run::unpartitioned().with_upstream(true))
-        .await
-        .unwrap();
+    let fs = chain(&RunLog::default());
+    materialized(&fs, "c", Run::unpartitioned().with_upstream(true)).await;
     let run_of = |asset: &'static str| {
         let fs = fs.clone();
-        async move { records(&fs, asset).await.remove(0).run_id }
+        async move { latest_record(&fs, asset).await.run_id }
     };
     let (ra, rb, rc) = (run_of("a").await, run_of("b").await, run_of("c").await);
-    let key = |asset: &str, run_id| MaterializationKey {
-        asset: asset.into(),
-        partition: Partition::Unpartitioned,
-        run_id,
-    };
+    let at = |asset: &str, run_id, depth| entry(asset, Partition::Unpartitioned, run_id, depth);
 
-    let depth1 = fs
-        .lineage("c", Partition::Unpartitioned, Direction::Upstream, 1)
-        .await
-        .unwrap();
-    assert_eq!(
-        depth1,
-        vec![LineageEntry {
-            key: key("b", rb),
-            depth: 1
-        }]
-    );
-    let depth2 = fs
-        .lineage("c", Partition::Unpartitioned, Direction::Upstream, 2)
-        .await
-        .unwrap();
-    assert_eq!(
-        depth2,
-        vec![
-            LineageEntry {
-                key: key("b", rb),
-                depth: 1
-            },
-            LineageEntry {
-                key: key("a", ra),
-                depth: 2
-            },
-        ]
-    );
-    let down1 = fs
-        .lineage("a", Partition::Unpartitioned, Direction::Downstream, 1)
-        .await
-        .unwrap();
-    assert_eq!(
-        down1,
-        vec![LineageEntry {
-            key: key("b", rb),
-            depth: 1
-        }]
-    );
-    let down2 = fs
-        .lineage("a", Partition::Unpartitioned, Direction::Downstream, 2)
-        .await
-        .unwrap();
+    let walks = [
+        ("c", Direction::Upstream, 1, vec![at("b", rb, 1)]),
+        (
+            "c",
+            Direction::Upstream,
+            2,
+            vec![at("b", rb, 1), at("a", ra, 2)],
+        ),
+        ("a", Direction::Downstream, 1, vec![at("b", rb, 1)]),
+    ];
+    for (asset, direction, depth, expected) in walks {
+        let found = lineage(&fs, asset, Partition::Unpartitioned, direction, depth).await;
+        assert_eq!(
+            found, expected,
+            "{direction:?} of '{asset}' to depth {depth}"
+        );
+    }
+    let down2 = lineage(&fs, "a", Partition::Unpartitioned, Direction::Downstream, 2).await;
     assert_eq!(down2.len(), 2, "{down2:?}");
-    assert!(down2.contains(&LineageEntry {
-        key: key("c", rc),
-        depth: 2
-    }));
+    assert!(down2.contains(&at("c", rc, 2)), "{down2:?}");
 
     let impact = fs.impact("a").await.unwrap();
     let impacted: Vec<(&str, u32)> = impact
@@ -398,25 +286,17 @@ async fn lineage_depth_and_impact_over_a_three_level_chain() {
 #[tokio::test]
 async fn unknown_asset_is_not_found_with_a_suggestion() {
     let fs = report_graph();
-    let err = fs
-        .materialize("daly_report", Run::partition(day(2024, 1, 1)))
-        .await
-        .unwrap_err();
-    assert_eq!(err.kind(), ErrorKind::AssetNotFound, "{err}");
-    assert!(
-        err.to_string().contains("did you mean 'daily_report'"),
-        "{err}"
+    let err = failure(&fs, "daly_report", Run::partition(day(2024, 1, 1))).await;
+    assert_error(
+        &err,
+        ErrorKind::AssetNotFound,
+        &["did you mean 'daily_report'", "daly_report"],
     );
-    assert!(err.to_string().contains("daly_report"), "{err}");
 
     // Far from every name: no suggestion, still names the input.
-    let err = fs
-        .materialize("zzz", Run::unpartitioned())
-        .await
-        .unwrap_err();
-    assert_eq!(err.kind(), ErrorKind::AssetNotFound, "{err}");
+    let err = failure(&fs, "zzz", Run::unpartitioned()).await;
+    assert_error(&err, ErrorKind::AssetNotFound, &["'zzz'"]);
     assert!(!err.to_string().contains("did you mean"), "{err}");
-    assert!(err.to_string().contains("'zzz'"), "{err}");
     // The read side agrees.
     let err = fs.load::<Report>("daly_report", day(2024, 1, 1)).await;
     assert_eq!(err.unwrap_err().kind(), ErrorKind::AssetNotFound);
@@ -426,8 +306,8 @@ async fn unknown_asset_is_not_found_with_a_suggestion() {
 async fn a_panicking_asset_is_a_failed_record_and_the_next_run_works() {
     let panic_now = Arc::new(AtomicBool::new(true));
     let flag = Arc::clone(&panic_now);
-    let fs = FlowStone::builder()
-        .asset(Asset::new("fragile").execute(move |_ctx| {
+    let fs = graph([
+        Asset::new("fragile").execute(move |_ctx| {
             let flag = Arc::clone(&flag);
             async move {
                 if flag.load(Ordering::SeqCst) {
@@ -435,46 +315,25 @@ async fn a_panicking_asset_is_a_failed_record_and_the_next_run_works() {
                 }
                 Ok::<_, Error>(1u8)
             }
-        }))
-        .asset(Asset::new("steady").execute(|_ctx| async { Ok::<_, Error>(2u8) }))
-        .build()
-        .unwrap();
+        }),
+        constant("steady", 2u8),
+    ]);
 
-    let err = fs
-        .materialize("fragile", Run::unpartitioned())
-        .await
-        .unwrap_err();
-    assert_eq!(err.kind(), ErrorKind::Panicked, "{err}");
-    assert!(err.to_string().contains("kaboom at row 42"), "{err}");
+    let err = failure(&fs, "fragile", Run::unpartitioned()).await;
+    assert_error(&err, ErrorKind::Panicked, &["kaboom at row 42"]);
 
-    let recs = records(&fs, "fragile").await;
-    assert_eq!(recs.len(), 1);
-    assert_eq!(recs[0].status, MaterializationStatus::Failed);
-    let stored = recs[0]
-        .error
-        .as_ref()
-        .expect("a failed record has its error");
-    assert_eq!(stored.kind, ErrorKind::Panicked);
+    assert_eq!(records(&fs, "fragile").await.len(), 1);
+    let stored = failed_record(&fs, "fragile", ErrorKind::Panicked).await;
     assert!(stored.message.contains("kaboom at row 42"), "{stored:?}");
 
     // The process goes on: another asset and the same one both materialize.
-    let two: u8 = fs
-        .materialize("steady", Run::unpartitioned())
-        .await
-        .unwrap()
-        .value()
-        .unwrap();
+    let two: u8 = output(&fs, "steady", Run::unpartitioned()).await;
     assert_eq!(two, 2);
     panic_now.store(false, Ordering::SeqCst);
-    let one: u8 = fs
-        .materialize("fragile", Run::unpartitioned())
-        .await
-        .unwrap()
-        .value()
-        .unwrap();
+    let one: u8 = output(&fs, "fragile", Run::unpartitioned()).await;
     assert_eq!(one, 1);
     assert_eq!(
-        records(&fs, "fragile").await[0].status,
+        latest_record(&fs, "fragile").await.status,
         MaterializationStatus::Success
     );
 }
@@ -482,111 +341,59 @@ async fn a_panicking_asset_is_a_failed_record_and_the_next_run_works() {
 #[tokio::test]
 async fn a_panic_before_the_asset_future_is_built_is_caught_too() {
     // The closure's synchronous part (before `async move`) panics: still the asset's panic.
-    let fs = FlowStone::builder()
-        .asset(Asset::new("eager").execute(
+    let fs = graph([
+        Asset::new("eager").execute(
             |ctx: flowstone::Context| -> std::future::Ready<Result<u8, Error>> {
                 if ctx.attempt() > 0 {
                     panic!("panicked while preparing");
                 }
                 std::future::ready(Ok(0))
             },
-        ))
-        .asset(Asset::new("steady").execute(|_ctx| async { Ok::<_, Error>(2u8) }))
-        .build()
-        .unwrap();
-    let err = fs
-        .materialize("eager", Run::unpartitioned())
-        .await
-        .unwrap_err();
-    assert_eq!(err.kind(), ErrorKind::Panicked, "{err}");
-    assert!(
-        err.to_string().contains("panicked while preparing"),
-        "{err}"
-    );
-    let rec = records(&fs, "eager").await.remove(0);
-    assert_eq!(rec.status, MaterializationStatus::Failed, "{rec:?}");
-    assert_eq!(rec.error.unwrap().kind, ErrorKind::Panicked);
-    fs.materialize("steady", Run::unpartitioned())
-        .await
-        .unwrap();
+        ),
+        constant("steady", 2u8),
+    ]);
+    let err = failure(&fs, "eager", Run::unpartitioned()).await;
+    assert_error(&err, ErrorKind::Panicked, &["panicked while preparing"]);
+    failed_record(&fs, "eager", ErrorKind::Panicked).await;
+    materialized(&fs, "steady", Run::unpartitioned()).await;
 }
 
 #[tokio::test]
 async fn a_permanent_error_stays_non_retryable_through_the_api_and_the_record() {
-    let calls = Arc::new(AtomicUsize::new(0));
-    let counter = Arc::clone(&calls);
-    let fs = FlowStone::builder()
-        .asset(
-            Asset::new("strict")
-                // Retries are allowed, but a permanent error must not use them.
-                .retry(RetryPolicy::attempts(3).backoff(Duration::from_millis(1)))
-                .execute(move |_ctx| {
-                    let counter = Arc::clone(&counter);
-                    async move {
-                        counter.fetch_add(1, Ordering::SeqCst);
-                        Err::<u8, _>(Error::permanent("column 'amount' is not a number"))
-                    }
-                }),
-        )
-        .build()
-        .unwrap();
-    let err = fs
-        .materialize("strict", Run::unpartitioned())
-        .await
-        .unwrap_err();
-    assert_eq!(err.kind(), ErrorKind::ExecutionFailed, "{err}");
+    let calls = Counter::default();
+    let strict = always_failing("strict", &calls, || {
+        Error::permanent("column 'amount' is not a number")
+    })
+    // Retries are allowed, but a permanent error must not use them.
+    .retry(RetryPolicy::attempts(3).backoff(Duration::from_millis(1)));
+    let fs = graph([strict]);
+    let err = failure(&fs, "strict", Run::unpartitioned()).await;
+    assert_error(&err, ErrorKind::ExecutionFailed, &["column 'amount'"]);
     assert!(!err.retryable(), "{err:?}");
-    assert!(err.to_string().contains("column 'amount'"), "{err}");
     assert_eq!(err.asset(), Some("strict"));
-    assert_eq!(
-        calls.load(Ordering::SeqCst),
-        1,
-        "no retry of a permanent error"
-    );
+    assert_eq!(calls.get(), 1, "no retry of a permanent error");
 
-    let rec = records(&fs, "strict").await.remove(0);
-    assert_eq!(rec.status, MaterializationStatus::Failed);
-    let stored = rec.error.unwrap();
+    let stored = failed_record(&fs, "strict", ErrorKind::ExecutionFailed).await;
     assert!(!stored.retryable, "{stored:?}");
-    assert_eq!(stored.kind, ErrorKind::ExecutionFailed);
     assert!(!Error::from_record(stored).retryable());
 }
 
 #[tokio::test]
 async fn a_retryable_error_is_retried_up_to_the_policy() {
-    let calls = Arc::new(AtomicUsize::new(0));
-    let counter = Arc::clone(&calls);
-    let fs = FlowStone::builder()
-        .asset(
-            Asset::new("flaky")
-                .retry(RetryPolicy::attempts(3).backoff(Duration::from_millis(1)))
-                .execute(move |ctx| {
-                    let counter = Arc::clone(&counter);
-                    async move {
-                        counter.fetch_add(1, Ordering::SeqCst);
-                        if ctx.attempt() < 3 {
-                            return Err(Error::failed("try again"));
-                        }
-                        Ok::<_, Error>(ctx.attempt())
-                    }
-                }),
-        )
-        .build()
-        .unwrap();
-    let attempt: u32 = fs
-        .materialize("flaky", Run::unpartitioned())
-        .await
-        .unwrap()
-        .value()
-        .unwrap();
+    let calls = Counter::default();
+    let fs =
+        graph([flaky("flaky", &calls, 3)
+            .retry(RetryPolicy::attempts(3).backoff(Duration::from_millis(1)))]);
+    let attempt: u32 = output(&fs, "flaky", Run::unpartitioned()).await;
     assert_eq!(attempt, 3);
-    assert_eq!(calls.load(Ordering::SeqCst), 3);
+    assert_eq!(calls.get(), 3);
     let recs = records(&fs, "flaky").await;
     assert_eq!(recs.len(), 1, "one record per run, updated per attempt");
     assert_eq!(recs[0].status, MaterializationStatus::Success);
     assert_eq!(recs[0].attempt, 3);
 }
 
+/// An asset that sleeps 10 s, then sets `done`: only a timeout or a drop ends it sooner.
 fn sleeper(name: &str, done: &Arc<AtomicBool>) -> Asset {
     let done = Arc::clone(done);
     Asset::new(name).execute(move |_ctx| {
@@ -599,46 +406,32 @@ fn sleeper(name: &str, done: &Arc<AtomicBool>) -> Asset {
     })
 }
 
-#[tokio::test]
-async fn sync_timeout_from_the_asset_is_an_execution_timeout() {
+/// Materializes a [`sleeper`] named `slow` (`asset_timeout` set on the asset, if any) with
+/// `run` on Sync: it must fail with `ExecutionTimeout`, record so, and be stopped.
+async fn assert_sync_timeout(asset_timeout: Option<Duration>, run: Run) {
     let done = Arc::new(AtomicBool::new(false));
-    let fs = FlowStone::builder()
-        .asset(sleeper("slow", &done).timeout(Duration::from_millis(50)))
-        .build()
-        .unwrap();
-    let err = fs
-        .materialize("slow", Run::unpartitioned())
-        .await
-        .unwrap_err();
-    assert_eq!(err.kind(), ErrorKind::ExecutionTimeout, "{err}");
-    assert!(err.to_string().contains("slow"), "{err}");
-    let rec = records(&fs, "slow").await.remove(0);
-    assert_eq!(rec.status, MaterializationStatus::Failed);
-    assert_eq!(rec.error.unwrap().kind, ErrorKind::ExecutionTimeout);
+    let slow = sleeper("slow", &done);
+    let fs = graph([match asset_timeout {
+        Some(timeout) => slow.timeout(timeout),
+        None => slow,
+    }]);
+    let err = failure(&fs, "slow", run).await;
+    assert_error(&err, ErrorKind::ExecutionTimeout, &["slow"]);
+    failed_record(&fs, "slow", ErrorKind::ExecutionTimeout).await;
     assert!(!done.load(Ordering::SeqCst));
 }
 
 #[tokio::test]
+async fn sync_timeout_from_the_asset_is_an_execution_timeout() {
+    assert_sync_timeout(Some(Duration::from_millis(50)), Run::unpartitioned()).await;
+}
+
+#[tokio::test]
 async fn sync_timeout_from_the_run_is_an_execution_timeout() {
-    let done = Arc::new(AtomicBool::new(false));
-    let fs = FlowStone::builder()
-        .asset(sleeper("slow", &done))
-        .build()
-        .unwrap();
-    let err = fs
-        .materialize(
-            "slow",
-            Run::unpartitioned()
-                .executor(flowstone::Strategy::Sync)
-                .timeout(Duration::from_millis(50)),
-        )
-        .await
-        .unwrap_err();
-    assert_eq!(err.kind(), ErrorKind::ExecutionTimeout, "{err}");
-    let rec = records(&fs, "slow").await.remove(0);
-    assert_eq!(rec.status, MaterializationStatus::Failed);
-    assert_eq!(rec.error.unwrap().kind, ErrorKind::ExecutionTimeout);
-    assert!(!done.load(Ordering::SeqCst));
+    let run = Run::unpartitioned()
+        .executor(flowstone::Strategy::Sync)
+        .timeout(Duration::from_millis(50));
+    assert_sync_timeout(None, run).await;
 }
 
 #[tokio::test]
@@ -647,32 +440,23 @@ async fn error_messages_name_the_input() {
     let def = Daily::from("2024-01-01").to("2024-01-31");
     for input in ["2024-13-45", "yesterday", "2024-02-01"] {
         let err = def.parse(input).unwrap_err();
-        assert_eq!(err.kind(), ErrorKind::InvalidPartition, "{err}");
-        assert!(err.to_string().contains(input), "{input}: {err}");
+        assert_error_in(input, &err, ErrorKind::InvalidPartition, &[input]);
     }
     // A partitioned asset materialized without a partition names the asset and the form.
     let fs = report_graph();
-    let err = fs
-        .materialize("raw_events", Run::unpartitioned())
-        .await
-        .unwrap_err();
-    assert_eq!(err.kind(), ErrorKind::InvalidPartition, "{err}");
-    assert!(err.to_string().contains("raw_events"), "{err}");
-    assert!(err.to_string().contains("2024-01-05"), "{err}");
+    let err = failure(&fs, "raw_events", Run::unpartitioned()).await;
+    assert_error(
+        &err,
+        ErrorKind::InvalidPartition,
+        &["raw_events", "2024-01-05"],
+    );
     // An id that is not one.
     let err = "not-a-uuid".parse::<flowstone::JobId>().unwrap_err();
     assert!(err.to_string().contains("not-a-uuid"), "{err}");
     // An executor name with a typo.
-    let err = fs
-        .materialize(
-            "raw_events",
-            Run::partition(day(2024, 1, 1)).executor(flowstone::Strategy::named("snyc")),
-        )
-        .await
-        .unwrap_err();
-    assert_eq!(err.kind(), ErrorKind::Config, "{err}");
-    assert!(err.to_string().contains("'snyc'"), "{err}");
-    assert!(err.to_string().contains("did you mean 'sync'"), "{err}");
+    let run = Run::partition(day(2024, 1, 1)).executor(flowstone::Strategy::named("snyc"));
+    let err = failure(&fs, "raw_events", run).await;
+    assert_error(&err, ErrorKind::Config, &["'snyc'", "did you mean 'sync'"]);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -682,18 +466,13 @@ async fn error_messages_name_the_input() {
 #[tokio::test]
 async fn with_upstream_runs_the_missing_chain_in_order_once() {
     let log = RunLog::default();
-    let fs = FlowStone::builder()
-        .asset(logged("c", &["b"], &log))
-        .asset(logged("a", &[], &log))
-        .asset(logged("b", &["a"], &log))
-        .build()
-        .unwrap();
-    let out: u64 = fs
-        .materialize("c", Run::unpartitioned().with_upstream(true))
-        .await
-        .unwrap()
-        .value()
-        .unwrap();
+    // Declared out of order: the run order must come from the dependencies.
+    let fs = graph([
+        logged("c", &["b"], &log),
+        logged("a", &[], &log),
+        logged("b", &["a"], &log),
+    ]);
+    let out: u64 = output(&fs, "c", Run::unpartitioned().with_upstream(true)).await;
     assert_eq!(out, 1);
     assert_eq!(log.entries(), ["a", "b", "c"]);
     // All three in one run.
@@ -702,13 +481,11 @@ async fn with_upstream_runs_the_missing_chain_in_order_once() {
     assert!(runs.iter().all(|r| *r == runs[0]), "{runs:?}");
 
     // The upstream is there now: a second call runs only the target.
-    fs.materialize("c", Run::unpartitioned().with_upstream(true))
-        .await
-        .unwrap();
+    materialized(&fs, "c", Run::unpartitioned().with_upstream(true)).await;
     assert_eq!(log.entries(), ["a", "b", "c", "c"]);
 
     // Without with_upstream nothing upstream runs either.
-    fs.materialize("c", Run::unpartitioned()).await.unwrap();
+    materialized(&fs, "c", Run::unpartitioned()).await;
     assert_eq!(log.entries(), ["a", "b", "c", "c", "c"]);
 }
 
@@ -716,12 +493,7 @@ async fn with_upstream_runs_the_missing_chain_in_order_once() {
 async fn with_upstream_on_partitions_runs_the_partition_of_each_dependency() {
     let fs = report_graph();
     let d = day(2024, 1, 20);
-    let report: Report = fs
-        .materialize("daily_report", Run::partition(d).with_upstream(true))
-        .await
-        .unwrap()
-        .value()
-        .unwrap();
+    let report: Report = output(&fs, "daily_report", Run::partition(d).with_upstream(true)).await;
     assert_eq!(report.total, 220);
     let raw: Vec<u64> = fs.load("raw_events", d).await.unwrap();
     assert_eq!(raw, vec![20, 200]);
@@ -731,18 +503,11 @@ async fn with_upstream_on_partitions_runs_the_partition_of_each_dependency() {
 #[tokio::test]
 async fn with_upstream_stops_at_a_failing_upstream() {
     let log = RunLog::default();
-    let fs = FlowStone::builder()
-        .asset(
-            Asset::new("a")
-                .execute(|_ctx| async { Err::<u8, _>(Error::permanent("source is down")) }),
-        )
-        .asset(logged("b", &["a"], &log))
-        .build()
-        .unwrap();
-    let err = fs
-        .materialize("b", Run::unpartitioned().with_upstream(true))
-        .await
-        .unwrap_err();
+    let fs = graph([
+        Asset::new("a").execute(|_ctx| async { Err::<u8, _>(Error::permanent("source is down")) }),
+        logged("b", &["a"], &log),
+    ]);
+    let err = failure(&fs, "b", Run::unpartitioned().with_upstream(true)).await;
     assert!(err.to_string().contains("source is down"), "{err}");
     assert_eq!(err.asset(), Some("a"));
     assert_eq!(log.count("b"), 0);
@@ -781,30 +546,20 @@ async fn resources_are_handed_only_to_assets_that_declare_them() {
         .build()
         .unwrap();
 
-    let region: String = fs
-        .materialize("declared", Run::unpartitioned())
-        .await
-        .unwrap()
-        .value()
-        .unwrap();
+    let region: String = output(&fs, "declared", Run::unpartitioned()).await;
     assert_eq!(region, "eu");
 
-    let err = fs
-        .materialize("sneaky", Run::unpartitioned())
-        .await
-        .unwrap_err();
-    assert_eq!(err.kind(), ErrorKind::Resource, "{err}");
-    assert!(err.to_string().contains("'settings'"), "{err}");
-    assert!(err.to_string().contains("sneaky"), "{err}");
+    let err = failure(&fs, "sneaky", Run::unpartitioned()).await;
+    assert_error(&err, ErrorKind::Resource, &["'settings'", "sneaky"]);
 }
 
 #[tokio::test]
 async fn a_failing_resource_is_named_and_other_resources_keep_working() {
-    let setups = Arc::new(AtomicUsize::new(0));
-    let counter = Arc::clone(&setups);
+    let setups = Counter::default();
+    let counter = setups.clone();
     let fs = FlowStone::builder()
         .resource("warehouse", move || {
-            counter.fetch_add(1, Ordering::SeqCst);
+            counter.bump();
             async { Err::<u32, _>("connection refused by db:5432") }
         })
         .resource_value("settings", 11u32)
@@ -827,33 +582,21 @@ async fn a_failing_resource_is_named_and_other_resources_keep_working() {
         .build()
         .unwrap();
 
-    let err = fs
-        .materialize("uses_warehouse", Run::unpartitioned())
-        .await
-        .unwrap_err();
-    assert_eq!(err.kind(), ErrorKind::Resource, "{err}");
-    assert!(err.to_string().contains("'warehouse'"), "{err}");
-    assert!(err.to_string().contains("connection refused"), "{err}");
-    assert_eq!(
-        records(&fs, "uses_warehouse").await[0].status,
-        MaterializationStatus::Failed
+    let err = failure(&fs, "uses_warehouse", Run::unpartitioned()).await;
+    assert_error(
+        &err,
+        ErrorKind::Resource,
+        &["'warehouse'", "connection refused"],
     );
+    failed_record(&fs, "uses_warehouse", ErrorKind::Resource).await;
 
-    let value: u32 = fs
-        .materialize("uses_settings", Run::unpartitioned())
-        .await
-        .unwrap()
-        .value()
-        .unwrap();
+    let value: u32 = output(&fs, "uses_settings", Run::unpartitioned()).await;
     assert_eq!(value, 11);
 
     // A failed setup is tried again on the next use.
-    let again = fs
-        .materialize("uses_warehouse", Run::unpartitioned())
-        .await
-        .unwrap_err();
+    let again = failure(&fs, "uses_warehouse", Run::unpartitioned()).await;
     assert_eq!(again.kind(), ErrorKind::Resource);
-    assert_eq!(setups.load(Ordering::SeqCst), 2);
+    assert_eq!(setups.get(), 2);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -876,11 +619,12 @@ impl Hook for AuditHook {
     }
 }
 
+/// A graph of one asset, `ledger` (100), with an [`AuditHook`] registered as `audit`.
 fn audited() -> (FlowStone, AuditHook) {
     let audit = AuditHook::default();
     let fs = FlowStone::builder()
         .hook("audit", audit.clone())
-        .asset(Asset::new("ledger").execute(|_ctx| async { Ok::<_, Error>(100i64) }))
+        .asset(constant("ledger", 100i64))
         .build()
         .unwrap();
     (fs, audit)
@@ -889,37 +633,22 @@ fn audited() -> (FlowStone, AuditHook) {
 #[tokio::test]
 async fn a_custom_hook_named_in_the_stack_receives_its_config() {
     let (fs, audit) = audited();
-    let value: i64 = fs
-        .materialize(
-            "ledger",
-            Run::unpartitioned()
-                .hooks(["audit", "core"])
-                .hook_config("audit", json!({"level": "strict", "notify": ["ops"]})),
-        )
-        .await
-        .unwrap()
-        .value()
-        .unwrap();
+    let config = json!({"level": "strict", "notify": ["ops"]});
+    let run = Run::unpartitioned()
+        .hooks(["audit", "core"])
+        .hook_config("audit", config.clone());
+    let value: i64 = output(&fs, "ledger", run).await;
     assert_eq!(value, 100);
     assert_eq!(
         audit.seen.lock().unwrap().as_slice(),
-        &[(
-            "ledger".to_owned(),
-            Some(json!({"level": "strict", "notify": ["ops"]}))
-        )]
+        &[("ledger".to_owned(), Some(config))]
     );
     // The default stack does not include it.
-    fs.materialize("ledger", Run::unpartitioned())
-        .await
-        .unwrap();
+    materialized(&fs, "ledger", Run::unpartitioned()).await;
     assert_eq!(audit.seen.lock().unwrap().len(), 1);
     // It composes with the built-in hooks.
-    fs.materialize(
-        "ledger",
-        Run::unpartitioned().hooks(["telemetry", "record", "audit", "lineage", "storage", "core"]),
-    )
-    .await
-    .unwrap();
+    let stack = ["telemetry", "record", "audit", "lineage", "storage", "core"];
+    materialized(&fs, "ledger", Run::unpartitioned().hooks(stack)).await;
     assert_eq!(audit.seen.lock().unwrap().len(), 2);
     assert_eq!(audit.seen.lock().unwrap()[1].1, None);
     assert_eq!(records(&fs, "ledger").await.len(), 2);
@@ -928,13 +657,12 @@ async fn a_custom_hook_named_in_the_stack_receives_its_config() {
 #[tokio::test]
 async fn an_unknown_hook_name_is_a_config_error() {
     let (fs, audit) = audited();
-    let err = fs
-        .materialize("ledger", Run::unpartitioned().hooks(["audti", "core"]))
-        .await
-        .unwrap_err();
-    assert_eq!(err.kind(), ErrorKind::Config, "{err}");
-    assert!(err.to_string().contains("'audti'"), "{err}");
-    assert!(err.to_string().contains("did you mean 'audit'"), "{err}");
+    let err = failure(&fs, "ledger", Run::unpartitioned().hooks(["audti", "core"])).await;
+    assert_error(
+        &err,
+        ErrorKind::Config,
+        &["'audti'", "did you mean 'audit'"],
+    );
     assert!(audit.seen.lock().unwrap().is_empty());
     assert!(records(&fs, "ledger").await.is_empty());
 }
@@ -943,12 +671,8 @@ async fn an_unknown_hook_name_is_a_config_error() {
 async fn a_stack_not_ending_in_core_is_a_config_error() {
     let (fs, audit) = audited();
     for stack in [vec!["core", "audit"], vec!["audit"], vec![]] {
-        let err = fs
-            .materialize("ledger", Run::unpartitioned().hooks(stack.clone()))
-            .await
-            .unwrap_err();
-        assert_eq!(err.kind(), ErrorKind::Config, "{stack:?}: {err}");
-        assert!(err.to_string().contains("core"), "{err}");
+        let err = failure(&fs, "ledger", Run::unpartitioned().hooks(stack.clone())).await;
+        assert_error_in(&format!("{stack:?}"), &err, ErrorKind::Config, &["core"]);
     }
     assert!(audit.seen.lock().unwrap().is_empty());
 }
@@ -956,15 +680,8 @@ async fn a_stack_not_ending_in_core_is_a_config_error() {
 #[tokio::test]
 async fn the_core_only_stack_writes_no_record() {
     let (fs, _) = audited();
-    let value: i64 = fs
-        .materialize(
-            "ledger",
-            Run::unpartitioned().hooks(stacks::CORE_ONLY.iter().copied()),
-        )
-        .await
-        .unwrap()
-        .value()
-        .unwrap();
+    let run = Run::unpartitioned().hooks(stacks::CORE_ONLY.iter().copied());
+    let value: i64 = output(&fs, "ledger", run).await;
     assert_eq!(value, 100);
     assert!(all_records(&fs).await.is_empty());
 }
@@ -972,9 +689,7 @@ async fn the_core_only_stack_writes_no_record() {
 #[tokio::test]
 async fn record_false_writes_no_record_but_stores_the_output() {
     let (fs, _) = audited();
-    fs.materialize("ledger", Run::unpartitioned().record(false))
-        .await
-        .unwrap();
+    materialized(&fs, "ledger", Run::unpartitioned().record(false)).await;
     assert!(all_records(&fs).await.is_empty());
     let stored: i64 = fs.load("ledger", Partition::Unpartitioned).await.unwrap();
     assert_eq!(stored, 100);
@@ -999,20 +714,17 @@ async fn with_upstream_runs_independent_branches_in_parallel() {
             }
         })
     };
-    let fs = FlowStone::builder()
-        .asset(Asset::new("root").execute(|_ctx| async { Ok::<_, Error>(1usize) }))
-        .asset(branch("left"))
-        .asset(branch("right"))
-        .asset(
-            Asset::new("join")
-                .depends_on(["left", "right"])
-                .execute(|ctx| async move {
-                    let (l, r): (usize, usize) = (ctx.dep("left")?, ctx.dep("right")?);
-                    Ok::<_, Error>(l + r)
-                }),
-        )
-        .build()
-        .unwrap();
+    let fs = graph([
+        constant("root", 1usize),
+        branch("left"),
+        branch("right"),
+        Asset::new("join")
+            .depends_on(["left", "right"])
+            .execute(|ctx| async move {
+                let (l, r): (usize, usize) = (ctx.dep("left")?, ctx.dep("right")?);
+                Ok::<_, Error>(l + r)
+            }),
+    ]);
     let out = tokio::time::timeout(
         Duration::from_secs(10),
         fs.materialize("join", Run::unpartitioned().with_upstream(true)),
@@ -1030,49 +742,35 @@ async fn schedule_refuses_with_upstream() {
         .schedule("ledger", Run::unpartitioned().with_upstream(true))
         .await
         .unwrap_err();
-    assert_eq!(err.kind(), ErrorKind::InvalidOptions, "{err}");
-    assert!(err.to_string().contains("with_upstream"), "{err}");
+    assert_error(&err, ErrorKind::InvalidOptions, &["with_upstream"]);
 }
 
 #[tokio::test]
 async fn lineage_keeps_the_run_that_was_consumed_after_the_dependency_reruns() {
     let fs = report_graph();
     let d = day(2024, 1, 9);
-    fs.materialize("raw_events", Run::partition(d))
-        .await
-        .unwrap();
-    let consumed_run = records(&fs, "raw_events").await[0].run_id;
-    fs.materialize("daily_report", Run::partition(d))
-        .await
-        .unwrap();
+    materialized(&fs, "raw_events", Run::partition(d)).await;
+    let consumed_run = latest_record(&fs, "raw_events").await.run_id;
+    materialized(&fs, "daily_report", Run::partition(d)).await;
     // raw_events runs again; the report was not re-run, so it still descends from the first.
-    fs.materialize("raw_events", Run::partition(d))
-        .await
-        .unwrap();
-    let newer_run = records(&fs, "raw_events").await[0].run_id;
+    materialized(&fs, "raw_events", Run::partition(d)).await;
+    let newer_run = latest_record(&fs, "raw_events").await.run_id;
     assert_ne!(newer_run, consumed_run);
 
-    let upstream = fs
-        .lineage("daily_report", d, Direction::Upstream, 1)
-        .await
-        .unwrap();
+    let upstream = lineage(&fs, "daily_report", d, Direction::Upstream, 1).await;
     assert_eq!(upstream.len(), 1);
     assert_eq!(upstream[0].key.run_id, consumed_run);
-    let from_newer = fs
-        .lineage_of_run("raw_events", d, Some(newer_run), Direction::Downstream, 3)
-        .await
-        .unwrap();
+    let downstream_of = |run_id| {
+        let fs = fs.clone();
+        async move {
+            fs.lineage_of_run("raw_events", d, Some(run_id), Direction::Downstream, 3)
+                .await
+                .unwrap()
+        }
+    };
+    let from_newer = downstream_of(newer_run).await;
     assert!(from_newer.is_empty(), "{from_newer:?}");
-    let from_consumed = fs
-        .lineage_of_run(
-            "raw_events",
-            d,
-            Some(consumed_run),
-            Direction::Downstream,
-            3,
-        )
-        .await
-        .unwrap();
+    let from_consumed = downstream_of(consumed_run).await;
     assert_eq!(from_consumed.len(), 1);
     assert_eq!(from_consumed[0].key.asset, "daily_report");
 }
@@ -1080,66 +778,36 @@ async fn lineage_keeps_the_run_that_was_consumed_after_the_dependency_reruns() {
 #[tokio::test(start_paused = true)]
 async fn a_run_timeout_wins_over_the_asset_timeout() {
     // Virtual time: the asset needs 1 s; its own timeout is 50 ms, the run allows 5 s.
-    let fs = FlowStone::builder()
-        .asset(
-            Asset::new("patient")
-                .timeout(Duration::from_millis(50))
-                .execute(|_ctx| async {
-                    tokio::time::sleep(Duration::from_secs(1)).await;
-                    Ok::<_, Error>(1u8)
-                }),
-        )
-        .build()
-        .unwrap();
-    let err = fs
-        .materialize("patient", Run::unpartitioned())
-        .await
-        .unwrap_err();
+    let fs = graph([Asset::new("patient")
+        .timeout(Duration::from_millis(50))
+        .execute(|_ctx| async {
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            Ok::<_, Error>(1u8)
+        })]);
+    let err = failure(&fs, "patient", Run::unpartitioned()).await;
     assert_eq!(err.kind(), ErrorKind::ExecutionTimeout, "{err}");
-    let out: u8 = fs
-        .materialize(
-            "patient",
-            Run::unpartitioned().timeout(Duration::from_secs(5)),
-        )
-        .await
-        .unwrap()
-        .value()
-        .unwrap();
+    let run = Run::unpartitioned().timeout(Duration::from_secs(5));
+    let out: u8 = output(&fs, "patient", run).await;
     assert_eq!(out, 1);
 }
 
 #[tokio::test]
 async fn a_partition_outside_the_definition_is_refused_before_running() {
-    let ran = Arc::new(AtomicUsize::new(0));
-    let counter = Arc::clone(&ran);
-    let fs = FlowStone::builder()
-        .asset(
-            Asset::new("january")
-                .partitioned_by(Daily::from("2024-01-01").to("2024-01-31"))
-                .execute(move |_ctx| {
-                    let counter = Arc::clone(&counter);
-                    async move { Ok::<_, Error>(counter.fetch_add(1, Ordering::SeqCst)) }
-                }),
-        )
-        .build()
-        .unwrap();
+    let ran = Counter::default();
+    let fs =
+        graph(
+            [counted("january", &ran).partitioned_by(Daily::from("2024-01-01").to("2024-01-31"))],
+        );
     for partition in [
         Partition::from(day(2025, 6, 1)),
         Partition::from("not-a-date"),
         Partition::from(42),
     ] {
-        let err = fs
-            .materialize("january", Run::partition(partition.clone()))
-            .await
-            .unwrap_err();
-        assert_eq!(
-            err.kind(),
-            ErrorKind::InvalidPartition,
-            "{partition}: {err}"
-        );
-        assert!(err.to_string().contains(&partition.to_string()), "{err}");
+        let err = failure(&fs, "january", Run::partition(partition.clone())).await;
+        let shown = partition.to_string();
+        assert_error_in(&shown, &err, ErrorKind::InvalidPartition, &[&shown]);
     }
-    assert_eq!(ran.load(Ordering::SeqCst), 0);
+    assert_eq!(ran.get(), 0);
     assert!(all_records(&fs).await.is_empty());
 }
 
@@ -1147,86 +815,59 @@ async fn a_partition_outside_the_definition_is_refused_before_running() {
 async fn an_unpartitioned_dependency_serves_every_partition() {
     let log = RunLog::default();
     let l = log.clone();
-    let fs = FlowStone::builder()
-        .asset(Asset::new("fx_rates").execute(move |_ctx| {
+    let fs = graph([
+        Asset::new("fx_rates").execute(move |_ctx| {
             let log = l.clone();
             async move {
                 log.push("fx_rates");
                 Ok::<_, Error>(1.25f64)
             }
-        }))
-        .asset(
-            Asset::new("converted")
-                .depends_on(["fx_rates"])
-                .partitioned_by(Daily::from("2024-01-01").to("2024-01-31"))
-                .execute(|ctx| async move {
-                    let rate: f64 = ctx.dep("fx_rates")?;
-                    Ok::<_, Error>(rate * 2.0)
-                }),
-        )
-        .build()
-        .unwrap();
+        }),
+        Asset::new("converted")
+            .depends_on(["fx_rates"])
+            .partitioned_by(Daily::from("2024-01-01").to("2024-01-31"))
+            .execute(|ctx| async move {
+                let rate: f64 = ctx.dep("fx_rates")?;
+                Ok::<_, Error>(rate * 2.0)
+            }),
+    ]);
     // with_upstream materializes the unpartitioned dependency once, unpartitioned.
     for d in [day(2024, 1, 1), day(2024, 1, 2)] {
-        let value: f64 = fs
-            .materialize("converted", Run::partition(d).with_upstream(true))
-            .await
-            .unwrap()
-            .value()
-            .unwrap();
-        assert_eq!(value, 2.5);
+        let value: f64 = output(&fs, "converted", Run::partition(d).with_upstream(true)).await;
+        assert_eq!(value, 2.5, "{d}");
     }
     assert_eq!(log.entries(), ["fx_rates"]);
-    let fx = records(&fs, "fx_rates").await.remove(0);
+    let fx = latest_record(&fs, "fx_rates").await;
     assert_eq!(fx.partition, Partition::Unpartitioned);
-    let upstream = fs
-        .lineage("converted", day(2024, 1, 2), Direction::Upstream, 1)
-        .await
-        .unwrap();
+    let upstream = lineage(&fs, "converted", day(2024, 1, 2), Direction::Upstream, 1).await;
     assert_eq!(
         upstream,
-        vec![LineageEntry {
-            key: MaterializationKey {
-                asset: "fx_rates".into(),
-                partition: Partition::Unpartitioned,
-                run_id: fx.run_id,
-            },
-            depth: 1,
-        }]
+        vec![entry("fx_rates", Partition::Unpartitioned, fx.run_id, 1)]
     );
-    let downstream = fs
-        .lineage(
-            "fx_rates",
-            Partition::Unpartitioned,
-            Direction::Downstream,
-            1,
-        )
-        .await
-        .unwrap();
+    let downstream = lineage(
+        &fs,
+        "fx_rates",
+        Partition::Unpartitioned,
+        Direction::Downstream,
+        1,
+    )
+    .await;
     assert_eq!(downstream.len(), 2, "{downstream:?}");
 }
 
 #[tokio::test]
 async fn dropping_a_sync_materialization_leaves_no_running_record() {
     let done = Arc::new(AtomicBool::new(false));
-    let fs = FlowStone::builder()
-        .asset(sleeper("slow", &done))
-        .build()
-        .unwrap();
+    let fs = graph([sleeper("slow", &done)]);
     let dropped = tokio::time::timeout(
         Duration::from_millis(50),
         fs.materialize("slow", Run::unpartitioned()),
     )
     .await;
     assert!(dropped.is_err(), "the outer timeout fired");
-    // The record hook's drop guard writes the final status on a task of its own.
-    let mut rec = records(&fs, "slow").await.remove(0);
-    for _ in 0..500 {
-        if rec.status != MaterializationStatus::Running {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-        rec = records(&fs, "slow").await.remove(0);
-    }
+    // Its record was written before the asset started; the record hook's drop guard writes the
+    // final status on a task of its own.
+    latest_record(&fs, "slow").await;
+    let rec = settled_record(&fs, "slow").await;
     assert_eq!(rec.status, MaterializationStatus::Cancelled, "{rec:?}");
 }

@@ -5,10 +5,10 @@
 //! Nothing here asserts on durations: tests wait for conditions (polling, 30 s patience) with
 //! short worker timings. The child-process scenarios are in `queue_multiprocess.rs`.
 
-mod support;
+mod common;
 
 use std::collections::{BTreeSet, HashMap};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -18,10 +18,16 @@ use flowstone::{
     Asset, Backfill, CancellationToken, Error, ErrorKind, FlowStone, JobStatus, Partition,
     PartitionOutcome, RetryPolicy, Run, Strategy,
 };
+use flowstone_queue::JobState;
 use flowstone_queue::testing::TestDb;
-use flowstone_queue::{JobState, WorkerHandle};
 
-use support::{connect, fast_settings, node, records, row, wait_finished, wait_for};
+use common::outcome::{
+    assert_error, completed, failed, failure, job_status, latest_record, lineage, materialized,
+    output, scheduled,
+};
+use common::queue::{connect, row, start_worker, worker};
+use common::wait::{PATIENCE, settled_record, wait_finished, wait_for};
+use common::{Counter, always_failing, constant, flaky, graph, records};
 
 /// Partitions (as integers) an asset ran for, in order.
 type Runs = Arc<Mutex<Vec<i64>>>;
@@ -47,18 +53,29 @@ fn logged(name: &str, runs: &Runs, factor: i64) -> Asset {
     })
 }
 
-async fn start_worker(fs: &FlowStone, label: &str) -> WorkerHandle {
-    fs.worker()
-        .queue("assets", 4)
-        .node(node(label))
-        .settings(fast_settings())
-        .start()
-        .await
-        .expect("worker starts")
+/// An asset that reads the integer output of `dep` and returns it plus `n`.
+fn plus(name: &str, dep: &'static str, n: i64) -> Asset {
+    Asset::new(name)
+        .depends_on([dep])
+        .execute(move |ctx| async move {
+            let value: i64 = ctx.dep(dep)?;
+            Ok::<i64, Error>(value + n)
+        })
 }
 
+/// A run of `partition` on the queue.
 fn queue_run(partition: impl Into<Partition>) -> Run {
     Run::partition(partition).executor(Strategy::Queue)
+}
+
+/// An unpartitioned run on the queue.
+fn queue_run_unpartitioned() -> Run {
+    Run::unpartitioned().executor(Strategy::Queue)
+}
+
+/// What a queue row says about its attempts: (state, attempts spent, errors kept).
+fn attempts(r: &flowstone_queue::Job) -> (JobState, i32, usize) {
+    (r.state, r.attempt, r.errors.len())
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -72,18 +89,12 @@ async fn scheduled_job_runs_when_due_and_a_cancelled_one_never_runs(db: &TestDb)
     let at = (Utc::now() + chrono::Duration::milliseconds(1500))
         .duration_trunc(chrono::Duration::milliseconds(1))
         .unwrap();
-    let job = fs
-        .schedule("tick", queue_run(Partition::Int(1)).scheduled_at(at))
-        .await
-        .expect("schedule");
-    let doomed = fs
-        .schedule("tick", queue_run(Partition::Int(2)).scheduled_at(at))
-        .await
-        .expect("schedule");
+    let job = scheduled(&fs, "tick", queue_run(1).scheduled_at(at)).await;
+    let doomed = scheduled(&fs, "tick", queue_run(2).scheduled_at(at)).await;
     assert_eq!(job.executor, "queue");
 
     // No worker runs yet, so nothing can have started.
-    match fs.job_status(&job).await.unwrap() {
+    match job_status(&fs, &job).await {
         JobStatus::Pending {
             scheduled_at,
             attempt,
@@ -95,16 +106,13 @@ async fn scheduled_job_runs_when_due_and_a_cancelled_one_never_runs(db: &TestDb)
     }
     fs.cancel_job(&doomed).await.expect("cancel a pending job");
     assert!(matches!(
-        fs.job_status(&doomed).await.unwrap(),
+        job_status(&fs, &doomed).await,
         JobStatus::Cancelled
     ));
 
     let worker = start_worker(&fs, "sched").await;
-    match wait_finished(&fs, &job).await {
-        JobStatus::Completed(out) => assert_eq!(out.value::<i64>().unwrap(), 10),
-        other => panic!("expected completed, got {other}"),
-    }
-    let record = &records(&fs, "tick").await[0];
+    assert_eq!(completed::<i64>(wait_finished(&fs, &job).await), 10);
+    let record = latest_record(&fs, "tick").await;
     assert_eq!(record.status, MaterializationStatus::Success);
     assert!(
         record.started_at >= at,
@@ -113,13 +121,13 @@ async fn scheduled_job_runs_when_due_and_a_cancelled_one_never_runs(db: &TestDb)
     );
     // The cancelled job was due at the same time as the one that ran: it never ran.
     assert!(matches!(
-        fs.job_status(&doomed).await.unwrap(),
+        job_status(&fs, &doomed).await,
         JobStatus::Cancelled
     ));
     // Cancelling a finished job changes nothing.
     fs.cancel_job(&job).await.expect("cancel a completed job");
     assert!(matches!(
-        fs.job_status(&job).await.unwrap(),
+        job_status(&fs, &job).await,
         JobStatus::Completed(_)
     ));
     assert_eq!(*runs.lock().unwrap(), vec![1]);
@@ -136,7 +144,7 @@ async fn execute_returns_the_output_from_an_in_process_worker(db: &TestDb) {
     let fs = connect(
         db,
         vec![
-            Asset::new("twenty").execute(|_ctx| async move { Ok::<i64, Error>(20) }),
+            constant("twenty", 20i64),
             logged("base", &runs, 1),
             Asset::new("doubled")
                 .depends_on(["twenty"])
@@ -148,27 +156,17 @@ async fn execute_returns_the_output_from_an_in_process_worker(db: &TestDb) {
     )
     .await;
     let worker = start_worker(&fs, "exec").await;
-    let out: i64 = fs
-        .materialize(
-            "doubled",
-            Run::unpartitioned()
-                .executor(Strategy::Queue)
-                .with_upstream(true),
-        )
-        .await
-        .expect("materialize through the queue")
-        .value()
-        .unwrap();
-    assert_eq!(out, 42);
-    // Several at once.
-    let outs = futures_util::future::join_all(
-        (1..=5).map(|i| fs.materialize("base", queue_run(Partition::Int(i)))),
+    let out: i64 = output(
+        &fs,
+        "doubled",
+        queue_run_unpartitioned().with_upstream(true),
     )
     .await;
-    let outs: Vec<i64> = outs
-        .into_iter()
-        .map(|o| o.expect("materialize").value().unwrap())
-        .collect();
+    assert_eq!(out, 42);
+    // Several at once.
+    let outs =
+        futures_util::future::join_all((1..=5).map(|i| output::<i64>(&fs, "base", queue_run(i))))
+            .await;
     assert_eq!(outs, vec![1, 2, 3, 4, 5]);
     assert_eq!(
         fs.load::<i64>("doubled", Partition::Unpartitioned)
@@ -177,15 +175,14 @@ async fn execute_returns_the_output_from_an_in_process_worker(db: &TestDb) {
         42
     );
     // Lineage written by the worker: `doubled` consumed the run's `twenty`.
-    let upstream = fs
-        .lineage(
-            "doubled",
-            Partition::Unpartitioned,
-            flowstone::Direction::Upstream,
-            1,
-        )
-        .await
-        .unwrap();
+    let upstream = lineage(
+        &fs,
+        "doubled",
+        Partition::Unpartitioned,
+        flowstone::Direction::Upstream,
+        1,
+    )
+    .await;
     assert_eq!(upstream.len(), 1, "{upstream:?}");
     assert_eq!(upstream[0].key.asset, "twenty");
     for record in records(&fs, "base").await {
@@ -204,29 +201,16 @@ async fn missing_dependency_snoozes_then_succeeds_without_spending_an_attempt(db
         db,
         vec![
             logged("upstream", &runs, 7),
-            Asset::new("downstream")
-                .depends_on(["upstream"])
-                .retry(RetryPolicy::attempts(2))
-                .execute(|ctx| async move {
-                    let up: i64 = ctx.dep("upstream")?;
-                    Ok::<i64, Error>(up + 42)
-                }),
+            plus("downstream", "upstream", 42).retry(RetryPolicy::attempts(2)),
         ],
     )
     .await;
-    let worker = fs
-        .worker()
-        .queue("assets", 4)
-        .node(node("deps"))
-        .settings(fast_settings())
+    let worker = worker(&fs, "assets", 4, "deps")
         .dependency_snoozes(50, Duration::from_millis(50))
         .start()
         .await
         .unwrap();
-    let job = fs
-        .schedule("downstream", Run::unpartitioned().executor(Strategy::Queue))
-        .await
-        .unwrap();
+    let job = scheduled(&fs, "downstream", queue_run_unpartitioned()).await;
     let snoozed = wait_for("the job to snooze", || async {
         let r = row(&fs, &job).await;
         (r.snoozed >= 1).then_some(r)
@@ -237,23 +221,18 @@ async fn missing_dependency_snoozes_then_succeeds_without_spending_an_attempt(db
     assert!(!snoozed.state.is_final(), "{}", snoozed.state);
     assert!(records(&fs, "downstream").await.is_empty());
 
-    let up: i64 = fs
-        .materialize("upstream", Run::unpartitioned().executor(Strategy::Sync))
-        .await
-        .unwrap()
-        .value()
-        .unwrap();
-    assert_eq!(up, 0);
-    match wait_finished(&fs, &job).await {
-        JobStatus::Completed(out) => assert_eq!(out.value::<i64>().unwrap(), 42),
-        other => panic!("expected completed, got {other}"),
-    }
+    let sync = Run::unpartitioned().executor(Strategy::Sync);
+    assert_eq!(output::<i64>(&fs, "upstream", sync).await, 0);
+    assert_eq!(completed::<i64>(wait_finished(&fs, &job).await), 42);
     let done = row(&fs, &job).await;
-    assert_eq!(done.state, JobState::Completed);
-    assert_eq!(done.attempt, 1, "snoozes spent no attempt");
+    assert_eq!(
+        attempts(&done),
+        (JobState::Completed, 1, 0),
+        "snoozes spent no attempt and left no error: {:?}",
+        done.errors
+    );
     assert!(done.snoozed >= 1);
-    assert!(done.errors.is_empty(), "{:?}", done.errors);
-    let record = &records(&fs, "downstream").await[0];
+    let record = latest_record(&fs, "downstream").await;
     assert_eq!(record.attempt, 1);
     assert_eq!(record.status, MaterializationStatus::Success);
     worker.shutdown(Duration::from_secs(5)).await;
@@ -267,48 +246,26 @@ async fn missing_dependency_fails_after_the_snooze_limit(db: &TestDb) {
         db,
         vec![
             logged("never", &runs, 1),
-            Asset::new("waits_for_never")
-                .depends_on(["never"])
-                .retry(RetryPolicy::attempts(3))
-                .execute(|ctx| async move {
-                    let never: i64 = ctx.dep("never")?;
-                    Ok::<i64, Error>(never)
-                }),
+            plus("waits_for_never", "never", 0).retry(RetryPolicy::attempts(3)),
         ],
     )
     .await;
-    let worker = fs
-        .worker()
-        .queue("assets", 4)
-        .node(node("deps-limit"))
-        .settings(fast_settings())
+    let worker = worker(&fs, "assets", 4, "deps-limit")
         .dependency_snoozes(2, Duration::from_millis(20))
         .start()
         .await
         .unwrap();
-    let job = fs
-        .schedule(
-            "waits_for_never",
-            Run::unpartitioned().executor(Strategy::Queue),
-        )
-        .await
-        .unwrap();
-    match wait_finished(&fs, &job).await {
-        JobStatus::Failed(err) => {
-            assert_eq!(err.kind(), ErrorKind::DependencyNotReady, "{err}");
-            assert_eq!(err.missing_dependencies(), ["never".to_owned()]);
-            assert!(err.to_string().contains("never"), "{err}");
-        }
-        other => panic!("expected failed, got {other}"),
-    }
+    let job = scheduled(&fs, "waits_for_never", queue_run_unpartitioned()).await;
+    let err = failed(wait_finished(&fs, &job).await);
+    assert_error(&err, ErrorKind::DependencyNotReady, &["never"]);
+    assert_eq!(err.missing_dependencies(), ["never".to_owned()]);
     let r = row(&fs, &job).await;
-    assert_eq!(r.state, JobState::Discarded);
-    assert_eq!(r.snoozed, 2);
     assert_eq!(
-        r.attempt, 1,
+        attempts(&r),
+        (JobState::Discarded, 1, 1),
         "snoozes spent no attempt; the last check spent one"
     );
-    assert_eq!(r.errors.len(), 1);
+    assert_eq!(r.snoozed, 2);
     assert!(runs.lock().unwrap().is_empty());
     worker.shutdown(Duration::from_secs(5)).await;
 }
@@ -316,35 +273,27 @@ async fn missing_dependency_fails_after_the_snooze_limit(db: &TestDb) {
 /// An attempt that outlives the asset's timeout fails with `ExecutionTimeout`, which is
 /// retried like any retryable error until the attempts run out.
 async fn timeouts_are_retried_then_fail(db: &TestDb) {
-    let calls = Arc::new(AtomicUsize::new(0));
-    let counter = Arc::clone(&calls);
+    let calls = Counter::default();
+    let counter = calls.clone();
     let stuck = Asset::new("stuck")
         .timeout(Duration::from_millis(150))
         .retry(RetryPolicy::attempts(2).backoff(Duration::from_millis(20)))
         .execute(move |_ctx| {
-            let counter = Arc::clone(&counter);
+            let counter = counter.clone();
             async move {
-                counter.fetch_add(1, Ordering::SeqCst);
+                counter.bump();
                 tokio::time::sleep(Duration::from_secs(600)).await;
                 Ok::<u8, Error>(0)
             }
         });
     let fs = connect(db, vec![stuck]).await;
     let worker = start_worker(&fs, "timeout").await;
-    let job = fs
-        .schedule("stuck", queue_run(Partition::Int(1)))
-        .await
-        .unwrap();
-    match wait_finished(&fs, &job).await {
-        JobStatus::Failed(err) => assert_eq!(err.kind(), ErrorKind::ExecutionTimeout, "{err}"),
-        other => panic!("expected failed, got {other}"),
-    }
-    let r = row(&fs, &job).await;
-    assert_eq!(r.state, JobState::Discarded);
-    assert_eq!(r.attempt, 2);
-    assert_eq!(r.errors.len(), 2);
-    assert_eq!(calls.load(Ordering::SeqCst), 2);
-    let record = &records(&fs, "stuck").await[0];
+    let job = scheduled(&fs, "stuck", queue_run(1)).await;
+    let err = failed(wait_finished(&fs, &job).await);
+    assert_eq!(err.kind(), ErrorKind::ExecutionTimeout, "{err}");
+    assert_eq!(attempts(&row(&fs, &job).await), (JobState::Discarded, 2, 2));
+    assert_eq!(calls.get(), 2);
+    let record = latest_record(&fs, "stuck").await;
     assert_eq!(record.status, MaterializationStatus::Failed);
     assert_eq!(record.attempt, 2);
     worker.shutdown(Duration::from_secs(5)).await;
@@ -355,53 +304,25 @@ async fn timeouts_are_retried_then_fail(db: &TestDb) {
 /// pending gives the same row.
 async fn run_options_reach_the_queue_row(db: &TestDb) {
     let runs = Runs::default();
-    let calls = Arc::new(AtomicUsize::new(0));
-    let counter = Arc::clone(&calls);
-    let failing = Asset::new("failing").execute(move |_ctx| {
-        let counter = Arc::clone(&counter);
-        async move {
-            counter.fetch_add(1, Ordering::SeqCst);
-            Err::<u8, Error>(Error::failed("still failing"))
-        }
-    });
+    let calls = Counter::default();
+    let failing = always_failing("failing", &calls, || Error::failed("still failing"));
     let fs = connect(db, vec![logged("opts", &runs, 1), failing]).await;
 
     let err = fs
-        .schedule(
-            "opts",
-            queue_run(Partition::Int(0)).timeout(Duration::from_secs(1)),
-        )
+        .schedule("opts", queue_run(0).timeout(Duration::from_secs(1)))
         .await
         .expect_err("the queue has no per-run timeout");
-    assert_eq!(err.kind(), ErrorKind::InvalidOptions, "{err}");
-    assert!(err.to_string().contains("timeout"), "{err}");
+    assert_error(&err, ErrorKind::InvalidOptions, &["timeout"]);
 
     // Priority: with one slot, the priority 0 job runs before the priority 9 one inserted first.
-    let low = fs
-        .schedule("opts", queue_run(Partition::Int(9)).priority(9))
-        .await
-        .unwrap();
-    let high = fs
-        .schedule("opts", queue_run(Partition::Int(1)).priority(1))
-        .await
-        .unwrap();
+    let low = scheduled(&fs, "opts", queue_run(9).priority(9)).await;
+    let high = scheduled(&fs, "opts", queue_run(1).priority(1)).await;
     assert_eq!(row(&fs, &low).await.priority, 9);
     // A job on another queue, and the same run scheduled twice.
     let run_id = flowstone::RunId::new();
-    let elsewhere = fs
-        .schedule(
-            "opts",
-            queue_run(Partition::Int(5)).queue("reports").run_id(run_id),
-        )
-        .await
-        .unwrap();
-    let again = fs
-        .schedule(
-            "opts",
-            queue_run(Partition::Int(5)).queue("reports").run_id(run_id),
-        )
-        .await
-        .unwrap();
+    let on_reports = || queue_run(5).queue("reports").run_id(run_id);
+    let elsewhere = scheduled(&fs, "opts", on_reports()).await;
+    let again = scheduled(&fs, "opts", on_reports()).await;
     assert_eq!(
         flowstone::queue::queue_job_id(&again).unwrap(),
         flowstone::queue::queue_job_id(&elsewhere).unwrap(),
@@ -409,14 +330,7 @@ async fn run_options_reach_the_queue_row(db: &TestDb) {
     );
     assert_eq!(row(&fs, &elsewhere).await.queue, "reports");
 
-    let assets_worker = fs
-        .worker()
-        .queue("assets", 1)
-        .node(node("assets"))
-        .settings(fast_settings())
-        .start()
-        .await
-        .unwrap();
+    let assets_worker = worker(&fs, "assets", 1, "assets").start().await.unwrap();
     wait_finished(&fs, &low).await;
     wait_finished(&fs, &high).await;
     assert_eq!(*runs.lock().unwrap(), vec![1, 9], "priority 1 first");
@@ -424,14 +338,7 @@ async fn run_options_reach_the_queue_row(db: &TestDb) {
         !row(&fs, &elsewhere).await.state.is_final(),
         "no worker runs queue 'reports' yet"
     );
-    let reports_worker = fs
-        .worker()
-        .queue("reports", 1)
-        .node(node("reports"))
-        .settings(fast_settings())
-        .start()
-        .await
-        .unwrap();
+    let reports_worker = worker(&fs, "reports", 1, "reports").start().await.unwrap();
     assert!(matches!(
         wait_finished(&fs, &elsewhere).await,
         JobStatus::Completed(_)
@@ -443,21 +350,15 @@ async fn run_options_reach_the_queue_row(db: &TestDb) {
     assert_eq!(*runs.lock().unwrap(), vec![1, 9, 5]);
 
     // max_attempts from the run, over the asset's single attempt.
-    let job = fs
-        .schedule("failing", queue_run(Partition::Int(1)).max_attempts(2))
-        .await
-        .unwrap();
-    assert!(matches!(
-        wait_finished(&fs, &job).await,
-        JobStatus::Failed(_)
-    ));
+    let job = scheduled(&fs, "failing", queue_run(1).max_attempts(2)).await;
+    failed(wait_finished(&fs, &job).await);
     let r = row(&fs, &job).await;
     assert_eq!(
         (r.meta["attempts"].as_i64(), r.attempt, r.errors.len()),
         (Some(2), 2, 2)
     );
     assert_eq!(r.max_attempts, 2 + flowstone::queue::DELIVERY_SLACK as i32);
-    assert_eq!(calls.load(Ordering::SeqCst), 2);
+    assert_eq!(calls.get(), 2);
     assets_worker.shutdown(Duration::from_secs(5)).await;
     reports_worker.shutdown(Duration::from_secs(5)).await;
 }
@@ -465,36 +366,17 @@ async fn run_options_reach_the_queue_row(db: &TestDb) {
 /// An asset failing retryably twice then succeeding: one success, two errors in the row,
 /// attempt 3 in the row and in the record.
 async fn retryable_failures_are_retried_until_success(db: &TestDb) {
-    let calls = Arc::new(AtomicUsize::new(0));
-    let counter = Arc::clone(&calls);
-    let flaky = Asset::new("flaky")
-        .retry(RetryPolicy::attempts(3).backoff(Duration::from_millis(20)))
-        .execute(move |ctx| {
-            let counter = Arc::clone(&counter);
-            async move {
-                counter.fetch_add(1, Ordering::SeqCst);
-                if ctx.attempt() < 3 {
-                    return Err(Error::failed(format!("flaky on attempt {}", ctx.attempt())));
-                }
-                Ok(u64::from(ctx.attempt()))
-            }
-        });
+    let calls = Counter::default();
+    let flaky = flaky("flaky", &calls, 3)
+        .retry(RetryPolicy::attempts(3).backoff(Duration::from_millis(20)));
     let fs = connect(db, vec![flaky]).await;
     let worker = start_worker(&fs, "retry").await;
-    let job = fs
-        .schedule("flaky", queue_run(Partition::Int(1)))
-        .await
-        .unwrap();
-    match wait_finished(&fs, &job).await {
-        JobStatus::Completed(out) => assert_eq!(out.value::<u64>().unwrap(), 3),
-        other => panic!("expected completed, got {other}"),
-    }
-    assert_eq!(calls.load(Ordering::SeqCst), 3);
+    let job = scheduled(&fs, "flaky", queue_run(1)).await;
+    assert_eq!(completed::<u64>(wait_finished(&fs, &job).await), 3);
+    assert_eq!(calls.get(), 3);
     let r = row(&fs, &job).await;
-    assert_eq!(r.state, JobState::Completed);
-    assert_eq!(r.attempt, 3);
+    assert_eq!(attempts(&r), (JobState::Completed, 3, 2), "{:?}", r.errors);
     assert_eq!(r.meta["attempts"].as_i64(), Some(3));
-    assert_eq!(r.errors.len(), 2, "{:?}", r.errors);
     for (i, err) in r.errors.iter().enumerate() {
         assert_eq!(err.attempt, i as i32 + 1);
         assert!(
@@ -509,25 +391,19 @@ async fn retryable_failures_are_retried_until_success(db: &TestDb) {
     assert_eq!(recs[0].attempt, 3);
     assert_eq!(recs[0].run_id, job.run_id);
     // The same through `materialize`.
-    let out: u64 = fs
-        .materialize("flaky", queue_run(Partition::Int(2)))
-        .await
-        .unwrap()
-        .value()
-        .unwrap();
-    assert_eq!(out, 3);
+    assert_eq!(output::<u64>(&fs, "flaky", queue_run(2)).await, 3);
     worker.shutdown(Duration::from_secs(5)).await;
 }
 
 /// `extra` exists only in the new deployment; `common` in both.
-fn deployment(with_extra: bool, extra_runs: &Arc<AtomicUsize>) -> Vec<Asset> {
-    let mut assets = vec![Asset::new("common").execute(|_ctx| async move { Ok::<u8, Error>(1) })];
+fn deployment(with_extra: bool, extra_runs: &Counter) -> Vec<Asset> {
+    let mut assets = vec![constant("common", 1u8)];
     if with_extra {
-        let extra_runs = Arc::clone(extra_runs);
+        let extra_runs = extra_runs.clone();
         assets.push(Asset::new("extra").execute(move |_ctx| {
-            let extra_runs = Arc::clone(&extra_runs);
+            let extra_runs = extra_runs.clone();
             async move {
-                extra_runs.fetch_add(1, Ordering::SeqCst);
+                extra_runs.bump();
                 Ok::<String, Error>("new code".into())
             }
         }));
@@ -538,15 +414,12 @@ fn deployment(with_extra: bool, extra_runs: &Arc<AtomicUsize>) -> Vec<Asset> {
 /// A worker that does not know a job's asset (an old deployment) gives the job back without
 /// spending an attempt; a worker that knows it then runs it.
 async fn unknown_asset_is_given_back_until_a_worker_that_knows_it_runs_it(db: &TestDb) {
-    let extra_runs = Arc::new(AtomicUsize::new(0));
+    let extra_runs = Counter::default();
     let new = connect(db, deployment(true, &extra_runs)).await;
     let old = connect(db, deployment(false, &extra_runs)).await;
     assert!(old.registry().get("extra").is_err());
     let old_worker = start_worker(&old, "old").await;
-    let job = new
-        .schedule("extra", Run::unpartitioned().executor(Strategy::Queue))
-        .await
-        .unwrap();
+    let job = scheduled(&new, "extra", queue_run_unpartitioned()).await;
 
     let given_back = wait_for("the old worker to give the job back twice", || async {
         let r = row(&new, &job).await;
@@ -558,21 +431,21 @@ async fn unknown_asset_is_given_back_until_a_worker_that_knows_it_runs_it(db: &T
     assert!(given_back.errors.is_empty(), "{:?}", given_back.errors);
     assert_eq!(given_back.node.as_deref(), Some(old_worker.node()));
     assert!(matches!(
-        new.job_status(&job).await.unwrap(),
+        job_status(&new, &job).await,
         JobStatus::Pending { attempt: 1, .. } | JobStatus::Running
     ));
-    assert_eq!(extra_runs.load(Ordering::SeqCst), 0);
+    assert_eq!(extra_runs.get(), 0);
 
     let new_worker = start_worker(&new, "new").await;
-    match wait_finished(&new, &job).await {
-        JobStatus::Completed(out) => assert_eq!(out.value::<String>().unwrap(), "new code"),
-        other => panic!("expected completed, got {other}"),
-    }
+    assert_eq!(
+        completed::<String>(wait_finished(&new, &job).await),
+        "new code"
+    );
     let done = row(&new, &job).await;
     assert_eq!(done.node.as_deref(), Some(new_worker.node()));
     assert_eq!(done.attempt, 1);
     assert!(done.errors.is_empty(), "{:?}", done.errors);
-    assert_eq!(extra_runs.load(Ordering::SeqCst), 1);
+    assert_eq!(extra_runs.get(), 1);
     old_worker.shutdown(Duration::from_secs(5)).await;
     new_worker.shutdown(Duration::from_secs(5)).await;
 }
@@ -580,89 +453,58 @@ async fn unknown_asset_is_given_back_until_a_worker_that_knows_it_runs_it(db: &T
 /// With no worker that knows the asset, the job is discarded after the configured number of
 /// give-backs, with an error naming the asset.
 async fn unknown_asset_is_discarded_after_the_limit(db: &TestDb) {
-    let extra_runs = Arc::new(AtomicUsize::new(0));
+    let extra_runs = Counter::default();
     let new = connect(db, deployment(true, &extra_runs)).await;
     let old = connect(db, deployment(false, &extra_runs)).await;
-    let old_worker = old
-        .worker()
-        .queue("assets", 2)
-        .node(node("old"))
-        .settings(fast_settings())
+    let old_worker = worker(&old, "assets", 2, "old")
         .unknown_asset_limit(2)
         .start()
         .await
         .unwrap();
-    let job = new
-        .schedule("extra", Run::unpartitioned().executor(Strategy::Queue))
-        .await
-        .unwrap();
-    match wait_finished(&new, &job).await {
-        JobStatus::Failed(err) => {
-            assert_eq!(err.kind(), ErrorKind::AssetNotFound, "{err}");
-            assert!(err.to_string().contains("'extra'"), "{err}");
-            assert!(!err.retryable());
-        }
-        other => panic!("expected failed, got {other}"),
-    }
+    let job = scheduled(&new, "extra", queue_run_unpartitioned()).await;
+    let err = failed(wait_finished(&new, &job).await);
+    assert_error(&err, ErrorKind::AssetNotFound, &["'extra'"]);
+    assert!(!err.retryable());
     // Also readable from the old deployment, which does not know the asset.
-    assert!(matches!(
-        old.job_status(&job).await.unwrap(),
-        JobStatus::Failed(_)
-    ));
+    assert!(matches!(job_status(&old, &job).await, JobStatus::Failed(_)));
     let r = row(&new, &job).await;
     assert_eq!(r.state, JobState::Discarded);
     assert_eq!(r.snoozed, 2);
     assert_eq!(r.errors.len(), 1);
     assert!(r.errors[0].error.contains("extra"), "{}", r.errors[0].error);
-    assert_eq!(extra_runs.load(Ordering::SeqCst), 0);
+    assert_eq!(extra_runs.get(), 0);
     old_worker.shutdown(Duration::from_secs(5)).await;
 }
 
 /// A non-retryable error discards the job at once, whatever the retry policy.
 async fn permanent_error_discards_at_once(db: &TestDb) {
-    let calls = Arc::new(AtomicUsize::new(0));
-    let counter = Arc::clone(&calls);
-    let broken = Asset::new("broken")
-        .retry(RetryPolicy::attempts(5).backoff(Duration::from_millis(20)))
-        .execute(move |_ctx| {
-            let counter = Arc::clone(&counter);
-            async move {
-                counter.fetch_add(1, Ordering::SeqCst);
-                Err::<u8, Error>(Error::permanent("row 7 has no timestamp"))
-            }
-        });
+    let calls = Counter::default();
+    let broken = always_failing("broken", &calls, || {
+        Error::permanent("row 7 has no timestamp")
+    })
+    .retry(RetryPolicy::attempts(5).backoff(Duration::from_millis(20)));
     let fs = connect(db, vec![broken]).await;
     let worker = start_worker(&fs, "perm").await;
-    let job = fs
-        .schedule("broken", queue_run(Partition::Int(1)))
-        .await
-        .unwrap();
-    match wait_finished(&fs, &job).await {
-        JobStatus::Failed(err) => {
-            assert!(!err.retryable(), "{err}");
-            assert_eq!(err.kind(), ErrorKind::ExecutionFailed);
-            assert!(err.to_string().contains("row 7 has no timestamp"), "{err}");
-            assert_eq!(err.asset(), Some("broken"));
-        }
-        other => panic!("expected failed, got {other}"),
-    }
-    assert_eq!(calls.load(Ordering::SeqCst), 1);
-    let r = row(&fs, &job).await;
-    assert_eq!(r.state, JobState::Discarded);
-    assert_eq!(r.attempt, 1);
-    assert_eq!(r.errors.len(), 1);
-    let record = &records(&fs, "broken").await[0];
+    let job = scheduled(&fs, "broken", queue_run(1)).await;
+    let err = failed(wait_finished(&fs, &job).await);
+    assert!(!err.retryable(), "{err}");
+    assert_error(
+        &err,
+        ErrorKind::ExecutionFailed,
+        &["row 7 has no timestamp"],
+    );
+    assert_eq!(err.asset(), Some("broken"));
+    assert_eq!(calls.get(), 1);
+    assert_eq!(attempts(&row(&fs, &job).await), (JobState::Discarded, 1, 1));
+    let record = latest_record(&fs, "broken").await;
     assert_eq!(record.status, MaterializationStatus::Failed);
     assert_eq!(record.attempt, 1);
     assert!(!record.error.as_ref().unwrap().retryable);
 
-    let err = fs
-        .materialize("broken", queue_run(Partition::Int(2)))
-        .await
-        .expect_err("a permanent error");
+    let err = failure(&fs, "broken", queue_run(2)).await;
     assert!(!err.retryable(), "{err}");
     assert!(err.to_string().contains("row 7 has no timestamp"), "{err}");
-    assert_eq!(calls.load(Ordering::SeqCst), 2);
+    assert_eq!(calls.get(), 2);
     worker.shutdown(Duration::from_secs(5)).await;
 }
 
@@ -671,46 +513,28 @@ async fn auto_picks_the_queue_with_a_database_and_sync_without(db: &TestDb) {
     let runs = Runs::default();
     let fs = connect(db, vec![logged("auto", &runs, 2)]).await;
     let worker = start_worker(&fs, "auto").await;
-    let job = fs
-        .schedule("auto", Run::partition(Partition::Int(1)))
-        .await
-        .unwrap();
+    let job = scheduled(&fs, "auto", Run::partition(1)).await;
     assert_eq!(job.executor, "queue");
     assert!(flowstone::queue::queue_job_id(&job).is_ok());
     assert!(matches!(
         wait_finished(&fs, &job).await,
         JobStatus::Completed(_)
     ));
-    let out: i64 = fs
-        .materialize("auto", Run::partition(Partition::Int(2)))
-        .await
-        .unwrap()
-        .value()
-        .unwrap();
-    assert_eq!(out, 4);
+    assert_eq!(output::<i64>(&fs, "auto", Run::partition(2)).await, 4);
     for record in records(&fs, "auto").await {
         assert_eq!(record.executor, "queue");
     }
     worker.shutdown(Duration::from_secs(5)).await;
 
-    let plain = FlowStone::builder()
-        .asset(logged("auto", &runs, 2))
-        .build()
-        .unwrap();
-    let job = plain
-        .schedule("auto", Run::partition(Partition::Int(3)))
-        .await
-        .unwrap();
+    let plain = graph([logged("auto", &runs, 2)]);
+    let job = scheduled(&plain, "auto", Run::partition(3)).await;
     assert_eq!(job.executor, "sync");
     assert!(flowstone::queue::queue_job_id(&job).is_err());
     assert!(matches!(
-        plain.job_status(&job).await.unwrap(),
+        job_status(&plain, &job).await,
         JobStatus::Completed(_)
     ));
-    plain
-        .materialize("auto", Run::partition(Partition::Int(4)))
-        .await
-        .unwrap();
+    materialized(&plain, "auto", Run::partition(4)).await;
     for record in records(&plain, "auto").await {
         assert_eq!(record.executor, "sync");
     }
@@ -735,16 +559,13 @@ async fn cancelling_a_running_job_from_another_instance_stops_it(db: &TestDb) {
     let here = connect(db, vec![waiting(&running)]).await;
     let elsewhere = connect(db, vec![waiting(&Slot::default())]).await;
     let worker = start_worker(&here, "cancel").await;
-    let job = here
-        .schedule("waits", queue_run(Partition::Int(1)))
-        .await
-        .unwrap();
+    let job = scheduled(&here, "waits", queue_run(1)).await;
     let token = wait_for("the asset to start", || async {
         running.lock().unwrap().clone()
     })
     .await;
     assert!(matches!(
-        elsewhere.job_status(&job).await.unwrap(),
+        job_status(&elsewhere, &job).await,
         JobStatus::Running
     ));
     assert!(!token.is_cancelled());
@@ -761,24 +582,15 @@ async fn cancelling_a_running_job_from_another_instance_stops_it(db: &TestDb) {
         token.is_cancelled().then_some(())
     })
     .await;
-    let record = wait_for("the record to say cancelled", || async {
-        records(&here, "waits")
-            .await
-            .into_iter()
-            .find(|r| r.status != MaterializationStatus::Running)
-    })
-    .await;
+    let record = settled_record(&here, "waits").await;
     assert_eq!(record.status, MaterializationStatus::Cancelled);
     assert!(matches!(
-        here.job_status(&job).await.unwrap(),
+        job_status(&here, &job).await,
         JobStatus::Cancelled
     ));
     assert_eq!(row(&here, &job).await.state, JobState::Cancelled);
     // The worker is free again: a second job starts, and cancelling it stops it too.
-    let second = here
-        .schedule("waits", queue_run(Partition::Int(2)))
-        .await
-        .unwrap();
+    let second = scheduled(&here, "waits", queue_run(2)).await;
     let token = wait_for("the second job to start", || async {
         running
             .lock()
@@ -803,10 +615,7 @@ async fn a_waiting_materialize_sees_a_cancel_and_run_until_stops_cleanly(db: &Te
     let other = connect(db, vec![logged("later", &runs, 1)]).await;
     let waiting = {
         let fs = fs.clone();
-        tokio::spawn(async move {
-            fs.materialize("later", queue_run(Partition::Int(1)).queue("nobody"))
-                .await
-        })
+        tokio::spawn(async move { fs.materialize("later", queue_run(1).queue("nobody")).await })
     };
     let queue = other.queue().unwrap();
     let pending = wait_for("the job to be enqueued", || async {
@@ -821,7 +630,7 @@ async fn a_waiting_materialize_sees_a_cancel_and_run_until_stops_cleanly(db: &Te
     })
     .await;
     queue.cancel(pending.id).await.unwrap();
-    let err = tokio::time::timeout(support::PATIENCE, waiting)
+    let err = tokio::time::timeout(PATIENCE, waiting)
         .await
         .expect("materialize returns once the job is cancelled")
         .unwrap()
@@ -831,27 +640,18 @@ async fn a_waiting_materialize_sees_a_cancel_and_run_until_stops_cleanly(db: &Te
 
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let worker = {
-        let fs = fs.clone();
+        let builder = worker(&fs, "assets", 2, "until");
         tokio::spawn(async move {
-            fs.worker()
-                .queue("assets", 2)
-                .node(node("until"))
-                .settings(fast_settings())
+            builder
                 .run_until(async {
                     let _ = stop_rx.await;
                 })
                 .await
         })
     };
-    let out: i64 = fs
-        .materialize("later", queue_run(Partition::Int(2)))
-        .await
-        .unwrap()
-        .value()
-        .unwrap();
-    assert_eq!(out, 2);
+    assert_eq!(output::<i64>(&fs, "later", queue_run(2)).await, 2);
     stop_tx.send(()).unwrap();
-    let report = tokio::time::timeout(support::PATIENCE, worker)
+    let report = tokio::time::timeout(PATIENCE, worker)
         .await
         .expect("run_until returns after its signal")
         .unwrap()
@@ -863,15 +663,15 @@ async fn a_waiting_materialize_sees_a_cancel_and_run_until_stops_cleanly(db: &Te
 /// (the interrupted attempt spent, as with any interrupted attempt) instead of cancelling it,
 /// so another worker finishes it.
 async fn worker_shutdown_past_grace_hands_the_running_job_back(db: &TestDb) {
-    let started = Arc::new(AtomicUsize::new(0));
+    let started = Counter::default();
     let asset = {
-        let started = Arc::clone(&started);
+        let started = started.clone();
         Asset::new("long")
             .retry(RetryPolicy::attempts(3).backoff(Duration::from_millis(20)))
             .execute(move |ctx| {
-                let started = Arc::clone(&started);
+                let started = started.clone();
                 async move {
-                    started.fetch_add(1, Ordering::SeqCst);
+                    started.bump();
                     if ctx.attempt() == 1 {
                         // Outlives any grace period: only the shutdown stops it.
                         ctx.cancellation().cancelled().await;
@@ -882,12 +682,9 @@ async fn worker_shutdown_past_grace_hands_the_running_job_back(db: &TestDb) {
     };
     let fs = connect(db, vec![asset]).await;
     let first = start_worker(&fs, "leaving").await;
-    let job = fs
-        .schedule("long", queue_run(Partition::Int(1)))
-        .await
-        .unwrap();
+    let job = scheduled(&fs, "long", queue_run(1)).await;
     wait_for("the first attempt to start", || async {
-        (started.load(Ordering::SeqCst) == 1).then_some(())
+        (started.get() == 1).then_some(())
     })
     .await;
     first.shutdown(Duration::from_millis(100)).await;
@@ -898,14 +695,11 @@ async fn worker_shutdown_past_grace_hands_the_running_job_back(db: &TestDb) {
         r.state
     );
     assert!(matches!(
-        fs.job_status(&job).await.unwrap(),
+        job_status(&fs, &job).await,
         JobStatus::Pending { .. }
     ));
     let second = start_worker(&fs, "arriving").await;
-    match wait_finished(&fs, &job).await {
-        JobStatus::Completed(out) => assert_eq!(out.value::<u32>().unwrap(), 2),
-        other => panic!("expected completed, got {other}"),
-    }
+    assert_eq!(completed::<u32>(wait_finished(&fs, &job).await), 2);
     assert_eq!(row(&fs, &job).await.node.as_deref(), Some(second.node()));
     second.shutdown(Duration::from_secs(5)).await;
 }
@@ -1091,11 +885,7 @@ async fn backfill_waits_for_an_upstream_backfill(db: &TestDb) {
         ],
     )
     .await;
-    let worker = fs
-        .worker()
-        .queue("assets", 4)
-        .node(node("chain"))
-        .settings(fast_settings())
+    let worker = worker(&fs, "assets", 4, "chain")
         .dependency_snoozes(100, Duration::from_millis(50))
         .start()
         .await
@@ -1127,7 +917,7 @@ async fn backfill_waits_for_an_upstream_backfill(db: &TestDb) {
         .await
         .unwrap();
     assert_eq!((raw.succeeded, raw.failed), (30, 0));
-    let cooked = tokio::time::timeout(support::PATIENCE, cooked)
+    let cooked = tokio::time::timeout(PATIENCE, cooked)
         .await
         .expect("the downstream backfill finishes")
         .unwrap()
@@ -1164,11 +954,7 @@ async fn cancelling_a_backfill_cancels_its_pending_rows(db: &TestDb) {
         })
     };
     let fs = connect(db, vec![asset]).await;
-    let worker = fs
-        .worker()
-        .queue("assets", 2)
-        .node(node("cancel-backfill"))
-        .settings(fast_settings())
+    let worker = worker(&fs, "assets", 2, "cancel-backfill")
         .start()
         .await
         .unwrap();

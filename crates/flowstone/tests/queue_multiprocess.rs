@@ -7,7 +7,7 @@
 //! Workers run until their stdin closes (the parent drops it, or dies), or are killed; the
 //! backfiller prints its report as one JSON line on stdout.
 
-mod support;
+mod common;
 
 use std::collections::{BTreeMap, HashMap};
 use std::process::Stdio;
@@ -22,7 +22,9 @@ use flowstone_queue::testing::TestDb;
 use flowstone_queue::{JobFilter, JobState};
 use tokio::process::{Child, Command};
 
-use support::{fast_settings, records, wait_for, wait_for_within};
+use common::queue::{fast_settings, row};
+use common::records;
+use common::wait::{settled_record, wait_finished, wait_for, wait_for_within};
 
 /// The child's role: `worker` or `backfill`.
 const ROLE: &str = "FS_QTEST_ROLE";
@@ -293,10 +295,7 @@ async fn cancelling_a_job_running_in_another_process_stops_it(db: &TestDb) {
         (running && started).then_some(())
     })
     .await;
-    assert_eq!(
-        support::row(&fs, &job).await.node.as_deref(),
-        Some(node.as_str())
-    );
+    assert_eq!(row(&fs, &job).await.node.as_deref(), Some(node.as_str()));
 
     // Another instance, holding only the job as data (as a CLI would), cancels it.
     let other = parent(db).await;
@@ -306,16 +305,10 @@ async fn cancelling_a_job_running_in_another_process_stops_it(db: &TestDb) {
         .await
         .expect("cancel from another instance");
     assert!(matches!(
-        support::wait_finished(&other, &job).await,
+        wait_finished(&other, &job).await,
         JobStatus::Cancelled
     ));
-    let record = wait_for("the worker process to record the cancel", || async {
-        records(&fs, "waits")
-            .await
-            .into_iter()
-            .find(|r| r.status != MaterializationStatus::Running)
-    })
-    .await;
+    let record = settled_record(&fs, "waits").await;
     assert_eq!(record.status, MaterializationStatus::Cancelled);
     assert!(matches!(
         fs.job_status(&job).await.unwrap(),

@@ -26,24 +26,32 @@ impl Ran {
 
     /// Panics unless stdout contains `text`.
     pub fn stdout_has(&self, text: &str) -> &Self {
+        self.has("stdout", &self.stdout, text)
+    }
+
+    /// Panics unless stderr contains `text`.
+    pub fn stderr_has(&self, text: &str) -> &Self {
+        self.has("stderr", &self.stderr, text)
+    }
+
+    fn has(&self, stream: &str, printed: &str, text: &str) -> &Self {
         assert!(
-            self.stdout.contains(text),
-            "stdout lacks {text:?}\n--- stdout\n{}\n--- stderr\n{}",
+            printed.contains(text),
+            "{stream} lacks {text:?}\n--- stdout\n{}\n--- stderr\n{}",
             self.stdout,
             self.stderr
         );
         self
     }
 
-    /// Panics unless stderr contains `text`.
-    pub fn stderr_has(&self, text: &str) -> &Self {
-        assert!(
-            self.stderr.contains(text),
-            "stderr lacks {text:?}\n--- stdout\n{}\n--- stderr\n{}",
-            self.stdout,
-            self.stderr
-        );
-        self
+    /// The whitespace-separated cells of the first stdout line that starts with `first`.
+    pub fn row(&self, first: &str) -> Vec<&str> {
+        self.stdout
+            .lines()
+            .find(|line| line.starts_with(first))
+            .unwrap_or_else(|| panic!("no row starts with {first:?}:\n{}", self.stdout))
+            .split_whitespace()
+            .collect()
     }
 
     /// stdout as JSON.
@@ -63,17 +71,24 @@ pub fn sandbox(name: &str) -> PathBuf {
     dir
 }
 
-/// Runs the demo binary in `dir` with `args`, with no FlowStone variables from the caller's
+/// The demo binary run in `dir` with the arguments of `line`, which is split on whitespace
+/// (no argument in these tests has a space), and no FlowStone variables from the caller's
 /// environment.
-pub fn run(dir: &Path, args: &[&str]) -> Ran {
-    let output = Command::new(env!("CARGO_BIN_EXE_flowstone-demo"))
-        .args(args)
+fn demo(dir: &Path, line: &str) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_flowstone-demo"));
+    command
+        .args(line.split_whitespace())
         .current_dir(dir)
         .env_remove("FLOWSTONE_DATABASE_URL")
         .env_remove("FLOWSTONE_DATA_DIR")
-        .env_remove("FLOWSTONE_LOG")
-        .output()
-        .expect("run flowstone-demo");
+        .env_remove("FLOWSTONE_LOG");
+    command
+}
+
+/// Runs the demo binary in `dir` with the command line `line` (split on whitespace, see
+/// [`demo`]) and waits for it to exit.
+pub fn run(dir: &Path, line: &str) -> Ran {
+    let output = demo(dir, line).output().expect("run flowstone-demo");
     Ran {
         code: output.status.code().unwrap_or(-1),
         stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
@@ -88,21 +103,16 @@ pub struct Worker {
 }
 
 impl Worker {
-    /// Starts `flowstone-demo worker <args>` in `dir` and waits until it says it is running.
-    pub fn start(dir: &Path, args: &[&str]) -> Worker {
-        Self::start_with_env(dir, args, &[])
+    /// Starts `flowstone-demo worker <options>` in `dir` and waits until it says it is
+    /// running.
+    pub fn start(dir: &Path, options: &str) -> Worker {
+        Self::start_with_env(dir, options, &[])
     }
 
     /// [`Worker::start`] with extra environment variables.
-    pub fn start_with_env(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Worker {
+    pub fn start_with_env(dir: &Path, options: &str, env: &[(&str, &str)]) -> Worker {
         use std::io::BufRead;
-        let mut child = Command::new(env!("CARGO_BIN_EXE_flowstone-demo"))
-            .arg("worker")
-            .args(args)
-            .current_dir(dir)
-            .env_remove("FLOWSTONE_DATABASE_URL")
-            .env_remove("FLOWSTONE_DATA_DIR")
-            .env_remove("FLOWSTONE_LOG")
+        let mut child = demo(dir, &format!("worker {options}"))
             .envs(env.iter().copied())
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::piped())

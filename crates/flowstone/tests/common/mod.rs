@@ -1,13 +1,24 @@
-//! Helpers shared by the integration tests.
+//! Fixtures shared by the integration tests: typical graphs and assets, and the logs and
+//! counters through which assets tell a test what ran. Reading results back (outputs, errors,
+//! job statuses, records, lineage) is in [`outcome`], polling waits in [`wait`], and workers
+//! for the Queue executor tests in [`queue`].
+//!
+//! Each test binary compiles this module whole and uses part of it, hence `dead_code`.
 
 #![allow(dead_code)]
 
+pub mod outcome;
+pub mod queue;
+pub mod wait;
+
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use chrono::NaiveDate;
 use flowstone::store::{Materialization, MaterializationQuery};
 use flowstone::{Asset, Error, FlowStone};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
 
 /// A list shared between the test and the assets or callbacks it records from.
 pub type Shared<T> = Arc<Mutex<Vec<T>>>;
@@ -54,6 +65,77 @@ impl RunLog {
     }
 }
 
+/// How many times something was called, shared between the test and an asset.
+#[derive(Clone, Default)]
+pub struct Counter(Arc<AtomicUsize>);
+
+impl Counter {
+    /// Counts one call and returns how many there were before it.
+    pub fn bump(&self) -> usize {
+        self.0.fetch_add(1, Ordering::SeqCst)
+    }
+
+    pub fn get(&self) -> usize {
+        self.0.load(Ordering::SeqCst)
+    }
+}
+
+/// A FlowStone of `assets` and nothing else: in-memory store, default executors and hooks.
+pub fn graph(assets: impl IntoIterator<Item = Asset>) -> FlowStone {
+    FlowStone::builder()
+        .assets(assets)
+        .build()
+        .expect("the test graph is valid")
+}
+
+/// An asset that reads nothing and returns `value`.
+pub fn constant<T>(name: &str, value: T) -> Asset
+where
+    T: Serialize + DeserializeOwned + Clone + Send + Sync + 'static,
+{
+    Asset::new(name).execute(move |_ctx| {
+        let value = value.clone();
+        async move { Ok::<_, Error>(value) }
+    })
+}
+
+/// An asset that counts its runs in `calls` and returns how many there were, itself included.
+pub fn counted(name: &str, calls: &Counter) -> Asset {
+    let calls = calls.clone();
+    Asset::new(name).execute(move |_ctx| {
+        let calls = calls.clone();
+        async move { Ok::<_, Error>(calls.bump() as u32 + 1) }
+    })
+}
+
+/// An asset that counts its calls in `calls` and fails with `error()` on every one.
+pub fn always_failing(name: &str, calls: &Counter, error: fn() -> Error) -> Asset {
+    let calls = calls.clone();
+    Asset::new(name).execute(move |_ctx| {
+        let calls = calls.clone();
+        async move {
+            calls.bump();
+            Err::<u8, Error>(error())
+        }
+    })
+}
+
+/// An asset that counts its calls in `calls`, fails retryably ("flaky on attempt N") before
+/// attempt `succeeds_on` and then returns the attempt's number.
+pub fn flaky(name: &str, calls: &Counter, succeeds_on: u32) -> Asset {
+    let calls = calls.clone();
+    Asset::new(name).execute(move |ctx| {
+        let calls = calls.clone();
+        async move {
+            calls.bump();
+            if ctx.attempt() < succeeds_on {
+                return Err(Error::failed(format!("flaky on attempt {}", ctx.attempt())));
+            }
+            Ok::<_, Error>(ctx.attempt())
+        }
+    })
+}
+
 /// An asset that logs its name to `log` and returns its name's length, reading nothing.
 pub fn logged(name: &str, deps: &[&str], log: &RunLog) -> Asset {
     let log = log.clone();
@@ -68,14 +150,11 @@ pub fn logged(name: &str, deps: &[&str], log: &RunLog) -> Asset {
         })
 }
 
-/// Polls `condition` (every few milliseconds, up to 10 s of wall time) until it holds.
-/// Panics with `what` when it never does. Only waits; asserts nothing about how long it took.
-pub async fn wait_until(what: &str, mut condition: impl FnMut() -> bool) {
-    for _ in 0..2_000 {
-        if condition() {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
-    panic!("timed out waiting until {what}");
+/// The chain a <- b <- c of [`logged`] assets, each logging to `log`.
+pub fn chain(log: &RunLog) -> FlowStone {
+    graph([
+        logged("a", &[], log),
+        logged("b", &["a"], log),
+        logged("c", &["b"], log),
+    ])
 }
