@@ -107,7 +107,8 @@ pub fn exit_code_for(kind: ErrorKind) -> u8 {
         | ErrorKind::Unsupported
         | ErrorKind::InvalidGraph
         | ErrorKind::Config
-        | ErrorKind::NotFound => 2,
+        | ErrorKind::NotFound
+        | ErrorKind::AlreadyFinished => 2,
         _ => 1,
     }
 }
@@ -130,6 +131,7 @@ fn kind_name(kind: ErrorKind) -> &'static str {
         ErrorKind::Queue => "queue",
         ErrorKind::Config => "config",
         ErrorKind::NotFound => "not_found",
+        ErrorKind::AlreadyFinished => "already_finished",
         _ => "error",
     }
 }

@@ -19,7 +19,7 @@ use crate::error::{Error, ErrorKind, Result};
 use crate::executor::{ExecContext, Strategy};
 use crate::ids::{BackfillId, JobId, RunId};
 use crate::job::Job;
-use crate::partition::{Partition, date_range};
+use crate::partition::Partition;
 use crate::registry::Registry;
 use crate::run::Run;
 use crate::store::MaterializationStatus;
@@ -239,12 +239,19 @@ pub fn resolve_partitions(
 ) -> Result<Vec<Partition>> {
     let def = registry.get(asset)?.partitions().cloned();
     match (source, def) {
-        (BackfillSource::List(list), None) => Ok(list.clone()),
+        (BackfillSource::List(list), None) => match list.iter().find(|p| !p.is_unpartitioned()) {
+            Some(partition) => Err(crate::runtime::not_partitioned(asset, partition)),
+            None => Ok(list.clone()),
+        },
         (BackfillSource::List(list), Some(def)) => {
             check_members(asset, list, def.as_ref())?;
             Ok(list.clone())
         }
-        (BackfillSource::Range(from, to), None) => Ok(date_range(*from, *to)),
+        (BackfillSource::Range(..), None) => Err(Error::invalid_options(format!(
+            "asset '{asset}' has no partitions definition, so a date range selects none of its \
+             partitions; give it one with .partitioned_by(Daily::from(..))"
+        ))
+        .with_asset(asset)),
         (BackfillSource::Range(from, to), Some(def)) => {
             let all = def.partitions()?;
             let mut dated = Vec::new();

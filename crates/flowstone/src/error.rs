@@ -51,6 +51,9 @@ pub enum ErrorKind {
     Config,
     /// A job, or a stored output, that was asked for does not exist.
     NotFound,
+    /// The job has already finished (completed, failed or discarded), so it cannot be
+    /// cancelled any more.
+    AlreadyFinished,
 }
 
 impl ErrorKind {
@@ -165,6 +168,18 @@ impl Error {
             format!("asset '{asset}' panicked: {message}"),
         )
         .with_asset(asset)
+    }
+
+    /// `job` cannot be cancelled: it has already finished in `state` (`completed`, `failed`,
+    /// `discarded`).
+    pub fn already_finished(job: impl fmt::Display, state: &str) -> Self {
+        Error::new(
+            ErrorKind::AlreadyFinished,
+            format!(
+                "job {job} cannot be cancelled: it is already {state}; only a pending or running \
+                 job can be cancelled"
+            ),
+        )
     }
 
     /// `input` is not a valid partition; `expected` describes the accepted form.

@@ -151,8 +151,10 @@ impl Runtime {
         }
     }
 
-    /// [`Runtime::check_partition`], and that `partition` belongs to the asset's definition.
-    /// Run where a caller hands a partition in; a custom definition may expand its whole set.
+    /// [`Runtime::check_partition`], and that `partition` belongs to the asset's definition;
+    /// an asset without a definition takes no partition (its output would be stored under a
+    /// partition no dependent reads). Run where a caller hands a partition in; a custom
+    /// definition may expand its whole set.
     pub fn check_partition_member(&self, asset: &Asset, partition: &Partition) -> Result<()> {
         self.check_partition(asset, partition)?;
         match asset.partitions() {
@@ -161,6 +163,7 @@ impl Runtime {
                 &partition.encode(),
                 def.as_ref(),
             )),
+            None if !partition.is_unpartitioned() => Err(not_partitioned(asset.name(), partition)),
             _ => Ok(()),
         }
     }
@@ -304,6 +307,18 @@ impl Runtime {
             }
         }
     }
+}
+
+/// `asset` has no partitions definition, so it takes no `partition`.
+pub(crate) fn not_partitioned(asset: &str, partition: &Partition) -> Error {
+    Error::invalid_partition(
+        &partition.encode(),
+        format!(
+            "no partition: asset '{asset}' has no partitions definition; run it unpartitioned \
+             or give it one with .partitioned_by(..)"
+        ),
+    )
+    .with_asset(asset)
 }
 
 /// `input` is not a partition of `asset`, whose partitions `def` defines.

@@ -194,12 +194,18 @@ pub async fn act(
             let row = find(&queue, job).await?;
             let before = row.state;
             let row = queue.cancel(row.id).await.map_err(queue_error)?;
+            if matches!(
+                row.state,
+                flowstone_queue::JobState::Completed | flowstone_queue::JobState::Discarded
+            ) {
+                return Err(flowstone::Error::already_finished(row.id, row.state.as_str()).into());
+            }
             if !globals.json {
                 let what = match before {
                     flowstone_queue::JobState::Executing => {
                         "it was running; its worker is told to stop"
                     }
-                    state if is_final(state) => "it had already finished",
+                    flowstone_queue::JobState::Cancelled => "it already was",
                     _ => "it will not run",
                 };
                 println!("job {}: {} ({what})", row.id, row.state.as_str());
@@ -208,15 +214,6 @@ pub async fn act(
             Ok(Status::Ok)
         }
     }
-}
-
-fn is_final(state: flowstone_queue::JobState) -> bool {
-    matches!(
-        state,
-        flowstone_queue::JobState::Completed
-            | flowstone_queue::JobState::Discarded
-            | flowstone_queue::JobState::Cancelled
-    )
 }
 
 /// The queue row of `job`: by number, or the row whose metadata carries the job's UUID.

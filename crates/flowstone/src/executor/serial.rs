@@ -117,4 +117,10 @@ impl Executor for SerialExecutor {
     async fn status(&self, job: &Job, _runtime: &Runtime) -> Result<JobStatus> {
         self.jobs.status(job.id, self.name())
     }
+
+    /// A scheduled job has run by the time `schedule` returns, so this only answers for the
+    /// jobs it ran: `AlreadyFinished` naming the state (Ok for a cancelled one).
+    async fn cancel(&self, job: &Job, _runtime: &Runtime) -> Result<()> {
+        self.jobs.cancel(job.id, self.name(), Duration::ZERO).await
+    }
 }

@@ -102,8 +102,9 @@ impl JobTable {
             .ok_or_else(|| not_found(id, executor))
     }
 
-    /// Cancels `id` and waits (up to `wait`) until its work has stopped. A finished job is left
-    /// as it is.
+    /// Cancels `id` and waits (up to `wait`) until its work has stopped. A job that is already
+    /// cancelled is left as it is (Ok); one that completed or failed is an `AlreadyFinished`
+    /// error naming its state.
     pub(crate) async fn cancel(&self, id: JobId, executor: &str, wait: Duration) -> Result<()> {
         let finished = {
             let tables = self.lock();
@@ -111,8 +112,11 @@ impl JobTable {
                 .entries
                 .get(&id)
                 .ok_or_else(|| not_found(id, executor))?;
-            if entry.status.is_finished() {
-                return Ok(());
+            match &entry.status {
+                JobStatus::Cancelled => return Ok(()),
+                JobStatus::Completed(_) => return Err(Error::already_finished(id, "completed")),
+                JobStatus::Failed(_) => return Err(Error::already_finished(id, "failed")),
+                _ => {}
             }
             entry.cancel.cancel();
             entry.finished.clone()

@@ -246,11 +246,20 @@ impl Executor for QueueExecutor {
     }
 
     async fn cancel(&self, job: &Job, _runtime: &Runtime) -> Result<()> {
-        self.queue
+        let row = self
+            .queue
             .cancel(queue_job_id(job)?)
             .await
-            .map(drop)
-            .map_err(queue_error)
+            .map_err(queue_error)?;
+        match row.state {
+            flowstone_queue::JobState::Completed | flowstone_queue::JobState::Discarded => {
+                Err(Error::already_finished(
+                    format!("{} (queue row {})", job.id, row.id),
+                    &row.state.to_string(),
+                ))
+            }
+            _ => Ok(()),
+        }
     }
 
     /// Inserts every job in one bulk insert under the backfill's batch, then follows the rows
