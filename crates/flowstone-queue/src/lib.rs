@@ -44,6 +44,7 @@ mod engine;
 pub mod error;
 pub mod handler;
 pub mod job;
+pub mod lease;
 pub mod migrate;
 #[cfg(feature = "testing")]
 pub mod testing;
@@ -55,6 +56,7 @@ pub use database::{ConnectOptions, Database, Engine, Pool};
 pub use error::{Error, Result};
 pub use handler::{HandlerOptions, JobContext, Outcome};
 pub use job::{AttemptError, Inserted, InsertedId, Job, JobFilter, JobState, NewJob, Unique};
+pub use lease::{LeaseHolder, MAINTENANCE_LEASE};
 pub use migrate::{Migration, Migrator, QUEUE_MIGRATIONS};
 pub use tokio_util::sync::CancellationToken;
 pub use worker::{ShutdownReport, Worker, WorkerBuilder, WorkerHandle, WorkerSettings};

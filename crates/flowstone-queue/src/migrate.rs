@@ -280,12 +280,20 @@ where
 /// The queue's own migrations (component `"queue"`).
 pub static QUEUE_MIGRATIONS: Migrator = Migrator::new(
     "queue",
-    &[Migration {
-        version: 1,
-        name: "jobs",
-        sqlite: include_str!("../migrations/sqlite/0001_jobs.sql"),
-        postgres: include_str!("../migrations/postgres/0001_jobs.sql"),
-    }],
+    &[
+        Migration {
+            version: 1,
+            name: "jobs",
+            sqlite: include_str!("../migrations/sqlite/0001_jobs.sql"),
+            postgres: include_str!("../migrations/postgres/0001_jobs.sql"),
+        },
+        Migration {
+            version: 2,
+            name: "leases",
+            sqlite: include_str!("../migrations/sqlite/0002_leases.sql"),
+            postgres: include_str!("../migrations/postgres/0002_leases.sql"),
+        },
+    ],
 );
 
 #[cfg(test)]

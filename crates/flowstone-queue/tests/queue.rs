@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use chrono::Utc;
 use common::{RUNS_TABLE, exec, fast, record_run, runs, scalar, wait_until};
+use flowstone_queue::lease::{self, MAINTENANCE_LEASE};
 use flowstone_queue::testing::TestDb;
 use flowstone_queue::{
     Backoff, Database, Engine, Error, HandlerOptions, JobFilter, JobState, NewJob, Outcome, Queue,
@@ -771,7 +772,12 @@ async fn migrations_are_recorded_in_own_table_once(t: &TestDb) {
     for task in tasks {
         applied.extend(task.await.unwrap());
     }
-    assert_eq!(applied, vec![1], "exactly one runner applied v1");
+    applied.sort();
+    assert_eq!(
+        applied,
+        vec![1, 2],
+        "exactly one runner applied each version"
+    );
     assert!(t.queue().migrate().await.unwrap().is_empty());
     let recorded = scalar(
         &t.db,
@@ -799,7 +805,8 @@ async fn migrations_are_recorded_in_own_table_once(t: &TestDb) {
     assert_eq!(OTHER.run(&t.db).await.unwrap(), vec![1]);
     assert_eq!(
         scalar(&t.db, "SELECT count(*) FROM flowstone_migrations").await,
-        2
+        3,
+        "queue v1 and v2, core v1"
     );
 }
 
@@ -808,11 +815,14 @@ async fn stale_ack_does_not_overwrite_rescued_attempt(t: &TestDb) {
     q.migrate().await.unwrap();
     let release = Arc::new(tokio::sync::Notify::new());
     let started = Arc::new(AtomicBool::new(false));
-    // Node A heartbeats once, then goes silent while its handler hangs: it looks dead.
+    // Node A heartbeats once, then goes silent while its handler hangs: it looks dead. It
+    // also takes the maintenance lease once and never renews it.
     let mut silent = fast();
     silent.heartbeat_interval = Duration::from_secs(3000);
     silent.rescue_after = Duration::from_secs(3600);
     silent.cancel_poll_interval = Duration::from_secs(3000);
+    silent.lease_renew_interval = Duration::from_secs(3000);
+    silent.lease_ttl = Duration::from_secs(3600);
     let (r, s) = (Arc::clone(&release), Arc::clone(&started));
     let a = Worker::builder(Database::connect(t.url()).await.unwrap())
         .node("A")
@@ -839,6 +849,15 @@ async fn stale_ack_does_not_overwrite_rescued_attempt(t: &TestDb) {
         started.load(Ordering::SeqCst)
     })
     .await;
+    // A dead node's lease lapses; rescue is the lease holder's duty, so let B take it.
+    wait_until("A holds the maintenance lease", || async {
+        lease::holder(&t.db, MAINTENANCE_LEASE)
+            .await
+            .unwrap()
+            .is_some_and(|h| h.holder == "A")
+    })
+    .await;
+    assert!(lease::release(&t.db, MAINTENANCE_LEASE, "A").await.unwrap());
     // Node B rescues it (A's heartbeat is older than 3 s) and runs attempt 2.
     let b = Worker::builder(t.db.clone())
         .node("B")

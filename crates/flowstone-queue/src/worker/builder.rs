@@ -4,7 +4,9 @@
 //! spawns the worker's tasks.
 
 use std::collections::HashMap;
+use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use serde::de::DeserializeOwned;
 use tokio::sync::{Notify, mpsc};
@@ -12,6 +14,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::acker::{AckPath, acker};
 use super::handle::WorkerHandle;
+use super::leader::{self, LeaderDuty};
 use super::producer::produce;
 use super::settings::WorkerSettings;
 use super::{Shared, heartbeat, prune, rescue, signals};
@@ -46,6 +49,7 @@ impl Worker {
             queues: Vec::new(),
             known_queues: None,
             handlers: HashMap::new(),
+            leader_duties: Vec::new(),
             settings: WorkerSettings::default(),
         }
     }
@@ -63,6 +67,7 @@ pub struct WorkerBuilder {
     queues: Vec<(String, usize)>,
     known_queues: Option<Vec<String>>,
     handlers: HashMap<String, Handler>,
+    leader_duties: Vec<LeaderDuty>,
     settings: WorkerSettings,
 }
 
@@ -149,6 +154,29 @@ impl WorkerBuilder {
         self
     }
 
+    /// Registers a periodic duty that one node of the cluster runs at a time: `f` is called
+    /// with the database every `interval` on the node holding the maintenance lease
+    /// ([`MAINTENANCE_LEASE`](crate::lease::MAINTENANCE_LEASE)), and on no other. When that
+    /// node stops, another takes over (at once after a graceful shutdown, after
+    /// `lease_ttl` otherwise). An error is logged as a warning naming the duty and the next
+    /// round comes as usual; it never stops the worker. A round under way at shutdown is
+    /// awaited. A leader that stalls past its lease may overlap with the next for one
+    /// round: make duties safe to repeat.
+    pub fn leader_duty<F, Fut, E>(
+        mut self,
+        name: impl Into<String>,
+        interval: Duration,
+        f: F,
+    ) -> Self
+    where
+        F: Fn(Database) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = std::result::Result<(), E>> + Send + 'static,
+        E: std::fmt::Display + 'static,
+    {
+        self.leader_duties.push(LeaderDuty::new(name, interval, f));
+        self
+    }
+
     fn validate(&self) -> Result<()> {
         if self.queues.is_empty() {
             return Err(Error::InvalidConfig(
@@ -176,6 +204,28 @@ impl WorkerBuilder {
                 )));
             }
         }
+        for (i, duty) in self.leader_duties.iter().enumerate() {
+            if duty.name.is_empty() || BUILT_IN_DUTIES.contains(&duty.name.as_str()) {
+                return Err(Error::InvalidConfig(format!(
+                    "leader duty name `{}` is empty or taken by a built-in duty ({}): pick \
+                     another name",
+                    duty.name,
+                    BUILT_IN_DUTIES.join(", ")
+                )));
+            }
+            if self.leader_duties[..i].iter().any(|d| d.name == duty.name) {
+                return Err(Error::InvalidConfig(format!(
+                    "leader duty `{}` is registered twice",
+                    duty.name
+                )));
+            }
+            if duty.interval.is_zero() {
+                return Err(Error::InvalidConfig(format!(
+                    "leader duty `{}` has a zero interval: use a positive duration",
+                    duty.name
+                )));
+            }
+        }
         self.settings.validate()
     }
 
@@ -199,6 +249,7 @@ impl WorkerBuilder {
                 .iter()
                 .map(|(q, _)| (q.clone(), Arc::new(Notify::new())))
                 .collect(),
+            leader: AtomicBool::new(false),
             stop_claiming: root.child_token(),
             abandon: root.child_token(),
             stop: root.clone(),
@@ -221,15 +272,26 @@ impl WorkerBuilder {
             .collect();
         drop(ack_tx);
         let acker = tokio::spawn(acker(Arc::clone(&shared), ack_rx));
-        let services = vec![
+        let mut services = vec![
             tokio::spawn(signals::signals(Arc::clone(&shared), events)),
             tokio::spawn(heartbeat::heartbeats(Arc::clone(&shared))),
-            tokio::spawn(rescue::rescuer(Arc::clone(&shared))),
-            tokio::spawn(prune::pruner(Arc::clone(&shared))),
+            tokio::spawn(rescue::sweeper(Arc::clone(&shared))),
+            tokio::spawn(leader::keep_lease(Arc::clone(&shared))),
         ];
+        let built_in = [
+            Some(rescue::rescue_duty(&shared.settings)),
+            prune::prune_duty(&shared.settings),
+        ];
+        for duty in built_in.into_iter().flatten().chain(self.leader_duties) {
+            services.push(tokio::spawn(leader::run_duty(Arc::clone(&shared), duty)));
+        }
         Ok(WorkerHandle::new(shared, producers, acker, services))
     }
 }
+
+/// Names of the built-in leader duties (see `rescue` and `prune`), which the application's
+/// duties may not take.
+const BUILT_IN_DUTIES: [&str; 2] = ["rescue", "prune"];
 
 fn default_node_name() -> String {
     let host = std::fs::read_to_string("/proc/sys/kernel/hostname")

@@ -1,13 +1,13 @@
 //! A running worker as its owner sees it: [`WorkerHandle`] and the graceful shutdown
 //! (stop claiming, let jobs finish within the grace period, abandon the rest, write the last
-//! acks, stop the services, unregister the node) that [`ShutdownReport`] summarises.
+//! acks, stop the services, release the lease, unregister the node) that [`ShutdownReport`] summarises.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::task::JoinHandle;
 
-use super::Shared;
+use super::{Shared, leader};
 use crate::engine;
 
 /// A running worker. Call [`shutdown`](Self::shutdown) to stop it gracefully; dropping it
@@ -18,7 +18,7 @@ pub struct WorkerHandle {
     producers: Vec<JoinHandle<usize>>,
     /// PostgreSQL's ack writer (it ends once every producer has).
     acker: Option<JoinHandle<()>>,
-    /// Signals, heartbeats, rescue, pruning: stopped last.
+    /// Signals, heartbeats, the lease, leader duties: stopped last.
     services: Vec<JoinHandle<()>>,
 }
 
@@ -54,7 +54,8 @@ impl WorkerHandle {
 
     /// Stops claiming, lets running jobs finish for up to `grace`, then fires the
     /// cancellation tokens of those still running and returns them to the queue; writes all
-    /// acks, and unregisters the node.
+    /// acks, releases the maintenance lease if this node holds it (another node takes over
+    /// at once), and unregisters the node.
     pub async fn shutdown(mut self, grace: Duration) -> ShutdownReport {
         self.shared.stop_claiming.cancel();
         let mut producers = std::mem::take(&mut self.producers);
@@ -85,6 +86,7 @@ impl WorkerHandle {
         for s in std::mem::take(&mut self.services) {
             let _ = s.await;
         }
+        leader::resign(&self.shared).await;
         if let Err(e) = engine::remove_node(&self.shared.db, &self.shared.node).await {
             tracing::warn!(error = %e, "flowstone-queue: could not unregister node");
         }

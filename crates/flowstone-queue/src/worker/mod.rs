@@ -2,8 +2,10 @@
 //! concurrency in one round trip, spawns a task per job, and writes the acks of finished
 //! jobs in the same round trip as its next claim (so no-op jobs cost a fraction of a round
 //! trip each). Beside the producers run a signal task (insert wake-ups, cancels), a
-//! heartbeat task (this node is alive), a rescuer (jobs of dead nodes, jobs this node lost
-//! track of) and a pruner (old finished rows).
+//! heartbeat task (this node is alive) and an orphan sweeper (jobs this node lost track
+//! of). The duties one node does for the cluster, rescue of dead nodes' jobs, pruning of old
+//! rows and the application's own leader duties, run only on the node that holds the
+//! maintenance lease.
 //!
 //! Every ack is fenced by the attempt it claimed, so a node that was presumed dead and
 //! rescued cannot overwrite the new attempt's outcome: delivery is at least once.
@@ -14,13 +16,14 @@
 //!
 //! One file per duty: `builder` (configuring, starting), `settings` (timings), `handle`
 //! (shutdown), `producer` (claiming), `acker` (acknowledging), `run_job` (one job, outcome
-//! to ack), `signals` (wake-ups, cancels), `heartbeat`, `rescue` and `prune`. This module
-//! holds the state they share.
+//! to ack), `signals` (wake-ups, cancels), `heartbeat`, `leader` (the lease, leader duties),
+//! `rescue` and `prune`. This module holds the state they share.
 
 mod acker;
 mod builder;
 mod handle;
 mod heartbeat;
+mod leader;
 mod producer;
 mod prune;
 mod rescue;
@@ -29,6 +32,7 @@ mod settings;
 mod signals;
 
 use std::collections::HashMap;
+use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -60,6 +64,8 @@ struct Shared {
     /// Jobs claimed here and not yet acknowledged, for cancel signals and orphan sweeps.
     running: Mutex<HashMap<i64, Running>>,
     wake: HashMap<String, Arc<Notify>>,
+    /// Whether this node held the maintenance lease at its last renewal.
+    leader: AtomicBool,
     stop_claiming: CancellationToken,
     abandon: CancellationToken,
     stop: CancellationToken,

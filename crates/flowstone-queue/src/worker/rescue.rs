@@ -1,35 +1,38 @@
 //! Rescue: returning jobs to the queue when the node running them is gone. Two duties with
-//! different scopes: jobs of nodes whose heartbeat stopped (any node may do it; one is
-//! enough), and this node's own orphans, jobs the database says run here but this node does
-//! not know about (a claim whose reply was lost with its connection).
+//! different scopes: jobs of nodes whose heartbeat stopped (a leader duty: one node does it
+//! for the cluster), and this node's own orphans, jobs the database says run here but this
+//! node does not know about (a claim whose reply was lost with its connection), which every
+//! node sweeps for itself.
 
 use std::sync::Arc;
 use std::time::Duration;
 
+use super::leader::LeaderDuty;
+use super::settings::WorkerSettings;
 use super::{Shared, pause};
 use crate::engine::{self, Transition};
 use crate::job::JobState;
 
-/// Every `rescue_interval`: rescues dead nodes' jobs, then gives back this node's orphans.
-pub(super) async fn rescuer(shared: Arc<Shared>) {
-    while pause(&shared.stop, shared.settings.rescue_interval).await {
-        rescue_dead_nodes(&shared).await;
-        sweep_orphans(&shared).await;
-    }
-}
-
-/// Returns the jobs of nodes silent for `rescue_after` to the queue (or discards them when
-/// that was their last attempt).
-async fn rescue_dead_nodes(shared: &Shared) {
-    match engine::rescue(&shared.db, shared.settings.rescue_after).await {
-        Ok(ids) if !ids.is_empty() => {
+/// The leader duty that returns the jobs of nodes silent for `rescue_after` to the queue
+/// (or discards them when that was their last attempt), every `rescue_interval`.
+pub(super) fn rescue_duty(settings: &WorkerSettings) -> LeaderDuty {
+    let after = settings.rescue_after;
+    LeaderDuty::new("rescue", settings.rescue_interval, move |db| async move {
+        let ids = engine::rescue(&db, after).await?;
+        if !ids.is_empty() {
             tracing::info!(
                 count = ids.len(),
                 "flowstone-queue: rescued jobs of dead nodes"
             );
         }
-        Ok(_) => {}
-        Err(e) => tracing::warn!(error = %e, "flowstone-queue: rescue failed"),
+        Ok::<(), crate::Error>(())
+    })
+}
+
+/// Every `rescue_interval`: gives back this node's orphans.
+pub(super) async fn sweeper(shared: Arc<Shared>) {
+    while pause(&shared.stop, shared.settings.rescue_interval).await {
+        sweep_orphans(&shared).await;
     }
 }
 

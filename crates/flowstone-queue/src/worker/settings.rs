@@ -1,6 +1,7 @@
 //! A worker's timings and limits ([`WorkerSettings`]), their defaults, and the checks that
-//! reject settings that cannot work (a zero interval, a heartbeat slower than rescue), kept
-//! apart from the builder so every knob and its default is read in one place.
+//! reject settings that cannot work (a zero interval, a heartbeat slower than rescue, a
+//! lease renewed slower than it expires), kept apart from the builder so every knob and its
+//! default is read in one place.
 
 use std::time::Duration;
 
@@ -16,7 +17,8 @@ pub struct WorkerSettings {
     pub heartbeat_interval: Duration,
     /// A node silent for this long is presumed dead and its jobs are rescued. Default 60 s.
     pub rescue_after: Duration,
-    /// How often this node looks for dead nodes' jobs. Default 15 s.
+    /// How often the leader looks for dead nodes' jobs, and every node for its own orphaned
+    /// claims. Default 15 s.
     pub rescue_interval: Duration,
     /// How often running jobs are checked for cancellation by polling (SQLite across
     /// processes; a safety net on PostgreSQL, where NOTIFY delivers cancels). Default 1 s.
@@ -28,8 +30,15 @@ pub struct WorkerSettings {
     pub unknown_kind_delay: Duration,
     /// Finished rows older than this are deleted; `None` keeps them. Default 7 days.
     pub prune_after: Option<Duration>,
-    /// How often pruning runs. Default 5 min.
+    /// How often the leader prunes. Default 5 min.
     pub prune_interval: Duration,
+    /// How long the maintenance lease ([`MAINTENANCE_LEASE`](crate::lease::MAINTENANCE_LEASE))
+    /// lasts unless renewed: after a leader dies, another node takes over within this
+    /// (plus one renewal interval). Default 30 s.
+    pub lease_ttl: Duration,
+    /// How often every node takes or renews the maintenance lease; must be well below
+    /// `lease_ttl`, so one slow renewal does not lose it. Default 5 s.
+    pub lease_renew_interval: Duration,
     /// PostgreSQL: wait for the WAL flush when claiming. Default false: a claim is a lease,
     /// and one lost in a server crash only makes its job available again, which
     /// at-least-once delivery allows. Inserts and acks are always durable.
@@ -48,6 +57,8 @@ impl Default for WorkerSettings {
             unknown_kind_delay: Duration::from_secs(1),
             prune_after: Some(Duration::from_secs(7 * 24 * 3600)),
             prune_interval: Duration::from_secs(300),
+            lease_ttl: Duration::from_secs(30),
+            lease_renew_interval: Duration::from_secs(5),
             durable_claims: false,
         }
     }
@@ -64,12 +75,20 @@ impl WorkerSettings {
                 s.heartbeat_interval, s.rescue_after
             )));
         }
+        if s.lease_renew_interval >= s.lease_ttl {
+            return Err(Error::InvalidConfig(format!(
+                "lease_renew_interval ({:?}) must be shorter than lease_ttl ({:?}), or the \
+                 leader would lose its lease between renewals",
+                s.lease_renew_interval, s.lease_ttl
+            )));
+        }
         for (name, d) in [
             ("poll_interval", s.poll_interval),
             ("heartbeat_interval", s.heartbeat_interval),
             ("rescue_interval", s.rescue_interval),
             ("cancel_poll_interval", s.cancel_poll_interval),
             ("prune_interval", s.prune_interval),
+            ("lease_renew_interval", s.lease_renew_interval),
         ] {
             if d.is_zero() {
                 return Err(Error::InvalidConfig(format!(

@@ -18,6 +18,8 @@ pub fn fast() -> WorkerSettings {
         unknown_kind_delay: Duration::from_millis(20),
         prune_after: None,
         prune_interval: Duration::from_secs(300),
+        lease_ttl: Duration::from_secs(2),
+        lease_renew_interval: Duration::from_millis(100),
         durable_claims: false,
     }
 }
