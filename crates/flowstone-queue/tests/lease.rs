@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use common::{fast, wait_until};
+use common::{StartForTest, fast, migrated, start_refused, wait_until};
 use flowstone_queue::lease::{self, MAINTENANCE_LEASE};
 use flowstone_queue::testing::TestDb;
 use flowstone_queue::{Database, Error, JobState, Outcome, Worker, WorkerHandle, WorkerSettings};
@@ -26,9 +26,9 @@ const LEASE: &str = "test.lease";
 /// Longer than any test runs: only a release or an explicit short TTL hands a lease over.
 const LONG: Duration = Duration::from_secs(3600);
 
-async fn migrated(t: &TestDb) -> &Database {
-    t.queue().migrate().await.unwrap();
-    &t.db
+/// Takes or renews [`LEASE`] for `holder`; whether `holder` holds it now.
+async fn take(db: &Database, holder: &str, ttl: Duration) -> bool {
+    lease::acquire(db, LEASE, holder, ttl).await.unwrap()
 }
 
 async fn holder_name(db: &Database) -> Option<String> {
@@ -36,12 +36,9 @@ async fn holder_name(db: &Database) -> Option<String> {
 }
 
 async fn two_holders_only_one_wins(t: &TestDb) {
-    let db = migrated(t).await;
-    let (a, b) = tokio::join!(
-        lease::acquire(db, LEASE, "a", LONG),
-        lease::acquire(db, LEASE, "b", LONG)
-    );
-    let (a, b) = (a.unwrap(), b.unwrap());
+    migrated(t).await;
+    let db = &t.db;
+    let (a, b) = tokio::join!(take(db, "a", LONG), take(db, "b", LONG));
     assert!(
         a ^ b,
         "exactly one of two racing holders wins (a: {a}, b: {b})"
@@ -49,32 +46,30 @@ async fn two_holders_only_one_wins(t: &TestDb) {
     let winner = if a { "a" } else { "b" };
     let loser = if a { "b" } else { "a" };
     assert_eq!(holder_name(db).await.as_deref(), Some(winner));
-    assert!(!lease::acquire(db, LEASE, loser, LONG).await.unwrap());
+    assert!(!take(db, loser, LONG).await);
     assert_eq!(holder_name(db).await.as_deref(), Some(winner));
 }
 
 async fn expiry_lets_the_other_take_over(t: &TestDb) {
-    let db = migrated(t).await;
-    assert!(
-        lease::acquire(db, LEASE, "a", Duration::from_millis(50))
-            .await
-            .unwrap()
-    );
+    migrated(t).await;
+    let db = &t.db;
+    assert!(take(db, "a", Duration::from_millis(50)).await);
     wait_until("b takes over the expired lease", || async {
-        lease::acquire(db, LEASE, "b", LONG).await.unwrap()
+        take(db, "b", LONG).await
     })
     .await;
     assert_eq!(holder_name(db).await.as_deref(), Some("b"));
     assert!(
-        !lease::acquire(db, LEASE, "a", LONG).await.unwrap(),
+        !take(db, "a", LONG).await,
         "the old holder cannot renew a lease taken over"
     );
 }
 
 async fn release_hands_it_over_at_once(t: &TestDb) {
-    let db = migrated(t).await;
-    assert!(lease::acquire(db, LEASE, "a", LONG).await.unwrap());
-    assert!(!lease::acquire(db, LEASE, "b", LONG).await.unwrap());
+    migrated(t).await;
+    let db = &t.db;
+    assert!(take(db, "a", LONG).await);
+    assert!(!take(db, "b", LONG).await);
     assert!(
         !lease::release(db, LEASE, "b").await.unwrap(),
         "a non-holder cannot release"
@@ -82,19 +77,16 @@ async fn release_hands_it_over_at_once(t: &TestDb) {
     assert_eq!(holder_name(db).await.as_deref(), Some("a"));
     assert!(lease::release(db, LEASE, "a").await.unwrap());
     assert_eq!(holder_name(db).await, None);
-    assert!(lease::acquire(db, LEASE, "b", LONG).await.unwrap());
+    assert!(take(db, "b", LONG).await);
     assert_eq!(holder_name(db).await.as_deref(), Some("b"));
 }
 
 async fn renew_by_the_holder_extends_it(t: &TestDb) {
-    let db = migrated(t).await;
-    assert!(
-        lease::acquire(db, LEASE, "a", Duration::from_secs(60))
-            .await
-            .unwrap()
-    );
+    migrated(t).await;
+    let db = &t.db;
+    assert!(take(db, "a", Duration::from_secs(60)).await);
     let first = lease::holder(db, LEASE).await.unwrap().unwrap().expires_at;
-    assert!(lease::acquire(db, LEASE, "a", LONG).await.unwrap());
+    assert!(take(db, "a", LONG).await);
     let renewed = lease::holder(db, LEASE).await.unwrap().unwrap();
     assert_eq!(renewed.holder, "a");
     assert!(
@@ -102,7 +94,7 @@ async fn renew_by_the_holder_extends_it(t: &TestDb) {
         "renewal moves expiry from {first} to later, got {}",
         renewed.expires_at
     );
-    assert!(!lease::acquire(db, LEASE, "b", LONG).await.unwrap());
+    assert!(!take(db, "b", LONG).await);
 }
 
 /// Worker settings whose lease outlives the test: only a release hands it over.
@@ -145,13 +137,13 @@ async fn worker_with_duty(db: &Database, node: &str, log: &Arc<DutyLog>) -> Work
                 Ok::<(), Error>(())
             }
         })
-        .start()
+        .started()
         .await
-        .unwrap()
 }
 
 async fn one_worker_at_a_time_runs_a_leader_duty_and_the_next_takes_over(t: &TestDb) {
-    let db = migrated(t).await;
+    migrated(t).await;
+    let db = &t.db;
     let log = Arc::new(DutyLog::default());
     let mut workers = vec![
         worker_with_duty(db, "node-a", &log).await,
@@ -197,7 +189,8 @@ async fn one_worker_at_a_time_runs_a_leader_duty_and_the_next_takes_over(t: &Tes
 }
 
 async fn a_failing_leader_duty_keeps_its_rounds_and_the_worker(t: &TestDb) {
-    let db = migrated(t).await;
+    migrated(t).await;
+    let db = &t.db;
     let rounds = Arc::new(AtomicUsize::new(0));
     let counted = Arc::clone(&rounds);
     let worker = Worker::builder(db.clone())
@@ -211,9 +204,8 @@ async fn a_failing_leader_duty_keeps_its_rounds_and_the_worker(t: &TestDb) {
                 Err::<(), _>("the duty's own failure")
             }
         })
-        .start()
-        .await
-        .unwrap();
+        .started()
+        .await;
     wait_until("the failing duty ran again and again", || async {
         rounds.load(Ordering::SeqCst) >= 3
     })
@@ -263,13 +255,8 @@ async fn unworkable_lease_settings_and_duties_are_rejected() {
         ),
     ];
     for (builder, expected) in cases {
-        let err = builder
-            .queue("default", 1)
-            .start()
-            .await
-            .err()
-            .unwrap_or_else(|| panic!("a worker must not start: {expected}"));
-        assert!(err.to_string().contains(expected), "{err}");
+        let (_, msg) = start_refused(builder.queue("default", 1), expected).await;
+        assert!(msg.contains(expected), "{msg}");
     }
     t.cleanup().await;
 }
