@@ -11,6 +11,11 @@
 //! in-process signals plus polling, heartbeat while they run, and fence every
 //! acknowledgement by the attempt they claimed. Delivery is at least once.
 //!
+//! Duties one node does for all (rescue of dead nodes' jobs, pruning, and the application's
+//! [`WorkerBuilder::leader_duty`]) run on the worker holding the [`lease`]
+//! [`MAINTENANCE_LEASE`]. Migrations ([`Migrator`]) record a checksum of each applied step
+//! and refuse to run against a database whose applied SQL differs from this build's.
+//!
 //! ```no_run
 //! use flowstone_queue::{Database, NewJob, Outcome, Queue, Worker};
 //! use serde_json::json;

@@ -58,8 +58,9 @@ impl Worker {
 /// Configures and starts a worker.
 ///
 /// A running worker holds, from the database's pool, one connection per queue plus one for
-/// acks (PostgreSQL) and briefly one for heartbeats and maintenance; PostgreSQL also opens
-/// one `LISTEN` connection per [`Database`]. Size the pool
+/// acks (PostgreSQL) and briefly one each for heartbeats, the lease and the maintenance
+/// duties (orphan sweep, and on the leader rescue, pruning and leader duties); PostgreSQL
+/// also opens one `LISTEN` connection per [`Database`]. Size the pool
 /// ([`ConnectOptions::max_connections`](crate::ConnectOptions)) above the number of queues + 3.
 pub struct WorkerBuilder {
     db: Database,

@@ -15,7 +15,8 @@ pub struct WorkerSettings {
     pub poll_interval: Duration,
     /// How often this node records that it is alive. Default 5 s.
     pub heartbeat_interval: Duration,
-    /// A node silent for this long is presumed dead and its jobs are rescued. Default 60 s.
+    /// A node silent for this long is presumed dead and its jobs are rescued (by the lease
+    /// holder, with its own value of this setting). Default 60 s.
     pub rescue_after: Duration,
     /// How often the leader looks for dead nodes' jobs, and every node for its own orphaned
     /// claims. Default 15 s.
@@ -67,28 +68,27 @@ impl Default for WorkerSettings {
 impl WorkerSettings {
     /// Rejects timings that cannot work, naming the setting and what to use instead.
     pub(super) fn validate(&self) -> Result<()> {
-        let s = self;
-        if s.heartbeat_interval >= s.rescue_after {
+        if self.heartbeat_interval >= self.rescue_after {
             return Err(Error::InvalidConfig(format!(
                 "heartbeat_interval ({:?}) must be shorter than rescue_after ({:?}), or live \
                  nodes would be rescued",
-                s.heartbeat_interval, s.rescue_after
+                self.heartbeat_interval, self.rescue_after
             )));
         }
-        if s.lease_renew_interval >= s.lease_ttl {
+        if self.lease_renew_interval >= self.lease_ttl {
             return Err(Error::InvalidConfig(format!(
                 "lease_renew_interval ({:?}) must be shorter than lease_ttl ({:?}), or the \
                  leader would lose its lease between renewals",
-                s.lease_renew_interval, s.lease_ttl
+                self.lease_renew_interval, self.lease_ttl
             )));
         }
         for (name, d) in [
-            ("poll_interval", s.poll_interval),
-            ("heartbeat_interval", s.heartbeat_interval),
-            ("rescue_interval", s.rescue_interval),
-            ("cancel_poll_interval", s.cancel_poll_interval),
-            ("prune_interval", s.prune_interval),
-            ("lease_renew_interval", s.lease_renew_interval),
+            ("poll_interval", self.poll_interval),
+            ("heartbeat_interval", self.heartbeat_interval),
+            ("rescue_interval", self.rescue_interval),
+            ("cancel_poll_interval", self.cancel_poll_interval),
+            ("prune_interval", self.prune_interval),
+            ("lease_renew_interval", self.lease_renew_interval),
         ] {
             if d.is_zero() {
                 return Err(Error::InvalidConfig(format!(
@@ -96,7 +96,7 @@ impl WorkerSettings {
                 )));
             }
         }
-        if s.unknown_kind_limit < 1 {
+        if self.unknown_kind_limit < 1 {
             return Err(Error::InvalidConfig(
                 "unknown_kind_limit must be at least 1".into(),
             ));
