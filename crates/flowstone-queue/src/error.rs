@@ -104,6 +104,26 @@ pub enum Error {
         source: sqlx::Error,
     },
 
+    /// A migration recorded as applied has different SQL in this build: the database was
+    /// built by other SQL than this build ships.
+    #[error(
+        "migration {component} v{version} `{name}` was changed after it was applied to this \
+         database (recorded checksum {recorded}, this build's {current}): an applied migration \
+         must not change. Restore its original SQL and put the change in a new migration"
+    )]
+    MigrationChanged {
+        /// Component whose migration changed.
+        component: String,
+        /// Its version.
+        version: i64,
+        /// Its name (as this build calls it).
+        name: String,
+        /// The checksum recorded when it was applied.
+        recorded: String,
+        /// The checksum of this build's SQL.
+        current: String,
+    },
+
     /// The database is at a newer migration version than this build knows.
     #[error(
         "the database has {component} migration v{found}, newer than this build knows (v{known}); \

@@ -11,6 +11,11 @@
 //! in-process signals plus polling, heartbeat while they run, and fence every
 //! acknowledgement by the attempt they claimed. Delivery is at least once.
 //!
+//! Duties one node does for all (rescue of dead nodes' jobs, pruning, and the application's
+//! [`WorkerBuilder::leader_duty`]) run on the worker holding the [`lease`]
+//! [`MAINTENANCE_LEASE`]. Migrations ([`Migrator`]) record a checksum of each applied step
+//! and refuse to run against a database whose applied SQL differs from this build's.
+//!
 //! ```no_run
 //! use flowstone_queue::{Database, NewJob, Outcome, Queue, Worker};
 //! use serde_json::json;
@@ -43,6 +48,7 @@ mod engine;
 pub mod error;
 pub mod handler;
 pub mod job;
+pub mod lease;
 pub mod migrate;
 mod redact;
 #[cfg(feature = "testing")]
@@ -55,6 +61,7 @@ pub use error::{Error, Result};
 pub use flowstone_backoff::{Backoff, Exponential};
 pub use handler::{HandlerOptions, JobContext, Outcome};
 pub use job::{AttemptError, Inserted, InsertedId, Job, JobFilter, JobState, NewJob, Unique};
+pub use lease::{LeaseHolder, MAINTENANCE_LEASE};
 pub use migrate::{Migration, Migrator, QUEUE_MIGRATIONS};
 pub use redact::{redact_url, redact_url_in};
 pub use tokio_util::sync::CancellationToken;

@@ -1,8 +1,14 @@
 //! A small migration runner that records what it applied in its OWN table,
-//! `flowstone_migrations(component, version, name, applied_at)`, never in sqlx's
+//! `flowstone_migrations(component, version, name, applied_at, checksum)`, never in sqlx's
 //! `_sqlx_migrations`, so it cannot collide with the application's migrations. Each
 //! component (this queue is `"queue"`; the core crate uses its own name) has its own
 //! version sequence in the same table.
+//!
+//! Each applied migration's SQL is recorded by checksum (FNV-1a 64 of the engine's SQL,
+//! carriage returns ignored so a Windows checkout hashes alike). A runner whose migration
+//! differs from the one applied refuses to start: the database was built by other SQL than
+//! this build ships, and re-applying or skipping it would both be wrong. Rows recorded before
+//! checksums existed get theirs on the next run (they were applied from the same file).
 //!
 //! Concurrent runners (several nodes starting at once) are serialised: a PostgreSQL advisory
 //! lock, or `BEGIN IMMEDIATE` on SQLite. Each migration runs in a transaction together with
@@ -10,10 +16,11 @@
 
 use sqlx::{Connection, Executor, Row};
 
-use crate::database::{Database, Pool};
+use crate::database::{Database, Engine, Pool};
 use crate::error::{Error, Result};
 
 /// One schema step, with its SQL for each engine. The SQL may hold several statements.
+/// Once applied anywhere, a migration must not change: put changes in a new one.
 #[derive(Debug, Clone, Copy)]
 pub struct Migration {
     /// Version, increasing from 1 within a component.
@@ -26,11 +33,42 @@ pub struct Migration {
     pub postgres: &'static str,
 }
 
+impl Migration {
+    /// The SQL this migration runs on `engine`.
+    pub fn sql(&self, engine: Engine) -> &'static str {
+        match engine {
+            Engine::Sqlite => self.sqlite,
+            Engine::Postgres => self.postgres,
+        }
+    }
+
+    /// The checksum recorded for this migration on `engine`: FNV-1a 64 of its SQL (without
+    /// carriage returns), as 16 hex digits.
+    pub fn checksum(&self, engine: Engine) -> String {
+        const OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
+        const PRIME: u64 = 0x0000_0100_0000_01b3;
+        let hash = self
+            .sql(engine)
+            .bytes()
+            .filter(|&b| b != b'\r')
+            .fold(OFFSET, |h, b| (h ^ u64::from(b)).wrapping_mul(PRIME));
+        format!("{hash:016x}")
+    }
+}
+
 /// Applies a component's migrations in version order, each at most once.
 #[derive(Debug, Clone, Copy)]
 pub struct Migrator {
     component: &'static str,
     migrations: &'static [Migration],
+}
+
+/// What a run has to do, decided from the recorded rows before anything is written.
+struct Plan {
+    /// Applied rows without a checksum yet: (version, checksum to record).
+    backfill: Vec<(i64, String)>,
+    /// Migrations not applied yet, in version order, with their checksums.
+    pending: Vec<(&'static Migration, String)>,
 }
 
 /// Key of the PostgreSQL advisory lock that serialises migration runners ("fsmigrat").
@@ -39,11 +77,19 @@ const PG_LOCK_KEY: i64 = 0x6673_6d69_6772_6174;
 const CREATE_TABLE_SQLITE: &str = "CREATE TABLE IF NOT EXISTS flowstone_migrations (
     component TEXT NOT NULL, version INTEGER NOT NULL, name TEXT NOT NULL,
     applied_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now')),
+    checksum TEXT,
     PRIMARY KEY (component, version))";
 const CREATE_TABLE_PG: &str = "CREATE TABLE IF NOT EXISTS flowstone_migrations (
     component text NOT NULL, version bigint NOT NULL, name text NOT NULL,
     applied_at timestamptz NOT NULL DEFAULT now(),
-    PRIMARY KEY (component, version))";
+    checksum text,
+    PRIMARY KEY (component, version));
+    ALTER TABLE flowstone_migrations ADD COLUMN IF NOT EXISTS checksum text";
+/// Tables made before checksums existed lack the column (SQLite has no `ADD COLUMN IF NOT
+/// EXISTS`: the runner asks first).
+const HAS_CHECKSUM_SQLITE: &str =
+    "SELECT count(*) FROM pragma_table_info('flowstone_migrations') WHERE name = 'checksum'";
+const ADD_CHECKSUM_SQLITE: &str = "ALTER TABLE flowstone_migrations ADD COLUMN checksum TEXT";
 
 impl Migrator {
     /// A runner for `component`'s migrations (versions must increase).
@@ -59,7 +105,9 @@ impl Migrator {
         self.component
     }
 
-    /// Applies every migration not yet recorded; returns the versions applied now.
+    /// Applies every migration not yet recorded; returns the versions applied now. Fails,
+    /// changing nothing, when an applied migration's SQL differs from this build's
+    /// ([`Error::MigrationChanged`]) or the database is newer than this build.
     pub async fn run(&self, db: &Database) -> Result<Vec<i64>> {
         match db.pool() {
             Pool::Postgres(pool) => {
@@ -81,24 +129,44 @@ impl Migrator {
                 let mut conn = pool.acquire().await?;
                 let mut tx = conn.begin_with("BEGIN IMMEDIATE").await?;
                 tx.execute(CREATE_TABLE_SQLITE).await?;
-                let rows =
-                    sqlx::query("SELECT version FROM flowstone_migrations WHERE component = ?")
-                        .bind(self.component)
-                        .fetch_all(&mut *tx)
-                        .await?;
-                let pending = self.pending(versions(rows)?)?;
+                let has_checksum: i64 = sqlx::query_scalar(HAS_CHECKSUM_SQLITE)
+                    .fetch_one(&mut *tx)
+                    .await?;
+                if has_checksum == 0 {
+                    tx.execute(ADD_CHECKSUM_SQLITE).await?;
+                }
+                let rows = sqlx::query(
+                    "SELECT version, checksum FROM flowstone_migrations WHERE component = ?",
+                )
+                .bind(self.component)
+                .fetch_all(&mut *tx)
+                .await?;
+                let plan = self.plan(Engine::Sqlite, recorded(rows)?)?;
+                for (version, checksum) in &plan.backfill {
+                    sqlx::query(
+                        "UPDATE flowstone_migrations SET checksum = ? \
+                         WHERE component = ? AND version = ?",
+                    )
+                    .bind(checksum)
+                    .bind(self.component)
+                    .bind(version)
+                    .execute(&mut *tx)
+                    .await?;
+                }
                 let mut done = Vec::new();
-                for m in pending {
+                for (m, checksum) in plan.pending {
                     sqlx::raw_sql(m.sqlite)
                         .execute(&mut *tx)
                         .await
                         .map_err(|e| self.failed(m, e))?;
                     sqlx::query(
-                        "INSERT INTO flowstone_migrations (component, version, name) VALUES (?, ?, ?)",
+                        "INSERT INTO flowstone_migrations (component, version, name, checksum) \
+                         VALUES (?, ?, ?, ?)",
                     )
                     .bind(self.component)
                     .bind(m.version)
                     .bind(m.name)
+                    .bind(checksum)
                     .execute(&mut *tx)
                     .await?;
                     done.push(m.version);
@@ -110,25 +178,39 @@ impl Migrator {
     }
 
     async fn run_pg(&self, conn: &mut sqlx::PgConnection) -> Result<Vec<i64>> {
-        conn.execute(CREATE_TABLE_PG).await?;
-        let rows = sqlx::query("SELECT version FROM flowstone_migrations WHERE component = $1")
+        sqlx::raw_sql(CREATE_TABLE_PG).execute(&mut *conn).await?;
+        let rows =
+            sqlx::query("SELECT version, checksum FROM flowstone_migrations WHERE component = $1")
+                .bind(self.component)
+                .fetch_all(&mut *conn)
+                .await?;
+        let plan = self.plan(Engine::Postgres, recorded(rows)?)?;
+        for (version, checksum) in &plan.backfill {
+            sqlx::query(
+                "UPDATE flowstone_migrations SET checksum = $1 \
+                 WHERE component = $2 AND version = $3",
+            )
+            .bind(checksum)
             .bind(self.component)
-            .fetch_all(&mut *conn)
+            .bind(version)
+            .execute(&mut *conn)
             .await?;
-        let pending = self.pending(versions(rows)?)?;
+        }
         let mut done = Vec::new();
-        for m in pending {
+        for (m, checksum) in plan.pending {
             let mut tx = conn.begin().await?;
             sqlx::raw_sql(m.postgres)
                 .execute(&mut *tx)
                 .await
                 .map_err(|e| self.failed(m, e))?;
             sqlx::query(
-                "INSERT INTO flowstone_migrations (component, version, name) VALUES ($1, $2, $3)",
+                "INSERT INTO flowstone_migrations (component, version, name, checksum) \
+                 VALUES ($1, $2, $3, $4)",
             )
             .bind(self.component)
             .bind(m.version)
             .bind(m.name)
+            .bind(checksum)
             .execute(&mut *tx)
             .await?;
             tx.commit().await?;
@@ -137,9 +219,10 @@ impl Migrator {
         Ok(done)
     }
 
-    fn pending(&self, applied: Vec<i64>) -> Result<Vec<&'static Migration>> {
+    /// Compares the recorded rows `(version, checksum)` with this build's migrations.
+    fn plan(&self, engine: Engine, applied: Vec<(i64, Option<String>)>) -> Result<Plan> {
         let known = self.migrations.iter().map(|m| m.version).max().unwrap_or(0);
-        if let Some(&found) = applied.iter().max()
+        if let Some(found) = applied.iter().map(|(v, _)| *v).max()
             && found > known
         {
             return Err(Error::NewerSchema {
@@ -148,11 +231,28 @@ impl Migrator {
                 known,
             });
         }
-        Ok(self
-            .migrations
-            .iter()
-            .filter(|m| !applied.contains(&m.version))
-            .collect())
+        let mut plan = Plan {
+            backfill: Vec::new(),
+            pending: Vec::new(),
+        };
+        for m in self.migrations {
+            let current = m.checksum(engine);
+            match applied.iter().find(|(v, _)| *v == m.version) {
+                None => plan.pending.push((m, current)),
+                Some((_, None)) => plan.backfill.push((m.version, current)),
+                Some((_, Some(recorded))) if *recorded == current => {}
+                Some((_, Some(recorded))) => {
+                    return Err(Error::MigrationChanged {
+                        component: self.component.to_string(),
+                        version: m.version,
+                        name: m.name.to_string(),
+                        recorded: recorded.clone(),
+                        current,
+                    });
+                }
+            }
+        }
+        Ok(plan)
     }
 
     fn failed(&self, m: &Migration, source: sqlx::Error) -> Error {
@@ -165,23 +265,73 @@ impl Migrator {
     }
 }
 
-fn versions<R: Row>(rows: Vec<R>) -> Result<Vec<i64>>
+/// Decodes `(version, checksum)` rows.
+fn recorded<R: Row>(rows: Vec<R>) -> Result<Vec<(i64, Option<String>)>>
 where
     usize: sqlx::ColumnIndex<R>,
     for<'r> i64: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    for<'r> Option<String>: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
 {
     rows.iter()
-        .map(|r| r.try_get::<i64, _>(0).map_err(Error::from))
+        .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
         .collect()
 }
 
 /// The queue's own migrations (component `"queue"`).
 pub static QUEUE_MIGRATIONS: Migrator = Migrator::new(
     "queue",
-    &[Migration {
-        version: 1,
-        name: "jobs",
-        sqlite: include_str!("../migrations/sqlite/0001_jobs.sql"),
-        postgres: include_str!("../migrations/postgres/0001_jobs.sql"),
-    }],
+    &[
+        Migration {
+            version: 1,
+            name: "jobs",
+            sqlite: include_str!("../migrations/sqlite/0001_jobs.sql"),
+            postgres: include_str!("../migrations/postgres/0001_jobs.sql"),
+        },
+        Migration {
+            version: 2,
+            name: "leases",
+            sqlite: include_str!("../migrations/sqlite/0002_leases.sql"),
+            postgres: include_str!("../migrations/postgres/0002_leases.sql"),
+        },
+    ],
 );
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn migration(sql: &'static str) -> Migration {
+        Migration {
+            version: 1,
+            name: "m",
+            sqlite: sql,
+            postgres: sql,
+        }
+    }
+
+    #[test]
+    fn checksum_is_fnv1a_64_of_the_engines_sql() {
+        // Published FNV-1a 64 test vectors.
+        assert_eq!(migration("").checksum(Engine::Sqlite), "cbf29ce484222325");
+        assert_eq!(
+            migration("a").checksum(Engine::Postgres),
+            "af63dc4c8601ec8c"
+        );
+        let split = Migration {
+            postgres: "b",
+            ..migration("a")
+        };
+        assert_ne!(
+            split.checksum(Engine::Sqlite),
+            split.checksum(Engine::Postgres)
+        );
+    }
+
+    #[test]
+    fn checksum_ignores_carriage_returns() {
+        assert_eq!(
+            migration("CREATE TABLE t (id int);\r\n").checksum(Engine::Sqlite),
+            migration("CREATE TABLE t (id int);\n").checksum(Engine::Sqlite)
+        );
+    }
+}

@@ -4,16 +4,20 @@
 mod common;
 
 use std::collections::HashSet;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use chrono::Utc;
-use common::{RUNS_TABLE, exec, fast, record_run, runs, scalar, wait_until};
+use common::{
+    Flag, RUNS_TABLE, StartForTest, enqueue, enqueue_many, exec, fast, fast_worker, migrated,
+    record_run, runs, scalar, start_refused, wait_until,
+};
+use flowstone_queue::lease::{self, MAINTENANCE_LEASE};
 use flowstone_queue::testing::TestDb;
 use flowstone_queue::{
-    Backoff, Database, Engine, Error, HandlerOptions, JobFilter, JobState, NewJob, Outcome, Queue,
-    Unique, Worker,
+    Backoff, Database, Engine, Error, HandlerOptions, Job, JobFilter, JobState, NewJob, Outcome,
+    Queue, Unique, Worker,
 };
 use serde_json::json;
 
@@ -53,35 +57,37 @@ async fn all_final(q: &Queue, ids: &[i64]) -> bool {
     true
 }
 
+/// A worker whose `kind` handler completes at once and records the ids it ran, in order.
+fn recording_worker(
+    db: &Database,
+    concurrency: usize,
+    kind: &str,
+) -> (Arc<Mutex<Vec<i64>>>, flowstone_queue::WorkerBuilder) {
+    let ran = Arc::new(Mutex::new(Vec::new()));
+    let seen = Arc::clone(&ran);
+    let worker = fast_worker(db, concurrency).handler(kind, move |ctx| {
+        seen.lock().unwrap().push(ctx.id);
+        async { Outcome::complete() }
+    });
+    (ran, worker)
+}
+
 async fn priority_and_schedule_order_claims(t: &TestDb) {
-    let q = t.queue();
-    q.migrate().await.unwrap();
+    let q = migrated(t).await;
     let now = Utc::now();
-    let p5 = q
-        .insert(NewJob::new("rec", json!(1)).priority(5))
-        .await
-        .unwrap()
-        .job
-        .id;
+    let p5 = enqueue(&q, NewJob::new("rec", json!(1)).priority(5)).await;
     // Same priority: the earlier scheduled_at goes first, whatever the id order.
-    let p0_late = q
-        .insert(NewJob::new("rec", json!(2)).scheduled_at(now - chrono::Duration::seconds(1)))
-        .await
-        .unwrap()
-        .job
-        .id;
-    let p0_early = q
-        .insert(NewJob::new("rec", json!(3)).scheduled_at(now - chrono::Duration::seconds(10)))
-        .await
-        .unwrap()
-        .job
-        .id;
-    let p9 = q
-        .insert(NewJob::new("rec", json!(4)).priority(9))
-        .await
-        .unwrap()
-        .job
-        .id;
+    let p0_late = enqueue(
+        &q,
+        NewJob::new("rec", json!(2)).scheduled_at(now - chrono::Duration::seconds(1)),
+    )
+    .await;
+    let p0_early = enqueue(
+        &q,
+        NewJob::new("rec", json!(3)).scheduled_at(now - chrono::Duration::seconds(10)),
+    )
+    .await;
+    let p9 = enqueue(&q, NewJob::new("rec", json!(4)).priority(9)).await;
     let future = q
         .insert(NewJob::new("rec", json!(5)).schedule_in(Duration::from_secs(3600)))
         .await
@@ -89,18 +95,8 @@ async fn priority_and_schedule_order_claims(t: &TestDb) {
         .job;
     assert_eq!(future.state, JobState::Scheduled);
 
-    let order = Arc::new(Mutex::new(Vec::new()));
-    let seen = Arc::clone(&order);
-    let worker = Worker::builder(t.db.clone())
-        .queue("default", 1)
-        .settings(fast())
-        .handler("rec", move |ctx| {
-            seen.lock().unwrap().push(ctx.id);
-            async { Outcome::complete() }
-        })
-        .start()
-        .await
-        .unwrap();
+    let (order, worker) = recording_worker(&t.db, 1, "rec");
+    let worker = worker.started().await;
     let expected = vec![p0_early, p0_late, p5, p9];
     wait_until("four due jobs completed", || all_final(&q, &expected)).await;
     worker.shutdown(Duration::from_secs(10)).await;
@@ -115,13 +111,22 @@ async fn priority_and_schedule_order_claims(t: &TestDb) {
     assert_eq!(future.attempt, 0);
 }
 
+/// Runs `job` on a worker whose handlers retry, fail, refuse or snooze by kind; returns the
+/// job in its final state.
+async fn run_on_flaky_worker(t: &TestDb, job: NewJob) -> Job {
+    let q = migrated(t).await;
+    let id = enqueue(&q, job).await;
+    let worker = flaky_worker(&t.db).started().await;
+    let job = q.wait(id, common::PATIENCE).await.unwrap();
+    worker.shutdown(Duration::from_secs(10)).await;
+    job
+}
+
 fn flaky_worker(db: &Database) -> flowstone_queue::WorkerBuilder {
     let quick = HandlerOptions {
         backoff: Backoff::Constant(Duration::from_millis(10)),
     };
-    Worker::builder(db.clone())
-        .queue("default", 4)
-        .settings(fast())
+    fast_worker(db, 4)
         .handler_with("fail_twice", quick.clone(), |ctx| async move {
             if ctx.attempt < 3 {
                 Outcome::retry(format!("boom on attempt {}", ctx.attempt))
@@ -145,17 +150,7 @@ fn flaky_worker(db: &Database) -> flowstone_queue::WorkerBuilder {
 }
 
 async fn retry_then_complete_records_errors(t: &TestDb) {
-    let q = t.queue();
-    q.migrate().await.unwrap();
-    let id = q
-        .insert(NewJob::new("fail_twice", json!({})))
-        .await
-        .unwrap()
-        .job
-        .id;
-    let worker = flaky_worker(&t.db).start().await.unwrap();
-    let job = q.wait(id, common::PATIENCE).await.unwrap();
-    worker.shutdown(Duration::from_secs(10)).await;
+    let job = run_on_flaky_worker(t, NewJob::new("fail_twice", json!({}))).await;
     assert_eq!(job.state, JobState::Completed);
     assert_eq!(job.attempt, 3);
     assert_eq!(job.errors.len(), 2);
@@ -167,17 +162,7 @@ async fn retry_then_complete_records_errors(t: &TestDb) {
 }
 
 async fn out_of_attempts_discards(t: &TestDb) {
-    let q = t.queue();
-    q.migrate().await.unwrap();
-    let id = q
-        .insert(NewJob::new("always_fails", json!({})).max_attempts(3))
-        .await
-        .unwrap()
-        .job
-        .id;
-    let worker = flaky_worker(&t.db).start().await.unwrap();
-    let job = q.wait(id, common::PATIENCE).await.unwrap();
-    worker.shutdown(Duration::from_secs(10)).await;
+    let job = run_on_flaky_worker(t, NewJob::new("always_fails", json!({})).max_attempts(3)).await;
     assert_eq!(job.state, JobState::Discarded);
     assert_eq!(job.attempt, 3);
     assert_eq!(job.errors.len(), 3);
@@ -185,17 +170,7 @@ async fn out_of_attempts_discards(t: &TestDb) {
 }
 
 async fn non_retryable_error_discards_at_once(t: &TestDb) {
-    let q = t.queue();
-    q.migrate().await.unwrap();
-    let id = q
-        .insert(NewJob::new("bad_input", json!({})))
-        .await
-        .unwrap()
-        .job
-        .id;
-    let worker = flaky_worker(&t.db).start().await.unwrap();
-    let job = q.wait(id, common::PATIENCE).await.unwrap();
-    worker.shutdown(Duration::from_secs(10)).await;
+    let job = run_on_flaky_worker(t, NewJob::new("bad_input", json!({}))).await;
     assert_eq!(job.state, JobState::Discarded);
     assert_eq!(job.attempt, 1);
     assert_eq!(job.errors.len(), 1);
@@ -203,17 +178,7 @@ async fn non_retryable_error_discards_at_once(t: &TestDb) {
 }
 
 async fn snooze_does_not_spend_an_attempt(t: &TestDb) {
-    let q = t.queue();
-    q.migrate().await.unwrap();
-    let id = q
-        .insert(NewJob::new("sleepy", json!({})).max_attempts(1))
-        .await
-        .unwrap()
-        .job
-        .id;
-    let worker = flaky_worker(&t.db).start().await.unwrap();
-    let job = q.wait(id, common::PATIENCE).await.unwrap();
-    worker.shutdown(Duration::from_secs(10)).await;
+    let job = run_on_flaky_worker(t, NewJob::new("sleepy", json!({})).max_attempts(1)).await;
     // One attempt allowed, yet it snoozed once and still completed.
     assert_eq!(job.state, JobState::Completed);
     assert_eq!(job.attempt, 1);
@@ -227,8 +192,7 @@ async fn snooze_does_not_spend_an_attempt(t: &TestDb) {
 }
 
 async fn concurrent_unique_inserts_make_one_job(t: &TestDb) {
-    let q = t.queue();
-    q.migrate().await.unwrap();
+    let q = migrated(t).await;
     let mut tasks = Vec::new();
     for _ in 0..100 {
         let q = q.clone();
@@ -258,13 +222,10 @@ async fn concurrent_unique_inserts_make_one_job(t: &TestDb) {
         .unwrap();
     assert_eq!(listed.len(), 1);
 
-    let worker = Worker::builder(t.db.clone())
-        .queue("default", 2)
-        .settings(fast())
+    let worker = fast_worker(&t.db, 2)
         .handler("once", |_| async { Outcome::complete() })
-        .start()
-        .await
-        .unwrap();
+        .started()
+        .await;
     let first = *ids.iter().next().unwrap();
     q.wait(first, common::PATIENCE).await.unwrap();
     let again = q
@@ -278,8 +239,7 @@ async fn concurrent_unique_inserts_make_one_job(t: &TestDb) {
 }
 
 async fn four_workers_never_run_a_job_twice(t: &TestDb) {
-    let q = t.queue();
-    q.migrate().await.unwrap();
+    let q = migrated(t).await;
     exec(&t.db, RUNS_TABLE).await;
     let running = Arc::new(Mutex::new(HashSet::new()));
     let overlaps = Arc::new(AtomicUsize::new(0));
@@ -317,20 +277,13 @@ async fn four_workers_never_run_a_job_twice(t: &TestDb) {
                     Outcome::complete()
                 }
             })
-            .start()
-            .await
-            .unwrap();
+            .started()
+            .await;
         workers.push(w);
     }
     // Inserted once all four listen, so all four are woken for them.
     let jobs: Vec<NewJob> = (0..400).map(|i| NewJob::new("count", json!(i))).collect();
-    let ids: Vec<i64> = q
-        .insert_many(&jobs)
-        .await
-        .unwrap()
-        .iter()
-        .map(|i| i.id)
-        .collect();
+    let ids: Vec<i64> = enqueue_many(&q, &jobs).await;
     wait_until("400 jobs completed", || async {
         scalar(
             &t.db,
@@ -358,36 +311,15 @@ async fn four_workers_never_run_a_job_twice(t: &TestDb) {
 }
 
 async fn cancel_pending_job_never_runs(t: &TestDb) {
-    let q = t.queue();
-    q.migrate().await.unwrap();
-    let doomed = q
-        .insert(NewJob::new("track", json!("doomed")))
-        .await
-        .unwrap()
-        .job
-        .id;
+    let q = migrated(t).await;
+    let doomed = enqueue(&q, NewJob::new("track", json!("doomed"))).await;
     let cancelled = q.cancel(doomed).await.unwrap();
     assert_eq!(cancelled.state, JobState::Cancelled);
     assert!(cancelled.cancelled_at.is_some());
-    let ran = Arc::new(Mutex::new(Vec::new()));
-    let seen = Arc::clone(&ran);
-    let worker = Worker::builder(t.db.clone())
-        .queue("default", 2)
-        .settings(fast())
-        .handler("track", move |ctx| {
-            seen.lock().unwrap().push(ctx.id);
-            async { Outcome::complete() }
-        })
-        .start()
-        .await
-        .unwrap();
+    let (ran, worker) = recording_worker(&t.db, 2, "track");
+    let worker = worker.started().await;
     // A later job on the same queue runs: the worker did look at the queue.
-    let later = q
-        .insert(NewJob::new("track", json!("later")))
-        .await
-        .unwrap()
-        .job
-        .id;
+    let later = enqueue(&q, NewJob::new("track", json!("later"))).await;
     q.wait(later, common::PATIENCE).await.unwrap();
     worker.shutdown(Duration::from_secs(10)).await;
     assert_eq!(*ran.lock().unwrap(), vec![later]);
@@ -397,44 +329,31 @@ async fn cancel_pending_job_never_runs(t: &TestDb) {
 }
 
 async fn cancel_running_job_fires_token(t: &TestDb) {
-    let q = t.queue();
-    q.migrate().await.unwrap();
-    let fired = Arc::new(AtomicBool::new(false));
-    let started = Arc::new(AtomicBool::new(false));
-    let (f, s) = (Arc::clone(&fired), Arc::clone(&started));
-    let worker = Worker::builder(t.db.clone())
-        .queue("default", 2)
-        .settings(fast())
+    let q = migrated(t).await;
+    let (fired, started) = (Flag::default(), Flag::default());
+    let (f, s) = (fired.clone(), started.clone());
+    let worker = fast_worker(&t.db, 2)
         .handler("block", move |ctx| {
-            let (f, s) = (Arc::clone(&f), Arc::clone(&s));
+            let (f, s) = (f.clone(), s.clone());
             async move {
-                s.store(true, Ordering::SeqCst);
+                s.set();
                 tokio::select! {
                     _ = ctx.cancel.cancelled() => {
-                        f.store(true, Ordering::SeqCst);
+                        f.set();
                         Outcome::cancelled("saw the token")
                     }
                     _ = tokio::time::sleep(common::PATIENCE) => Outcome::complete(),
                 }
             }
         })
-        .start()
-        .await
-        .unwrap();
-    let id = q
-        .insert(NewJob::new("block", json!({})))
-        .await
-        .unwrap()
-        .job
-        .id;
-    wait_until("handler started", || async {
-        started.load(Ordering::SeqCst)
-    })
-    .await;
+        .started()
+        .await;
+    let id = enqueue(&q, NewJob::new("block", json!({}))).await;
+    started.wait("handler started").await;
     // Cancel from another connection pool (another process, as far as signals go).
     let other = Queue::connect(t.url()).await.unwrap();
     other.cancel(id).await.unwrap();
-    wait_until("token fired", || async { fired.load(Ordering::SeqCst) }).await;
+    fired.wait("token fired").await;
     worker.shutdown(Duration::from_secs(10)).await;
     let job = q.get(id).await.unwrap();
     assert_eq!(job.state, JobState::Cancelled);
@@ -448,8 +367,7 @@ struct Typed {
 }
 
 async fn malformed_args_are_discarded_and_worker_goes_on(t: &TestDb) {
-    let q = t.queue();
-    q.migrate().await.unwrap();
+    let q = migrated(t).await;
     let now = Utc::now().timestamp_micros();
     let bad_sql = match t.engine() {
         Engine::Postgres => {
@@ -462,21 +380,13 @@ async fn malformed_args_are_discarded_and_worker_goes_on(t: &TestDb) {
         ),
     };
     exec(&t.db, &bad_sql).await;
-    let good = q
-        .insert(NewJob::new("typed", json!({"n": 41})))
-        .await
-        .unwrap()
-        .job
-        .id;
-    let worker = Worker::builder(t.db.clone())
-        .queue("default", 2)
-        .settings(fast())
+    let good = enqueue(&q, NewJob::new("typed", json!({"n": 41}))).await;
+    let worker = fast_worker(&t.db, 2)
         .typed_handler("typed", |_ctx, args: Typed| async move {
             Outcome::complete_with(&(args.n + 1))
         })
-        .start()
-        .await
-        .unwrap();
+        .started()
+        .await;
     let good = q.wait(good, common::PATIENCE).await.unwrap();
     assert_eq!(good.result, Some(json!(42)));
     let bad: Vec<_> = q
@@ -501,8 +411,7 @@ async fn malformed_args_are_discarded_and_worker_goes_on(t: &TestDb) {
 }
 
 async fn unknown_kind_is_given_back_without_spending_attempts(t: &TestDb) {
-    let q = t.queue();
-    q.migrate().await.unwrap();
+    let q = migrated(t).await;
     let mut s = fast();
     s.unknown_kind_limit = 1000;
     // An old node that does not know the new kind.
@@ -511,15 +420,9 @@ async fn unknown_kind_is_given_back_without_spending_attempts(t: &TestDb) {
         .queue("default", 2)
         .settings(s)
         .handler("legacy", |_| async { Outcome::complete() })
-        .start()
-        .await
-        .unwrap();
-    let id = q
-        .insert(NewJob::new("new_kind", json!({})).max_attempts(1))
-        .await
-        .unwrap()
-        .job
-        .id;
+        .started()
+        .await;
+    let id = enqueue(&q, NewJob::new("new_kind", json!({})).max_attempts(1)).await;
     wait_until("old node gave the job back twice", || async {
         q.get(id).await.unwrap().unhandled >= 2
     })
@@ -529,9 +432,8 @@ async fn unknown_kind_is_given_back_without_spending_attempts(t: &TestDb) {
         .queue("default", 2)
         .settings(fast())
         .handler("new_kind", |_| async { Outcome::complete() })
-        .start()
-        .await
-        .unwrap();
+        .started()
+        .await;
     let job = q.wait(id, common::PATIENCE).await.unwrap();
     assert_eq!(
         job.state,
@@ -545,19 +447,11 @@ async fn unknown_kind_is_given_back_without_spending_attempts(t: &TestDb) {
     old.shutdown(Duration::from_secs(10)).await;
 
     // Nobody knows this kind: discarded after the limit (3 in `fast()`), naming the kind.
-    let orphan = q
-        .insert(NewJob::new("nobody_knows", json!({})))
-        .await
-        .unwrap()
-        .job
-        .id;
-    let strict = Worker::builder(t.db.clone())
-        .queue("default", 1)
-        .settings(fast())
+    let orphan = enqueue(&q, NewJob::new("nobody_knows", json!({}))).await;
+    let strict = fast_worker(&t.db, 1)
         .handler("legacy", |_| async { Outcome::complete() })
-        .start()
-        .await
-        .unwrap();
+        .started()
+        .await;
     let job = q.wait(orphan, common::PATIENCE).await.unwrap();
     strict.shutdown(Duration::from_secs(10)).await;
     assert_eq!(job.state, JobState::Discarded);
@@ -566,26 +460,21 @@ async fn unknown_kind_is_given_back_without_spending_attempts(t: &TestDb) {
 }
 
 async fn batch_list_count_cancel(t: &TestDb) {
-    let q = t.queue();
-    q.migrate().await.unwrap();
-    let started = Arc::new(AtomicBool::new(false));
-    let fired = Arc::new(AtomicBool::new(false));
-    let (s, f) = (Arc::clone(&started), Arc::clone(&fired));
-    let worker = Worker::builder(t.db.clone())
-        .queue("default", 2)
-        .settings(fast())
+    let q = migrated(t).await;
+    let (started, fired) = (Flag::default(), Flag::default());
+    let (s, f) = (started.clone(), fired.clone());
+    let worker = fast_worker(&t.db, 2)
         .handler("block", move |ctx| {
-            let (s, f) = (Arc::clone(&s), Arc::clone(&f));
+            let (s, f) = (s.clone(), f.clone());
             async move {
-                s.store(true, Ordering::SeqCst);
+                s.set();
                 ctx.cancel.cancelled().await;
-                f.store(true, Ordering::SeqCst);
+                f.set();
                 Outcome::complete()
             }
         })
-        .start()
-        .await
-        .unwrap();
+        .started()
+        .await;
     let mut jobs = vec![NewJob::new("block", json!({})).batch("b1")];
     for i in 0..4 {
         jobs.push(
@@ -600,19 +489,13 @@ async fn batch_list_count_cancel(t: &TestDb) {
             .batch("b2"),
     );
     q.insert_many(&jobs).await.unwrap();
-    wait_until("batch job running", || async {
-        started.load(Ordering::SeqCst)
-    })
-    .await;
+    started.wait("batch job running").await;
     let counts = q.count_batch("b1").await.unwrap();
     assert!(counts.contains(&(JobState::Scheduled, 4)), "{counts:?}");
     assert!(counts.contains(&(JobState::Executing, 1)), "{counts:?}");
     assert_eq!(q.list_batch("b1", None, None).await.unwrap().len(), 5);
     assert_eq!(q.cancel_batch("b1").await.unwrap(), 5);
-    wait_until("running batch job signalled", || async {
-        fired.load(Ordering::SeqCst)
-    })
-    .await;
+    fired.wait("running batch job signalled").await;
     worker.shutdown(Duration::from_secs(10)).await;
     assert_eq!(
         q.count_batch("b1").await.unwrap(),
@@ -625,11 +508,8 @@ async fn batch_list_count_cancel(t: &TestDb) {
 }
 
 async fn wait_returns_result_and_times_out(t: &TestDb) {
-    let q = t.queue();
-    q.migrate().await.unwrap();
-    let worker = Worker::builder(t.db.clone())
-        .queue("default", 2)
-        .settings(fast())
+    let q = migrated(t).await;
+    let worker = fast_worker(&t.db, 2)
         .handler("add", |ctx| async move {
             let (a, b): (i64, i64) = match ctx.args() {
                 Ok(v) => v,
@@ -637,25 +517,18 @@ async fn wait_returns_result_and_times_out(t: &TestDb) {
             };
             Outcome::complete_with(&json!({"sum": a + b}))
         })
-        .start()
-        .await
-        .unwrap();
+        .started()
+        .await;
     // Waiting from another pool: woken by NOTIFY (PostgreSQL) or polling (SQLite).
     let other = Queue::connect(t.url()).await.unwrap();
-    let id = q
-        .insert(NewJob::new("add", json!([2, 3])))
-        .await
-        .unwrap()
-        .job
-        .id;
+    let id = enqueue(&q, NewJob::new("add", json!([2, 3]))).await;
     let done = other.wait(id, common::PATIENCE).await.unwrap();
     assert_eq!(done.result, Some(json!({"sum": 5})));
-    let stuck = q
-        .insert(NewJob::new("add", json!([1, 1])).queue("nobody_runs_this"))
-        .await
-        .unwrap()
-        .job
-        .id;
+    let stuck = enqueue(
+        &q,
+        NewJob::new("add", json!([1, 1])).queue("nobody_runs_this"),
+    )
+    .await;
     let err = q.wait(stuck, Duration::from_millis(200)).await.unwrap_err();
     assert!(matches!(err, Error::WaitTimeout { .. }), "{err}");
     assert!(err.to_string().contains("still `available`"), "{err}");
@@ -663,11 +536,8 @@ async fn wait_returns_result_and_times_out(t: &TestDb) {
 }
 
 async fn wait_all_hands_over_each_job_once(t: &TestDb) {
-    let q = t.queue();
-    q.migrate().await.unwrap();
-    let worker = Worker::builder(t.db.clone())
-        .queue("default", 32)
-        .settings(fast())
+    let q = migrated(t).await;
+    let worker = fast_worker(&t.db, 32)
         .handler("double", |ctx| async move {
             let n: i64 = match ctx.args() {
                 Ok(v) => v,
@@ -678,20 +548,13 @@ async fn wait_all_hands_over_each_job_once(t: &TestDb) {
             }
             Outcome::complete_with(&json!(n * 2))
         })
-        .start()
-        .await
-        .unwrap();
+        .started()
+        .await;
     // More jobs than one poll looks at, so polling takes them in turn.
     let jobs: Vec<NewJob> = (1..=2_500)
         .map(|n| NewJob::new("double", json!(n)).max_attempts(1))
         .collect();
-    let ids: Vec<i64> = q
-        .insert_many(&jobs)
-        .await
-        .unwrap()
-        .iter()
-        .map(|i| i.id)
-        .collect();
+    let ids: Vec<i64> = enqueue_many(&q, &jobs).await;
     // Followed from this pool (woken by the worker's acks) and from another one (NOTIFY on
     // PostgreSQL, polling on SQLite): every job once, in its final state.
     let other = Queue::connect(t.url()).await.unwrap();
@@ -724,29 +587,15 @@ async fn wait_all_hands_over_each_job_once(t: &TestDb) {
 }
 
 async fn prune_deletes_old_finished_jobs(t: &TestDb) {
-    let q = t.queue();
-    q.migrate().await.unwrap();
-    let worker = Worker::builder(t.db.clone())
-        .queue("default", 2)
-        .settings(fast())
+    let q = migrated(t).await;
+    let worker = fast_worker(&t.db, 2)
         .handler("noop", |_| async { Outcome::complete() })
-        .start()
-        .await
-        .unwrap();
-    let done = q
-        .insert(NewJob::new("noop", json!({})))
-        .await
-        .unwrap()
-        .job
-        .id;
+        .started()
+        .await;
+    let done = enqueue(&q, NewJob::new("noop", json!({}))).await;
     q.wait(done, common::PATIENCE).await.unwrap();
     worker.shutdown(Duration::from_secs(10)).await;
-    let pending = q
-        .insert(NewJob::new("noop", json!({})))
-        .await
-        .unwrap()
-        .job
-        .id;
+    let pending = enqueue(&q, NewJob::new("noop", json!({}))).await;
     assert_eq!(
         q.prune(Duration::from_secs(3600)).await.unwrap(),
         0,
@@ -771,7 +620,12 @@ async fn migrations_are_recorded_in_own_table_once(t: &TestDb) {
     for task in tasks {
         applied.extend(task.await.unwrap());
     }
-    assert_eq!(applied, vec![1], "exactly one runner applied v1");
+    applied.sort();
+    assert_eq!(
+        applied,
+        vec![1, 2],
+        "exactly one runner applied each version"
+    );
     assert!(t.queue().migrate().await.unwrap().is_empty());
     let recorded = scalar(
         &t.db,
@@ -799,55 +653,57 @@ async fn migrations_are_recorded_in_own_table_once(t: &TestDb) {
     assert_eq!(OTHER.run(&t.db).await.unwrap(), vec![1]);
     assert_eq!(
         scalar(&t.db, "SELECT count(*) FROM flowstone_migrations").await,
-        2
+        3,
+        "queue v1 and v2, core v1"
     );
 }
 
 async fn stale_ack_does_not_overwrite_rescued_attempt(t: &TestDb) {
-    let q = t.queue();
-    q.migrate().await.unwrap();
+    let q = migrated(t).await;
     let release = Arc::new(tokio::sync::Notify::new());
-    let started = Arc::new(AtomicBool::new(false));
-    // Node A heartbeats once, then goes silent while its handler hangs: it looks dead.
+    let started = Flag::default();
+    // Node A heartbeats once, then goes silent while its handler hangs: it looks dead. It
+    // also takes the maintenance lease once and never renews it.
     let mut silent = fast();
     silent.heartbeat_interval = Duration::from_secs(3000);
     silent.rescue_after = Duration::from_secs(3600);
     silent.cancel_poll_interval = Duration::from_secs(3000);
-    let (r, s) = (Arc::clone(&release), Arc::clone(&started));
+    silent.lease_renew_interval = Duration::from_secs(3000);
+    silent.lease_ttl = Duration::from_secs(3600);
+    let (r, s) = (Arc::clone(&release), started.clone());
     let a = Worker::builder(Database::connect(t.url()).await.unwrap())
         .node("A")
         .queue("default", 1)
         .settings(silent)
         .handler("fence", move |_ctx| {
-            let (r, s) = (Arc::clone(&r), Arc::clone(&s));
+            let (r, s) = (Arc::clone(&r), s.clone());
             async move {
-                s.store(true, Ordering::SeqCst);
+                s.set();
                 r.notified().await;
                 Outcome::complete_with(&"A")
             }
         })
-        .start()
-        .await
-        .unwrap();
-    let id = q
-        .insert(NewJob::new("fence", json!({})))
-        .await
-        .unwrap()
-        .job
-        .id;
-    wait_until("A runs the job", || async {
-        started.load(Ordering::SeqCst)
+        .started()
+        .await;
+    let id = enqueue(&q, NewJob::new("fence", json!({}))).await;
+    started.wait("A runs the job").await;
+    // A dead node's lease lapses; rescue is the lease holder's duty, so let B take it.
+    wait_until("A holds the maintenance lease", || async {
+        lease::holder(&t.db, MAINTENANCE_LEASE)
+            .await
+            .unwrap()
+            .is_some_and(|h| h.holder == "A")
     })
     .await;
+    assert!(lease::release(&t.db, MAINTENANCE_LEASE, "A").await.unwrap());
     // Node B rescues it (A's heartbeat is older than 3 s) and runs attempt 2.
     let b = Worker::builder(t.db.clone())
         .node("B")
         .queue("default", 1)
         .settings(fast())
         .handler("fence", |_ctx| async { Outcome::complete_with(&"B") })
-        .start()
-        .await
-        .unwrap();
+        .started()
+        .await;
     let job = q.wait(id, common::PATIENCE).await.unwrap();
     assert_eq!(job.result, Some(json!("B")));
     assert_eq!(job.attempt, 2);
@@ -864,13 +720,10 @@ async fn stale_ack_does_not_overwrite_rescued_attempt(t: &TestDb) {
 }
 
 async fn graceful_shutdown_finishes_or_returns_jobs(t: &TestDb) {
-    let q = t.queue();
-    q.migrate().await.unwrap();
+    let q = migrated(t).await;
     let running = Arc::new(AtomicUsize::new(0));
     let r = Arc::clone(&running);
-    let worker = Worker::builder(t.db.clone())
-        .queue("default", 3)
-        .settings(fast())
+    let worker = fast_worker(&t.db, 3)
         .handler("slow", move |_| {
             let r = Arc::clone(&r);
             async move {
@@ -879,17 +732,10 @@ async fn graceful_shutdown_finishes_or_returns_jobs(t: &TestDb) {
                 Outcome::complete()
             }
         })
-        .start()
-        .await
-        .unwrap();
+        .started()
+        .await;
     let jobs: Vec<NewJob> = (0..3).map(|i| NewJob::new("slow", json!(i))).collect();
-    let ids: Vec<i64> = q
-        .insert_many(&jobs)
-        .await
-        .unwrap()
-        .iter()
-        .map(|i| i.id)
-        .collect();
+    let ids: Vec<i64> = enqueue_many(&q, &jobs).await;
     wait_until("3 slow jobs running", || async {
         running.load(Ordering::SeqCst) == 3
     })
@@ -900,23 +746,15 @@ async fn graceful_shutdown_finishes_or_returns_jobs(t: &TestDb) {
         assert_eq!(job_state(&q, *id).await, JobState::Completed);
     }
 
-    let worker = Worker::builder(t.db.clone())
-        .queue("default", 3)
-        .settings(fast())
+    let worker = fast_worker(&t.db, 3)
         .handler("stubborn", |_ctx| async move {
             // Ignores its token: it must be returned to the queue at the end of the grace.
             tokio::time::sleep(common::PATIENCE).await;
             Outcome::complete()
         })
-        .start()
-        .await
-        .unwrap();
-    let id = q
-        .insert(NewJob::new("stubborn", json!({})))
-        .await
-        .unwrap()
-        .job
-        .id;
+        .started()
+        .await;
+    let id = enqueue(&q, NewJob::new("stubborn", json!({}))).await;
     wait_until("stubborn job running", || async {
         job_state(&q, id).await == JobState::Executing
     })
@@ -933,8 +771,7 @@ async fn graceful_shutdown_finishes_or_returns_jobs(t: &TestDb) {
 }
 
 async fn bulk_insert_spans_chunks(t: &TestDb) {
-    let q = t.queue();
-    q.migrate().await.unwrap();
+    let q = migrated(t).await;
     let jobs: Vec<NewJob> = (0..12_000)
         .map(|i| {
             let job = NewJob::new("bulk", json!({"i": i}));
@@ -981,8 +818,7 @@ async fn postgres_worker_reconnects_after_connections_are_killed() {
     let Some(t) = TestDb::postgres().await else {
         return;
     };
-    let q = t.queue();
-    q.migrate().await.unwrap();
+    let q = migrated(&t).await;
     exec(&t.db, RUNS_TABLE).await;
     let worker_db = Database::connect(t.url()).await.unwrap();
     let recorder = t.db.clone();
@@ -999,9 +835,8 @@ async fn postgres_worker_reconnects_after_connections_are_killed() {
                 Outcome::complete()
             }
         })
-        .start()
-        .await
-        .unwrap();
+        .started()
+        .await;
     let jobs: Vec<NewJob> = (0..300).map(|i| NewJob::new("work", json!(i))).collect();
     q.insert_many(&jobs).await.unwrap();
     let name = t.url().rsplit('/').next().unwrap().to_string();
@@ -1035,10 +870,7 @@ async fn postgres_worker_reconnects_after_connections_are_killed() {
 
 #[tokio::test]
 async fn errors_are_clear() {
-    let err = Database::connect("mysql://bob:hunter2@db/x")
-        .await
-        .unwrap_err();
-    let msg = err.to_string();
+    let (err, msg) = connect_refused("mysql://bob:hunter2@db/x").await;
     assert!(matches!(err, Error::BadUrl { .. }), "{msg}");
     assert!(
         msg.contains("mysql://bob:***@db/x") && !msg.contains("hunter2"),
@@ -1051,16 +883,12 @@ async fn errors_are_clear() {
         "postgres://bob:hunter2@db/x?sslmode=sometimes",
         "sqlite://x.db?mode=nonsense&password=hunter2",
     ] {
-        let err = Database::connect(url).await.unwrap_err();
-        let msg = err.to_string();
+        let (err, msg) = connect_refused(url).await;
         assert!(matches!(err, Error::BadUrl { .. }), "{url}: {msg}");
         assert!(!msg.contains("hunter2"), "password shown: {msg}");
     }
 
-    let err = Database::connect("postgres://bob:hunter2@127.0.0.1:1/x")
-        .await
-        .unwrap_err();
-    let msg = err.to_string();
+    let (err, msg) = connect_refused("postgres://bob:hunter2@127.0.0.1:1/x").await;
     assert!(matches!(err, Error::Unreachable { .. }), "{msg}");
     assert!(
         msg.contains("127.0.0.1:1") && !msg.contains("hunter2"),
@@ -1068,42 +896,36 @@ async fn errors_are_clear() {
     );
     assert!(msg.contains("Check that the server is running"), "{msg}");
 
-    let err = Database::connect("sqlite:///nonexistent-dir-fsq/x/y.db")
-        .await
-        .unwrap_err();
-    assert!(matches!(err, Error::Unreachable { .. }), "{err}");
+    let (err, msg) = connect_refused("sqlite:///nonexistent-dir-fsq/x/y.db").await;
+    assert!(matches!(err, Error::Unreachable { .. }), "{msg}");
 
     let t = TestDb::sqlite().await;
-    let err = Worker::builder(t.db.clone())
-        .known_queues(["default", "emails"])
-        .queue("emials", 2)
-        .handler("x", |_| async { Outcome::complete() })
-        .start()
-        .await
-        .err()
-        .expect("unknown queue must be rejected");
-    let msg = err.to_string();
+    let builder = || Worker::builder(t.db.clone());
+    let (err, msg) = start_refused(
+        builder()
+            .known_queues(["default", "emails"])
+            .queue("emials", 2)
+            .handler("x", |_| async { Outcome::complete() }),
+        "unknown queue",
+    )
+    .await;
     assert!(matches!(err, Error::UnknownQueue { .. }), "{msg}");
     assert!(
         msg.contains("`emials`") && msg.contains("default, emails"),
         "{msg}"
     );
 
-    let err = Worker::builder(t.db.clone())
-        .queue("has space", 2)
-        .start()
-        .await
-        .err()
-        .expect("bad queue name must be rejected");
-    assert!(matches!(err, Error::InvalidQueueName(_)), "{err}");
-    let err = Worker::builder(t.db.clone())
-        .queue("default", 0)
-        .start()
-        .await
-        .err()
-        .expect("zero concurrency must be rejected");
-    assert!(err.to_string().contains("concurrency 0"), "{err}");
+    let (err, msg) = start_refused(builder().queue("has space", 2), "bad queue name").await;
+    assert!(matches!(err, Error::InvalidQueueName(_)), "{msg}");
+    let (_, msg) = start_refused(builder().queue("default", 0), "zero concurrency").await;
+    assert!(msg.contains("concurrency 0"), "{msg}");
     t.cleanup().await;
+}
+
+async fn connect_refused(url: &str) -> (Error, String) {
+    let err = Database::connect(url).await.unwrap_err();
+    let msg = err.to_string();
+    (err, msg)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1116,15 +938,9 @@ async fn sqlite_in_memory_works_in_one_process() {
         .handler("echo", |ctx| async move {
             Outcome::complete_with(&ctx.args_raw())
         })
-        .start()
-        .await
-        .unwrap();
-    let id = q
-        .insert(NewJob::new("echo", json!([1])))
-        .await
-        .unwrap()
-        .job
-        .id;
+        .started()
+        .await;
+    let id = enqueue(&q, NewJob::new("echo", json!([1]))).await;
     let job = q.wait(id, common::PATIENCE).await.unwrap();
     worker.shutdown(Duration::from_secs(10)).await;
     assert_eq!(job.result, Some(json!("[1]")));
@@ -1135,24 +951,17 @@ async fn zero_intervals_are_rejected() {
     let t = TestDb::sqlite().await;
     let mut s = fast();
     s.poll_interval = Duration::ZERO;
-    let err = Worker::builder(t.db.clone())
-        .queue("default", 1)
+    let builder = fast_worker(&t.db, 1)
         .settings(s)
-        .handler("x", |_| async { Outcome::complete() })
-        .start()
-        .await
-        .err()
-        .expect("a zero interval must be rejected");
-    assert!(err.to_string().contains("poll_interval is zero"), "{err}");
+        .handler("x", |_| async { Outcome::complete() });
+    let (_, msg) = start_refused(builder, "a zero interval").await;
+    assert!(msg.contains("poll_interval is zero"), "{msg}");
     t.cleanup().await;
 }
 
 async fn unstorable_text_is_scrubbed_and_queue_goes_on(t: &TestDb) {
-    let q = t.queue();
-    q.migrate().await.unwrap();
-    let worker = Worker::builder(t.db.clone())
-        .queue("default", 2)
-        .settings(fast())
+    let q = migrated(t).await;
+    let worker = fast_worker(&t.db, 2)
         .handler("nul_result", |_| async {
             Outcome::complete_with(&json!({"k\u{0}": "a\u{0}b"}))
         })
@@ -1164,27 +973,11 @@ async fn unstorable_text_is_scrubbed_and_queue_goes_on(t: &TestDb) {
                 Outcome::complete()
             }
         })
-        .start()
-        .await
-        .unwrap();
-    let a = q
-        .insert(NewJob::new("nul_result", json!({})))
-        .await
-        .unwrap()
-        .job
-        .id;
-    let b = q
-        .insert(NewJob::new("nul_error", json!({})))
-        .await
-        .unwrap()
-        .job
-        .id;
-    let c = q
-        .insert(NewJob::new("forever", json!({})))
-        .await
-        .unwrap()
-        .job
-        .id;
+        .started()
+        .await;
+    let a = enqueue(&q, NewJob::new("nul_result", json!({}))).await;
+    let b = enqueue(&q, NewJob::new("nul_error", json!({}))).await;
+    let c = enqueue(&q, NewJob::new("forever", json!({}))).await;
     let a = q.wait(a, common::PATIENCE).await.unwrap();
     assert_eq!(a.result, Some(json!({"k\u{fffd}": "a\u{fffd}b"})));
     let b = q.wait(b, common::PATIENCE).await.unwrap();
@@ -1195,12 +988,7 @@ async fn unstorable_text_is_scrubbed_and_queue_goes_on(t: &TestDb) {
     })
     .await;
     // The queue still works after all three.
-    let d = q
-        .insert(NewJob::new("nul_error", json!({})))
-        .await
-        .unwrap()
-        .job
-        .id;
+    let d = enqueue(&q, NewJob::new("nul_error", json!({}))).await;
     q.wait(d, common::PATIENCE).await.unwrap();
     worker.shutdown(Duration::from_secs(10)).await;
     let c = q.get(c).await.unwrap();

@@ -2,9 +2,14 @@
 #![allow(dead_code)]
 
 use std::future::Future;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use flowstone_queue::{Database, Pool, WorkerSettings};
+use flowstone_queue::testing::TestDb;
+use flowstone_queue::{
+    Database, Error, NewJob, Pool, Queue, Worker, WorkerBuilder, WorkerHandle, WorkerSettings,
+};
 
 /// Short timings so rescue, polling and give-backs happen within a test.
 pub fn fast() -> WorkerSettings {
@@ -18,7 +23,76 @@ pub fn fast() -> WorkerSettings {
         unknown_kind_delay: Duration::from_millis(20),
         prune_after: None,
         prune_interval: Duration::from_secs(300),
+        lease_ttl: Duration::from_secs(2),
+        lease_renew_interval: Duration::from_millis(100),
         durable_claims: false,
+    }
+}
+
+/// A queue on the test's database, migrated.
+pub async fn migrated(t: &TestDb) -> Queue {
+    let q = t.queue();
+    q.migrate().await.expect("queue migrations apply");
+    q
+}
+
+/// A worker on `db` running queue `default` with `concurrency`, on [`fast`] timings.
+pub fn fast_worker(db: &Database, concurrency: usize) -> WorkerBuilder {
+    Worker::builder(db.clone())
+        .queue("default", concurrency)
+        .settings(fast())
+}
+
+/// `start` for tests: a worker that does not start fails the test.
+pub trait StartForTest {
+    /// Starts the worker or panics saying why not.
+    fn started(self) -> impl Future<Output = WorkerHandle>;
+}
+
+impl StartForTest for WorkerBuilder {
+    async fn started(self) -> WorkerHandle {
+        self.start()
+            .await
+            .unwrap_or_else(|e| panic!("worker starts: {e}"))
+    }
+}
+
+/// Starts a worker that must be refused; returns the error and its message.
+pub async fn start_refused(builder: WorkerBuilder, why: &str) -> (Error, String) {
+    match builder.start().await {
+        Ok(_) => panic!("a worker must not start: {why}"),
+        Err(e) => {
+            let message = e.to_string();
+            (e, message)
+        }
+    }
+}
+
+/// Inserts one job and returns its id.
+pub async fn enqueue(q: &Queue, job: NewJob) -> i64 {
+    q.insert(job).await.expect("job inserts").job.id
+}
+
+/// Inserts jobs in bulk and returns their ids in input order.
+pub async fn enqueue_many(q: &Queue, jobs: &[NewJob]) -> Vec<i64> {
+    let inserted = q.insert_many(jobs).await.expect("jobs insert");
+    inserted.iter().map(|i| i.id).collect()
+}
+
+/// A one-way signal between a handler and its test ("the handler started", "the token
+/// fired"): cheap to clone into handlers.
+#[derive(Clone, Default)]
+pub struct Flag(Arc<AtomicBool>);
+
+impl Flag {
+    /// Raises the flag.
+    pub fn set(&self) {
+        self.0.store(true, Ordering::SeqCst);
+    }
+
+    /// Waits until the flag is raised; panics with `what` after [`PATIENCE`].
+    pub async fn wait(&self, what: &str) {
+        wait_until(what, || async { self.0.load(Ordering::SeqCst) }).await;
     }
 }
 

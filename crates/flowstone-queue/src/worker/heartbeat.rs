@@ -1,0 +1,15 @@
+//! Heartbeats: this node records that it is alive, so the rescuer on the leader does not
+//! return its running jobs to the queue. Every node runs its own.
+
+use std::sync::Arc;
+
+use super::{Shared, pause};
+use crate::engine;
+
+pub(super) async fn heartbeats(shared: Arc<Shared>) {
+    while pause(&shared.stop, shared.settings.heartbeat_interval).await {
+        if let Err(e) = engine::heartbeat(&shared.db, &shared.node).await {
+            tracing::warn!(error = %e, "flowstone-queue: heartbeat failed");
+        }
+    }
+}

@@ -1,0 +1,176 @@
+//! Claiming: one producer task per queue claims up to its free concurrency in one round
+//! trip, starts a task per claimed job, and hands the finished jobs' acks to its
+//! [`AckPath`] (on SQLite they ride in the next claim's statement). At shutdown it waits for
+//! running jobs, then abandons those still running.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::{Notify, mpsc};
+
+use super::acker::{AckPath, flush_final, isolate_poison, rejected};
+use super::run_job::{abandon_ack, start_job};
+use super::{Shared, pause};
+use crate::engine::{self, Ack, ClaimSpec, Conn, Role};
+
+/// After the grace period, how long handlers whose token fired may take to return.
+const ABANDON_WAIT: Duration = Duration::from_millis(500);
+
+/// One queue's claim loop. Returns the number of jobs abandoned at shutdown.
+pub(super) async fn produce(
+    shared: Arc<Shared>,
+    queue: String,
+    concurrency: usize,
+    mut acks: AckPath,
+) -> usize {
+    let (ack_tx, mut ack_rx) = mpsc::unbounded_channel::<Ack>();
+    let wake = shared
+        .wake
+        .get(&queue)
+        .cloned()
+        .unwrap_or_else(|| Arc::new(Notify::new()));
+    let role = Role::Claims {
+        durable: shared.settings.durable_claims,
+    };
+    let mut in_flight: HashMap<i64, (i32, i32)> = HashMap::new();
+    let mut maybe_more = true;
+    let mut conn: Option<Conn> = None;
+    let mut backoff = Duration::from_millis(20);
+    loop {
+        while let Ok(ack) = ack_rx.try_recv() {
+            in_flight.remove(&ack.id());
+            acks.push(ack);
+        }
+        // Jobs that finish at once (spawned just now, or siblings of one that woke us):
+        // let them run and collect their acks, so one round trip acknowledges and refills
+        // a whole batch. A slow job costs only a yield here.
+        for _ in 0..4 {
+            if in_flight.is_empty() {
+                break;
+            }
+            tokio::task::yield_now().await;
+            let mut more = false;
+            while let Ok(ack) = ack_rx.try_recv() {
+                in_flight.remove(&ack.id());
+                acks.push(ack);
+                more = true;
+            }
+            if !more {
+                break;
+            }
+        }
+        if shared.stop.is_cancelled() {
+            return 0;
+        }
+        if shared.abandon.is_cancelled() {
+            // Tokens have fired: give handlers a moment to return their own outcome.
+            let deadline = tokio::time::Instant::now() + ABANDON_WAIT;
+            while !in_flight.is_empty() {
+                tokio::select! {
+                    ack = ack_rx.recv() => match ack {
+                        Some(ack) => {
+                            in_flight.remove(&ack.id());
+                            acks.push(ack);
+                        }
+                        None => break,
+                    },
+                    _ = tokio::time::sleep_until(deadline) => break,
+                }
+            }
+            let abandoned = in_flight.len();
+            for (id, (attempt, max_attempts)) in in_flight.drain() {
+                acks.push(abandon_ack(&shared.node, id, attempt, max_attempts));
+            }
+            if let AckPath::Inline(pending) = &acks {
+                flush_final(&shared, &mut conn, pending).await;
+            }
+            return abandoned;
+        }
+        let stopping = shared.stop_claiming.is_cancelled();
+        if stopping && in_flight.is_empty() {
+            if let AckPath::Inline(pending) = &acks {
+                flush_final(&shared, &mut conn, pending).await;
+            }
+            return 0;
+        }
+        let want = if stopping || !maybe_more {
+            0
+        } else {
+            concurrency.saturating_sub(in_flight.len())
+        };
+        if !acks.pending().is_empty() || want > 0 {
+            let c = match conn.as_mut() {
+                Some(c) => c,
+                None => match Conn::acquire(&shared.db, role).await {
+                    Ok(c) => conn.insert(c),
+                    Err(e) => {
+                        tracing::warn!(error = %e, queue, "flowstone-queue: no connection; retrying");
+                        pause(&shared.stop, backoff).await;
+                        backoff = (backoff * 2).min(Duration::from_secs(2));
+                        continue;
+                    }
+                },
+            };
+            let spec = ClaimSpec {
+                queue: &queue,
+                node: &shared.node,
+                limit: want as i64,
+            };
+            match engine::ack_and_claim(&shared.db, c, acks.pending(), Some(spec)).await {
+                Ok(claimed) => {
+                    backoff = Duration::from_millis(20);
+                    if let AckPath::Inline(pending) = &mut acks {
+                        shared.forget(pending);
+                        pending.clear();
+                    }
+                    if claimed.len() < want {
+                        maybe_more = false;
+                    }
+                    for job in claimed {
+                        in_flight.insert(job.id, (job.attempt, job.max_attempts));
+                        start_job(&shared, job, ack_tx.clone());
+                    }
+                }
+                Err(e) if rejected(&e) && !acks.pending().is_empty() => {
+                    tracing::warn!(error = %e, queue, "flowstone-queue: acks rejected; writing them one by one");
+                    if let AckPath::Inline(pending) = &mut acks {
+                        isolate_poison(&shared, c, pending).await;
+                        pending.clear();
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, queue, "flowstone-queue: claim failed; reconnecting");
+                    if shared.db.single_connection() {
+                        // `discard` below would close the only connection of an in-memory
+                        // database, and with it the data: return it instead.
+                        conn = None;
+                    }
+                    if let Some(c) = conn.take() {
+                        c.discard();
+                    }
+                    pause(&shared.stop, backoff).await;
+                    backoff = (backoff * 2).min(Duration::from_secs(2));
+                }
+            }
+            if shared.db.single_connection() {
+                // The only connection: give it back between cycles.
+                conn = None;
+            }
+            continue;
+        }
+        tokio::select! {
+            ack = ack_rx.recv() => {
+                if let Some(ack) = ack {
+                    in_flight.remove(&ack.id());
+                    acks.push(ack);
+                }
+            }
+            _ = wake.notified() => maybe_more = true,
+            _ = tokio::time::sleep(shared.settings.poll_interval) => maybe_more = true,
+            _ = shared.stop_claiming.cancelled(), if !stopping => {}
+            _ = shared.abandon.cancelled() => {}
+            _ = shared.stop.cancelled() => return 0,
+        }
+    }
+}

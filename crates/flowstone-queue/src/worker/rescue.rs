@@ -1,0 +1,69 @@
+//! Rescue: returning jobs to the queue when the node running them is gone. Two duties with
+//! different scopes: jobs of nodes whose heartbeat stopped (a leader duty: one node does it
+//! for the cluster), and this node's own orphans, jobs the database says run here but this
+//! node does not know about (a claim whose reply was lost with its connection), which every
+//! node sweeps for itself.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::leader::LeaderDuty;
+use super::settings::WorkerSettings;
+use super::{Shared, pause};
+use crate::engine::{self, Transition};
+use crate::job::JobState;
+
+/// The leader duty that returns the jobs of nodes silent for `rescue_after` to the queue
+/// (or discards them when that was their last attempt), every `rescue_interval`.
+pub(super) fn rescue_duty(settings: &WorkerSettings) -> LeaderDuty {
+    let after = settings.rescue_after;
+    LeaderDuty::new("rescue", settings.rescue_interval, move |db| async move {
+        let ids = engine::rescue(&db, after).await?;
+        if !ids.is_empty() {
+            tracing::info!(
+                count = ids.len(),
+                "flowstone-queue: rescued jobs of dead nodes"
+            );
+        }
+        Ok::<(), crate::Error>(())
+    })
+}
+
+/// Every `rescue_interval`: gives back this node's orphans.
+pub(super) async fn sweeper(shared: Arc<Shared>) {
+    while pause(&shared.stop, shared.settings.rescue_interval).await {
+        sweep_orphans(&shared).await;
+    }
+}
+
+/// Jobs the database says this node executes but this node does not know about (a claim
+/// whose reply was lost with a dropped connection): give them back, attempt returned.
+async fn sweep_orphans(shared: &Shared) {
+    let rows =
+        match engine::executing_on(&shared.db, &shared.node, shared.settings.rescue_after).await {
+            Ok(rows) => rows,
+            Err(e) => {
+                tracing::debug!(error = %e, "flowstone-queue: orphan sweep failed");
+                return;
+            }
+        };
+    let orphans: Vec<(i64, i32)> = {
+        let running = shared.running();
+        rows.into_iter()
+            .filter(|(id, _)| !running.contains_key(id))
+            .collect()
+    };
+    for (id, attempt) in orphans {
+        let to = Transition {
+            state: JobState::Available,
+            delay: Some(Duration::ZERO),
+            give_back: 1,
+            snoozed: 0,
+            unhandled: 0,
+            error: None,
+        };
+        if let Err(e) = engine::transition(&shared.db, id, attempt, &to).await {
+            tracing::debug!(error = %e, "flowstone-queue: orphan give-back failed");
+        }
+    }
+}

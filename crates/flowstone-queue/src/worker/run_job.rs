@@ -1,0 +1,188 @@
+//! Running one job: looking up its handler (or giving an unknown kind back), building its
+//! [`JobContext`], catching a handler's panic as a retry, and turning the [`Outcome`] into
+//! the fenced ack that records it, with text the databases refuse scrubbed first.
+
+use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::FutureExt;
+use tokio::sync::mpsc;
+
+use super::{Running, Shared};
+use crate::engine::{self, Ack, Claimed, Transition};
+use crate::handler::{HandlerOptions, JobContext, Outcome};
+use crate::job::JobState;
+
+pub(super) fn start_job(shared: &Arc<Shared>, job: Claimed, ack_tx: mpsc::UnboundedSender<Ack>) {
+    let Some(handler) = shared.handlers.get(&job.kind).cloned() else {
+        // Rolling deploys: a node that knows this kind will take it. Give the attempt
+        // back, count it, and discard only past the limit.
+        let limit = shared.settings.unknown_kind_limit;
+        let discard = job.unhandled + 1 >= limit;
+        let to = Transition {
+            state: if discard {
+                JobState::Discarded
+            } else {
+                JobState::Available
+            },
+            delay: (!discard).then_some(shared.settings.unknown_kind_delay),
+            give_back: i32::from(!discard),
+            snoozed: 0,
+            unhandled: 1,
+            error: discard.then(|| {
+                format!(
+                    "no handler for job kind `{}`: {limit} workers claimed it and none has a \
+                     handler registered for that kind",
+                    job.kind
+                )
+            }),
+        };
+        let _ = ack_tx.send(Ack::Transition {
+            id: job.id,
+            attempt: job.attempt,
+            to,
+        });
+        return;
+    };
+    let cancel = shared.abandon.child_token();
+    shared.running().insert(
+        job.id,
+        Running {
+            attempt: job.attempt,
+            cancel: cancel.clone(),
+        },
+    );
+    let ctx = JobContext {
+        id: job.id,
+        queue: job.queue.clone(),
+        kind: job.kind.clone(),
+        attempt: job.attempt,
+        max_attempts: job.max_attempts,
+        snoozed: job.snoozed,
+        meta: engine::lenient_json(&job.meta),
+        cancel,
+        node: Arc::clone(&shared.node),
+        args: job.args,
+    };
+    tokio::spawn(async move {
+        let run = std::panic::catch_unwind(AssertUnwindSafe(|| (handler.run)(ctx)));
+        let outcome = match run {
+            Ok(fut) => AssertUnwindSafe(fut)
+                .catch_unwind()
+                .await
+                .unwrap_or_else(|p| {
+                    Outcome::retry(format!("handler panicked: {}", panic_text(&p)))
+                }),
+            Err(p) => Outcome::retry(format!("handler panicked: {}", panic_text(&p))),
+        };
+        let _ = ack_tx.send(outcome_ack(
+            job.id,
+            job.attempt,
+            job.max_attempts,
+            outcome,
+            &handler.options,
+        ));
+    });
+}
+
+fn panic_text(p: &Box<dyn std::any::Any + Send>) -> String {
+    p.downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| p.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "(no message)".into())
+}
+
+fn outcome_ack(
+    id: i64,
+    attempt: i32,
+    max_attempts: i32,
+    outcome: Outcome,
+    options: &HandlerOptions,
+) -> Ack {
+    let transition = |state, delay: Option<Duration>, give_back, snoozed, error: Option<String>| {
+        Ack::Transition {
+            id,
+            attempt,
+            to: Transition {
+                state,
+                delay: delay.map(|d| d.min(MAX_DELAY)),
+                give_back,
+                snoozed,
+                unhandled: 0,
+                error: error.map(scrub_text),
+            },
+        }
+    };
+    match outcome {
+        Outcome::Complete(result) => Ack::Complete {
+            id,
+            attempt,
+            result: result.map(|mut v| {
+                scrub_value(&mut v);
+                v.to_string()
+            }),
+        },
+        Outcome::Retry { error, backoff } if attempt < max_attempts => {
+            let delay = backoff.unwrap_or_else(|| options.backoff.delay(attempt));
+            transition(JobState::Retryable, Some(delay), 0, 0, Some(error))
+        }
+        Outcome::Retry { error, .. } => transition(JobState::Discarded, None, 0, 0, Some(error)),
+        Outcome::Discard { error } => transition(JobState::Discarded, None, 0, 0, Some(error)),
+        Outcome::Snooze(after) => transition(JobState::Scheduled, Some(after), 1, 1, None),
+        Outcome::Cancelled { reason } => transition(JobState::Cancelled, None, 0, 0, Some(reason)),
+    }
+}
+
+/// Longest retry or snooze delay stored (longer ones are cut to this): keeps `scheduled_at`
+/// inside every engine's date range.
+const MAX_DELAY: Duration = Duration::from_secs(10 * 365 * 24 * 3600);
+
+/// Text the databases refuse (PostgreSQL stores no NUL character) would make an ack fail
+/// forever: replace NULs.
+pub(super) fn scrub_text(s: String) -> String {
+    if s.contains('\0') {
+        s.replace('\0', "\u{fffd}")
+    } else {
+        s
+    }
+}
+
+fn scrub_value(v: &mut serde_json::Value) {
+    match v {
+        serde_json::Value::String(s) if s.contains('\0') => *s = s.replace('\0', "\u{fffd}"),
+        serde_json::Value::Array(items) => items.iter_mut().for_each(scrub_value),
+        serde_json::Value::Object(map) if map.keys().any(|k| k.contains('\0')) => {
+            let entries: Vec<(String, serde_json::Value)> =
+                std::mem::take(map).into_iter().collect();
+            for (k, mut item) in entries {
+                scrub_value(&mut item);
+                map.insert(scrub_text(k), item);
+            }
+        }
+        serde_json::Value::Object(map) => map.values_mut().for_each(scrub_value),
+        _ => {}
+    }
+}
+
+pub(super) fn abandon_ack(node: &str, id: i64, attempt: i32, max_attempts: i32) -> Ack {
+    let last = attempt >= max_attempts;
+    Ack::Transition {
+        id,
+        attempt,
+        to: Transition {
+            state: if last {
+                JobState::Discarded
+            } else {
+                JobState::Available
+            },
+            delay: Some(Duration::ZERO),
+            give_back: 0,
+            snoozed: 0,
+            unhandled: 0,
+            error: Some(format!(
+                "node {node} shut down before attempt {attempt} finished"
+            )),
+        },
+    }
+}

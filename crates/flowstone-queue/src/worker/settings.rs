@@ -1,0 +1,106 @@
+//! A worker's timings and limits ([`WorkerSettings`]), their defaults, and the checks that
+//! reject settings that cannot work (a zero interval, a heartbeat slower than rescue, a
+//! lease renewed slower than it expires), kept apart from the builder so every knob and its
+//! default is read in one place.
+
+use std::time::Duration;
+
+use crate::error::{Error, Result};
+
+/// Timings and limits of a worker. The defaults suit production; tests shorten them.
+#[derive(Debug, Clone)]
+pub struct WorkerSettings {
+    /// How often an idle producer looks for due jobs without a signal (scheduled and
+    /// retryable jobs, other SQLite processes). Default 1 s.
+    pub poll_interval: Duration,
+    /// How often this node records that it is alive. Default 5 s.
+    pub heartbeat_interval: Duration,
+    /// A node silent for this long is presumed dead and its jobs are rescued (by the lease
+    /// holder, with its own value of this setting). Default 60 s.
+    pub rescue_after: Duration,
+    /// How often the leader looks for dead nodes' jobs, and every node for its own orphaned
+    /// claims. Default 15 s.
+    pub rescue_interval: Duration,
+    /// How often running jobs are checked for cancellation by polling (SQLite across
+    /// processes; a safety net on PostgreSQL, where NOTIFY delivers cancels). Default 1 s.
+    pub cancel_poll_interval: Duration,
+    /// A job whose kind has no handler here is given back (attempt returned) this many
+    /// times across all workers before it is discarded. Default 25.
+    pub unknown_kind_limit: i32,
+    /// How long a given-back job waits before it can be claimed again. Default 1 s.
+    pub unknown_kind_delay: Duration,
+    /// Finished rows older than this are deleted; `None` keeps them. Default 7 days.
+    pub prune_after: Option<Duration>,
+    /// How often the leader prunes. Default 5 min.
+    pub prune_interval: Duration,
+    /// How long the maintenance lease ([`MAINTENANCE_LEASE`](crate::lease::MAINTENANCE_LEASE))
+    /// lasts unless renewed: after a leader dies, another node takes over within this
+    /// (plus one renewal interval). Default 30 s.
+    pub lease_ttl: Duration,
+    /// How often every node takes or renews the maintenance lease; must be well below
+    /// `lease_ttl`, so one slow renewal does not lose it. Default 5 s.
+    pub lease_renew_interval: Duration,
+    /// PostgreSQL: wait for the WAL flush when claiming. Default false: a claim is a lease,
+    /// and one lost in a server crash only makes its job available again, which
+    /// at-least-once delivery allows. Inserts and acks are always durable.
+    pub durable_claims: bool,
+}
+
+impl Default for WorkerSettings {
+    fn default() -> Self {
+        Self {
+            poll_interval: Duration::from_secs(1),
+            heartbeat_interval: Duration::from_secs(5),
+            rescue_after: Duration::from_secs(60),
+            rescue_interval: Duration::from_secs(15),
+            cancel_poll_interval: Duration::from_secs(1),
+            unknown_kind_limit: 25,
+            unknown_kind_delay: Duration::from_secs(1),
+            prune_after: Some(Duration::from_secs(7 * 24 * 3600)),
+            prune_interval: Duration::from_secs(300),
+            lease_ttl: Duration::from_secs(30),
+            lease_renew_interval: Duration::from_secs(5),
+            durable_claims: false,
+        }
+    }
+}
+
+impl WorkerSettings {
+    /// Rejects timings that cannot work, naming the setting and what to use instead.
+    pub(super) fn validate(&self) -> Result<()> {
+        if self.heartbeat_interval >= self.rescue_after {
+            return Err(Error::InvalidConfig(format!(
+                "heartbeat_interval ({:?}) must be shorter than rescue_after ({:?}), or live \
+                 nodes would be rescued",
+                self.heartbeat_interval, self.rescue_after
+            )));
+        }
+        if self.lease_renew_interval >= self.lease_ttl {
+            return Err(Error::InvalidConfig(format!(
+                "lease_renew_interval ({:?}) must be shorter than lease_ttl ({:?}), or the \
+                 leader would lose its lease between renewals",
+                self.lease_renew_interval, self.lease_ttl
+            )));
+        }
+        for (name, d) in [
+            ("poll_interval", self.poll_interval),
+            ("heartbeat_interval", self.heartbeat_interval),
+            ("rescue_interval", self.rescue_interval),
+            ("cancel_poll_interval", self.cancel_poll_interval),
+            ("prune_interval", self.prune_interval),
+            ("lease_renew_interval", self.lease_renew_interval),
+        ] {
+            if d.is_zero() {
+                return Err(Error::InvalidConfig(format!(
+                    "{name} is zero: use a positive duration"
+                )));
+            }
+        }
+        if self.unknown_kind_limit < 1 {
+            return Err(Error::InvalidConfig(
+                "unknown_kind_limit must be at least 1".into(),
+            ));
+        }
+        Ok(())
+    }
+}
