@@ -12,6 +12,7 @@ use crate::engine;
 
 /// A running worker. Call [`shutdown`](Self::shutdown) to stop it gracefully; dropping it
 /// stops it at once (its running jobs are then rescued by another node later).
+#[must_use = "dropping a WorkerHandle stops the worker at once; keep it, and call .shutdown(grace)"]
 pub struct WorkerHandle {
     shared: Arc<Shared>,
     /// One claim loop per queue; each returns how many jobs it abandoned.
@@ -20,6 +21,15 @@ pub struct WorkerHandle {
     acker: Option<JoinHandle<()>>,
     /// Signals, heartbeats, the lease, leader duties: stopped last.
     services: Vec<JoinHandle<()>>,
+}
+
+impl std::fmt::Debug for WorkerHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WorkerHandle")
+            .field("node", &self.node())
+            .field("queues", &self.producers.len())
+            .finish_non_exhaustive()
+    }
 }
 
 /// What a graceful shutdown did.

@@ -22,6 +22,9 @@ pub fn fast_settings() -> WorkerSettings {
         unknown_kind_limit: 25,
         unknown_kind_delay: Duration::from_millis(100),
         prune_after: None,
+        // A killed leader's lease lapses quickly, so the next worker rescues its jobs.
+        lease_ttl: Duration::from_secs(2),
+        lease_renew_interval: Duration::from_millis(200),
         ..WorkerSettings::default()
     }
 }
