@@ -1,0 +1,328 @@
+//! The PostgreSQL dialect of FlowStone's storage. Placeholders are `$n`. A batch of writes is
+//! one statement that writes all three tables from column arrays (`unnest`), so its text is the
+//! same for every batch and it is prepared once per connection.
+
+use sqlx::PgPool;
+use sqlx::postgres::PgRow;
+
+use super::rows::{self, LineageSide, OutputRow, RecordFilter, RecordRow, to_micros};
+use super::sql_error;
+use super::writer::Batch;
+use crate::error::Result;
+use crate::ids::RunId;
+use crate::io::{IoMetadata, Stored};
+use crate::lineage::MaterializationKey;
+use crate::store::Materialization;
+
+/// The record columns, as [`rows::materialization`] decodes them.
+const RECORD_COLUMNS: &str = "asset, partition_key, run_id, status, executor, attempt, \
+     started_us AS started_at, finished_us AS finished_at, duration_us, error, metadata";
+const RECORD_NAMES: &str = "asset, partition_key, run_id, status, executor, attempt, \
+     started_at, finished_at, duration_us, error, metadata";
+
+pub(crate) async fn record(
+    pool: &PgPool,
+    [asset, partition, run_id]: [&str; 3],
+) -> Result<Option<Materialization>> {
+    let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "SELECT {RECORD_COLUMNS} FROM flowstone_materializations
+         WHERE asset = $1 AND partition_key = $2 AND run_id = $3"
+    )))
+    .bind(asset)
+    .bind(partition)
+    .bind(run_id)
+    .fetch_optional(pool)
+    .await
+    .map_err(|e| sql_error("read a materialization", e))?;
+    row.as_ref().map(rows::materialization).transpose()
+}
+
+pub(crate) async fn records(
+    pool: &PgPool,
+    filter: RecordFilter<'_>,
+) -> Result<Vec<Materialization>> {
+    let found: Vec<PgRow> = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "SELECT {RECORD_COLUMNS} FROM flowstone_materializations m
+         WHERE ($1::text IS NULL OR asset = $1)
+           AND ($2::text IS NULL OR partition_key = $2)
+           AND ($3::text IS NULL OR run_id = $3)
+           AND ($4::text IS NULL OR status = $4)
+         ORDER BY m.started_us DESC, m.run_id DESC
+         LIMIT $5"
+    )))
+    .bind(filter.asset)
+    .bind(filter.partition)
+    .bind(filter.run_id)
+    .bind(filter.status)
+    .bind(filter.limit)
+    .fetch_all(pool)
+    .await
+    .map_err(|e| sql_error("list materializations", e))?;
+    found.iter().map(rows::materialization).collect()
+}
+
+pub(crate) async fn latest_records(pool: &PgPool, asset: &str) -> Result<Vec<Materialization>> {
+    let found: Vec<PgRow> = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "SELECT {RECORD_NAMES} FROM (
+            SELECT {RECORD_COLUMNS}, ROW_NUMBER() OVER (
+                PARTITION BY m.partition_key ORDER BY m.started_us DESC, m.run_id DESC) AS newest
+            FROM flowstone_materializations m WHERE asset = $1
+         ) ranked WHERE newest = 1"
+    )))
+    .bind(asset)
+    .fetch_all(pool)
+    .await
+    .map_err(|e| sql_error("read the latest materializations", e))?;
+    found.iter().map(rows::materialization).collect()
+}
+
+pub(crate) async fn consumed_by(
+    pool: &PgPool,
+    [asset, partition, run]: [&str; 3],
+) -> Result<Vec<MaterializationKey>> {
+    let found: Vec<PgRow> = sqlx::query(
+        "SELECT upstream_asset, upstream_partition, upstream_run
+         FROM flowstone_lineage
+         WHERE consumer_asset = $1 AND consumer_partition = $2 AND consumer_run = $3
+         ORDER BY upstream_asset, upstream_partition, upstream_run",
+    )
+    .bind(asset)
+    .bind(partition)
+    .bind(run)
+    .fetch_all(pool)
+    .await
+    .map_err(|e| sql_error("read lineage", e))?;
+    found
+        .iter()
+        .map(|row| rows::lineage_key(row, LineageSide::Upstream))
+        .collect()
+}
+
+pub(crate) async fn consumers_of(
+    pool: &PgPool,
+    asset: &str,
+    partition: Option<&str>,
+    run: Option<&str>,
+) -> Result<Vec<MaterializationKey>> {
+    let found: Vec<PgRow> = sqlx::query(
+        "SELECT DISTINCT consumer_asset, consumer_partition, consumer_run
+         FROM flowstone_lineage
+         WHERE upstream_asset = $1
+           AND ($2::text IS NULL OR upstream_partition = $2)
+           AND ($3::text IS NULL OR upstream_run = $3)
+         ORDER BY consumer_asset, consumer_partition, consumer_run",
+    )
+    .bind(asset)
+    .bind(partition)
+    .bind(run)
+    .fetch_all(pool)
+    .await
+    .map_err(|e| sql_error("read lineage", e))?;
+    found
+        .iter()
+        .map(|row| rows::lineage_key(row, LineageSide::Consumer))
+        .collect()
+}
+
+pub(crate) async fn latest_consumer_run(
+    pool: &PgPool,
+    asset: &str,
+    partition: &str,
+) -> Result<Option<RunId>> {
+    let row = sqlx::query(
+        "SELECT MAX(consumer_run) AS run FROM flowstone_lineage
+         WHERE consumer_asset = $1 AND consumer_partition = $2",
+    )
+    .bind(asset)
+    .bind(partition)
+    .fetch_one(pool)
+    .await
+    .map_err(|e| sql_error("read lineage", e))?;
+    rows::opt_run_id(&row)
+}
+
+pub(crate) async fn delete_output(pool: &PgPool, asset: &str, partition: &str) -> Result<bool> {
+    sqlx::query("DELETE FROM flowstone_outputs WHERE asset = $1 AND partition_key = $2")
+        .bind(asset)
+        .bind(partition)
+        .execute(pool)
+        .await
+        .map(|done| done.rows_affected() > 0)
+        .map_err(|e| sql_error("delete an output", e))
+}
+
+pub(crate) async fn output_metadata(
+    pool: &PgPool,
+    asset: &str,
+    partition: &str,
+) -> Result<Option<IoMetadata>> {
+    let row = sqlx::query(
+        "SELECT run_id, stored_us AS stored_at, size_bytes FROM flowstone_outputs
+         WHERE asset = $1 AND partition_key = $2",
+    )
+    .bind(asset)
+    .bind(partition)
+    .fetch_optional(pool)
+    .await
+    .map_err(|e| sql_error("read output metadata", e))?;
+    row.as_ref().map(rows::io_metadata).transpose()
+}
+
+/// The outputs stored for `asset` at any of the encoded `partitions`, by encoded partition.
+pub(crate) async fn outputs(
+    pool: &PgPool,
+    asset: &str,
+    partitions: &[&str],
+) -> Result<Vec<(String, Stored)>> {
+    let mut sql = String::from(
+        "SELECT partition_key, run_id, stored_us AS stored_at, size_bytes, value
+         FROM flowstone_outputs WHERE asset = $1 AND partition_key IN (",
+    );
+    for n in 0..partitions.len() {
+        if n > 0 {
+            sql.push_str(", ");
+        }
+        sql.push('$');
+        sql.push_str(&(n + 2).to_string());
+    }
+    sql.push(')');
+    let mut q = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(asset);
+    for partition in partitions {
+        q = q.bind(*partition);
+    }
+    let found: Vec<PgRow> = q
+        .fetch_all(pool)
+        .await
+        .map_err(|e| sql_error("load outputs", e))?;
+    found.iter().map(rows::stored_output).collect()
+}
+
+/// Writes one batch in one transaction whose commit does not wait for the disk.
+///
+/// Safe here: PostgreSQL flushes its log in order, so these rows reach the disk no later than
+/// the next durable commit after them, and the queue's acknowledgement of a job, written after
+/// its rows, is durable. A crash before that ack re-runs the job (at-least-once), rewriting them.
+pub(crate) async fn write(pool: &PgPool, batch: &Batch) -> Result<()> {
+    let (records, edges, outputs) = (&batch.records, &batch.edges, &batch.outputs);
+    let column = |f: fn(&RecordRow) -> &str| records.iter().map(f).collect::<Vec<_>>();
+    let edge_column = |i: usize| {
+        edges
+            .iter()
+            .map(|e| {
+                if i < 3 {
+                    &e.consumer[i]
+                } else {
+                    &e.upstream[i - 3]
+                }
+                .as_str()
+            })
+            .collect::<Vec<_>>()
+    };
+    let output_column = |f: fn(&OutputRow) -> &str| outputs.iter().map(f).collect::<Vec<_>>();
+    let q = sqlx::query(WRITE)
+        .bind(column(|r| &r.asset))
+        .bind(column(|r| &r.partition))
+        .bind(column(|r| &r.run_id))
+        .bind(column(|r| r.status.as_str()))
+        .bind(column(|r| &r.executor))
+        .bind(records.iter().map(|r| r.attempt).collect::<Vec<_>>())
+        .bind(
+            records
+                .iter()
+                .map(|r| to_micros(r.started_at))
+                .collect::<Vec<_>>(),
+        )
+        .bind(
+            records
+                .iter()
+                .map(|r| r.finished_at.map(to_micros))
+                .collect::<Vec<_>>(),
+        )
+        .bind(records.iter().map(|r| r.duration_us).collect::<Vec<_>>())
+        .bind(
+            records
+                .iter()
+                .map(|r| r.error.as_deref())
+                .collect::<Vec<_>>(),
+        )
+        .bind(column(|r| &r.metadata))
+        .bind(edge_column(0))
+        .bind(edge_column(1))
+        .bind(edge_column(2))
+        .bind(edge_column(3))
+        .bind(edge_column(4))
+        .bind(edge_column(5))
+        .bind(
+            edges
+                .iter()
+                .map(|e| to_micros(e.recorded_at))
+                .collect::<Vec<_>>(),
+        )
+        .bind(output_column(|o| &o.asset))
+        .bind(output_column(|o| &o.partition))
+        .bind(output_column(|o| &o.run_id))
+        .bind(
+            outputs
+                .iter()
+                .map(|o| to_micros(o.stored_at))
+                .collect::<Vec<_>>(),
+        )
+        .bind(
+            outputs
+                .iter()
+                .map(OutputRow::size_bytes)
+                .collect::<Vec<_>>(),
+        )
+        .bind(
+            outputs
+                .iter()
+                .map(|o| o.value.as_slice())
+                .collect::<Vec<_>>(),
+        );
+    let mut conn = pool
+        .acquire()
+        .await
+        .map_err(|e| sql_error("get a connection to write", e))?;
+    let mut written = sqlx::raw_sql(BEGIN).execute(&mut *conn).await.map(drop);
+    if written.is_ok() {
+        written = q.execute(&mut *conn).await.map(drop);
+    }
+    if written.is_ok() {
+        written = sqlx::raw_sql("COMMIT").execute(&mut *conn).await.map(drop);
+    }
+    if written.is_err() {
+        // The transaction may still be open (and aborted): closing the connection ends it.
+        conn.close_on_drop();
+    }
+    written.map_err(|e| sql_error("write materializations, lineage and outputs", e))
+}
+
+/// The write transaction's start: its commit does not wait for the disk (see [`write`]).
+const BEGIN: &str = "BEGIN; SET LOCAL synchronous_commit = off";
+
+/// All three tables in one statement; each table's rows arrive as one array per column.
+const WRITE: &str = "WITH records AS (
+    INSERT INTO flowstone_materializations
+        (asset, partition_key, run_id, status, executor, attempt, started_us, finished_us,
+         duration_us, error, metadata)
+    SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[],
+                         $6::int8[], $7::int8[], $8::int8[], $9::int8[], $10::text[],
+                         $11::text[])
+    ON CONFLICT (asset, partition_key, run_id) DO UPDATE SET
+        status = excluded.status, executor = excluded.executor, attempt = excluded.attempt,
+        started_us = excluded.started_us, finished_us = excluded.finished_us,
+        duration_us = excluded.duration_us, error = excluded.error, metadata = excluded.metadata
+), edges AS (
+    INSERT INTO flowstone_lineage
+        (consumer_asset, consumer_partition, consumer_run,
+         upstream_asset, upstream_partition, upstream_run, recorded_us)
+    SELECT * FROM unnest($12::text[], $13::text[], $14::text[], $15::text[], $16::text[],
+                         $17::text[], $18::int8[])
+    ON CONFLICT DO NOTHING
+)
+INSERT INTO flowstone_outputs (asset, partition_key, run_id, stored_us, size_bytes, value)
+SELECT * FROM unnest($19::text[], $20::text[], $21::text[], $22::int8[], $23::int8[],
+                     $24::bytea[])
+ON CONFLICT (asset, partition_key) DO UPDATE SET
+    run_id = excluded.run_id, stored_us = excluded.stored_us,
+    size_bytes = excluded.size_bytes, value = excluded.value";
