@@ -4,21 +4,21 @@
 //! Laid out as flowstone-queue's engine is (and as sqlx's drivers are): what both engines share
 //! lives once, everything that differs per engine lives in its dialect module.
 //!
-//! - [`store`], [`lineage`] and [`blob_io`] implement the storage traits and pick the dialect
-//!   for each call; the [`writer`] (group commit) and the [`reader`] (group reads) batch
+//! - `store`, `lineage` and `blob_io` implement the storage traits and pick the dialect
+//!   for each call; the `writer` (group commit) and the `reader` (group reads) batch
 //!   concurrent calls without knowing any SQL.
-//! - [`rows`] encodes the model into the values the columns hold and decodes rows back, once for
+//! - `rows` encodes the model into the values the columns hold and decodes rows back, once for
 //!   both engines: every SELECT of both dialects yields the same column names and types (ids and
 //!   partitions as text, JSON as text, times as microseconds since the epoch).
-//! - [`sqlite`] and [`postgres`] hold the SQL text, the binds and the transactions.
-//! - [`migrations`] creates and upgrades the tables.
+//! - `sqlite` and `postgres` hold the SQL text, the binds and the transactions.
+//! - `schema` holds the migrations that create and upgrade the tables.
 
 mod blob_io;
 mod lineage;
-pub(crate) mod migrations;
 mod postgres;
 mod reader;
 mod rows;
+mod schema;
 mod sqlite;
 mod store;
 mod writer;
@@ -57,11 +57,18 @@ impl SqlStorage {
 
 /// Creates (or upgrades) FlowStone's own tables in `db`; idempotent, safe from many processes.
 pub async fn migrate(db: &Database) -> Result<()> {
-    migrations::MIGRATOR
+    schema::MIGRATOR
         .run(db)
         .await
         .map(drop)
         .map_err(|e| Error::store(format!("could not migrate FlowStone's tables: {e}")))
+}
+
+/// FlowStone's schema steps in version order, as [`migrate`] applies them under the component
+/// `flowstone`: for tools that report the schema, and for tests that need a database at an
+/// earlier version (`Migrator::new("flowstone", &migrations()[..1])`).
+pub fn migrations() -> &'static [flowstone_queue::Migration] {
+    schema::MIGRATIONS
 }
 
 /// A database error as a FlowStone store error saying what was being done.

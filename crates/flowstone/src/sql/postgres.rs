@@ -1,11 +1,16 @@
-//! The PostgreSQL dialect of FlowStone's storage. Placeholders are `$n`. A batch of writes is
-//! one statement that writes all three tables from column arrays (`unnest`), so its text is the
-//! same for every batch and it is prepared once per connection.
+//! The PostgreSQL dialect of FlowStone's storage. Columns have the types a PostgreSQL user
+//! expects, as the queue's do: times are `timestamptz`, JSON is `jsonb`, outputs are `bytea`.
+//! SELECTs hand times back as epoch microseconds and JSON as text, the shape the shared decoders
+//! read on both engines. Placeholders are `$n`. A batch of writes is one statement that writes
+//! all three tables from column arrays (`unnest`), so its text is the same for every batch and it
+//! is prepared once per connection.
+
+use std::borrow::Cow;
 
 use sqlx::PgPool;
 use sqlx::postgres::PgRow;
 
-use super::rows::{self, LineageSide, OutputRow, RecordFilter, RecordRow, to_micros};
+use super::rows::{self, LineageSide, OutputRow, RecordFilter, RecordRow};
 use super::sql_error;
 use super::writer::Batch;
 use crate::error::Result;
@@ -14,11 +19,19 @@ use crate::io::{IoMetadata, Stored};
 use crate::lineage::MaterializationKey;
 use crate::store::Materialization;
 
-/// The record columns, as [`rows::materialization`] decodes them.
+/// The record columns as [`rows::materialization`] decodes them on both engines: times as
+/// epoch microseconds (exact: `extract` yields numeric), JSON as text. Queries that sort by a
+/// time name the table's column (`m.started_at`), not this list's microseconds, so that the
+/// index serves the order.
 const RECORD_COLUMNS: &str = "asset, partition_key, run_id, status, executor, attempt, \
-     started_us AS started_at, finished_us AS finished_at, duration_us, error, metadata";
+     (extract(epoch FROM started_at) * 1000000)::int8 AS started_at, \
+     (extract(epoch FROM finished_at) * 1000000)::int8 AS finished_at, \
+     duration_us, error::text AS error, metadata::text AS metadata";
+/// [`RECORD_COLUMNS`] of a subquery that selected them.
 const RECORD_NAMES: &str = "asset, partition_key, run_id, status, executor, attempt, \
      started_at, finished_at, duration_us, error, metadata";
+/// An output's `stored_at` as epoch microseconds.
+const STORED_AT: &str = "(extract(epoch FROM stored_at) * 1000000)::int8 AS stored_at";
 
 pub(crate) async fn record(
     pool: &PgPool,
@@ -47,7 +60,7 @@ pub(crate) async fn records(
            AND ($2::text IS NULL OR partition_key = $2)
            AND ($3::text IS NULL OR run_id = $3)
            AND ($4::text IS NULL OR status = $4)
-         ORDER BY m.started_us DESC, m.run_id DESC
+         ORDER BY m.started_at DESC, m.run_id DESC
          LIMIT $5"
     )))
     .bind(filter.asset)
@@ -65,7 +78,7 @@ pub(crate) async fn latest_records(pool: &PgPool, asset: &str) -> Result<Vec<Mat
     let found: Vec<PgRow> = sqlx::query(sqlx::AssertSqlSafe(format!(
         "SELECT {RECORD_NAMES} FROM (
             SELECT {RECORD_COLUMNS}, ROW_NUMBER() OVER (
-                PARTITION BY m.partition_key ORDER BY m.started_us DESC, m.run_id DESC) AS newest
+                PARTITION BY m.partition_key ORDER BY m.started_at DESC, m.run_id DESC) AS newest
             FROM flowstone_materializations m WHERE asset = $1
          ) ranked WHERE newest = 1"
     )))
@@ -156,10 +169,10 @@ pub(crate) async fn output_metadata(
     asset: &str,
     partition: &str,
 ) -> Result<Option<IoMetadata>> {
-    let row = sqlx::query(
-        "SELECT run_id, stored_us AS stored_at, size_bytes FROM flowstone_outputs
-         WHERE asset = $1 AND partition_key = $2",
-    )
+    let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "SELECT run_id, {STORED_AT}, size_bytes FROM flowstone_outputs
+         WHERE asset = $1 AND partition_key = $2"
+    )))
     .bind(asset)
     .bind(partition)
     .fetch_optional(pool)
@@ -174,9 +187,9 @@ pub(crate) async fn outputs(
     asset: &str,
     partitions: &[&str],
 ) -> Result<Vec<(String, Stored)>> {
-    let mut sql = String::from(
-        "SELECT partition_key, run_id, stored_us AS stored_at, size_bytes, value
-         FROM flowstone_outputs WHERE asset = $1 AND partition_key IN (",
+    let mut sql = format!(
+        "SELECT partition_key, run_id, {STORED_AT}, size_bytes, value
+         FROM flowstone_outputs WHERE asset = $1 AND partition_key IN ("
     );
     for n in 0..partitions.len() {
         if n > 0 {
@@ -219,6 +232,11 @@ pub(crate) async fn write(pool: &PgPool, batch: &Batch) -> Result<()> {
             .collect::<Vec<_>>()
     };
     let output_column = |f: fn(&OutputRow) -> &str| outputs.iter().map(f).collect::<Vec<_>>();
+    let errors: Vec<Option<Cow<'_, str>>> = records
+        .iter()
+        .map(|r| r.error.as_deref().map(jsonb_text))
+        .collect();
+    let metadata: Vec<Cow<'_, str>> = records.iter().map(|r| jsonb_text(&r.metadata)).collect();
     let q = sqlx::query(WRITE)
         .bind(column(|r| &r.asset))
         .bind(column(|r| &r.partition))
@@ -226,47 +244,22 @@ pub(crate) async fn write(pool: &PgPool, batch: &Batch) -> Result<()> {
         .bind(column(|r| r.status.as_str()))
         .bind(column(|r| &r.executor))
         .bind(records.iter().map(|r| r.attempt).collect::<Vec<_>>())
-        .bind(
-            records
-                .iter()
-                .map(|r| to_micros(r.started_at))
-                .collect::<Vec<_>>(),
-        )
-        .bind(
-            records
-                .iter()
-                .map(|r| r.finished_at.map(to_micros))
-                .collect::<Vec<_>>(),
-        )
+        .bind(records.iter().map(|r| r.started_at).collect::<Vec<_>>())
+        .bind(records.iter().map(|r| r.finished_at).collect::<Vec<_>>())
         .bind(records.iter().map(|r| r.duration_us).collect::<Vec<_>>())
-        .bind(
-            records
-                .iter()
-                .map(|r| r.error.as_deref())
-                .collect::<Vec<_>>(),
-        )
-        .bind(column(|r| &r.metadata))
+        .bind(errors.iter().map(Option::as_deref).collect::<Vec<_>>())
+        .bind(metadata.iter().map(AsRef::as_ref).collect::<Vec<&str>>())
         .bind(edge_column(0))
         .bind(edge_column(1))
         .bind(edge_column(2))
         .bind(edge_column(3))
         .bind(edge_column(4))
         .bind(edge_column(5))
-        .bind(
-            edges
-                .iter()
-                .map(|e| to_micros(e.recorded_at))
-                .collect::<Vec<_>>(),
-        )
+        .bind(edges.iter().map(|e| e.recorded_at).collect::<Vec<_>>())
         .bind(output_column(|o| &o.asset))
         .bind(output_column(|o| &o.partition))
         .bind(output_column(|o| &o.run_id))
-        .bind(
-            outputs
-                .iter()
-                .map(|o| to_micros(o.stored_at))
-                .collect::<Vec<_>>(),
-        )
+        .bind(outputs.iter().map(|o| o.stored_at).collect::<Vec<_>>())
         .bind(
             outputs
                 .iter()
@@ -297,32 +290,92 @@ pub(crate) async fn write(pool: &PgPool, batch: &Batch) -> Result<()> {
     written.map_err(|e| sql_error("write materializations, lineage and outputs", e))
 }
 
+/// JSON text that `jsonb` accepts. jsonb refuses the escape `\u0000` (its text cannot hold
+/// NUL), and one refused row would fail every write of its batch, so NUL in strings and keys
+/// is stored as U+FFFD instead. Only text that contains the escape is parsed again.
+fn jsonb_text(json: &str) -> Cow<'_, str> {
+    if !json.contains("\\u0000") {
+        return Cow::Borrowed(json);
+    }
+    match serde_json::from_str::<serde_json::Value>(json) {
+        Ok(mut value) => {
+            replace_nul(&mut value);
+            Cow::Owned(value.to_string())
+        }
+        // Not JSON: the database's own error will name the problem.
+        Err(_) => Cow::Borrowed(json),
+    }
+}
+
+fn replace_nul(value: &mut serde_json::Value) {
+    use serde_json::Value;
+    let clean = |text: &str| text.replace('\0', "\u{fffd}");
+    match value {
+        Value::String(text) if text.contains('\0') => *text = clean(text),
+        Value::Array(items) => items.iter_mut().for_each(replace_nul),
+        Value::Object(fields) => {
+            let dirty: Vec<String> = fields
+                .keys()
+                .filter(|k| k.contains('\0'))
+                .cloned()
+                .collect();
+            for key in dirty {
+                if let Some(field) = fields.remove(&key) {
+                    fields.insert(clean(&key), field);
+                }
+            }
+            fields.values_mut().for_each(replace_nul);
+        }
+        _ => {}
+    }
+}
+
 /// The write transaction's start: its commit does not wait for the disk (see [`write`]).
 const BEGIN: &str = "BEGIN; SET LOCAL synchronous_commit = off";
 
 /// All three tables in one statement; each table's rows arrive as one array per column.
 const WRITE: &str = "WITH records AS (
     INSERT INTO flowstone_materializations
-        (asset, partition_key, run_id, status, executor, attempt, started_us, finished_us,
+        (asset, partition_key, run_id, status, executor, attempt, started_at, finished_at,
          duration_us, error, metadata)
     SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[],
-                         $6::int8[], $7::int8[], $8::int8[], $9::int8[], $10::text[],
-                         $11::text[])
+                         $6::int8[], $7::timestamptz[], $8::timestamptz[], $9::int8[],
+                         $10::text[]::jsonb[], $11::text[]::jsonb[])
     ON CONFLICT (asset, partition_key, run_id) DO UPDATE SET
         status = excluded.status, executor = excluded.executor, attempt = excluded.attempt,
-        started_us = excluded.started_us, finished_us = excluded.finished_us,
+        started_at = excluded.started_at, finished_at = excluded.finished_at,
         duration_us = excluded.duration_us, error = excluded.error, metadata = excluded.metadata
 ), edges AS (
     INSERT INTO flowstone_lineage
         (consumer_asset, consumer_partition, consumer_run,
-         upstream_asset, upstream_partition, upstream_run, recorded_us)
+         upstream_asset, upstream_partition, upstream_run, recorded_at)
     SELECT * FROM unnest($12::text[], $13::text[], $14::text[], $15::text[], $16::text[],
-                         $17::text[], $18::int8[])
+                         $17::text[], $18::timestamptz[])
     ON CONFLICT DO NOTHING
 )
-INSERT INTO flowstone_outputs (asset, partition_key, run_id, stored_us, size_bytes, value)
-SELECT * FROM unnest($19::text[], $20::text[], $21::text[], $22::int8[], $23::int8[],
+INSERT INTO flowstone_outputs (asset, partition_key, run_id, stored_at, size_bytes, value)
+SELECT * FROM unnest($19::text[], $20::text[], $21::text[], $22::timestamptz[], $23::int8[],
                      $24::bytea[])
 ON CONFLICT (asset, partition_key) DO UPDATE SET
-    run_id = excluded.run_id, stored_us = excluded.stored_us,
+    run_id = excluded.run_id, stored_at = excluded.stored_at,
     size_bytes = excluded.size_bytes, value = excluded.value";
+
+#[cfg(test)]
+mod tests {
+    use super::jsonb_text;
+
+    #[test]
+    fn jsonb_text_replaces_nul_and_keeps_everything_else() {
+        assert_eq!(jsonb_text(r#"{"a":"x"}"#), r#"{"a":"x"}"#);
+        let json = serde_json::json!({"k\u{0}": ["a\u{0}b", {"n": "\u{0}"}], "plain": 1});
+        let cleaned: serde_json::Value =
+            serde_json::from_str(&jsonb_text(&json.to_string())).expect("JSON");
+        assert_eq!(
+            cleaned,
+            serde_json::json!({"k\u{fffd}": ["a\u{fffd}b", {"n": "\u{fffd}"}], "plain": 1})
+        );
+        // An escaped backslash followed by `u0000` is not a NUL and stays.
+        let literal = serde_json::json!({"a": "\\u0000"}).to_string();
+        assert_eq!(jsonb_text(&literal), literal);
+    }
+}

@@ -18,8 +18,6 @@ use flowstone_queue::Database;
 
 /// The record columns, as [`rows::materialization`] decodes them.
 const RECORD_COLUMNS: &str = "asset, partition_key, run_id, status, executor, attempt, \
-     started_us AS started_at, finished_us AS finished_at, duration_us, error, metadata";
-const RECORD_NAMES: &str = "asset, partition_key, run_id, status, executor, attempt, \
      started_at, finished_at, duration_us, error, metadata";
 
 /// Rows per multi-row statement: 11 columns × 200 rows stays well under SQLite's 32,766
@@ -55,7 +53,7 @@ pub(crate) async fn records(
            AND (?2 IS NULL OR partition_key = ?2)
            AND (?3 IS NULL OR run_id = ?3)
            AND (?4 IS NULL OR status = ?4)
-         ORDER BY started_us DESC, run_id DESC
+         ORDER BY started_at DESC, run_id DESC
          LIMIT ?5"
     )))
     .bind(filter.asset)
@@ -71,9 +69,9 @@ pub(crate) async fn records(
 
 pub(crate) async fn latest_records(pool: &SqlitePool, asset: &str) -> Result<Vec<Materialization>> {
     let found: Vec<SqliteRow> = sqlx::query(sqlx::AssertSqlSafe(format!(
-        "SELECT {RECORD_NAMES} FROM (
+        "SELECT {RECORD_COLUMNS} FROM (
             SELECT {RECORD_COLUMNS}, ROW_NUMBER() OVER (
-                PARTITION BY partition_key ORDER BY started_us DESC, run_id DESC) AS newest
+                PARTITION BY partition_key ORDER BY started_at DESC, run_id DESC) AS newest
             FROM flowstone_materializations WHERE asset = ?
          ) ranked WHERE newest = 1"
     )))
@@ -165,7 +163,7 @@ pub(crate) async fn output_metadata(
     partition: &str,
 ) -> Result<Option<IoMetadata>> {
     let row = sqlx::query(
-        "SELECT run_id, stored_us AS stored_at, size_bytes FROM flowstone_outputs
+        "SELECT run_id, stored_at, size_bytes FROM flowstone_outputs
          WHERE asset = ? AND partition_key = ?",
     )
     .bind(asset)
@@ -183,7 +181,7 @@ pub(crate) async fn outputs(
     partitions: &[&str],
 ) -> Result<Vec<(String, Stored)>> {
     let mut sql = String::from(
-        "SELECT partition_key, run_id, stored_us AS stored_at, size_bytes, value
+        "SELECT partition_key, run_id, stored_at, size_bytes, value
          FROM flowstone_outputs WHERE asset = ? AND partition_key IN (",
     );
     push_placeholders(&mut sql, partitions.len());
@@ -319,20 +317,20 @@ fn values_sql(head: &str, columns: usize, rows: usize, tail: &str) -> String {
 }
 
 const RECORD_UPSERT_HEAD: &str = "INSERT INTO flowstone_materializations
-    (asset, partition_key, run_id, status, executor, attempt, started_us, finished_us,
+    (asset, partition_key, run_id, status, executor, attempt, started_at, finished_at,
      duration_us, error, metadata)";
 const RECORD_UPSERT_TAIL: &str = "ON CONFLICT (asset, partition_key, run_id) DO UPDATE SET
     status = excluded.status, executor = excluded.executor, attempt = excluded.attempt,
-    started_us = excluded.started_us, finished_us = excluded.finished_us,
+    started_at = excluded.started_at, finished_at = excluded.finished_at,
     duration_us = excluded.duration_us, error = excluded.error, metadata = excluded.metadata";
 const EDGE_INSERT_HEAD: &str = "INSERT INTO flowstone_lineage
     (consumer_asset, consumer_partition, consumer_run,
-     upstream_asset, upstream_partition, upstream_run, recorded_us)";
+     upstream_asset, upstream_partition, upstream_run, recorded_at)";
 const EDGE_INSERT_TAIL: &str = "ON CONFLICT DO NOTHING";
 const OUTPUT_UPSERT_HEAD: &str = "INSERT INTO flowstone_outputs
-    (asset, partition_key, run_id, stored_us, size_bytes, value)";
+    (asset, partition_key, run_id, stored_at, size_bytes, value)";
 const OUTPUT_UPSERT_TAIL: &str = "ON CONFLICT (asset, partition_key) DO UPDATE SET
-    run_id = excluded.run_id, stored_us = excluded.stored_us,
+    run_id = excluded.run_id, stored_at = excluded.stored_at,
     size_bytes = excluded.size_bytes, value = excluded.value";
 
 #[cfg(test)]
