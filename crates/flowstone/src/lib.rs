@@ -43,6 +43,7 @@ pub mod partition;
 pub mod queue;
 pub mod registry;
 pub mod resource;
+pub mod retention;
 pub mod run;
 pub mod runtime;
 #[cfg(feature = "database")]

@@ -2,7 +2,7 @@
 //! database of its own (the memory implementations run the same suites in the crate's unit tests).
 
 use flowstone::sql::{SqlBlobIo, SqlLineage, SqlStore, migrate};
-use flowstone::testing::{io_suite, lineage_suite, store_suite};
+use flowstone::testing::{io_suite, lineage_suite, retention_suite, store_suite};
 use flowstone_queue::testing::TestDb;
 
 async fn sqlite() -> TestDb {
@@ -42,6 +42,22 @@ async fn sqlite_lineage_passes_the_lineage_suite() {
 async fn postgres_lineage_passes_the_lineage_suite() {
     let Some(test) = postgres().await else { return };
     lineage_suite(&SqlLineage::new(test.db.clone())).await;
+    test.cleanup().await;
+}
+
+#[tokio::test]
+async fn sqlite_store_and_lineage_pass_the_retention_suite() {
+    let test = sqlite().await;
+    let storage = flowstone::sql::SqlStorage::new(test.db.clone());
+    retention_suite(&storage.store, &storage.lineage).await;
+    test.cleanup().await;
+}
+
+#[tokio::test]
+async fn postgres_store_and_lineage_pass_the_retention_suite() {
+    let Some(test) = postgres().await else { return };
+    let storage = flowstone::sql::SqlStorage::new(test.db.clone());
+    retention_suite(&storage.store, &storage.lineage).await;
     test.cleanup().await;
 }
 

@@ -5,6 +5,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use flowstone_queue::{Database, Pool};
 
+use super::retention::{self, Deleted};
 use super::rows::{EdgeRow, encode_key, stored_time};
 use super::writer::{Write, Writer};
 use super::{postgres, sqlite};
@@ -80,6 +81,10 @@ impl LineageStore for SqlLineage {
         // The model's order, which the encoded text's order need not follow.
         keys.sort();
         Ok(keys)
+    }
+
+    async fn forget_consumed_by(&self, consumers: &[MaterializationKey]) -> Result<u64> {
+        retention::delete(&self.db, Deleted::EdgesOfConsumers, consumers).await
     }
 
     async fn latest_consumer_run(

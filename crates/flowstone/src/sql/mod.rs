@@ -11,12 +11,14 @@
 //!   both engines: every SELECT of both dialects yields the same column names and types (ids and
 //!   partitions as text, JSON as text, times as microseconds since the epoch).
 //! - `sqlite` and `postgres` hold the SQL text, the binds and the transactions.
+//! - `retention` walks the records table for retention in bounded steps.
 //! - `schema` holds the migrations that create and upgrade the tables.
 
 mod blob_io;
 mod lineage;
 mod postgres;
 mod reader;
+mod retention;
 mod rows;
 mod schema;
 mod sqlite;

@@ -10,7 +10,8 @@ use std::borrow::Cow;
 use sqlx::PgPool;
 use sqlx::postgres::PgRow;
 
-use super::rows::{self, LineageSide, OutputRow, RecordFilter, RecordRow};
+use super::retention::{self, Deleted, GroupStats, OrderKey};
+use super::rows::{self, LineageSide, OutputRow, RecordFilter, RecordRow, from_micros};
 use super::sql_error;
 use super::writer::Batch;
 use crate::error::Result;
@@ -208,6 +209,133 @@ pub(crate) async fn outputs(
         .await
         .map_err(|e| sql_error("load outputs", e))?;
     found.iter().map(rows::stored_output).collect()
+}
+
+/// A page of the retention scan: records per (asset, partition) among the next `rows` rows
+/// after the (asset, partition) `after`.
+pub(crate) async fn group_page(
+    pool: &PgPool,
+    after: Option<(&str, &str)>,
+    rows: i64,
+) -> Result<Vec<GroupStats>> {
+    // Two statement texts rather than `$1 IS NULL OR ..`, which would keep the index from
+    // starting the scan at `after`.
+    let (from, limit) = if after.is_some() {
+        ("WHERE (asset, partition_key) > ($1, $2)", "$3")
+    } else {
+        ("", "$1")
+    };
+    let sql = format!(
+        "SELECT asset, partition_key, count(*) AS records,
+                (extract(epoch FROM min(started_at)) * 1000000)::int8 AS oldest
+         FROM (
+            SELECT asset, partition_key, started_at FROM flowstone_materializations {from}
+            ORDER BY asset, partition_key LIMIT {limit}
+         ) page GROUP BY asset, partition_key ORDER BY asset, partition_key"
+    );
+    let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+    if let Some((asset, partition)) = after {
+        q = q.bind(asset).bind(partition);
+    }
+    let found: Vec<PgRow> = q
+        .bind(rows)
+        .fetch_all(pool)
+        .await
+        .map_err(|e| sql_error("scan materializations for retention", e))?;
+    found.iter().map(retention::group_stats).collect()
+}
+
+/// The order key of the record at `offset` (0 = newest) of (asset, partition).
+pub(crate) async fn key_at(
+    pool: &PgPool,
+    asset: &str,
+    partition: &str,
+    offset: i64,
+) -> Result<Option<OrderKey>> {
+    let row = sqlx::query(
+        "SELECT (extract(epoch FROM started_at) * 1000000)::int8 AS started_at, run_id
+         FROM flowstone_materializations m
+         WHERE asset = $1 AND partition_key = $2
+         ORDER BY m.started_at DESC, m.run_id DESC LIMIT 1 OFFSET $3",
+    )
+    .bind(asset)
+    .bind(partition)
+    .bind(offset)
+    .fetch_optional(pool)
+    .await
+    .map_err(|e| sql_error("read materializations for retention", e))?;
+    row.as_ref().map(retention::order_key).transpose()
+}
+
+/// The run of the newest successful record of (asset, partition).
+pub(crate) async fn latest_success(
+    pool: &PgPool,
+    asset: &str,
+    partition: &str,
+) -> Result<Option<String>> {
+    sqlx::query_scalar(
+        "SELECT run_id FROM flowstone_materializations
+         WHERE asset = $1 AND partition_key = $2 AND status = 'success'
+         ORDER BY started_at DESC, run_id DESC LIMIT 1",
+    )
+    .bind(asset)
+    .bind(partition)
+    .fetch_optional(pool)
+    .await
+    .map_err(|e| sql_error("read materializations for retention", e))
+}
+
+/// Run ids of (asset, partition) below `threshold` but `except`, oldest first, at most `limit`.
+pub(crate) async fn older_than(
+    pool: &PgPool,
+    asset: &str,
+    partition: &str,
+    (started_at, run_id): &OrderKey,
+    except: &str,
+    limit: i64,
+) -> Result<Vec<String>> {
+    sqlx::query_scalar(
+        "SELECT run_id FROM flowstone_materializations
+         WHERE asset = $1 AND partition_key = $2 AND (started_at, run_id) < ($3, $4)
+           AND run_id <> $5
+         ORDER BY started_at, run_id LIMIT $6",
+    )
+    .bind(asset)
+    .bind(partition)
+    .bind(from_micros(*started_at)?)
+    .bind(run_id)
+    .bind(except)
+    .bind(limit)
+    .fetch_all(pool)
+    .await
+    .map_err(|e| sql_error("read materializations for retention", e))
+}
+
+/// Deletes the records of `keys` (asset, partition, run id), or the lineage they recorded.
+pub(crate) async fn delete(pool: &PgPool, what: Deleted, keys: &[[String; 3]]) -> Result<u64> {
+    let sql = match what {
+        Deleted::Records => {
+            "DELETE FROM flowstone_materializations m
+             USING unnest($1::text[], $2::text[], $3::text[]) AS k(asset, partition_key, run_id)
+             WHERE m.asset = k.asset AND m.partition_key = k.partition_key
+               AND m.run_id = k.run_id"
+        }
+        Deleted::EdgesOfConsumers => {
+            "DELETE FROM flowstone_lineage l
+             USING unnest($1::text[], $2::text[], $3::text[]) AS k(asset, partition_key, run_id)
+             WHERE l.consumer_asset = k.asset AND l.consumer_partition = k.partition_key
+               AND l.consumer_run = k.run_id"
+        }
+    };
+    let column = |i: usize| keys.iter().map(|k| k[i].as_str()).collect::<Vec<_>>();
+    sqlx::query(sql)
+        .bind(column(0))
+        .bind(column(1))
+        .bind(column(2))
+        .execute(pool)
+        .await
+        .map(|done| done.rows_affected())
+        .map_err(|e| sql_error("prune materializations or lineage", e))
 }
 
 /// Writes one batch in one transaction whose commit does not wait for the disk.

@@ -108,13 +108,13 @@ pub(crate) fn to_micros(at: DateTime<Utc>) -> i64 {
     at.timestamp_micros()
 }
 
-fn from_micros(micros: i64) -> Result<DateTime<Utc>> {
+pub(crate) fn from_micros(micros: i64) -> Result<DateTime<Utc>> {
     DateTime::from_timestamp_micros(micros)
         .ok_or_else(|| Error::store(format!("timestamp {micros} µs is out of range")))
 }
 
 /// Reads one column, with a FlowStone error naming it.
-fn column<'r, R, T>(row: &'r R, name: &'static str) -> Result<T>
+pub(crate) fn column<'r, R, T>(row: &'r R, name: &'static str) -> Result<T>
 where
     R: Row,
     &'static str: ColumnIndex<R>,
@@ -232,11 +232,11 @@ where
         .transpose()
 }
 
-fn parse_run_id(text: &str) -> Result<RunId> {
+pub(crate) fn parse_run_id(text: &str) -> Result<RunId> {
     text.parse()
         .map_err(|_| Error::store(format!("stored run id '{text}' is not a UUID")))
 }
 
-fn parse_partition(text: &str) -> Result<Partition> {
+pub(crate) fn parse_partition(text: &str) -> Result<Partition> {
     Partition::decode(text).map_err(|e| Error::store(format!("stored partition is malformed: {e}")))
 }

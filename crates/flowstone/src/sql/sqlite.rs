@@ -7,6 +7,7 @@
 use sqlx::SqlitePool;
 use sqlx::sqlite::{SqliteArguments, SqliteRow};
 
+use super::retention::{self, Deleted, GroupStats, OrderKey};
 use super::rows::{self, EdgeRow, LineageSide, OutputRow, RecordFilter, RecordRow, to_micros};
 use super::sql_error;
 use super::writer::Batch;
@@ -238,6 +239,137 @@ pub(crate) async fn write(db: &Database, pool: &SqlitePool, batch: &Batch) -> Re
     written
         .map(drop)
         .map_err(|e| sql_error("write materializations, lineage and outputs", e))
+}
+
+/// A page of the retention scan: records per (asset, partition) among the next `rows` rows
+/// after the (asset, partition) `after`.
+pub(crate) async fn group_page(
+    pool: &SqlitePool,
+    after: Option<(&str, &str)>,
+    rows: i64,
+) -> Result<Vec<GroupStats>> {
+    // Two statement texts rather than `? IS NULL OR ..`, which would keep the index from
+    // starting the scan at `after`.
+    let from = if after.is_some() {
+        "WHERE (asset, partition_key) > (?, ?)"
+    } else {
+        ""
+    };
+    let sql = format!(
+        "SELECT asset, partition_key, count(*) AS records, min(started_at) AS oldest FROM (
+            SELECT asset, partition_key, started_at FROM flowstone_materializations {from}
+            ORDER BY asset, partition_key LIMIT ?
+         ) page GROUP BY asset, partition_key ORDER BY asset, partition_key"
+    );
+    let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+    if let Some((asset, partition)) = after {
+        q = q.bind(asset).bind(partition);
+    }
+    let found: Vec<SqliteRow> = q
+        .bind(rows)
+        .fetch_all(pool)
+        .await
+        .map_err(|e| sql_error("scan materializations for retention", e))?;
+    found.iter().map(retention::group_stats).collect()
+}
+
+/// The order key of the record at `offset` (0 = newest) of (asset, partition).
+pub(crate) async fn key_at(
+    pool: &SqlitePool,
+    asset: &str,
+    partition: &str,
+    offset: i64,
+) -> Result<Option<OrderKey>> {
+    let row = sqlx::query(
+        "SELECT started_at, run_id FROM flowstone_materializations
+         WHERE asset = ? AND partition_key = ?
+         ORDER BY started_at DESC, run_id DESC LIMIT 1 OFFSET ?",
+    )
+    .bind(asset)
+    .bind(partition)
+    .bind(offset)
+    .fetch_optional(pool)
+    .await
+    .map_err(|e| sql_error("read materializations for retention", e))?;
+    row.as_ref().map(retention::order_key).transpose()
+}
+
+/// The run of the newest successful record of (asset, partition).
+pub(crate) async fn latest_success(
+    pool: &SqlitePool,
+    asset: &str,
+    partition: &str,
+) -> Result<Option<String>> {
+    sqlx::query_scalar(
+        "SELECT run_id FROM flowstone_materializations
+         WHERE asset = ? AND partition_key = ? AND status = 'success'
+         ORDER BY started_at DESC, run_id DESC LIMIT 1",
+    )
+    .bind(asset)
+    .bind(partition)
+    .fetch_optional(pool)
+    .await
+    .map_err(|e| sql_error("read materializations for retention", e))
+}
+
+/// Run ids of (asset, partition) below `threshold` but `except`, oldest first, at most `limit`.
+pub(crate) async fn older_than(
+    pool: &SqlitePool,
+    asset: &str,
+    partition: &str,
+    (started_at, run_id): &OrderKey,
+    except: &str,
+    limit: i64,
+) -> Result<Vec<String>> {
+    sqlx::query_scalar(
+        "SELECT run_id FROM flowstone_materializations
+         WHERE asset = ? AND partition_key = ? AND (started_at, run_id) < (?, ?)
+           AND run_id <> ?
+         ORDER BY started_at, run_id LIMIT ?",
+    )
+    .bind(asset)
+    .bind(partition)
+    .bind(started_at)
+    .bind(run_id)
+    .bind(except)
+    .bind(limit)
+    .fetch_all(pool)
+    .await
+    .map_err(|e| sql_error("read materializations for retention", e))
+}
+
+/// Deletes the records of `keys` (asset, partition, run id), or the lineage they recorded.
+pub(crate) async fn delete(
+    db: &Database,
+    pool: &SqlitePool,
+    what: Deleted,
+    keys: &[[String; 3]],
+) -> Result<u64> {
+    let (table, columns) = match what {
+        Deleted::Records => ("flowstone_materializations", "asset, partition_key, run_id"),
+        Deleted::EdgesOfConsumers => (
+            "flowstone_lineage",
+            "consumer_asset, consumer_partition, consumer_run",
+        ),
+    };
+    let mut sql = format!("DELETE FROM {table} WHERE ({columns}) IN (VALUES ");
+    for n in 0..keys.len() {
+        sql.push_str(if n == 0 { "(?, ?, ?)" } else { ", (?, ?, ?)" });
+    }
+    sql.push(')');
+    let mut q = sqlx::query(sqlx::AssertSqlSafe(sql)).persistent(false);
+    for key in keys.iter().flatten() {
+        q = q.bind(key);
+    }
+    let mut conn = pool
+        .acquire()
+        .await
+        .map_err(|e| sql_error("get a connection to prune", e))?;
+    let _turn = db.write_gate().await;
+    q.execute(&mut *conn)
+        .await
+        .map(|done| done.rows_affected())
+        .map_err(|e| sql_error(&format!("prune {table}"), e))
 }
 
 /// One multi-row statement's rows.

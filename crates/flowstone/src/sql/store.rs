@@ -5,12 +5,17 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use flowstone_queue::{Database, Pool};
 
+use chrono::{DateTime, Utc};
+
+use super::retention::{self, Deleted};
 use super::rows::{RecordFilter, RecordRow};
 use super::writer::{Write, Writer};
 use super::{postgres, sqlite};
 use crate::error::Result;
 use crate::ids::RunId;
+use crate::lineage::MaterializationKey;
 use crate::partition::Partition;
+use crate::retention::RetentionPolicy;
 use crate::store::{
     Materialization, MaterializationQuery, MaterializationStatus, MaterializationStore,
 };
@@ -72,6 +77,20 @@ impl MaterializationStore for SqlStore {
             Pool::Sqlite(pool) => sqlite::records(pool, filter).await,
             Pool::Postgres(pool) => postgres::records(pool, filter).await,
         }
+    }
+
+    async fn expired(
+        &self,
+        policy: &RetentionPolicy,
+        now: DateTime<Utc>,
+        from: Option<&MaterializationKey>,
+        limit: usize,
+    ) -> Result<Vec<MaterializationKey>> {
+        retention::expired(&self.db, policy, now, from, limit).await
+    }
+
+    async fn delete(&self, keys: &[MaterializationKey]) -> Result<u64> {
+        retention::delete(&self.db, Deleted::Records, keys).await
     }
 
     async fn latest_per_partition(&self, asset: &str) -> Result<Vec<Materialization>> {
