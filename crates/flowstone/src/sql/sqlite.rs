@@ -352,11 +352,16 @@ pub(crate) async fn delete(
             "consumer_asset, consumer_partition, consumer_run",
         ),
     };
-    let mut sql = format!("DELETE FROM {table} WHERE ({columns}) IN (VALUES ");
+    // `IN (SELECT .. FROM (VALUES ..))`, not `IN (VALUES ..)`: SQLite searches the key's
+    // index for the former and scans the whole table for the latter.
+    let mut sql = format!(
+        "DELETE FROM {table} WHERE ({columns}) IN \
+         (SELECT column1, column2, column3 FROM (VALUES "
+    );
     for n in 0..keys.len() {
         sql.push_str(if n == 0 { "(?, ?, ?)" } else { ", (?, ?, ?)" });
     }
-    sql.push(')');
+    sql.push_str("))");
     let mut q = sqlx::query(sqlx::AssertSqlSafe(sql)).persistent(false);
     for key in keys.iter().flatten() {
         q = q.bind(key);
