@@ -250,7 +250,7 @@ async fn version_1_rows_read_back_identically_after_the_upgrade(test: &TestDb) {
     use flowstone::testing::awkward_partitions;
     use flowstone::{Error, IoManager, Output, Partition, RunId};
 
-    flowstone_queue::Migrator::new("flowstone", &flowstone::sql::migrations()[..1])
+    flowstone_queue::Migrator::new("flowstone", &flowstone::sql::MIGRATIONS[..1])
         .run(&test.db)
         .await
         .expect("migrate to version 1");

@@ -12,15 +12,15 @@
 //!   partitions as text, JSON as text, times as microseconds since the epoch).
 //! - `sqlite` and `postgres` hold the SQL text, the binds and the transactions.
 //! - `retention` walks the records table for retention in bounded steps.
-//! - `schema` holds the migrations that create and upgrade the tables.
+//! - `migrations` creates and upgrades the tables.
 
 mod blob_io;
 mod lineage;
+pub(crate) mod migrations;
 mod postgres;
 mod reader;
 mod retention;
 mod rows;
-mod schema;
 mod sqlite;
 mod store;
 mod writer;
@@ -29,6 +29,7 @@ use flowstone_queue::Database;
 
 pub use blob_io::SqlBlobIo;
 pub use lineage::SqlLineage;
+pub use migrations::MIGRATIONS;
 pub use store::SqlStore;
 
 use crate::error::{Error, Result};
@@ -59,18 +60,11 @@ impl SqlStorage {
 
 /// Creates (or upgrades) FlowStone's own tables in `db`; idempotent, safe from many processes.
 pub async fn migrate(db: &Database) -> Result<()> {
-    schema::MIGRATOR
+    migrations::MIGRATOR
         .run(db)
         .await
         .map(drop)
         .map_err(|e| Error::store(format!("could not migrate FlowStone's tables: {e}")))
-}
-
-/// FlowStone's schema steps in version order, as [`migrate`] applies them under the component
-/// `flowstone`: for tools that report the schema, and for tests that need a database at an
-/// earlier version (`Migrator::new("flowstone", &migrations()[..1])`).
-pub fn migrations() -> &'static [flowstone_queue::Migration] {
-    schema::MIGRATIONS
 }
 
 /// A database error as a FlowStone store error saying what was being done.

@@ -9,7 +9,10 @@ use flowstone_queue::{Migration, Migrator};
 /// Applies FlowStone's migrations.
 pub(crate) const MIGRATOR: Migrator = Migrator::new("flowstone", MIGRATIONS);
 
-pub(crate) const MIGRATIONS: &[Migration] = &[
+/// FlowStone's schema steps in version order, as [`super::migrate`] applies them under the
+/// component `flowstone`: for tools that report the schema, and for tests that need a database
+/// at an earlier version (`Migrator::new("flowstone", &MIGRATIONS[..1])`).
+pub const MIGRATIONS: &[Migration] = &[
     Migration {
         version: 1,
         name: "materializations, lineage, outputs",
