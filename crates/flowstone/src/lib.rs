@@ -68,6 +68,7 @@ pub mod partition_key;
 pub mod queue;
 pub mod registry;
 pub mod resource;
+pub mod retention;
 pub mod run;
 pub mod runtime;
 #[cfg(feature = "database")]

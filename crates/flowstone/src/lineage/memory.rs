@@ -73,6 +73,14 @@ impl LineageStore for MemoryLineage {
         Ok(found)
     }
 
+    async fn forget_consumed_by(&self, consumers: &[MaterializationKey]) -> Result<u64> {
+        let consumers: std::collections::HashSet<&MaterializationKey> = consumers.iter().collect();
+        let mut edges = self.edges.write().map_err(|_| poisoned())?;
+        let before = edges.len();
+        edges.retain(|(consumer, _)| !consumers.contains(consumer));
+        Ok((before - edges.len()) as u64)
+    }
+
     async fn latest_consumer_run(
         &self,
         asset: &str,

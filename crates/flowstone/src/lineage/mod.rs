@@ -69,6 +69,11 @@ pub trait LineageStore: Send + Sync + 'static {
         run_id: Option<RunId>,
     ) -> Result<Vec<MaterializationKey>>;
 
+    /// Deletes what each of `consumers` read (the edges it recorded); edges that name them as
+    /// the upstream stay. Returns how many edges were deleted. Retention calls this for the
+    /// records it drops.
+    async fn forget_consumed_by(&self, consumers: &[MaterializationKey]) -> Result<u64>;
+
     /// The newest run of (asset, partition) that has recorded lineage as a consumer.
     async fn latest_consumer_run(
         &self,

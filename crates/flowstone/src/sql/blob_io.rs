@@ -4,11 +4,12 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use flowstone_queue::Database;
+use flowstone_queue::{Database, Pool};
 
 use super::reader::Reader;
-use super::writer::{OutputRow, Write, Writer};
-use super::{RowExt, from_micros, on_pool, parse_run_id, sql_error, to_micros};
+use super::rows::{OutputRow, stored_time};
+use super::writer::{Write, Writer};
+use super::{postgres, sqlite};
 use crate::error::Result;
 use crate::io::{IoManager, IoMetadata, Stored};
 use crate::output::Output;
@@ -35,14 +36,6 @@ impl SqlBlobIo {
     }
 }
 
-pub(super) fn meta(row: &impl RowExt) -> Result<IoMetadata> {
-    Ok(IoMetadata {
-        run_id: parse_run_id(&row.text("run_id")?)?,
-        stored_at: from_micros(row.int("stored_us")?)?,
-        size_bytes: Some(u64::try_from(row.int("size_bytes")?).unwrap_or(0)),
-    })
-}
-
 #[async_trait]
 impl IoManager for SqlBlobIo {
     async fn store(
@@ -56,7 +49,7 @@ impl IoManager for SqlBlobIo {
             asset: asset.to_owned(),
             partition: partition.encode(),
             run_id: meta.run_id.to_string(),
-            stored_us: to_micros(meta.stored_at),
+            stored_at: stored_time(meta.stored_at),
             value: output.to_json_bytes()?,
         };
         self.writer.write(Write::Output(row)).await
@@ -67,29 +60,18 @@ impl IoManager for SqlBlobIo {
     }
 
     async fn delete(&self, asset: &str, partition: &Partition) -> Result<bool> {
-        const SQL: &str = "DELETE FROM flowstone_outputs WHERE asset = $1 AND partition_key = $2";
         let partition = partition.encode();
-        on_pool!(self.db, pool => sqlx::query(SQL)
-            .bind(asset)
-            .bind(&partition)
-            .execute(pool)
-            .await
-            .map(|done| done.rows_affected() > 0))
-        .map_err(|e| sql_error("delete an output", e))
+        match self.db.pool() {
+            Pool::Sqlite(pool) => sqlite::delete_output(pool, asset, &partition).await,
+            Pool::Postgres(pool) => postgres::delete_output(pool, asset, &partition).await,
+        }
     }
 
     async fn metadata(&self, asset: &str, partition: &Partition) -> Result<Option<IoMetadata>> {
-        const SQL: &str = "SELECT run_id, stored_us, size_bytes FROM flowstone_outputs
-            WHERE asset = $1 AND partition_key = $2";
         let partition = partition.encode();
-        on_pool!(self.db, pool => {
-            let row = sqlx::query(SQL)
-                .bind(asset)
-                .bind(&partition)
-                .fetch_optional(pool)
-                .await
-                .map_err(|e| sql_error("read output metadata", e))?;
-            row.as_ref().map(meta).transpose()
-        })
+        match self.db.pool() {
+            Pool::Sqlite(pool) => sqlite::output_metadata(pool, asset, &partition).await,
+            Pool::Postgres(pool) => postgres::output_metadata(pool, asset, &partition).await,
+        }
     }
 }

@@ -3,10 +3,12 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use flowstone_queue::Database;
+use flowstone_queue::{Database, Pool};
 
-use super::writer::{EdgeRow, Write, Writer};
-use super::{RowExt, on_pool, parse_partition, parse_run_id, sql_error};
+use super::retention::{self, Deleted};
+use super::rows::{EdgeRow, encode_key, stored_time};
+use super::writer::{Write, Writer};
+use super::{postgres, sqlite};
 use crate::error::Result;
 use crate::ids::RunId;
 use crate::lineage::{LineageStore, MaterializationKey};
@@ -31,14 +33,6 @@ impl SqlLineage {
     }
 }
 
-fn key(row: &impl RowExt, prefix: &str) -> Result<MaterializationKey> {
-    Ok(MaterializationKey {
-        asset: row.text(&format!("{prefix}_asset"))?,
-        partition: parse_partition(&row.text(&format!("{prefix}_partition"))?)?,
-        run_id: parse_run_id(&row.text(&format!("{prefix}_run"))?)?,
-    })
-}
-
 #[async_trait]
 impl LineageStore for SqlLineage {
     async fn record(
@@ -49,38 +43,26 @@ impl LineageStore for SqlLineage {
         if consumed.is_empty() {
             return Ok(());
         }
-        let encode =
-            |k: &MaterializationKey| [k.asset.clone(), k.partition.encode(), k.run_id.to_string()];
-        let consumer_row = encode(consumer);
-        let recorded_us = super::to_micros(chrono::Utc::now());
+        let consumer_row = encode_key(consumer);
+        let recorded_at = stored_time(chrono::Utc::now());
         let edges = consumed
             .iter()
             .map(|upstream| EdgeRow {
                 consumer: consumer_row.clone(),
-                upstream: encode(upstream),
-                recorded_us,
+                upstream: encode_key(upstream),
+                recorded_at,
             })
             .collect();
         self.writer.write(Write::Edges(edges)).await
     }
 
     async fn consumed_by(&self, consumer: &MaterializationKey) -> Result<Vec<MaterializationKey>> {
-        const SQL: &str = "SELECT upstream_asset, upstream_partition, upstream_run
-            FROM flowstone_lineage
-            WHERE consumer_asset = $1 AND consumer_partition = $2 AND consumer_run = $3
-            ORDER BY upstream_asset, upstream_partition, upstream_run";
-        let partition = consumer.partition.encode();
-        let run = consumer.run_id.to_string();
-        on_pool!(self.db, pool => {
-            let rows = sqlx::query(SQL)
-                .bind(&consumer.asset)
-                .bind(&partition)
-                .bind(&run)
-                .fetch_all(pool)
-                .await
-                .map_err(|e| sql_error("read lineage", e))?;
-            rows.iter().map(|r| key(r, "upstream")).collect()
-        })
+        let [asset, partition, run] = encode_key(consumer);
+        let key = [asset.as_str(), partition.as_str(), run.as_str()];
+        match self.db.pool() {
+            Pool::Sqlite(pool) => sqlite::consumed_by(pool, key).await,
+            Pool::Postgres(pool) => postgres::consumed_by(pool, key).await,
+        }
     }
 
     async fn consumers_of(
@@ -89,29 +71,20 @@ impl LineageStore for SqlLineage {
         partition: Option<&Partition>,
         run_id: Option<RunId>,
     ) -> Result<Vec<MaterializationKey>> {
-        const SQL: &str = "SELECT DISTINCT consumer_asset, consumer_partition, consumer_run
-            FROM flowstone_lineage
-            WHERE upstream_asset = $1
-              AND (CAST($2 AS TEXT) IS NULL OR upstream_partition = $2)
-              AND (CAST($3 AS TEXT) IS NULL OR upstream_run = $3)
-            ORDER BY consumer_asset, consumer_partition, consumer_run";
         let partition = partition.map(Partition::encode);
         let run = run_id.map(|r| r.to_string());
-        on_pool!(self.db, pool => {
-            let rows = sqlx::query(SQL)
-                .bind(asset)
-                .bind(partition.as_deref())
-                .bind(run.as_deref())
-                .fetch_all(pool)
-                .await
-                .map_err(|e| sql_error("read lineage", e))?;
-            let mut keys = rows
-                .iter()
-                .map(|r| key(r, "consumer"))
-                .collect::<Result<Vec<_>>>()?;
-            keys.sort();
-            Ok(keys)
-        })
+        let (partition, run) = (partition.as_deref(), run.as_deref());
+        let mut keys = match self.db.pool() {
+            Pool::Sqlite(pool) => sqlite::consumers_of(pool, asset, partition, run).await?,
+            Pool::Postgres(pool) => postgres::consumers_of(pool, asset, partition, run).await?,
+        };
+        // The model's order, which the encoded text's order need not follow.
+        keys.sort();
+        Ok(keys)
+    }
+
+    async fn forget_consumed_by(&self, consumers: &[MaterializationKey]) -> Result<u64> {
+        retention::delete(&self.db, Deleted::EdgesOfConsumers, consumers).await
     }
 
     async fn latest_consumer_run(
@@ -119,17 +92,10 @@ impl LineageStore for SqlLineage {
         asset: &str,
         partition: &Partition,
     ) -> Result<Option<RunId>> {
-        const SQL: &str = "SELECT MAX(consumer_run) AS run FROM flowstone_lineage
-            WHERE consumer_asset = $1 AND consumer_partition = $2";
         let partition = partition.encode();
-        on_pool!(self.db, pool => {
-            let row = sqlx::query(SQL)
-                .bind(asset)
-                .bind(&partition)
-                .fetch_one(pool)
-                .await
-                .map_err(|e| sql_error("read lineage", e))?;
-            row.opt_text("run")?.map(|r| parse_run_id(&r)).transpose()
-        })
+        match self.db.pool() {
+            Pool::Sqlite(pool) => sqlite::latest_consumer_run(pool, asset, &partition).await,
+            Pool::Postgres(pool) => postgres::latest_consumer_run(pool, asset, &partition).await,
+        }
     }
 }

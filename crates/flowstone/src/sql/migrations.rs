@@ -1,17 +1,31 @@
 //! FlowStone's schema, recorded under the component `flowstone` in the
 //! `flowstone_migrations` table that flowstone-queue's migration runner keeps.
+//!
+//! A migration's text never changes once released (databases record what they applied); a
+//! change of schema is a new migration that converts existing rows in place.
 
 use flowstone_queue::{Migration, Migrator};
 
 /// Applies FlowStone's migrations.
 pub(crate) const MIGRATOR: Migrator = Migrator::new("flowstone", MIGRATIONS);
 
-const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    name: "materializations, lineage, outputs",
-    sqlite: V1_SQLITE,
-    postgres: V1_POSTGRES,
-}];
+/// FlowStone's schema steps in version order, as [`super::migrate`] applies them under the
+/// component `flowstone`: for tools that report the schema, and for tests that need a database
+/// at an earlier version (`Migrator::new("flowstone", &MIGRATIONS[..1])`).
+pub const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "materializations, lineage, outputs",
+        sqlite: V1_SQLITE,
+        postgres: V1_POSTGRES,
+    },
+    Migration {
+        version: 2,
+        name: "times as timestamptz and JSON as jsonb on PostgreSQL; *_us times renamed *_at",
+        sqlite: V2_SQLITE,
+        postgres: V2_POSTGRES,
+    },
+];
 
 macro_rules! v1 {
     ($blob:literal) => {
@@ -64,3 +78,42 @@ macro_rules! v1 {
 
 const V1_SQLITE: &str = v1!("BLOB");
 const V1_POSTGRES: &str = v1!("BYTEA");
+
+/// SQLite keeps INTEGER microseconds and TEXT JSON; only the names change, to the queue's
+/// `*_at` (renaming a column rewrites no row, and the indexes follow it).
+const V2_SQLITE: &str = "
+ALTER TABLE flowstone_materializations RENAME COLUMN started_us TO started_at;
+ALTER TABLE flowstone_materializations RENAME COLUMN finished_us TO finished_at;
+ALTER TABLE flowstone_lineage RENAME COLUMN recorded_us TO recorded_at;
+ALTER TABLE flowstone_outputs RENAME COLUMN stored_us TO stored_at;
+";
+
+/// PostgreSQL: the same renames, then each table rewritten once with `timestamptz` times and
+/// `jsonb` JSON, as the queue's tables have them (durations stay `duration_us`, bigint µs).
+///
+/// Microseconds become a time exactly: whole seconds and the remaining microseconds are added
+/// separately, so no value passes through a float that could round it. jsonb cannot hold the
+/// escape `\u0000` (text cannot hold NUL), so it is stored as U+FFFD, as new writes do.
+const V2_POSTGRES: &str = r"
+ALTER TABLE flowstone_materializations RENAME COLUMN started_us TO started_at;
+ALTER TABLE flowstone_materializations RENAME COLUMN finished_us TO finished_at;
+ALTER TABLE flowstone_materializations
+    ALTER COLUMN started_at TYPE timestamptz USING timestamptz 'epoch'
+        + (started_at / 1000000) * interval '1 second'
+        + (started_at % 1000000) * interval '1 microsecond',
+    ALTER COLUMN finished_at TYPE timestamptz USING timestamptz 'epoch'
+        + (finished_at / 1000000) * interval '1 second'
+        + (finished_at % 1000000) * interval '1 microsecond',
+    ALTER COLUMN error TYPE jsonb USING replace(error, '\u0000', '\ufffd')::jsonb,
+    ALTER COLUMN metadata TYPE jsonb USING replace(metadata, '\u0000', '\ufffd')::jsonb;
+ALTER TABLE flowstone_lineage RENAME COLUMN recorded_us TO recorded_at;
+ALTER TABLE flowstone_lineage
+    ALTER COLUMN recorded_at TYPE timestamptz USING timestamptz 'epoch'
+        + (recorded_at / 1000000) * interval '1 second'
+        + (recorded_at % 1000000) * interval '1 microsecond';
+ALTER TABLE flowstone_outputs RENAME COLUMN stored_us TO stored_at;
+ALTER TABLE flowstone_outputs
+    ALTER COLUMN stored_at TYPE timestamptz USING timestamptz 'epoch'
+        + (stored_at / 1000000) * interval '1 second'
+        + (stored_at % 1000000) * interval '1 microsecond';
+";

@@ -10,14 +10,12 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::OnceLock;
 
-use flowstone_queue::Database;
+use flowstone_queue::{Database, Pool};
 use tokio::sync::{mpsc, oneshot};
 
-use super::blob_io::meta;
-use super::{RowExt, on_pool, push_placeholders, sql_error};
+use super::{postgres, sqlite};
 use crate::error::{Error, Result};
 use crate::io::Stored;
-use crate::output::Output;
 
 /// Most loads answered together.
 const MAX_BATCH: usize = 1024;
@@ -82,42 +80,27 @@ async fn fetch(
     db: &Database,
     wanted: &HashMap<&str, HashSet<&str>>,
 ) -> Result<HashMap<Key, Stored>> {
-    let numbered = db.engine() == flowstone_queue::Engine::Postgres;
     let mut found = HashMap::new();
     for (asset, partitions) in wanted {
         let partitions: Vec<&str> = partitions.iter().copied().collect();
         for chunk in partitions.chunks(KEYS_PER_STATEMENT) {
             // Lists padded to a power of two (repeating a key changes nothing) keep the number
             // of distinct statements, and so of prepared ones per connection, small.
-            let padded = chunk.len().next_power_of_two();
-            let mut sql = String::from(
-                "SELECT partition_key, run_id, stored_us, size_bytes, value \
-                 FROM flowstone_outputs WHERE asset = ",
-            );
-            push_placeholders(&mut sql, numbered, 1, 1);
-            sql.push_str(" AND partition_key IN (");
-            push_placeholders(&mut sql, numbered, 2, padded);
-            sql.push(')');
-            let keys = chunk
+            let padded: Vec<&str> = chunk
                 .iter()
-                .chain(std::iter::repeat_n(&chunk[0], padded - chunk.len()));
-            on_pool!(db, pool => {
-                let mut q = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(*asset);
-                for key in keys {
-                    q = q.bind(*key);
-                }
-                let rows = q
-                    .fetch_all(pool)
-                    .await
-                    .map_err(|e| sql_error("load outputs", e))?;
-                for row in rows {
-                    let stored = Stored {
-                        meta: meta(&row)?,
-                        output: Output::from_json_bytes(row.bytes("value")?),
-                    };
-                    found.insert(((*asset).to_owned(), row.text("partition_key")?), stored);
-                }
-            });
+                .copied()
+                .chain(std::iter::repeat_n(
+                    chunk[0],
+                    chunk.len().next_power_of_two() - chunk.len(),
+                ))
+                .collect();
+            let outputs = match db.pool() {
+                Pool::Sqlite(pool) => sqlite::outputs(pool, asset, &padded).await?,
+                Pool::Postgres(pool) => postgres::outputs(pool, asset, &padded).await?,
+            };
+            for (partition, stored) in outputs {
+                found.insert(((*asset).to_owned(), partition), stored);
+            }
         }
     }
     Ok(found)

@@ -1,14 +1,17 @@
 //! The in-memory materialization store.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::RwLock;
 
 use async_trait::async_trait;
+use chrono::{DateTime, Utc};
 
 use super::{Materialization, MaterializationQuery, MaterializationStore, newest_first};
 use crate::error::{Error, Result};
 use crate::ids::RunId;
+use crate::lineage::MaterializationKey;
 use crate::partition::Partition;
+use crate::retention::{RetentionPolicy, expired_of_partition};
 
 /// Keeps records in process memory: asset → partition → records of each run.
 #[derive(Debug, Default)]
@@ -81,6 +84,21 @@ impl Runs {
     fn newest(&self) -> Option<&Materialization> {
         self.records.get(self.newest)
     }
+
+    /// Removes the records of `runs`; returns how many there were.
+    fn remove(&mut self, runs: &HashSet<RunId>) -> usize {
+        let before = self.records.len();
+        self.records.retain(|r| !runs.contains(&r.run_id));
+        let removed = before - self.records.len();
+        if removed > 0 {
+            let records = std::mem::take(&mut self.records);
+            *self = Runs::default();
+            for m in &records {
+                self.upsert(m);
+            }
+        }
+        removed
+    }
 }
 
 impl MemoryStore {
@@ -139,6 +157,69 @@ impl MaterializationStore for MemoryStore {
             found.truncate(limit);
         }
         Ok(found)
+    }
+
+    async fn expired(
+        &self,
+        policy: &RetentionPolicy,
+        now: DateTime<Utc>,
+        from: Option<&MaterializationKey>,
+        limit: usize,
+    ) -> Result<Vec<MaterializationKey>> {
+        let records = self.records.read().map_err(|_| poisoned())?;
+        // Groups in (asset, partition) order, from the group of `from` on.
+        let mut groups: Vec<(&String, &Partition, &Runs)> = records
+            .iter()
+            .flat_map(|(asset, partitions)| {
+                partitions
+                    .iter()
+                    .map(move |(partition, runs)| (asset, partition, runs))
+            })
+            .filter(|(asset, partition, _)| {
+                from.is_none_or(|f| {
+                    (asset.as_str(), *partition) >= (f.asset.as_str(), &f.partition)
+                })
+            })
+            .collect();
+        groups.sort_by(|a, b| (a.0, a.1).cmp(&(b.0, b.1)));
+        let mut found = Vec::new();
+        for (_, _, runs) in groups {
+            let mut group: Vec<&Materialization> = runs.records.iter().collect();
+            for m in expired_of_partition(policy, now, &mut group) {
+                if found.len() == limit {
+                    return Ok(found);
+                }
+                found.push(m.key());
+            }
+        }
+        Ok(found)
+    }
+
+    async fn delete(&self, keys: &[MaterializationKey]) -> Result<u64> {
+        let mut by_group: HashMap<(&str, &Partition), HashSet<RunId>> = HashMap::new();
+        for key in keys {
+            by_group
+                .entry((key.asset.as_str(), &key.partition))
+                .or_default()
+                .insert(key.run_id);
+        }
+        let mut records = self.records.write().map_err(|_| poisoned())?;
+        let mut deleted = 0;
+        for ((asset, partition), runs) in by_group {
+            let Some(partitions) = records.get_mut(asset) else {
+                continue;
+            };
+            if let Some(group) = partitions.get_mut(partition) {
+                deleted += group.remove(&runs);
+                if group.records.is_empty() {
+                    partitions.remove(partition);
+                }
+            }
+            if partitions.is_empty() {
+                records.remove(asset);
+            }
+        }
+        Ok(deleted as u64)
     }
 
     async fn latest(&self, asset: &str, partition: &Partition) -> Result<Option<Materialization>> {

@@ -17,7 +17,9 @@ pub use memory::MemoryStore;
 
 use crate::error::{ErrorRecord, Result};
 use crate::ids::RunId;
+use crate::lineage::MaterializationKey;
 use crate::partition::Partition;
+use crate::retention::RetentionPolicy;
 
 /// Where a materialization stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -183,12 +185,38 @@ pub trait MaterializationStore: Send + Sync + 'static {
     /// For each partition of `asset`, its newest record.
     async fn latest_per_partition(&self, asset: &str) -> Result<Vec<Materialization>>;
 
+    /// Up to `limit` records that `policy` drops at `now` (see [`crate::retention`]), oldest
+    /// first within an (asset, partition), beginning with the (asset, partition) of `from` and
+    /// going on in the store's own order of (asset, partition). Deleting what it returns and
+    /// asking again from the last key returned visits every (asset, partition) once.
+    async fn expired(
+        &self,
+        policy: &RetentionPolicy,
+        now: DateTime<Utc>,
+        from: Option<&MaterializationKey>,
+        limit: usize,
+    ) -> Result<Vec<MaterializationKey>>;
+
+    /// Deletes the records of `keys`; returns how many there were.
+    async fn delete(&self, keys: &[MaterializationKey]) -> Result<u64>;
+
     /// The newest record of (asset, partition).
     async fn latest(&self, asset: &str, partition: &Partition) -> Result<Option<Materialization>> {
         let query = MaterializationQuery::asset(asset)
             .partition(partition.clone())
             .limit(1);
         Ok(self.list(&query).await?.into_iter().next())
+    }
+}
+
+impl Materialization {
+    /// The record's key: (asset, partition, run id).
+    pub fn key(&self) -> MaterializationKey {
+        MaterializationKey {
+            asset: self.asset.clone(),
+            partition: self.partition.clone(),
+            run_id: self.run_id,
+        }
     }
 }
 
