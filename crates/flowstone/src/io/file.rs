@@ -38,7 +38,9 @@ const KEY_SUFFIX: &str = ".key";
 /// Starts every hashed name; [`file_safe`] escapes it, so no escaped name starts with it.
 const HASHED_PREFIX: char = '+';
 
-/// Stores outputs as JSON files under a root folder.
+/// Stores outputs as JSON files under a root folder: `<root>/<asset>/<partition>.json`, both
+/// names percent-escaped. An asset or partition too long for a file name (255 bytes) is named
+/// `+<hash>` instead, with the full key in `+<hash>.key` beside it, checked on every access.
 #[derive(Debug, Clone)]
 pub struct FileIo {
     root: PathBuf,
@@ -83,19 +85,6 @@ impl FileIo {
         }
         Ok(Some(entry))
     }
-
-    async fn read_meta(entry: &Entry) -> Result<Option<IoMetadata>> {
-        let path = entry.meta_path();
-        match read_optional(&path).await? {
-            Some(bytes) => serde_json::from_slice(&bytes).map(Some).map_err(|e| {
-                Error::io(format!(
-                    "metadata file '{}' is corrupt: {e}",
-                    path.display()
-                ))
-            }),
-            None => Ok(None),
-        }
-    }
 }
 
 /// Where one (asset, partition) is stored: the asset's folder and the partition's files in it.
@@ -112,6 +101,19 @@ impl Entry {
 
     fn meta_path(&self) -> PathBuf {
         self.dir.join(format!("{}{META_SUFFIX}", self.file.stem))
+    }
+
+    async fn read_meta(&self) -> Result<Option<IoMetadata>> {
+        let path = self.meta_path();
+        match read_optional(&path).await? {
+            Some(bytes) => serde_json::from_slice(&bytes).map(Some).map_err(|e| {
+                Error::io(format!(
+                    "metadata file '{}' is corrupt: {e}",
+                    path.display()
+                ))
+            }),
+            None => Ok(None),
+        }
     }
 }
 
@@ -272,7 +274,7 @@ impl IoManager for FileIo {
         let Some(entry) = self.existing_entry(asset, partition).await? else {
             return Ok(None);
         };
-        let Some(meta) = Self::read_meta(&entry).await? else {
+        let Some(meta) = entry.read_meta().await? else {
             return Ok(None);
         };
         Ok(read_optional(&entry.value_path())
@@ -301,7 +303,7 @@ impl IoManager for FileIo {
 
     async fn metadata(&self, asset: &str, partition: &Partition) -> Result<Option<IoMetadata>> {
         match self.existing_entry(asset, partition).await? {
-            Some(entry) => Self::read_meta(&entry).await,
+            Some(entry) => entry.read_meta().await,
             None => Ok(None),
         }
     }
