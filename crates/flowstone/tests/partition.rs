@@ -436,6 +436,7 @@ fn any_string() -> impl Strategy<Value = String> {
         any::<String>(),
         "[a-z0-9_]{1,12}",
         "[a-z:|\\\\ ]{0,10}",
+        "[a-z:|\\\\\\x00\\t\\n\\r\\x1b\\x7f\\x{85}]{0,10}",
         ("(u|d|dt|ndt|i|s|t):", "[0-9:|\\\\-]{0,12}").prop_map(|(tag, rest)| tag + &rest),
         Just(String::new()),
         Just(String::from("2024-01-01")),
@@ -520,14 +521,16 @@ proptest! {
     #[test]
     fn decode_never_panics_and_accepts_only_canonical_input(input in any::<String>()) {
         if let Ok(p) = Partition::decode(&input) {
-            prop_assert_eq!(p.encode(), input);
+            assert_canonical_or_legacy(&input, &p);
         }
     }
 
     #[test]
-    fn decode_never_panics_on_structured_garbage(input in "[utdnis:|\\\\0-9TZ.+-]{0,40}") {
+    fn decode_never_panics_on_structured_garbage(
+        input in "[utdnise:|\\\\0-9TZ.+{}\\x00\\n\\t-]{0,40}"
+    ) {
         match Partition::decode(&input) {
-            Ok(p) => prop_assert_eq!(p.encode(), input),
+            Ok(p) => assert_canonical_or_legacy(&input, &p),
             Err(err) => {
                 let err = flowstone::Error::from(err);
                 prop_assert_eq!(err.kind(), ErrorKind::InvalidPartition);
@@ -1067,5 +1070,113 @@ fn definitions_work_as_trait_objects() {
             assert_eq!(&def.parse(&p.encode()).unwrap(), p, "{def:?} parse of {p}");
         }
         assert!(!def.expected_form().is_empty());
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Control characters: the `e:` form, and the legacy form that still decodes
+// ---------------------------------------------------------------------------------------------
+
+/// How versions before the `e:` tag encoded `p`: strings verbatim, control characters and all.
+/// An independent oracle for the one kind of non-canonical input `decode` accepts.
+fn legacy_encode(p: &Partition) -> String {
+    match p {
+        Partition::Str(text) if text.chars().any(char::is_control) => {
+            if text.contains([':', '|', '\\']) {
+                format!("s:{text}")
+            } else {
+                text.clone()
+            }
+        }
+        Partition::Tuple(items) => {
+            let elements: Vec<String> = items
+                .iter()
+                .map(|item| {
+                    legacy_encode(item)
+                        .replace('\\', "\\\\")
+                        .replace('|', "\\|")
+                })
+                .collect();
+            format!("t:{}", elements.join("|"))
+        }
+        other => other.encode(),
+    }
+}
+
+/// `decode(input) == p`: `input` is `p`'s canonical encoding, or, when it holds a raw control
+/// character, exactly the legacy encoding of `p`.
+#[track_caller]
+fn assert_canonical_or_legacy(input: &str, p: &Partition) {
+    if input.contains(char::is_control) {
+        assert_eq!(legacy_encode(p), input, "accepted non-legacy {input:?}");
+    } else {
+        assert_eq!(p.encode(), input, "accepted non-canonical {input:?}");
+    }
+}
+
+#[test]
+fn strings_with_control_characters_are_escaped_with_e_tag() {
+    assert_vector(s("a\nb"), "e:a\\nb");
+    assert_vector(s("\0"), "e:\\0");
+    assert_vector(s("x\r\n\t|y:\\"), "e:x\\r\\n\\t|y:\\\\");
+    assert_vector(s("\u{1b}\u{7f}\u{9f}"), "e:\\u{1b}\\u{7f}\\u{9f}");
+    assert_vector(
+        Partition::Tuple(vec![s("a\tb|c"), s("\0"), Partition::Int(1)]),
+        "t:e:a\\\\tb\\|c|e:\\\\0|i:1",
+    );
+}
+
+#[test]
+fn encodings_hold_no_control_character() {
+    let p = Partition::Tuple(vec![
+        s("\0\r\n\t"),
+        Partition::Tuple(vec![s("\u{1}\u{85}"), s("plain")]),
+    ]);
+    assert!(!p.encode().contains(char::is_control), "{}", p.encode());
+    assert_eq!(Partition::decode(&p.encode()).unwrap(), p);
+}
+
+#[test]
+fn legacy_raw_control_characters_decode_to_the_same_partition() {
+    for p in [
+        s("a\nb"),
+        s("a:\0"),
+        Partition::Tuple(vec![s("x|\t"), Partition::Tuple(vec![s("\r\n"), s("\\")])]),
+    ] {
+        let legacy = legacy_encode(&p);
+        assert!(legacy.contains(char::is_control), "{legacy:?}");
+        assert_eq!(Partition::decode(&legacy).unwrap(), p, "{legacy:?}");
+        assert_eq!(
+            serde_json::from_value::<Partition>(legacy.into()).unwrap(),
+            p
+        );
+    }
+}
+
+#[test]
+fn escapes_outside_the_canonical_set_are_invalid_partition() {
+    assert_invalid(Partition::decode("e:abc"), "e:abc", &["'abc'"]);
+    assert_invalid(Partition::decode("e:\\u{a}"), "e:\\u{a}", &["'e:\\n'"]);
+    assert_invalid(Partition::decode("e:\\q"), "e:\\q", &["\\q", "escapes"]);
+    assert_invalid(
+        Partition::decode("e:\\u{110000}"),
+        "e:\\u{110000}",
+        &["Unicode"],
+    );
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(2000))]
+
+    #[test]
+    fn strings_with_control_characters_round_trip_without_them(
+        text in "[a-z:|\\\\\\x00-\\x1f\\x7f-\\x{9f}]{0,12}",
+    ) {
+        for p in [s(&text), Partition::Tuple(vec![s(&text), s(&text)])] {
+            let encoded = p.encode();
+            prop_assert!(!encoded.contains(char::is_control), "{:?}", encoded);
+            prop_assert_eq!(Partition::decode(&encoded).unwrap(), p.clone());
+            prop_assert_eq!(Partition::decode(&legacy_encode(&p)).unwrap(), p);
+        }
     }
 }

@@ -1,4 +1,5 @@
-//! The canonical string encoding of a [`Partition`] (described in the module docs).
+//! The canonical string encoding of a [`Partition`] (described in the module docs), and the
+//! legacy form without control-character escapes that `decode` still reads.
 
 use chrono::{NaiveDate, NaiveDateTime};
 
@@ -13,11 +14,27 @@ const DATETIME_FORMAT: &str = "%Y-%m-%dT%H:%M:%S%.f";
 
 /// Every form `decode` accepts, for error messages.
 const FORMS: &str = "an encoded partition: u:, d:2024-01-05, dt:2024-01-05T03:00:00Z, \
-                     ndt:2024-01-05T03:00:00, i:42, s:any text, t:elem|elem, or a plain string \
-                     without ':', '|' or '\\'";
+                     ndt:2024-01-05T03:00:00, i:42, s:any text, e:text with \\n escapes, \
+                     t:elem|elem, or a plain string without ':', '|' or '\\'";
+
+/// Which of the two string forms an encoder writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Form {
+    /// Today's form: strings holding control characters are written with the `e:` tag and
+    /// escapes, so no encoding holds a control character.
+    Canonical,
+    /// The form written before the `e:` tag existed: control characters verbatim. Never
+    /// written any more; `decode` accepts it so rows stored by older versions still read.
+    Legacy,
+}
 
 /// Appends the canonical encoding of `partition` to `out`.
 pub(super) fn encode_into(partition: &Partition, out: &mut String) {
+    encode_form(partition, Form::Canonical, out);
+}
+
+/// Appends the encoding of `partition` in `form` to `out`.
+fn encode_form(partition: &Partition, form: Form, out: &mut String) {
     use std::fmt::Write as _;
     match partition {
         Partition::Unpartitioned => out.push_str("u:"),
@@ -34,6 +51,10 @@ pub(super) fn encode_into(partition: &Partition, out: &mut String) {
         Partition::Int(n) => {
             let _ = write!(out, "i:{n}");
         }
+        Partition::Str(s) if form == Form::Canonical && has_control(s) => {
+            out.push_str("e:");
+            escape_into(s, out);
+        }
         Partition::Str(s) => {
             if needs_tag(s) {
                 out.push_str("s:");
@@ -48,7 +69,7 @@ pub(super) fn encode_into(partition: &Partition, out: &mut String) {
                     out.push('|');
                 }
                 element.clear();
-                encode_into(item, &mut element);
+                encode_form(item, form, &mut element);
                 for c in element.chars() {
                     if c == '|' || c == '\\' {
                         out.push('\\');
@@ -65,12 +86,87 @@ fn needs_tag(s: &str) -> bool {
     s.is_empty() || s.contains([':', '|', '\\'])
 }
 
-/// Decodes a canonical encoding; see [`Partition::decode`].
+/// Whether `s` holds a character the canonical encoding escapes: a Unicode control character
+/// (C0, DEL, C1: NUL, tab, LF, CR, ESC...). PostgreSQL text refuses NUL, and newlines would
+/// split a key across lines of logs and line-oriented files.
+fn has_control(s: &str) -> bool {
+    s.chars().any(char::is_control)
+}
+
+/// Writes `s` as the body of an `e:` string: `\\` for a backslash, `\0`, `\t`, `\n`, `\r` for
+/// those characters, `\u{1b}` (lowercase hex, no leading zeros) for any other control
+/// character, everything else verbatim.
+fn escape_into(s: &str, out: &mut String) {
+    use std::fmt::Write as _;
+    for c in s.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '\0' => out.push_str("\\0"),
+            '\t' => out.push_str("\\t"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            c if c.is_control() => {
+                let _ = write!(out, "\\u{{{:x}}}", u32::from(c));
+            }
+            c => out.push(c),
+        }
+    }
+}
+
+/// Reads the body of an `e:` string. Lenient about spelling (`\u{a}` reads as LF); `decode`
+/// then rejects every spelling but the canonical one.
+fn unescape(body: &str) -> std::result::Result<String, String> {
+    let mut out = String::with_capacity(body.len());
+    let mut chars = body.chars();
+    while let Some(c) = chars.next() {
+        if c != '\\' {
+            out.push(c);
+            continue;
+        }
+        match chars.next() {
+            Some('\\') => out.push('\\'),
+            Some('0') => out.push('\0'),
+            Some('t') => out.push('\t'),
+            Some('n') => out.push('\n'),
+            Some('r') => out.push('\r'),
+            Some('u') => out.push(unescape_code_point(&mut chars)?),
+            Some(other) => {
+                return Err(format!(
+                    "'\\{other}' after 'e:'; the escapes are \\\\, \\0, \\t, \\n, \\r and \\u{{hex}}"
+                ));
+            }
+            None => return Err(String::from("a lone '\\' ends the string after 'e:'")),
+        }
+    }
+    Ok(out)
+}
+
+/// Reads the `{hex}` of a `\u{hex}` escape from `chars`.
+fn unescape_code_point(chars: &mut std::str::Chars<'_>) -> std::result::Result<char, String> {
+    let malformed = || String::from("'\\u' after 'e:' is not followed by '{hex}' like \\u{1b}");
+    if chars.next() != Some('{') {
+        return Err(malformed());
+    }
+    let mut hex = String::new();
+    loop {
+        match chars.next() {
+            Some('}') => break,
+            Some(digit) if digit.is_ascii_hexdigit() && hex.len() < 6 => hex.push(digit),
+            _ => return Err(malformed()),
+        }
+    }
+    u32::from_str_radix(&hex, 16)
+        .ok()
+        .and_then(char::from_u32)
+        .ok_or_else(|| format!("'\\u{{{hex}}}' after 'e:' is not a Unicode scalar value"))
+}
+
+/// Decodes a canonical (or legacy) encoding; see [`Partition::decode`].
 pub(super) fn decode(input: &str) -> Result<Partition> {
     let partition = decode_at(input, 0)
         .map_err(|reason| PartitionKeyError::new(input, format!("{FORMS} ({reason})")))?;
     let canonical = partition.encode();
-    if canonical != input {
+    if canonical != input && !is_legacy_encoding(&partition, input) {
         return Err(PartitionKeyError::new(
             input,
             format!("the canonical encoding '{canonical}' of the same partition"),
@@ -122,9 +218,10 @@ fn decode_at(input: &str, depth: usize) -> std::result::Result<Partition, String
             )
         }),
         "s" => Ok(Partition::Str(rest.to_owned())),
+        "e" => unescape(rest).map(Partition::Str),
         "t" => decode_tuple(rest, depth),
         other => Err(format!(
-            "unknown tag '{}:'; the tags are u:, d:, dt:, ndt:, i:, s: and t:",
+            "unknown tag '{}:'; the tags are u:, d:, dt:, ndt:, i:, s:, e: and t:",
             excerpt(other)
         )),
     }
@@ -183,6 +280,17 @@ fn decode_element(element: &str, depth: usize) -> std::result::Result<Partition,
         .map_err(|reason| format!("tuple element '{}': {reason}", excerpt(element)))
 }
 
+/// Whether `input` is how versions before the `e:` tag encoded `partition`: it holds a control
+/// character verbatim (which no canonical encoding does) and is otherwise canonical.
+fn is_legacy_encoding(partition: &Partition, input: &str) -> bool {
+    if !has_control(input) {
+        return false;
+    }
+    let mut legacy = String::new();
+    encode_form(partition, Form::Legacy, &mut legacy);
+    legacy == input
+}
+
 /// At most 40 characters of `s`, for messages about parts of a possibly huge input.
 fn excerpt(s: &str) -> String {
     match s.char_indices().nth(40) {
@@ -209,6 +317,65 @@ mod tests {
             p = Partition::Tuple(vec![p]);
         }
         assert_eq!(decode(&p.encode()).unwrap(), p);
+    }
+
+    #[test]
+    fn control_characters_are_escaped_after_the_e_tag() {
+        for (text, encoded) in [
+            ("a\nb", "e:a\\nb"),
+            ("\0", "e:\\0"),
+            ("tab\there\r", "e:tab\\there\\r"),
+            ("\u{1b}[0m\u{7f}\u{85}", "e:\\u{1b}[0m\\u{7f}\\u{85}"),
+            ("a:b|c\\\n", "e:a:b|c\\\\\\n"),
+        ] {
+            let p = Partition::Str(text.to_owned());
+            assert_eq!(p.encode(), encoded, "{text:?}");
+            assert_eq!(decode(encoded).unwrap(), p, "{encoded}");
+        }
+    }
+
+    #[test]
+    fn legacy_encodings_with_raw_control_characters_still_decode() {
+        for (legacy, p) in [
+            ("a\nb", Partition::Str("a\nb".into())),
+            ("s:x\0:y", Partition::Str("x\0:y".into())),
+            (
+                "t:a\tb|s:c\\|\r",
+                Partition::Tuple(vec![
+                    Partition::Str("a\tb".into()),
+                    Partition::Str("c|\r".into()),
+                ]),
+            ),
+        ] {
+            assert_eq!(decode(legacy).unwrap(), p, "{legacy:?}");
+            assert!(!p.encode().contains(char::is_control), "{p:?}");
+        }
+    }
+
+    #[test]
+    fn mixed_or_misspelt_forms_are_rejected() {
+        for (input, canonical) in [
+            ("e:abc", "'abc'"),
+            ("e:a\\u{a}", "'e:a\\n'"),
+            ("e:\\u{001b}", "'e:\\u{1b}'"),
+            ("e:\\u{41}\\n", "'e:A\\n'"),
+            ("s:a\n", "'e:a\\n'"),
+            ("t:e:\\\\n|a\nb", "'t:e:\\\\n|e:a\\\\nb'"),
+        ] {
+            let err = decode(input).unwrap_err();
+            assert!(err.to_string().contains(canonical), "{input:?}: {err}");
+        }
+        for input in [
+            "e:\\",
+            "e:\\x",
+            "e:\\u",
+            "e:\\u{}",
+            "e:\\u{d800}",
+            "e:\\u{1234567}",
+        ] {
+            let err = decode(input).unwrap_err();
+            assert!(err.to_string().contains("after 'e:'"), "{input:?}: {err}");
+        }
     }
 
     #[test]

@@ -28,14 +28,21 @@
 //! Int(42)                                    i:42
 //! Str("tenant_123")                          tenant_123        (no tag)
 //! Str(""), Str("a:b"), Str("a|b")            s:   s:a:b   s:a|b
+//! Str("a\nb"), Str("x\0\\"), Str("\u{1b}")   e:a\nb   e:x\0\\   e:\u{1b}
 //! Tuple([Date(2024-01-05), Str("eu")])       t:d:2024-01-05|eu
 //! Tuple([Str("a|b"), Tuple([Int(1), Int(2)])])  t:s:a\|b|t:i:1\|i:2
+//! Tuple([Str("a\tb|c"), Int(1)])             t:e:a\\tb\|c|i:1
 //! Tuple([])                                  t:
 //! ```
 //!
 //! A string is written as it is when it is not empty and contains none of `:`, `|` and `\`
 //! (so it cannot be mistaken for a tagged value); otherwise it gets the `s:` tag and is written
-//! verbatim after it. A tuple joins its elements' encodings with `|`, escaping `\` as `\\` and
+//! verbatim after it. A string holding a control character (any of Unicode's `Cc`: NUL, tab,
+//! LF, CR, ESC, DEL, ...) gets the `e:` tag instead, and is written with the control
+//! characters and backslashes escaped: `\\`, `\0`, `\t`, `\n`, `\r`, and `\u{hex}` (lowercase,
+//! no leading zeros) for the other control characters; everything else, `:` and `|` included, is
+//! written as it is. So no encoding holds a control character: every partition can be stored in
+//! PostgreSQL text (which refuses NUL), and a key never spans two lines. A tuple joins its elements' encodings with `|`, escaping `\` as `\\` and
 //! `|` as `\|` inside each element, so strings containing `|` and nested tuples round-trip.
 //! Sub-second digits of times are printed in groups of 3 (milli, micro, nano), only when
 //! non-zero; leap seconds print as second `60`.
@@ -47,6 +54,24 @@
 //! string as a key. Tuples may nest at most [`MAX_TUPLE_DEPTH`] levels deep; each level doubles
 //! the escaping of the levels below it, so keep nesting shallow (a multi-dimensional partition
 //! is a single level).
+//!
+//! ## Keys stored before the `e:` tag
+//!
+//! Versions before the `e:` tag wrote control characters verbatim (`a<LF>b`, `s:a<NUL>|b`;
+//! PostgreSQL refused NUL but stored tab, LF and CR). Such keys may sit in SQLite and
+//! PostgreSQL rows and in queued jobs' arguments, so [`Partition::decode`] still accepts them,
+//! as the one documented exception to canonicity: an input holding a raw control character
+//! decodes when it is exactly what the old encoder wrote for that partition, and to the same
+//! partition the new `e:` form decodes to. [`Partition::encode`] never writes the old form, and
+//! no canonical encoding holds a control character, so the two sets cannot overlap and equal
+//! canonical strings still mean equal partitions.
+//!
+//! What the exception does not give: a store that looks a row up by key compares the
+//! *canonical* string, so a legacy row is found when listed (it decodes to the right partition)
+//! but missed by a lookup of its partition (the latest materialization of that partition reads
+//! as absent until it is materialized again, under the new key). The stores' migration that
+//! rewrites legacy keys to their canonical form closes that gap; decoding them stays accepted
+//! for job arguments and copies no migration reaches.
 //!
 //! Decoding never panics: malformed input of any kind is a [`PartitionKeyError`] naming the
 //! input and the expected form (it becomes an
@@ -125,7 +150,7 @@ pub enum Partition {
     /// An integer. Encoded `i:42`.
     Int(i64),
     /// A string (tenant, region...). Encoded as it is (`tenant_123`), or `s:…` when it is empty
-    /// or contains `:`, `|` or `\`.
+    /// or contains `:`, `|` or `\`, or `e:…` with escapes when it contains a control character.
     Str(String),
     /// Several dimensions at once. Encoded `t:` followed by the elements' encodings joined by `|`.
     Tuple(Vec<Partition>),
@@ -140,9 +165,11 @@ impl Partition {
         out
     }
 
-    /// Inverse of [`Partition::encode`]. Accepts exactly the canonical encodings; anything else
-    /// (unknown tag, malformed value, non-canonical spelling) is an `InvalidPartition` error
-    /// naming the input. Never panics.
+    /// Inverse of [`Partition::encode`]. Accepts exactly the canonical encodings, plus the
+    /// encodings older versions wrote for strings with control characters (see
+    /// [the module docs](self#keys-stored-before-the-e-tag)); anything else (unknown tag,
+    /// malformed value, non-canonical spelling) is an `InvalidPartition` error naming the
+    /// input. Never panics.
     pub fn decode(input: &str) -> Result<Partition> {
         encoding::decode(input)
     }
