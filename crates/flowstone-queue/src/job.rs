@@ -237,7 +237,7 @@ impl NewJob {
     }
 
     pub(crate) fn validate(&self) -> Result<()> {
-        crate::worker::validate_queue_name(&self.queue)?;
+        validate_queue_name(&self.queue)?;
         if self.kind.is_empty() {
             return Err(Error::InvalidJob("kind must not be empty".into()));
         }
@@ -389,6 +389,20 @@ pub struct JobFilter {
     pub after_id: Option<i64>,
     /// At most this many (default 100).
     pub limit: Option<i64>,
+}
+
+/// Checks a queue name: 1–64 characters from `[A-Za-z0-9_.:-]`.
+pub(crate) fn validate_queue_name(name: &str) -> Result<()> {
+    let ok = !name.is_empty()
+        && name.len() <= 64
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.' | ':'));
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::InvalidQueueName(name.to_string()))
+    }
 }
 
 #[cfg(test)]

@@ -24,7 +24,9 @@ use common::outcome::{
     materialized, output, schedule_failure, scheduled,
 };
 use common::wait::{wait_finished, wait_until};
-use common::{Counter, RunLog, Shared, all_records, chain, constant, counted, day, graph, records};
+use common::{
+    Counter, RunLog, Shared, all_records, chain, constant, counted, day, graph, numbered, records,
+};
 
 /// An unpartitioned run on `strategy`.
 fn on(strategy: Strategy) -> Run {
@@ -93,14 +95,18 @@ async fn task_async_cancels_a_job_still_waiting_for_a_slot() {
     let (r, l) = (Arc::clone(&release), log.clone());
     let fs = FlowStone::builder()
         .executor(TaskAsyncExecutor::new().max_concurrency(1))
-        .asset(Asset::new("gate").execute(move |ctx| {
-            let (release, log) = (Arc::clone(&r), l.clone());
-            async move {
-                log.push(format!("start {}", ctx.partition()));
-                release.notified().await;
-                Ok::<_, Error>(0u8)
-            }
-        }))
+        .asset(
+            Asset::new("gate")
+                .partitioned_by(numbered())
+                .execute(move |ctx| {
+                    let (release, log) = (Arc::clone(&r), l.clone());
+                    async move {
+                        log.push(format!("start {}", ctx.partition()));
+                        release.notified().await;
+                        Ok::<_, Error>(0u8)
+                    }
+                }),
+        )
         .build()
         .unwrap();
     let async_run = |i: i64| Run::partition(i).executor(Strategy::Async);
@@ -148,19 +154,23 @@ async fn task_async_runs_at_most_max_concurrency_at_once_and_reaches_it() {
     );
     let fs = FlowStone::builder()
         .executor(TaskAsyncExecutor::new().max_concurrency(3))
-        .asset(Asset::new("worker").execute(move |ctx| {
-            let (current, peak, started, gate) =
-                (Arc::clone(&c), Arc::clone(&p), s.clone(), Arc::clone(&g));
-            async move {
-                let now = current.fetch_add(1, Ordering::SeqCst) + 1;
-                peak.fetch_max(now, Ordering::SeqCst);
-                started.bump();
-                // Hold the slot until the test opens the gate, so running jobs overlap.
-                gate.acquire().await.unwrap().forget();
-                current.fetch_sub(1, Ordering::SeqCst);
-                ctx.partition().int()
-            }
-        }))
+        .asset(
+            Asset::new("worker")
+                .partitioned_by(numbered())
+                .execute(move |ctx| {
+                    let (current, peak, started, gate) =
+                        (Arc::clone(&c), Arc::clone(&p), s.clone(), Arc::clone(&g));
+                    async move {
+                        let now = current.fetch_add(1, Ordering::SeqCst) + 1;
+                        peak.fetch_max(now, Ordering::SeqCst);
+                        started.bump();
+                        // Hold the slot until the test opens the gate, so running jobs overlap.
+                        gate.acquire().await.unwrap().forget();
+                        current.fetch_sub(1, Ordering::SeqCst);
+                        ctx.partition().int()
+                    }
+                }),
+        )
         .build()
         .unwrap();
 

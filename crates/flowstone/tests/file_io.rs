@@ -54,7 +54,8 @@ fn files_below(dir: &Path) -> Vec<PathBuf> {
 
 /// An asset name whose escaped form (6 bytes a character) is far over 255 bytes.
 fn long_asset() -> String {
-    "é".repeat(200)
+    // 240 bytes: a valid asset name (at most 255 bytes), 720 bytes once escaped for a file name.
+    "é".repeat(120)
 }
 
 /// A partition whose escaped encoding is far over 255 bytes: multibyte text in a tuple.

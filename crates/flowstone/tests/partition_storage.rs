@@ -3,7 +3,7 @@
 //! store, lineage, blob outputs and queue rows on SQLite and PostgreSQL; outputs holding NUL
 //! come back unchanged through the queue executor.
 
-mod support;
+mod common;
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -14,7 +14,7 @@ use flowstone::{Asset, Direction, Error, FlowStone, Partition, Run, Strategy};
 use flowstone_queue::WorkerHandle;
 use flowstone_queue::testing::TestDb;
 
-use support::{connect, fast_settings, node};
+use common::queue::{connect, fast_settings, node};
 
 /// A string partition with every control character PostgreSQL or a line-based format trips on.
 fn controlled() -> Partition {
@@ -167,7 +167,9 @@ async fn materialize_nul_output(fs: &FlowStone, strategy: Strategy) {
 }
 
 fn nul_asset() -> Asset {
-    Asset::new("nul").execute(|_ctx| async { Ok::<_, Error>(nul_output()) })
+    Asset::new("nul")
+        .partitioned_by(controlled_partitions())
+        .execute(|_ctx| async { Ok::<_, Error>(nul_output()) })
 }
 
 /// Outputs holding NUL are stored and loaded unchanged by the SQL store (PostgreSQL included).
@@ -184,8 +186,6 @@ flowstone_queue::both_engines!(
 
 /// Outputs holding NUL come back unchanged from a queue worker on SQLite, which stores NUL.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "flowstone-queue's worker replaces NUL by U+FFFD in every job result before the ack \
-            (scrub_value in worker.rs), on SQLite too, where only PostgreSQL's jsonb needs it"]
 async fn nul_in_outputs_round_trips_through_the_queue_on_sqlite() {
     let db = TestDb::sqlite().await;
     let fs = connect(&db, vec![nul_asset()]).await;

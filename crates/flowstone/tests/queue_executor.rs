@@ -27,7 +27,7 @@ use common::outcome::{
 };
 use common::queue::{connect, row, start_worker, worker};
 use common::wait::{PATIENCE, settled_record, wait_finished, wait_for};
-use common::{Counter, always_failing, constant, flaky, graph, records};
+use common::{Counter, always_failing, constant, flaky, graph, numbered, records};
 
 /// Partitions (as integers) an asset ran for, in order.
 type Runs = Arc<Mutex<Vec<i64>>>;
@@ -84,7 +84,11 @@ fn attempts(r: &flowstone_queue::Job) -> (JobState, i32, usize) {
 /// is `Completed`. A job cancelled before its time is `Cancelled` and never runs.
 async fn scheduled_job_runs_when_due_and_a_cancelled_one_never_runs(db: &TestDb) {
     let runs = Runs::default();
-    let fs = connect(db, vec![logged("tick", &runs, 10)]).await;
+    let fs = connect(
+        db,
+        vec![logged("tick", &runs, 10).partitioned_by(numbered())],
+    )
+    .await;
     // Millisecond precision, so the time read back from either database compares equal.
     let at = (Utc::now() + chrono::Duration::milliseconds(1500))
         .duration_trunc(chrono::Duration::milliseconds(1))
@@ -124,8 +128,13 @@ async fn scheduled_job_runs_when_due_and_a_cancelled_one_never_runs(db: &TestDb)
         job_status(&fs, &doomed).await,
         JobStatus::Cancelled
     ));
-    // Cancelling a finished job changes nothing.
-    fs.cancel_job(&job).await.expect("cancel a completed job");
+    // Cancelling a finished job is refused naming its state, and changes nothing.
+    let err = fs
+        .cancel_job(&job)
+        .await
+        .expect_err("cancel a completed job");
+    assert_eq!(err.kind(), ErrorKind::AlreadyFinished, "{err}");
+    assert!(err.to_string().contains("already completed"), "{err}");
     assert!(matches!(
         job_status(&fs, &job).await,
         JobStatus::Completed(_)
@@ -145,7 +154,7 @@ async fn execute_returns_the_output_from_an_in_process_worker(db: &TestDb) {
         db,
         vec![
             constant("twenty", 20i64),
-            logged("base", &runs, 1),
+            logged("base", &runs, 1).partitioned_by(numbered()),
             Asset::new("doubled")
                 .depends_on(["twenty"])
                 .execute(|ctx| async move {
@@ -276,6 +285,7 @@ async fn timeouts_are_retried_then_fail(db: &TestDb) {
     let calls = Counter::default();
     let counter = calls.clone();
     let stuck = Asset::new("stuck")
+        .partitioned_by(numbered())
         .timeout(Duration::from_millis(150))
         .retry(RetryPolicy::attempts(2).backoff(Duration::from_millis(20)))
         .execute(move |_ctx| {
@@ -305,8 +315,13 @@ async fn timeouts_are_retried_then_fail(db: &TestDb) {
 async fn run_options_reach_the_queue_row(db: &TestDb) {
     let runs = Runs::default();
     let calls = Counter::default();
-    let failing = always_failing("failing", &calls, || Error::failed("still failing"));
-    let fs = connect(db, vec![logged("opts", &runs, 1), failing]).await;
+    let failing = always_failing("failing", &calls, || Error::failed("still failing"))
+        .partitioned_by(numbered());
+    let fs = connect(
+        db,
+        vec![logged("opts", &runs, 1).partitioned_by(numbered()), failing],
+    )
+    .await;
 
     let err = fs
         .schedule("opts", queue_run(0).timeout(Duration::from_secs(1)))
@@ -368,6 +383,7 @@ async fn run_options_reach_the_queue_row(db: &TestDb) {
 async fn retryable_failures_are_retried_until_success(db: &TestDb) {
     let calls = Counter::default();
     let flaky = flaky("flaky", &calls, 3)
+        .partitioned_by(numbered())
         .retry(RetryPolicy::attempts(3).backoff(Duration::from_millis(20)));
     let fs = connect(db, vec![flaky]).await;
     let worker = start_worker(&fs, "retry").await;
@@ -482,6 +498,7 @@ async fn permanent_error_discards_at_once(db: &TestDb) {
     let broken = always_failing("broken", &calls, || {
         Error::permanent("row 7 has no timestamp")
     })
+    .partitioned_by(numbered())
     .retry(RetryPolicy::attempts(5).backoff(Duration::from_millis(20)));
     let fs = connect(db, vec![broken]).await;
     let worker = start_worker(&fs, "perm").await;
@@ -511,7 +528,11 @@ async fn permanent_error_discards_at_once(db: &TestDb) {
 /// `Strategy::Auto` (the default) picks the queue when a database is configured, Sync otherwise.
 async fn auto_picks_the_queue_with_a_database_and_sync_without(db: &TestDb) {
     let runs = Runs::default();
-    let fs = connect(db, vec![logged("auto", &runs, 2)]).await;
+    let fs = connect(
+        db,
+        vec![logged("auto", &runs, 2).partitioned_by(numbered())],
+    )
+    .await;
     let worker = start_worker(&fs, "auto").await;
     let job = scheduled(&fs, "auto", Run::partition(1)).await;
     assert_eq!(job.executor, "queue");
@@ -526,7 +547,7 @@ async fn auto_picks_the_queue_with_a_database_and_sync_without(db: &TestDb) {
     }
     worker.shutdown(Duration::from_secs(5)).await;
 
-    let plain = graph([logged("auto", &runs, 2)]);
+    let plain = graph([logged("auto", &runs, 2).partitioned_by(numbered())]);
     let job = scheduled(&plain, "auto", Run::partition(3)).await;
     assert_eq!(job.executor, "sync");
     assert!(flowstone::queue::queue_job_id(&job).is_err());
@@ -546,14 +567,16 @@ async fn cancelling_a_running_job_from_another_instance_stops_it(db: &TestDb) {
     type Slot = Arc<Mutex<Option<CancellationToken>>>;
     fn waiting(slot: &Slot) -> Asset {
         let slot = Arc::clone(slot);
-        Asset::new("waits").execute(move |ctx| {
-            let slot = Arc::clone(&slot);
-            async move {
-                *slot.lock().unwrap() = Some(ctx.cancellation().clone());
-                ctx.cancellation().cancelled().await;
-                Ok::<u8, Error>(0)
-            }
-        })
+        Asset::new("waits")
+            .partitioned_by(numbered())
+            .execute(move |ctx| {
+                let slot = Arc::clone(&slot);
+                async move {
+                    *slot.lock().unwrap() = Some(ctx.cancellation().clone());
+                    ctx.cancellation().cancelled().await;
+                    Ok::<u8, Error>(0)
+                }
+            })
     }
     let running = Slot::default();
     let here = connect(db, vec![waiting(&running)]).await;
@@ -611,8 +634,16 @@ async fn cancelling_a_running_job_from_another_instance_stops_it(db: &TestDb) {
 /// before any worker runs it; a worker run with `run_until` stops cleanly on its signal.
 async fn a_waiting_materialize_sees_a_cancel_and_run_until_stops_cleanly(db: &TestDb) {
     let runs = Runs::default();
-    let fs = connect(db, vec![logged("later", &runs, 1)]).await;
-    let other = connect(db, vec![logged("later", &runs, 1)]).await;
+    let fs = connect(
+        db,
+        vec![logged("later", &runs, 1).partitioned_by(numbered())],
+    )
+    .await;
+    let other = connect(
+        db,
+        vec![logged("later", &runs, 1).partitioned_by(numbered())],
+    )
+    .await;
     let waiting = {
         let fs = fs.clone();
         tokio::spawn(async move { fs.materialize("later", queue_run(1).queue("nobody")).await })
@@ -667,6 +698,7 @@ async fn worker_shutdown_past_grace_hands_the_running_job_back(db: &TestDb) {
     let asset = {
         let started = started.clone();
         Asset::new("long")
+            .partitioned_by(numbered())
             .retry(RetryPolicy::attempts(3).backoff(Duration::from_millis(20)))
             .execute(move |ctx| {
                 let started = started.clone();
@@ -740,18 +772,20 @@ async fn backfill_through_the_queue(db: &TestDb) {
     let asset = {
         let runs = Arc::clone(&runs);
         let broken = Arc::clone(&broken);
-        Asset::new("parts").execute(move |ctx| {
-            let runs = Arc::clone(&runs);
-            let broken = broken.load(Ordering::SeqCst);
-            async move {
-                let i = int(ctx.partition());
-                runs.lock().unwrap().push(i);
-                if broken && i % 5 == 0 {
-                    return Err(Error::permanent(format!("partition {i} is bad")));
+        Asset::new("parts")
+            .partitioned_by(numbered())
+            .execute(move |ctx| {
+                let runs = Arc::clone(&runs);
+                let broken = broken.load(Ordering::SeqCst);
+                async move {
+                    let i = int(ctx.partition());
+                    runs.lock().unwrap().push(i);
+                    if broken && i % 5 == 0 {
+                        return Err(Error::permanent(format!("partition {i} is bad")));
+                    }
+                    Ok::<i64, Error>(i * 3)
                 }
-                Ok::<i64, Error>(i * 3)
-            }
-        })
+            })
     };
     let fs = connect(db, vec![asset]).await;
     let worker = start_worker(&fs, "backfill").await;
@@ -943,15 +977,17 @@ async fn cancelling_a_backfill_cancels_its_pending_rows(db: &TestDb) {
     let runs = Runs::default();
     let asset = {
         let runs = Arc::clone(&runs);
-        Asset::new("slow_parts").execute(move |ctx| {
-            let runs = Arc::clone(&runs);
-            async move {
-                let i = int(ctx.partition());
-                runs.lock().unwrap().push(i);
-                tokio::time::sleep(Duration::from_millis(30)).await;
-                Ok::<i64, Error>(i)
-            }
-        })
+        Asset::new("slow_parts")
+            .partitioned_by(numbered())
+            .execute(move |ctx| {
+                let runs = Arc::clone(&runs);
+                async move {
+                    let i = int(ctx.partition());
+                    runs.lock().unwrap().push(i);
+                    tokio::time::sleep(Duration::from_millis(30)).await;
+                    Ok::<i64, Error>(i)
+                }
+            })
     };
     let fs = connect(db, vec![asset]).await;
     let worker = worker(&fs, "assets", 2, "cancel-backfill")

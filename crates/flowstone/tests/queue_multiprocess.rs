@@ -58,6 +58,7 @@ fn pipeline(url: &str) -> Builder {
         }))
         .asset(
             Asset::new("square")
+                .partitioned_by(common::numbered())
                 .retry(RetryPolicy::attempts(3).backoff(Duration::from_millis(50)))
                 .execute(|ctx| async move {
                     let Partition::Int(i) = *ctx.partition() else {

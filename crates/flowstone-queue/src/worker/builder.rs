@@ -23,20 +23,6 @@ use crate::engine;
 use crate::error::{Error, Result};
 use crate::handler::{self, Handler, HandlerOptions, JobContext, Outcome};
 
-/// Checks a queue name: 1–64 characters from `[A-Za-z0-9_.:-]`.
-pub(crate) fn validate_queue_name(name: &str) -> Result<()> {
-    let ok = !name.is_empty()
-        && name.len() <= 64
-        && name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.' | ':'));
-    if ok {
-        Ok(())
-    } else {
-        Err(Error::InvalidQueueName(name.to_string()))
-    }
-}
-
 /// Entry point: `Worker::builder(db)`.
 pub struct Worker;
 
@@ -185,7 +171,7 @@ impl WorkerBuilder {
             ));
         }
         for (i, (name, concurrency)) in self.queues.iter().enumerate() {
-            validate_queue_name(name)?;
+            crate::job::validate_queue_name(name)?;
             if let Some(known) = &self.known_queues
                 && !known.contains(name)
             {

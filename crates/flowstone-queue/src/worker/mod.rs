@@ -43,7 +43,6 @@ use crate::database::Database;
 use crate::engine::Ack;
 use crate::handler::Handler;
 
-pub(crate) use builder::validate_queue_name;
 pub use builder::{Worker, WorkerBuilder};
 pub use handle::{ShutdownReport, WorkerHandle};
 pub use settings::WorkerSettings;

@@ -65,6 +65,8 @@ pub(super) fn start_job(shared: &Arc<Shared>, job: Claimed, ack_tx: mpsc::Unboun
         node: Arc::clone(&shared.node),
         args: job.args,
     };
+    // jsonb holds no NUL character; SQLite's text keeps results exactly.
+    let results_hold_nul = shared.db.engine() != crate::database::Engine::Postgres;
     tokio::spawn(async move {
         let run = std::panic::catch_unwind(AssertUnwindSafe(|| (handler.run)(ctx)));
         let outcome = match run {
@@ -82,6 +84,7 @@ pub(super) fn start_job(shared: &Arc<Shared>, job: Claimed, ack_tx: mpsc::Unboun
             job.max_attempts,
             outcome,
             &handler.options,
+            results_hold_nul,
         ));
     });
 }
@@ -99,6 +102,7 @@ fn outcome_ack(
     max_attempts: i32,
     outcome: Outcome,
     options: &HandlerOptions,
+    results_hold_nul: bool,
 ) -> Ack {
     let transition = |state, delay: Option<Duration>, give_back, snoozed, error: Option<String>| {
         Ack::Transition {
@@ -119,7 +123,9 @@ fn outcome_ack(
             id,
             attempt,
             result: result.map(|mut v| {
-                scrub_value(&mut v);
+                if !results_hold_nul {
+                    scrub_value(&mut v);
+                }
                 v.to_string()
             }),
         },

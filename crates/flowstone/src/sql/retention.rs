@@ -16,7 +16,7 @@ use super::rows::{column, parse_partition, parse_run_id, to_micros};
 use super::{postgres, sqlite};
 use crate::error::Result;
 use crate::lineage::MaterializationKey;
-use crate::retention::RetentionPolicy;
+use crate::store::RetentionPolicy;
 
 /// Rows read per page of the table scan.
 const PAGE_ROWS: i64 = 1_000;

@@ -15,7 +15,7 @@ use crate::error::Result;
 use crate::ids::RunId;
 use crate::lineage::MaterializationKey;
 use crate::partition::Partition;
-use crate::retention::RetentionPolicy;
+use crate::store::RetentionPolicy;
 use crate::store::{
     Materialization, MaterializationQuery, MaterializationStatus, MaterializationStore,
 };

@@ -7,11 +7,11 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
 use super::{Materialization, MaterializationQuery, MaterializationStore, newest_first};
+use super::{RetentionPolicy, expired_of_partition};
 use crate::error::{Error, Result};
 use crate::ids::RunId;
 use crate::lineage::MaterializationKey;
 use crate::partition::Partition;
-use crate::retention::{RetentionPolicy, expired_of_partition};
 
 /// Keeps records in process memory: asset → partition → records of each run.
 #[derive(Debug, Default)]

@@ -6,6 +6,7 @@
 //! (`flowstone::testing::store_suite`).
 
 mod memory;
+mod retention;
 
 use std::time::Duration;
 
@@ -14,12 +15,13 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 pub use memory::MemoryStore;
+pub use retention::RetentionPolicy;
+pub(crate) use retention::expired_of_partition;
 
 use crate::error::{ErrorRecord, Result};
 use crate::ids::RunId;
 use crate::lineage::MaterializationKey;
 use crate::partition::Partition;
-use crate::retention::RetentionPolicy;
 
 /// Where a materialization stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]

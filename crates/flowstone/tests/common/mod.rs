@@ -99,6 +99,12 @@ where
     })
 }
 
+/// The integer partitions 0 to 9,999: the definition of test assets whose partitions are only
+/// keys (an asset without a definition takes no partition).
+pub fn numbered() -> flowstone::CustomPartitions {
+    flowstone::CustomPartitions::new(|| Ok((0..10_000i64).map(flowstone::Partition::Int).collect()))
+}
+
 /// An asset that counts its runs in `calls` and returns how many there were, itself included.
 pub fn counted(name: &str, calls: &Counter) -> Asset {
     let calls = calls.clone();
