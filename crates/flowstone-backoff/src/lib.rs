@@ -18,6 +18,9 @@
 //! assert_eq!(exact.delay(30), Duration::from_secs(60));
 //! ```
 
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
 mod exponential;
 mod jitter;
 

@@ -24,6 +24,9 @@
 //! partition of a backfill), 2 for a usage error (unknown asset, bad partition, bad option,
 //! bad database URL).
 
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
 pub mod commands;
 mod error;
 pub mod input;

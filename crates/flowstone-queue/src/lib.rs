@@ -42,6 +42,9 @@
 //! # Ok(()) }
 //! ```
 
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
 mod client;
 pub mod database;
 mod engine;
@@ -65,7 +68,9 @@ pub use lease::{LeaseHolder, MAINTENANCE_LEASE};
 pub use migrate::{Migration, Migrator, QUEUE_MIGRATIONS};
 pub use redact::{redact_url, redact_url_in};
 pub use tokio_util::sync::CancellationToken;
-pub use worker::{ShutdownReport, Worker, WorkerBuilder, WorkerHandle, WorkerSettings};
+pub use worker::{
+    MAX_CONCURRENCY, ShutdownReport, Worker, WorkerBuilder, WorkerHandle, WorkerSettings,
+};
 
 /// Compiles the README's example as a doctest.
 #[cfg(doctest)]

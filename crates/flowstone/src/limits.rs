@@ -14,6 +14,10 @@ use crate::error::{Error, Result};
 /// through, `i32` SQL parameters included.)
 pub const MAX_CONCURRENCY: usize = 1 << 20;
 
+// The queue's workers clamp to their own limit, which is the same.
+#[cfg(feature = "database")]
+const _: () = assert!(MAX_CONCURRENCY == flowstone_queue::MAX_CONCURRENCY);
+
 /// The longest asset name, in bytes. Names are index keys in every store (with the partition
 /// and run id beside them), directory names of the file IO manager, and parts of queue rows; 255
 /// bytes fits all of them.

@@ -2,6 +2,7 @@
 
 use clap::Args;
 use flowstone::FlowStone;
+use flowstone::store::RetentionPolicy;
 use serde_json::json;
 
 use crate::output::print_json;
@@ -18,6 +19,32 @@ pub struct WorkerArgs {
     /// How long running jobs may take to finish after SIGINT/SIGTERM, in seconds
     #[arg(long, default_value_t = 30, value_name = "SECONDS")]
     pub grace: u64,
+    /// Retention: keep only the newest N materialization records of each asset and partition
+    /// (the latest and the latest successful are always kept); pruned hourly by one worker
+    #[arg(long, value_name = "N")]
+    pub keep_latest: Option<usize>,
+    /// Retention: drop materialization records older than this many days (the latest and the
+    /// latest successful of each asset and partition are always kept)
+    #[arg(long, value_name = "DAYS")]
+    pub keep_days: Option<u64>,
+}
+
+/// How often a worker with `--keep-latest`/`--keep-days` prunes.
+const RETENTION_INTERVAL: std::time::Duration = std::time::Duration::from_secs(3600);
+
+/// The retention policy `--keep-latest` and `--keep-days` ask for, if any.
+fn retention_policy(args: &WorkerArgs) -> Option<RetentionPolicy> {
+    if args.keep_latest.is_none() && args.keep_days.is_none() {
+        return None;
+    }
+    let mut policy = RetentionPolicy::new();
+    if let Some(n) = args.keep_latest {
+        policy = policy.keep_latest(n);
+    }
+    if let Some(days) = args.keep_days {
+        policy = policy.max_age(std::time::Duration::from_secs(days.saturating_mul(86_400)));
+    }
+    Some(policy)
 }
 
 /// Parses `NAME=CONCURRENCY`.
@@ -55,6 +82,9 @@ pub async fn run(
             .collect::<Vec<_>>()
             .join(", ")
     };
+    if let Some(policy) = retention_policy(&args) {
+        worker = worker.retention(policy, RETENTION_INTERVAL);
+    }
     for (name, concurrency) in args.queues {
         worker = worker.queue(name, concurrency);
     }
@@ -127,5 +157,23 @@ mod tests {
         );
         assert!(parse_queue("assets=0").is_err());
         assert!(parse_queue("=3").is_err());
+    }
+
+    fn args(keep_latest: Option<usize>, keep_days: Option<u64>) -> WorkerArgs {
+        WorkerArgs {
+            queues: Vec::new(),
+            grace: 30,
+            keep_latest,
+            keep_days,
+        }
+    }
+
+    #[test]
+    fn retention_flags_make_a_policy() {
+        assert_eq!(retention_policy(&args(None, None)), None);
+        let policy = retention_policy(&args(Some(5), Some(2))).unwrap();
+        assert_eq!(policy.kept_newest(), Some(5));
+        let now = chrono::Utc::now();
+        assert_eq!(policy.cutoff(now), Some(now - chrono::Duration::days(2)));
     }
 }

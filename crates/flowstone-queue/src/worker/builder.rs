@@ -23,6 +23,11 @@ use crate::engine;
 use crate::error::{Error, Result};
 use crate::handler::{self, Handler, HandlerOptions, JobContext, Outcome};
 
+/// The most jobs one queue runs at once on one node; larger concurrencies are clamped to it.
+/// About a million: beyond what a node can run, and inside every integer type a claim's limit
+/// passes through (`i32` parameters included).
+pub const MAX_CONCURRENCY: usize = 1 << 20;
+
 /// Entry point: `Worker::builder(db)`.
 pub struct Worker;
 
@@ -59,9 +64,12 @@ pub struct WorkerBuilder {
 }
 
 impl WorkerBuilder {
-    /// Runs `queue` with at most `concurrency` jobs at once on this node.
+    /// Runs `queue` with at most `concurrency` jobs at once on this node: at least 1 (0 is
+    /// refused by `start`), at most [`MAX_CONCURRENCY`] (larger values are clamped, so a claim's
+    /// `LIMIT` never overflows).
     pub fn queue(mut self, queue: impl Into<String>, concurrency: usize) -> Self {
-        self.queues.push((queue.into(), concurrency));
+        self.queues
+            .push((queue.into(), concurrency.min(MAX_CONCURRENCY)));
         self
     }
 

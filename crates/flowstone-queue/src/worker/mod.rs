@@ -43,7 +43,7 @@ use crate::database::Database;
 use crate::engine::Ack;
 use crate::handler::Handler;
 
-pub use builder::{Worker, WorkerBuilder};
+pub use builder::{MAX_CONCURRENCY, Worker, WorkerBuilder};
 pub use handle::{ShutdownReport, WorkerHandle};
 pub use settings::WorkerSettings;
 

@@ -25,6 +25,7 @@ use super::{DEFAULT_QUEUE, KIND, encode_error};
 use crate::error::{Error, ErrorKind, Result};
 use crate::job::Job;
 use crate::runtime::{RunEnv, Runtime};
+use crate::store::RetentionPolicy;
 
 /// Configures a worker; from [`crate::FlowStone::worker`].
 #[must_use = "a worker does nothing until .start() or .run_until(..)"]
@@ -36,7 +37,11 @@ pub struct WorkerBuilder {
     node: Option<String>,
     limits: Limits,
     grace: Duration,
+    retention: Option<(RetentionPolicy, Duration)>,
 }
+
+/// The name the retention pass runs under as a leader duty (in warnings about it).
+pub const RETENTION_DUTY: &str = "flowstone.retention";
 
 #[derive(Debug, Clone, Copy)]
 struct Limits {
@@ -61,7 +66,18 @@ impl WorkerBuilder {
                 timeout: Duration::from_secs(3600),
             },
             grace: Duration::from_secs(30),
+            retention: None,
         }
+    }
+
+    /// Prunes materialization history by `policy` every `interval` (records and the lineage
+    /// they recorded; see [`crate::retention`]). However many workers are configured so, the
+    /// pass runs on one at a time: the holder of the queue's maintenance lease, which also
+    /// prunes finished queue rows. A failed pass is logged as a warning and tried again at the
+    /// next interval.
+    pub fn retention(mut self, policy: RetentionPolicy, interval: Duration) -> Self {
+        self.retention = Some((policy, interval));
+        self
     }
 
     /// Runs `queue` with at most `concurrency` jobs at once (default: `assets`, 10).
@@ -131,6 +147,25 @@ impl WorkerBuilder {
         }
         if let Some(node) = self.node {
             builder = builder.node(node);
+        }
+        if let Some((policy, interval)) = self.retention {
+            let runtime = self.runtime.clone();
+            builder = builder.leader_duty(RETENTION_DUTY, interval, move |_db| {
+                let runtime = runtime.clone();
+                async move {
+                    let pruned = policy
+                        .apply(runtime.store().as_ref(), runtime.lineage().as_ref())
+                        .await?;
+                    if pruned.records > 0 {
+                        tracing::info!(
+                            records = pruned.records,
+                            lineage_edges = pruned.lineage_edges,
+                            "retention pruned materialization history"
+                        );
+                    }
+                    Ok::<(), Error>(())
+                }
+            });
         }
         let runtime = self.runtime;
         let limits = self.limits;
