@@ -121,6 +121,14 @@ impl Queue {
         self.get(id).await
     }
 
+    /// The workers (node names, sorted) that work `queue` and sent a heartbeat within
+    /// `within`: whether a job inserted now will be run soon. Pass the workers'
+    /// `rescue_after` (60 s by default) to count a node alive exactly when the rescuer does.
+    pub async fn workers_serving(&self, queue: &str, within: Duration) -> Result<Vec<String>> {
+        crate::job::validate_queue_name(queue)?;
+        engine::nodes_serving(&self.db, queue, within).await
+    }
+
     /// Cancels every unfinished job of a batch (running ones are signalled); returns how
     /// many were cancelled.
     pub async fn cancel_batch(&self, batch: &str) -> Result<usize> {

@@ -105,6 +105,11 @@ impl Migrator {
         self.component
     }
 
+    /// The migrations, oldest first.
+    pub fn migrations(&self) -> &'static [Migration] {
+        self.migrations
+    }
+
     /// Applies every migration not yet recorded; returns the versions applied now. Fails,
     /// changing nothing, when an applied migration's SQL differs from this build's
     /// ([`Error::MigrationChanged`]) or the database is newer than this build.
@@ -292,6 +297,12 @@ pub static QUEUE_MIGRATIONS: Migrator = Migrator::new(
             name: "leases",
             sqlite: include_str!("../migrations/sqlite/0002_leases.sql"),
             postgres: include_str!("../migrations/postgres/0002_leases.sql"),
+        },
+        Migration {
+            version: 3,
+            name: "node_queues",
+            sqlite: include_str!("../migrations/sqlite/0003_node_queues.sql"),
+            postgres: include_str!("../migrations/postgres/0003_node_queues.sql"),
         },
     ],
 );

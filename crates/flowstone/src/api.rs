@@ -116,9 +116,7 @@ impl FlowStone {
     /// Materializes `asset` and waits for its output.
     pub async fn materialize(&self, asset: &str, mut run: Run) -> Result<Output> {
         let asset = Arc::clone(self.registry().get(asset)?);
-        let (name, executor) = self
-            .dispatch
-            .select_executor(&asset, run.strategy.as_ref())?;
+        let (name, executor) = self.dispatch.choose_executor(&asset, &run).await?;
         // Upstream jobs and the target share one run id.
         run.run_id = Some(run.run_id.unwrap_or_default());
         let job = self
@@ -195,9 +193,7 @@ impl FlowStone {
             ));
         }
         let asset = Arc::clone(self.registry().get(asset)?);
-        let (name, executor) = self
-            .dispatch
-            .select_executor(&asset, run.strategy.as_ref())?;
+        let (name, executor) = self.dispatch.choose_executor(&asset, &run).await?;
         let job = self
             .dispatch
             .prepare_job(&asset, &run, &name, executor.as_ref())?;

@@ -315,7 +315,7 @@ pub(crate) async fn run(
 ) -> Result<BackfillReport> {
     let asset = Arc::clone(fs.registry().get(asset_name)?);
     let partitions = resolve_partitions(fs.registry(), asset_name, &backfill.source)?;
-    let (exec_name, executor) = fs.select_executor(&asset, backfill.run.strategy.as_ref())?;
+    let (exec_name, executor) = fs.choose_executor(&asset, &backfill.run).await?;
     let max_concurrency = backfill
         .max_concurrency
         .map(|n| crate::limits::concurrency("max_concurrency", n))

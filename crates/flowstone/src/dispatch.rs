@@ -51,10 +51,43 @@ impl Dispatcher {
         asset: &Asset,
         strategy: Option<&Strategy>,
     ) -> Result<(String, Arc<dyn Executor>)> {
+        self.executors.select(&Self::strategy_of(asset, strategy))
+    }
+
+    /// The run's strategy, else the asset's, else Auto.
+    fn strategy_of(asset: &Asset, strategy: Option<&Strategy>) -> Strategy {
         match (strategy, asset.default_executor()) {
-            (Some(strategy), _) => self.executors.select(strategy),
-            (None, Some(name)) => self.executors.select(&Strategy::parse(name)),
-            (None, None) => self.executors.select(&Strategy::Auto),
+            (Some(strategy), _) => strategy.clone(),
+            (None, Some(name)) => Strategy::parse(name),
+            (None, None) => Strategy::Auto,
+        }
+    }
+
+    /// [`Dispatcher::select_executor`] for `run`, and when that is Auto, only an executor that is
+    /// ready for the run ([`Executor::ready`]): Auto picks the queue only while a live worker
+    /// serves the run's queue, and otherwise runs in process (saying why at debug level), so a
+    /// caller never waits on a queue nobody works.
+    pub async fn choose_executor(
+        &self,
+        asset: &Asset,
+        run: &Run,
+    ) -> Result<(String, Arc<dyn Executor>)> {
+        let strategy = Self::strategy_of(asset, run.strategy.as_ref());
+        let chosen = self.executors.select(&strategy)?;
+        if !matches!(strategy, Strategy::Auto) || chosen.0 == "sync" {
+            return Ok(chosen);
+        }
+        match chosen.1.ready(&run.options).await {
+            Ok(()) => Ok(chosen),
+            Err(reason) => {
+                tracing::debug!(
+                    asset = asset.name(),
+                    executor = %chosen.0,
+                    %reason,
+                    "Auto runs in process instead"
+                );
+                self.executors.select(&Strategy::Sync)
+            }
         }
     }
 

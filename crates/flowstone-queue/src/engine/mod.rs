@@ -339,14 +339,27 @@ pub(crate) async fn prune(db: &Database, older_than: Duration, limit: i64) -> Re
     }
 }
 
-pub(crate) async fn heartbeat(db: &Database, node: &str) -> Result<()> {
+/// Records that `node` is alive and works `queues`.
+pub(crate) async fn heartbeat(db: &Database, node: &str, queues: &[&str]) -> Result<()> {
     match db.pool() {
         Pool::Sqlite(p) => {
             let mut c = p.acquire().await?;
             let _gate = db.write_gate().await;
-            sqlite::heartbeat(&mut c, node).await
+            sqlite::heartbeat(&mut c, node, queues).await
         }
-        Pool::Postgres(p) => postgres::heartbeat(p, node).await,
+        Pool::Postgres(p) => postgres::heartbeat(p, node, queues).await,
+    }
+}
+
+/// The nodes that work `queue` and have sent a heartbeat within `within`.
+pub(crate) async fn nodes_serving(
+    db: &Database,
+    queue: &str,
+    within: Duration,
+) -> Result<Vec<String>> {
+    match db.pool() {
+        Pool::Sqlite(p) => sqlite::nodes_serving(&mut *p.acquire().await?, queue, within).await,
+        Pool::Postgres(p) => postgres::nodes_serving(p, queue, within).await,
     }
 }
 

@@ -196,15 +196,32 @@ pub(crate) async fn prune(pool: &PgPool, older_than: Duration, limit: i64) -> Re
     Ok(done.rows_affected())
 }
 
-pub(crate) async fn heartbeat(pool: &PgPool, node: &str) -> Result<()> {
+pub(crate) async fn heartbeat(pool: &PgPool, node: &str, queues: &[&str]) -> Result<()> {
     sqlx::query(
-        "INSERT INTO flowstone_nodes (node) VALUES ($1)
-         ON CONFLICT (node) DO UPDATE SET heartbeat_at = now()",
+        "INSERT INTO flowstone_nodes (node, queues) VALUES ($1, $2)
+         ON CONFLICT (node) DO UPDATE SET heartbeat_at = now(), queues = excluded.queues",
     )
     .bind(node)
+    .bind(queues)
     .execute(pool)
     .await?;
     Ok(())
+}
+
+pub(crate) async fn nodes_serving(
+    pool: &PgPool,
+    queue: &str,
+    within: Duration,
+) -> Result<Vec<String>> {
+    Ok(sqlx::query_scalar(
+        "SELECT node FROM flowstone_nodes
+          WHERE heartbeat_at >= now() - make_interval(secs => $2) AND $1 = ANY(queues)
+          ORDER BY node",
+    )
+    .bind(queue)
+    .bind(within.as_secs_f64())
+    .fetch_all(pool)
+    .await?)
 }
 
 pub(crate) async fn remove_node(pool: &PgPool, node: &str) -> Result<()> {

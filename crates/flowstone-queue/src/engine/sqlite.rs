@@ -237,16 +237,39 @@ pub(crate) async fn prune(
     Ok(done.rows_affected())
 }
 
-pub(crate) async fn heartbeat(conn: &mut SqliteConnection, node: &str) -> Result<()> {
+pub(crate) async fn heartbeat(
+    conn: &mut SqliteConnection,
+    node: &str,
+    queues: &[&str],
+) -> Result<()> {
     sqlx::query(
-        "INSERT INTO flowstone_nodes (node, started_at, heartbeat_at) VALUES (?1, ?2, ?2)
-         ON CONFLICT (node) DO UPDATE SET heartbeat_at = excluded.heartbeat_at",
+        "INSERT INTO flowstone_nodes (node, started_at, heartbeat_at, queues) VALUES (?1, ?2, ?2, ?3)
+         ON CONFLICT (node) DO UPDATE SET
+             heartbeat_at = excluded.heartbeat_at, queues = excluded.queues",
     )
     .bind(node)
     .bind(now_micros())
+    .bind(serde_json::to_string(queues)?)
     .execute(conn)
     .await?;
     Ok(())
+}
+
+pub(crate) async fn nodes_serving(
+    conn: &mut SqliteConnection,
+    queue: &str,
+    within: Duration,
+) -> Result<Vec<String>> {
+    Ok(sqlx::query_scalar(
+        "SELECT node FROM flowstone_nodes
+          WHERE heartbeat_at >= ?2
+            AND EXISTS (SELECT 1 FROM json_each(flowstone_nodes.queues) WHERE value = ?1)
+          ORDER BY node",
+    )
+    .bind(queue)
+    .bind(now_micros().saturating_sub(micros(within)))
+    .fetch_all(conn)
+    .await?)
 }
 
 pub(crate) async fn remove_node(conn: &mut SqliteConnection, node: &str) -> Result<()> {

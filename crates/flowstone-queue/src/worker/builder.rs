@@ -230,7 +230,8 @@ impl WorkerBuilder {
         self.validate()?;
         crate::migrate::QUEUE_MIGRATIONS.run(&self.db).await?;
         let node: Arc<str> = self.node.unwrap_or_else(default_node_name).into();
-        engine::heartbeat(&self.db, &node).await?;
+        let queues: Vec<&str> = self.queues.iter().map(|(q, _)| q.as_str()).collect();
+        engine::heartbeat(&self.db, &node, &queues).await?;
         let events = self.db.subscribe().await;
         let root = CancellationToken::new();
         let shared = Arc::new(Shared {

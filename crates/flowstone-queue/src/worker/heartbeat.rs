@@ -7,8 +7,9 @@ use super::{Shared, pause};
 use crate::engine;
 
 pub(super) async fn heartbeats(shared: Arc<Shared>) {
+    let queues: Vec<&str> = shared.wake.keys().map(String::as_str).collect();
     while pause(&shared.stop, shared.settings.heartbeat_interval).await {
-        if let Err(e) = engine::heartbeat(&shared.db, &shared.node).await {
+        if let Err(e) = engine::heartbeat(&shared.db, &shared.node, &queues).await {
             tracing::warn!(error = %e, "flowstone-queue: heartbeat failed");
         }
     }

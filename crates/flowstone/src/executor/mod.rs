@@ -38,6 +38,14 @@ pub trait Executor: Send + Sync + 'static {
     /// What it can honour.
     fn capabilities(&self) -> Capabilities;
 
+    /// Whether it can run a job with `options` now; `Strategy::Auto` asks before it picks this
+    /// executor, and `Err(reason)` makes Auto run the job in process instead. The default is
+    /// always ready; the queue executor is ready while a live worker serves the job's queue.
+    async fn ready(&self, options: &ExecOptions) -> std::result::Result<(), String> {
+        let _ = options;
+        Ok(())
+    }
+
     /// Checks the executor's own settings (a zero timeout, a zero concurrency). FlowStone's
     /// builder calls it for every executor it registers, so a bad setting fails `build()`
     /// naming the executor instead of failing every job later.

@@ -18,7 +18,7 @@ use async_trait::async_trait;
 use flowstone_queue::{JobState, NewJob, Queue, Unique};
 
 use crate::error::{Error, ErrorKind, ErrorRecord, Result};
-use crate::executor::{Capabilities, Capability, ExecContext, Executor};
+use crate::executor::{Capabilities, Capability, ExecContext, ExecOptions, Executor};
 use crate::job::{Job, JobStatus};
 use crate::output::Output;
 use crate::runtime::Runtime;
@@ -27,6 +27,10 @@ use crate::runtime::Runtime;
 pub const KIND: &str = "flowstone.materialize";
 /// The queue used when a run names none.
 pub const DEFAULT_QUEUE: &str = "assets";
+
+/// How recent a worker's heartbeat must be for `Strategy::Auto` to count it alive: the
+/// workers' default `rescue_after`, after which their jobs are rescued anyway.
+pub const LIVE_WITHIN: Duration = Duration::from_secs(60);
 /// Attempts a row gets beyond its asset's own, for deliveries a dead or stopped worker
 /// interrupted: a crash must not use up a one-attempt asset's only attempt.
 pub const DELIVERY_SLACK: u32 = 2;
@@ -106,6 +110,13 @@ impl QueueExecutor {
             row = row.batch(backfill.to_string());
         }
         Ok(row)
+    }
+
+    /// Inserts `job`'s row and records its id in the job.
+    async fn enqueue(&self, job: Job, cx: &ExecContext) -> Result<Job> {
+        let row = self.new_job(&job, cx, RowFor::Caller)?;
+        let inserted = self.queue.insert(row).await.map_err(queue_error)?;
+        Ok(Self::with_queue_id(job, inserted.job.id))
     }
 
     fn with_queue_id(mut job: Job, id: i64) -> Job {
@@ -202,6 +213,16 @@ impl Executor for QueueExecutor {
         "queue"
     }
 
+    /// Ready while a worker that sent a heartbeat within [`LIVE_WITHIN`] works the job's queue.
+    async fn ready(&self, options: &ExecOptions) -> std::result::Result<(), String> {
+        let queue = options.queue.as_deref().unwrap_or(DEFAULT_QUEUE);
+        match self.queue.workers_serving(queue, LIVE_WITHIN).await {
+            Ok(nodes) if !nodes.is_empty() => Ok(()),
+            Ok(_) => Err(format!("no live worker serves queue '{queue}'")),
+            Err(err) => Err(format!("cannot ask the queue for live workers: {err}")),
+        }
+    }
+
     fn capabilities(&self) -> Capabilities {
         Capabilities::of(&[
             Capability::Async,
@@ -210,6 +231,7 @@ impl Executor for QueueExecutor {
             Capability::Queues,
             Capability::Priority,
             Capability::Retries,
+            Capability::Timeout,
             Capability::Persistent,
             Capability::Distributed,
             Capability::Status,
@@ -217,23 +239,48 @@ impl Executor for QueueExecutor {
         ])
     }
 
+    /// Enqueues `job` and waits for its row to finish. The run's `timeout` bounds the wait: past
+    /// it the call fails with `ExecutionTimeout` naming the job, and the job stays queued (follow
+    /// it with `job_status`, or cancel it).
     async fn execute(&self, job: Job, cx: ExecContext) -> Result<Output> {
-        let job = self.schedule(job, cx.clone()).await?;
+        let job = self.enqueue(job, &cx).await?;
         let id = queue_job_id(&job)?;
-        let row = tokio::select! {
-            row = self.wait_for(id) => row?,
-            () = cx.cancel.cancelled() => {
-                self.queue.cancel(id).await.map_err(queue_error)?;
-                self.wait_for(id).await?
+        let wait = async {
+            tokio::select! {
+                row = self.wait_for(id) => row,
+                () = cx.cancel.cancelled() => {
+                    self.queue.cancel(id).await.map_err(queue_error)?;
+                    self.wait_for(id).await
+                }
             }
+        };
+        let row = match cx.options.timeout {
+            None => wait.await?,
+            Some(limit) => tokio::time::timeout(limit, wait).await.map_err(|_| {
+                Error::new(
+                    ErrorKind::ExecutionTimeout,
+                    format!(
+                        "job {} (queue row {id}) of asset '{}' did not finish within {limit:?}; \
+                         it stays queued: follow it with job_status or cancel it",
+                        job.id, job.asset
+                    ),
+                )
+                .with_asset(&job.asset)
+                .with_partition(job.partition.clone())
+            })??,
         };
         outcome_of(&row)
     }
 
     async fn schedule(&self, job: Job, cx: ExecContext) -> Result<Job> {
-        let row = self.new_job(&job, &cx, RowFor::Caller)?;
-        let inserted = self.queue.insert(row).await.map_err(queue_error)?;
-        Ok(Self::with_queue_id(job, inserted.job.id))
+        if cx.options.timeout.is_some() {
+            return Err(Error::invalid_options(
+                "option 'timeout' on the queue bounds how long materialize waits for the job; \
+                 schedule does not wait: drop it, or give the asset its own .timeout(..)",
+            )
+            .with_asset(&job.asset));
+        }
+        self.enqueue(job, &cx).await
     }
 
     async fn status(&self, job: &Job, _runtime: &Runtime) -> Result<JobStatus> {
@@ -271,6 +318,12 @@ impl Executor for QueueExecutor {
         _concurrency: usize,
         on_done: &(dyn Fn(usize, Result<()>) + Send + Sync),
     ) -> Result<()> {
+        if cx.options.timeout.is_some() {
+            return Err(Error::invalid_options(
+                "option 'timeout' on the queue bounds how long materialize waits for one job; a \
+                 backfill through the queue does not take it: give the asset its own .timeout(..)",
+            ));
+        }
         if jobs.is_empty() {
             return Ok(());
         }
