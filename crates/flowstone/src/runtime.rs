@@ -267,6 +267,7 @@ impl Runtime {
             duration: Some(Duration::ZERO),
             error: Some(err.to_record()),
             metadata,
+            backfill_id: job.backfill_id,
         };
         if let Err(store_err) = self.store().record(&record).await {
             // The missing dependency is what the caller must hear about; the store's failure

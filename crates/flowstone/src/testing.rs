@@ -63,6 +63,7 @@ fn record(asset: &str, partition: Partition, run_id: RunId, started: i64) -> Mat
         duration: None,
         error: None,
         metadata: serde_json::Map::new(),
+        backfill_id: None,
     }
 }
 
@@ -90,6 +91,7 @@ pub async fn store_suite(store: &dyn MaterializationStore) {
     m.metadata.insert("rows".into(), json!(12));
     m.metadata
         .insert("nested".into(), json!({"a": [1, 2, {"b": null}]}));
+    m.backfill_id = Some(crate::ids::BackfillId::new());
     store.record(&m).await.expect("record success");
     let got = store
         .get(&asset, &p1, run_a)

@@ -290,6 +290,8 @@ async fn version_1_rows_read_back_identically_after_the_upgrade(test: &TestDb) {
             finished_at: (i % 2 == 0).then(|| started_at + chrono::Duration::microseconds(1_500)),
             duration: (i % 2 == 0).then(|| std::time::Duration::from_micros(1_500)),
             metadata,
+            // Version 1 had no backfill column; later versions read NULL for old rows.
+            backfill_id: None,
         });
     }
     for m in &expected {
@@ -514,6 +516,7 @@ async fn a_nul_in_json_is_stored(test: &TestDb) {
         duration: None,
         error: None,
         metadata: serde_json::Map::new(),
+        backfill_id: None,
     };
     m.metadata.insert("k\0".into(), serde_json::json!("a\0b"));
     store.record(&m).await.expect("a NUL in metadata is stored");

@@ -36,6 +36,7 @@ impl Hook for RecordHook {
             duration: None,
             error: None,
             metadata,
+            backfill_id: cx.job.backfill_id,
         };
         store.record_start(&record).await?;
 

@@ -25,7 +25,21 @@ pub const MIGRATIONS: &[Migration] = &[
         sqlite: V2_SQLITE,
         postgres: V2_POSTGRES,
     },
+    Migration {
+        version: 3,
+        name: "records carry the backfill they ran for",
+        sqlite: V3,
+        postgres: V3,
+    },
 ];
+
+/// The backfill id of a record (NULL for runs outside backfills), indexed for the backfills
+/// that look up their own records.
+const V3: &str = "
+ALTER TABLE flowstone_materializations ADD COLUMN backfill_id TEXT;
+CREATE INDEX flowstone_materializations_backfill ON flowstone_materializations (backfill_id)
+    WHERE backfill_id IS NOT NULL;
+";
 
 macro_rules! v1 {
     ($blob:literal) => {

@@ -27,10 +27,10 @@ use crate::store::Materialization;
 const RECORD_COLUMNS: &str = "asset, partition_key, run_id, status, executor, attempt, \
      (extract(epoch FROM started_at) * 1000000)::int8 AS started_at, \
      (extract(epoch FROM finished_at) * 1000000)::int8 AS finished_at, \
-     duration_us, error::text AS error, metadata::text AS metadata";
+     duration_us, error::text AS error, metadata::text AS metadata, backfill_id";
 /// [`RECORD_COLUMNS`] of a subquery that selected them.
 const RECORD_NAMES: &str = "asset, partition_key, run_id, status, executor, attempt, \
-     started_at, finished_at, duration_us, error, metadata";
+     started_at, finished_at, duration_us, error, metadata, backfill_id";
 /// An output's `stored_at` as epoch microseconds.
 const STORED_AT: &str = "(extract(epoch FROM stored_at) * 1000000)::int8 AS stored_at";
 
@@ -377,6 +377,12 @@ pub(crate) async fn write(pool: &PgPool, batch: &Batch) -> Result<()> {
         .bind(records.iter().map(|r| r.duration_us).collect::<Vec<_>>())
         .bind(errors.iter().map(Option::as_deref).collect::<Vec<_>>())
         .bind(metadata.iter().map(AsRef::as_ref).collect::<Vec<&str>>())
+        .bind(
+            records
+                .iter()
+                .map(|r| r.backfill_id.as_deref())
+                .collect::<Vec<_>>(),
+        )
         .bind(edge_column(0))
         .bind(edge_column(1))
         .bind(edge_column(2))
@@ -465,25 +471,26 @@ const BEGIN: &str = "BEGIN; SET LOCAL synchronous_commit = off";
 const WRITE: &str = "WITH records AS (
     INSERT INTO flowstone_materializations
         (asset, partition_key, run_id, status, executor, attempt, started_at, finished_at,
-         duration_us, error, metadata)
+         duration_us, error, metadata, backfill_id)
     SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[],
                          $6::int8[], $7::timestamptz[], $8::timestamptz[], $9::int8[],
-                         $10::text[]::jsonb[], $11::text[]::jsonb[])
+                         $10::text[]::jsonb[], $11::text[]::jsonb[], $12::text[])
     ON CONFLICT (asset, partition_key, run_id) DO UPDATE SET
         status = excluded.status, executor = excluded.executor, attempt = excluded.attempt,
         started_at = excluded.started_at, finished_at = excluded.finished_at,
-        duration_us = excluded.duration_us, error = excluded.error, metadata = excluded.metadata
+        duration_us = excluded.duration_us, error = excluded.error, metadata = excluded.metadata,
+        backfill_id = excluded.backfill_id
 ), edges AS (
     INSERT INTO flowstone_lineage
         (consumer_asset, consumer_partition, consumer_run,
          upstream_asset, upstream_partition, upstream_run, recorded_at)
-    SELECT * FROM unnest($12::text[], $13::text[], $14::text[], $15::text[], $16::text[],
-                         $17::text[], $18::timestamptz[])
+    SELECT * FROM unnest($13::text[], $14::text[], $15::text[], $16::text[], $17::text[],
+                         $18::text[], $19::timestamptz[])
     ON CONFLICT DO NOTHING
 )
 INSERT INTO flowstone_outputs (asset, partition_key, run_id, stored_at, size_bytes, value)
-SELECT * FROM unnest($19::text[], $20::text[], $21::text[], $22::timestamptz[], $23::int8[],
-                     $24::bytea[])
+SELECT * FROM unnest($20::text[], $21::text[], $22::text[], $23::timestamptz[], $24::int8[],
+                     $25::bytea[])
 ON CONFLICT (asset, partition_key) DO UPDATE SET
     run_id = excluded.run_id, stored_at = excluded.stored_at,
     size_bytes = excluded.size_bytes, value = excluded.value";

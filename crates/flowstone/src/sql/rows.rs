@@ -33,6 +33,7 @@ pub(crate) struct RecordRow {
     pub duration_us: Option<i64>,
     pub error: Option<String>,
     pub metadata: String,
+    pub backfill_id: Option<String>,
 }
 
 impl RecordRow {
@@ -51,6 +52,7 @@ impl RecordRow {
                 .map(|d| i64::try_from(d.as_micros()).unwrap_or(i64::MAX)),
             error: m.error.as_ref().map(serde_json::to_string).transpose()?,
             metadata: serde_json::to_string(&m.metadata)?,
+            backfill_id: m.backfill_id.map(|id| id.to_string()),
         })
     }
 }
@@ -137,6 +139,7 @@ where
     let metadata: String = column(row, "metadata")?;
     let duration_us: Option<i64> = column(row, "duration_us")?;
     let finished_at: Option<i64> = column(row, "finished_at")?;
+    let backfill_id: Option<String> = column(row, "backfill_id")?;
     Ok(Materialization {
         asset: column(row, "asset")?,
         partition: parse_partition(&column::<_, String>(row, "partition_key")?)?,
@@ -154,6 +157,10 @@ where
             .map_err(|e| Error::store(format!("stored error is malformed: {e}")))?,
         metadata: serde_json::from_str(&metadata)
             .map_err(|e| Error::store(format!("stored metadata is malformed: {e}")))?,
+        backfill_id: backfill_id
+            .map(|id| id.parse())
+            .transpose()
+            .map_err(|e| Error::store(format!("stored backfill id is malformed: {e}")))?,
     })
 }
 

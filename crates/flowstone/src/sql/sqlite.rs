@@ -19,9 +19,12 @@ use flowstone_queue::Database;
 
 /// The record columns, as [`rows::materialization`] decodes them.
 const RECORD_COLUMNS: &str = "asset, partition_key, run_id, status, executor, attempt, \
-     started_at, finished_at, duration_us, error, metadata";
+     started_at, finished_at, duration_us, error, metadata, backfill_id";
 
-/// Rows per multi-row statement: 11 columns × 200 rows stays well under SQLite's 32,766
+/// Columns of a record row as [`Part::bind`] binds them (those of `RECORD_UPSERT_HEAD`).
+const RECORD_WIDTH: usize = 12;
+
+/// Rows per multi-row statement: 12 columns × 200 rows stays well under SQLite's 32,766
 /// bind parameters.
 const ROWS_PER_STATEMENT: usize = 200;
 
@@ -203,7 +206,12 @@ pub(crate) async fn outputs(
 pub(crate) async fn write(db: &Database, pool: &SqlitePool, batch: &Batch) -> Result<()> {
     let mut parts: Vec<(String, Part<'_>)> = Vec::new();
     for chunk in batch.records.chunks(ROWS_PER_STATEMENT) {
-        let sql = values_sql(RECORD_UPSERT_HEAD, 11, chunk.len(), RECORD_UPSERT_TAIL);
+        let sql = values_sql(
+            RECORD_UPSERT_HEAD,
+            RECORD_WIDTH,
+            chunk.len(),
+            RECORD_UPSERT_TAIL,
+        );
         parts.push((sql, Part::Records(chunk)));
     }
     for chunk in batch.edges.chunks(ROWS_PER_STATEMENT) {
@@ -401,7 +409,8 @@ impl<'a> Part<'a> {
                         .bind(r.finished_at.map(to_micros))
                         .bind(r.duration_us)
                         .bind(&r.error)
-                        .bind(&r.metadata);
+                        .bind(&r.metadata)
+                        .bind(&r.backfill_id);
                 }
             }
             Part::Edges(rows) => {
@@ -455,11 +464,12 @@ fn values_sql(head: &str, columns: usize, rows: usize, tail: &str) -> String {
 
 const RECORD_UPSERT_HEAD: &str = "INSERT INTO flowstone_materializations
     (asset, partition_key, run_id, status, executor, attempt, started_at, finished_at,
-     duration_us, error, metadata)";
+     duration_us, error, metadata, backfill_id)";
 const RECORD_UPSERT_TAIL: &str = "ON CONFLICT (asset, partition_key, run_id) DO UPDATE SET
     status = excluded.status, executor = excluded.executor, attempt = excluded.attempt,
     started_at = excluded.started_at, finished_at = excluded.finished_at,
-    duration_us = excluded.duration_us, error = excluded.error, metadata = excluded.metadata";
+    duration_us = excluded.duration_us, error = excluded.error, metadata = excluded.metadata,
+    backfill_id = excluded.backfill_id";
 const EDGE_INSERT_HEAD: &str = "INSERT INTO flowstone_lineage
     (consumer_asset, consumer_partition, consumer_run,
      upstream_asset, upstream_partition, upstream_run, recorded_at)";

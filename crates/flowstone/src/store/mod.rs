@@ -19,7 +19,7 @@ pub use retention::RetentionPolicy;
 pub(crate) use retention::expired_of_partition;
 
 use crate::error::{ErrorRecord, Result};
-use crate::ids::RunId;
+use crate::ids::{BackfillId, RunId};
 use crate::lineage::MaterializationKey;
 use crate::partition::Partition;
 
@@ -101,6 +101,9 @@ pub struct Materialization {
     pub error: Option<ErrorRecord>,
     /// Metadata: the asset's static metadata, the job's, and what hooks added.
     pub metadata: serde_json::Map<String, serde_json::Value>,
+    /// The backfill this materialization ran for, if any.
+    #[serde(default)]
+    pub backfill_id: Option<BackfillId>,
 }
 
 /// Which records to list. Results are newest first.
