@@ -7,6 +7,11 @@
 //! wins, as it would have one statement later), writes each table with multi-row statements in
 //! one transaction, and only then answers each caller. A caller still returns after its write is
 //! committed, so reads after a write see it; what changes is how many writes share a commit.
+//!
+//! Two limits keep one write from sinking the others. A batch holds at most [`MAX_BATCH`]
+//! writes and [`MAX_BATCH_BYTES`] of payload, so the arrays PostgreSQL receives stay far below
+//! its 1 GB field limit. And a batch the database rejects is written again one row per
+//! transaction, so a row the database refuses fails only the writes it belongs to.
 
 use std::collections::HashMap;
 use std::sync::OnceLock;
@@ -20,6 +25,9 @@ use crate::error::{Error, Result};
 
 /// Most writes committed together.
 const MAX_BATCH: usize = 512;
+
+/// Most payload bytes committed together (a single larger write still goes, alone).
+const MAX_BATCH_BYTES: usize = 64 << 20;
 
 /// One write.
 #[derive(Debug)]
@@ -76,26 +84,157 @@ impl Writer {
 }
 
 async fn run(db: Database, mut rx: mpsc::UnboundedReceiver<Request>) {
-    let mut batch = Vec::with_capacity(MAX_BATCH);
-    while rx.recv_many(&mut batch, MAX_BATCH).await > 0 {
-        let (writes, waiters): (Vec<Write>, Vec<_>) = batch.drain(..).unzip();
-        let result = commit(&db, Batch::dedup(writes)).await;
+    let mut received = Vec::with_capacity(MAX_BATCH);
+    while rx.recv_many(&mut received, MAX_BATCH).await > 0 {
+        let requests = std::mem::take(&mut received);
+        for group in split_by_bytes(requests, |(write, _)| write.size(), MAX_BATCH_BYTES) {
+            write_group(&db, group).await;
+        }
+    }
+}
+
+/// `items` in order, cut into groups of at most `max` bytes by `size` (an item larger than
+/// `max` forms a group of its own).
+fn split_by_bytes<T>(items: Vec<T>, size: impl Fn(&T) -> usize, max: usize) -> Vec<Vec<T>> {
+    let mut groups: Vec<Vec<T>> = Vec::new();
+    let mut bytes = 0;
+    for item in items {
+        let n = size(&item);
+        match groups.last_mut() {
+            Some(group) if bytes + n <= max => {
+                bytes += n;
+                group.push(item);
+            }
+            _ => {
+                bytes = n;
+                groups.push(vec![item]);
+            }
+        }
+    }
+    groups
+}
+
+/// Commits `group` in one transaction and answers its writers; when the database rejects it,
+/// writes it again row by row and answers each writer with the outcome of its own rows.
+async fn write_group(db: &Database, group: Vec<Request>) {
+    let keys: Vec<Vec<Key>> = group.iter().map(|(write, _)| write.keys()).collect();
+    let (writes, waiters): (Vec<Write>, Vec<_>) = group.into_iter().unzip();
+    let batch = Batch::dedup(writes);
+    let rows = batch.rows();
+    let result = commit(db, &batch).await;
+    if result.is_ok() || rows == 1 {
         for waiter in waiters {
             let _ = waiter.send(result.clone());
+        }
+        return;
+    }
+    tracing::warn!(
+        rows,
+        error = %result.as_ref().err().map(ToString::to_string).unwrap_or_default(),
+        "the database rejected a group commit; writing its rows one by one"
+    );
+    let outcomes = commit_row_by_row(db, batch).await;
+    for (waiter, keys) in waiters.into_iter().zip(keys) {
+        let outcome = keys
+            .iter()
+            .find_map(|key| outcomes.get(key).and_then(|r| r.clone().err()))
+            .map_or(Ok(()), Err);
+        let _ = waiter.send(outcome);
+    }
+}
+
+/// Commits each row of `batch` in a transaction of its own; the outcome per row key.
+async fn commit_row_by_row(db: &Database, batch: Batch) -> HashMap<Key, Result<()>> {
+    let mut outcomes = HashMap::new();
+    for r in batch.records {
+        let key = Key::Record(r.asset.clone(), r.partition.clone(), r.run_id.clone());
+        let alone = Batch {
+            records: vec![r],
+            ..Batch::default()
+        };
+        outcomes.insert(key, commit(db, &alone).await);
+    }
+    for e in batch.edges {
+        let key = Key::Edge(e.consumer.clone(), e.upstream.clone());
+        let alone = Batch {
+            edges: vec![e],
+            ..Batch::default()
+        };
+        outcomes.insert(key, commit(db, &alone).await);
+    }
+    for o in batch.outputs {
+        let key = Key::Output(o.asset.clone(), o.partition.clone());
+        let alone = Batch {
+            outputs: vec![o],
+            ..Batch::default()
+        };
+        outcomes.insert(key, commit(db, &alone).await);
+    }
+    outcomes
+}
+
+/// The key of a row: the unit the database accepts or rejects.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+enum Key {
+    Record(String, String, String),
+    Edge([String; 3], [String; 3]),
+    Output(String, String),
+}
+
+impl Write {
+    /// Roughly how many bytes it sends: what the byte limit of a batch counts.
+    fn size(&self) -> usize {
+        match self {
+            Write::Record(r) => {
+                r.asset.len()
+                    + r.partition.len()
+                    + r.metadata.len()
+                    + r.error.as_ref().map_or(0, String::len)
+                    + 128
+            }
+            Write::Edges(edges) => edges
+                .iter()
+                .map(|e| {
+                    e.consumer
+                        .iter()
+                        .chain(&e.upstream)
+                        .map(String::len)
+                        .sum::<usize>()
+                        + 16
+                })
+                .sum(),
+            Write::Output(o) => o.asset.len() + o.partition.len() + o.value.len() + 64,
+        }
+    }
+
+    /// The keys of the rows it writes.
+    fn keys(&self) -> Vec<Key> {
+        match self {
+            Write::Record(r) => vec![Key::Record(
+                r.asset.clone(),
+                r.partition.clone(),
+                r.run_id.clone(),
+            )],
+            Write::Edges(edges) => edges
+                .iter()
+                .map(|e| Key::Edge(e.consumer.clone(), e.upstream.clone()))
+                .collect(),
+            Write::Output(o) => vec![Key::Output(o.asset.clone(), o.partition.clone())],
         }
     }
 }
 
 /// Writes one batch in one transaction, in the engine's dialect.
-async fn commit(db: &Database, batch: Batch) -> Result<()> {
+async fn commit(db: &Database, batch: &Batch) -> Result<()> {
     match db.pool() {
-        Pool::Sqlite(pool) => sqlite::write(db, pool, &batch).await,
-        Pool::Postgres(pool) => postgres::write(pool, &batch).await,
+        Pool::Sqlite(pool) => sqlite::write(db, pool, batch).await,
+        Pool::Postgres(pool) => postgres::write(pool, batch).await,
     }
 }
 
 /// One transaction's rows, deduplicated by key (PostgreSQL refuses to upsert a row twice in
 /// one statement).
+#[derive(Default)]
 pub(crate) struct Batch {
     pub records: Vec<RecordRow>,
     pub edges: Vec<EdgeRow>,
@@ -103,6 +242,11 @@ pub(crate) struct Batch {
 }
 
 impl Batch {
+    /// How many rows it writes.
+    fn rows(&self) -> usize {
+        self.records.len() + self.edges.len() + self.outputs.len()
+    }
+
     /// The rows of `writes`, the last write of each key winning.
     fn dedup(writes: Vec<Write>) -> Self {
         let mut records: HashMap<(String, String, String), RecordRow> = HashMap::new();
@@ -126,5 +270,20 @@ impl Batch {
             edges,
             outputs: outputs.into_values().collect(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::split_by_bytes;
+
+    #[test]
+    fn batches_are_cut_by_bytes_in_order() {
+        let groups = split_by_bytes(vec![4, 4, 4, 9, 1, 30, 2], |n| *n, 10);
+        assert_eq!(
+            groups,
+            vec![vec![4, 4], vec![4], vec![9, 1], vec![30], vec![2]]
+        );
+        assert!(split_by_bytes(Vec::<usize>::new(), |n| *n, 10).is_empty());
     }
 }
