@@ -41,6 +41,7 @@ pub struct Asset {
     pub(crate) io_manager: Option<String>,
     pub(crate) retry: RetryPolicy,
     pub(crate) timeout: Option<Duration>,
+    pub(crate) cancel_grace: Duration,
     pub(crate) executor: Option<String>,
     pub(crate) tags: BTreeMap<String, String>,
     pub(crate) metadata: serde_json::Map<String, serde_json::Value>,
@@ -49,6 +50,9 @@ pub struct Asset {
 }
 
 impl Asset {
+    /// The default [`Asset::cancel_grace`]: 5 s.
+    pub const DEFAULT_CANCEL_GRACE: Duration = Duration::from_secs(5);
+
     /// Declares an asset called `name`.
     pub fn new(name: impl Into<String>) -> Self {
         Asset {
@@ -60,6 +64,7 @@ impl Asset {
             io_manager: None,
             retry: RetryPolicy::NONE,
             timeout: None,
+            cancel_grace: Asset::DEFAULT_CANCEL_GRACE,
             executor: None,
             tags: BTreeMap::new(),
             metadata: serde_json::Map::new(),
@@ -127,6 +132,15 @@ impl Asset {
     /// The longest one attempt may run; overrides the executor's default.
     pub fn timeout(mut self, timeout: Duration) -> Self {
         self.timeout = Some(timeout);
+        self
+    }
+
+    /// How long the function may go on after its cancellation token fires, to clean up, before
+    /// its future is dropped (default [`Asset::DEFAULT_CANCEL_GRACE`]). A cancelled
+    /// materialization ends `Cancelled` whatever the function returns in that time, so its
+    /// output is not stored.
+    pub fn cancel_grace(mut self, grace: Duration) -> Self {
+        self.cancel_grace = grace;
         self
     }
 
@@ -234,6 +248,11 @@ impl Asset {
     /// Its own timeout, if set.
     pub fn timeout_value(&self) -> Option<Duration> {
         self.timeout
+    }
+
+    /// How long it may clean up after a cancel ([`Asset::cancel_grace`]).
+    pub fn cancel_grace_value(&self) -> Duration {
+        self.cancel_grace
     }
 
     /// The executor it names, if any.

@@ -42,10 +42,17 @@ impl Hook for CoreHook {
             Ok(future) => AssertUnwindSafe(future).catch_unwind(),
             Err(panic) => return Err(Error::panicked(asset, &panic_message(panic))),
         };
+        let run = tokio::time::timeout(cx.timeout, run);
+        tokio::pin!(run);
         let result = tokio::select! {
             biased;
-            () = cx.cancel.cancelled() => return Err(Error::cancelled(asset)),
-            timed = tokio::time::timeout(cx.timeout, run) => timed,
+            () = cx.cancel.cancelled() => {
+                // The function sees its token fire too; it gets the grace to clean up, then
+                // its future is dropped. Either way the materialization is cancelled.
+                let _ = tokio::time::timeout(cx.asset.cancel_grace_value(), &mut run).await;
+                return Err(Error::cancelled(asset));
+            }
+            timed = &mut run => timed,
         };
         match result {
             Ok(Ok(result)) => result.map_err(|e| e.with_asset(asset)),
