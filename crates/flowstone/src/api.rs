@@ -193,7 +193,10 @@ impl FlowStone {
             ));
         }
         let asset = Arc::clone(self.registry().get(asset)?);
-        let (name, executor) = self.dispatch.choose_executor(&asset, &run).await?;
+        // schedule does not wait, so Auto may enqueue for a worker that is yet to come.
+        let (name, executor) = self
+            .dispatch
+            .select_executor(&asset, run.strategy.as_ref())?;
         let job = self
             .dispatch
             .prepare_job(&asset, &run, &name, executor.as_ref())?;

@@ -63,10 +63,11 @@ impl Dispatcher {
         }
     }
 
-    /// [`Dispatcher::select_executor`] for `run`, and when that is Auto, only an executor that is
-    /// ready for the run ([`Executor::ready`]): Auto picks the queue only while a live worker
-    /// serves the run's queue, and otherwise runs in process (saying why at debug level), so a
-    /// caller never waits on a queue nobody works.
+    /// [`Dispatcher::select_executor`] for a caller that will wait for `run` (materialize,
+    /// backfill); when that is Auto, only an executor that is ready for the run
+    /// ([`Executor::ready`]): Auto picks the queue only while a live worker serves the run's
+    /// queue, and otherwise runs in process (saying why at debug level), so a caller never waits
+    /// on a queue nobody works. (`schedule` does not wait, and takes the plain selection.)
     pub async fn choose_executor(
         &self,
         asset: &Asset,
