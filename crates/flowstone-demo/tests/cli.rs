@@ -281,6 +281,10 @@ fn queued_jobs_can_be_listed_inspected_and_cancelled() {
     run(&dir, &format!("job cancel {uuid}"))
         .expect_code(0)
         .stdout_has("cancelled (it will not run)");
+    // Cancelling it again is harmless, and says so.
+    run(&dir, &format!("job cancel {number}"))
+        .expect_code(0)
+        .stdout_has("cancelled (it already was)");
     let status = run(&dir, &format!("--json job status {number}"))
         .expect_code(0)
         .json();
@@ -333,6 +337,11 @@ fn a_worker_process_runs_queued_work_and_stops_on_sigterm() {
         .expect_code(0)
         .json();
     assert_eq!(jobs["jobs"].as_array().unwrap().len(), 4);
+    // A completed job cannot be cancelled, and the CLI says why.
+    let done = jobs["jobs"][0]["id"].as_i64().expect("a job number");
+    run(&dir, &format!("job cancel {done}"))
+        .expect_code(2)
+        .stderr_has("already completed");
 
     assert_eq!(worker.terminate(), 0, "the worker stops cleanly on SIGTERM");
 }

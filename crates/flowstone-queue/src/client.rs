@@ -118,7 +118,14 @@ impl Queue {
     /// node fires the handler's cancellation token. Returns the job as it is now.
     pub async fn cancel(&self, id: i64) -> Result<Job> {
         engine::cancel(&self.db, CancelTarget::Ids(&[id])).await?;
-        self.get(id).await
+        let job = self.get(id).await?;
+        match job.state {
+            JobState::Completed | JobState::Discarded => Err(Error::AlreadyFinished {
+                id,
+                state: job.state,
+            }),
+            _ => Ok(job),
+        }
     }
 
     /// The workers (node names, sorted) that work `queue` and sent a heartbeat within

@@ -5,7 +5,20 @@ use std::time::Duration;
 
 /// Errors returned by flowstone-queue.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum Error {
+    /// A job that has already completed or been discarded cannot be cancelled.
+    #[error(
+        "job {id} cannot be cancelled: it is already {state}; only a pending or running job can \
+         be cancelled"
+    )]
+    AlreadyFinished {
+        /// The job.
+        id: i64,
+        /// `completed` or `discarded`.
+        state: crate::job::JobState,
+    },
+
     /// The connection URL could not be used. The URL is shown with its password hidden.
     #[error(
         "bad database URL `{url}`: {reason}. Use `sqlite://path/to/file.db` or \

@@ -30,6 +30,7 @@ flowstone_queue::both_engines!(
     concurrent_unique_inserts_make_one_job,
     four_workers_never_run_a_job_twice,
     cancel_pending_job_never_runs,
+    cancelling_a_finished_job_names_its_state,
     cancel_running_job_fires_token,
     malformed_args_are_discarded_and_worker_goes_on,
     unknown_kind_is_given_back_without_spending_attempts,
@@ -326,6 +327,34 @@ async fn cancel_pending_job_never_runs(t: &TestDb) {
     let doomed = q.get(doomed).await.unwrap();
     assert_eq!(doomed.state, JobState::Cancelled);
     assert_eq!(doomed.attempt, 0);
+}
+
+async fn cancelling_a_finished_job_names_its_state(t: &TestDb) {
+    let q = migrated(t).await;
+    let worker = fast_worker(&t.db, 2)
+        .handler("ok", |_| async { Outcome::complete() })
+        .handler("bad", |_| async { Outcome::discard("no") })
+        .started()
+        .await;
+    for (kind, state) in [("ok", JobState::Completed), ("bad", JobState::Discarded)] {
+        let id = enqueue(&q, NewJob::new(kind, json!({}))).await;
+        assert_eq!(q.wait(id, common::PATIENCE).await.unwrap().state, state);
+        match q.cancel(id).await {
+            Err(err @ Error::AlreadyFinished { .. }) => {
+                assert!(
+                    err.to_string().contains(&format!("already {state}")),
+                    "{err}"
+                );
+            }
+            other => panic!("cancelling a {state} job: {other:?}"),
+        }
+        assert_eq!(q.get(id).await.unwrap().state, state, "left as it was");
+    }
+    worker.shutdown(Duration::from_secs(5)).await;
+    // A cancelled job cancelled again stays cancelled, harmlessly.
+    let id = enqueue(&q, NewJob::new("none", json!({}))).await;
+    q.cancel(id).await.unwrap();
+    assert_eq!(q.cancel(id).await.unwrap().state, JobState::Cancelled);
 }
 
 async fn cancel_running_job_fires_token(t: &TestDb) {

@@ -119,6 +119,9 @@ fn queue_error(err: flowstone_queue::Error) -> CliError {
         flowstone_queue::Error::NotFound(id) => {
             CliError::usage(format!("no job {id} in the queue"))
         }
+        flowstone_queue::Error::AlreadyFinished { id, state } => {
+            flowstone::Error::already_finished(id, state.as_str()).into()
+        }
         other => CliError::failed(format!("the queue failed: {other}")),
     }
 }
@@ -194,12 +197,6 @@ pub async fn act(
             let row = find(&queue, job).await?;
             let before = row.state;
             let row = queue.cancel(row.id).await.map_err(queue_error)?;
-            if matches!(
-                row.state,
-                flowstone_queue::JobState::Completed | flowstone_queue::JobState::Discarded
-            ) {
-                return Err(flowstone::Error::already_finished(row.id, row.state.as_str()).into());
-            }
             if !globals.json {
                 let what = match before {
                     flowstone_queue::JobState::Executing => {

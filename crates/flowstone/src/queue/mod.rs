@@ -155,6 +155,7 @@ pub(crate) fn queue_error(err: flowstone_queue::Error) -> Error {
             ErrorKind::Config
         }
         flowstone_queue::Error::NotFound(_) => ErrorKind::NotFound,
+        flowstone_queue::Error::AlreadyFinished { .. } => ErrorKind::AlreadyFinished,
         _ => ErrorKind::Queue,
     };
     Error::new(kind, err.to_string()).with_source(err)
@@ -293,19 +294,12 @@ impl Executor for QueueExecutor {
     }
 
     async fn cancel(&self, job: &Job, _runtime: &Runtime) -> Result<()> {
-        let row = self
-            .queue
-            .cancel(queue_job_id(job)?)
-            .await
-            .map_err(queue_error)?;
-        match row.state {
-            flowstone_queue::JobState::Completed | flowstone_queue::JobState::Discarded => {
-                Err(Error::already_finished(
-                    format!("{} (queue row {})", job.id, row.id),
-                    &row.state.to_string(),
-                ))
-            }
-            _ => Ok(()),
+        match self.queue.cancel(queue_job_id(job)?).await {
+            Ok(_) => Ok(()),
+            Err(flowstone_queue::Error::AlreadyFinished { id, state }) => Err(
+                Error::already_finished(format!("{} (queue row {id})", job.id), state.as_str()),
+            ),
+            Err(err) => Err(queue_error(err)),
         }
     }
 
