@@ -50,6 +50,7 @@ pub mod database;
 mod engine;
 pub mod error;
 pub mod handler;
+mod hub;
 pub mod job;
 pub mod lease;
 pub mod migrate;

@@ -946,6 +946,33 @@ async fn sqlite_in_memory_works_in_one_process() {
     assert_eq!(job.result, Some(json!("[1]")));
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_insert_on_one_handle_wakes_a_worker_on_another() {
+    let t = TestDb::sqlite().await;
+    let inserting = migrated(&t).await;
+    // A second handle on the same file, connected on its own; its worker polls once a
+    // minute, so within the wait below only a wake-up can start a job.
+    let other = Database::connect(t.url()).await.unwrap();
+    let mut settings = fast();
+    settings.poll_interval = Duration::from_secs(60);
+    let worker = Worker::builder(other)
+        .queue("default", 1)
+        .settings(settings)
+        .handler("echo", |ctx| async move {
+            Outcome::complete_with(&ctx.args_raw())
+        })
+        .started()
+        .await;
+    // The second job is inserted once the worker is idle, waiting for a wake-up or its poll.
+    for n in 0..2 {
+        let id = enqueue(&inserting, NewJob::new("echo", json!([n]))).await;
+        let job = inserting.wait(id, Duration::from_secs(20)).await.unwrap();
+        assert_eq!(job.result, Some(json!(format!("[{n}]"))));
+    }
+    worker.shutdown(Duration::from_secs(10)).await;
+    t.cleanup().await;
+}
+
 #[tokio::test]
 async fn zero_intervals_are_rejected() {
     let t = TestDb::sqlite().await;
