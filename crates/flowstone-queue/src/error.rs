@@ -60,6 +60,33 @@ pub enum Error {
     #[error("invalid job: {0}")]
     InvalidJob(String),
 
+    /// A job of a batch given to `Queue::insert_many` is not valid; nothing was inserted.
+    #[error(
+        "job {index} of the batch (counting from 0) is not valid: {reason}. Nothing of the \
+         batch was inserted; fix that job and insert the batch again"
+    )]
+    InvalidBatchJob {
+        /// The job's position in the batch.
+        index: usize,
+        /// What is wrong with it.
+        reason: Box<Error>,
+    },
+
+    /// The database rejected the statement carrying these jobs of a batch given to
+    /// `Queue::insert_many`; the batch's transaction was rolled back, nothing was inserted.
+    #[error(
+        "the database rejected the jobs {}..{} of the batch (counting from 0): {source}. Nothing \
+         of the batch was inserted; fix the job among them and insert the batch again",
+        rows.start, rows.end
+    )]
+    BatchRejected {
+        /// Positions in the batch of the jobs the rejected statement carried.
+        rows: std::ops::Range<usize>,
+        /// The database's reason.
+        #[source]
+        source: sqlx::Error,
+    },
+
     /// A job's args are not valid JSON for the type the handler asked for.
     #[error("malformed args for job kind `{kind}`: {reason}")]
     MalformedArgs {

@@ -41,6 +41,7 @@ flowstone_queue::both_engines!(
     stale_ack_does_not_overwrite_rescued_attempt,
     graceful_shutdown_finishes_or_returns_jobs,
     bulk_insert_spans_chunks,
+    bulk_insert_is_all_or_nothing_and_names_the_bad_job,
     unstorable_text_is_scrubbed_and_queue_goes_on,
 );
 
@@ -809,6 +810,77 @@ async fn bulk_insert_spans_chunks(t: &TestDb) {
     );
     let bad = q.insert(NewJob::new("bulk", json!({})).priority(10)).await;
     assert!(matches!(bad, Err(Error::InvalidJob(_))));
+}
+
+async fn bulk_insert_is_all_or_nothing_and_names_the_bad_job(t: &TestDb) {
+    let q = migrated(t).await;
+    let batch = |bad: fn(NewJob) -> NewJob| -> Vec<NewJob> {
+        (0..12_000)
+            .map(|i| {
+                let job = NewJob::new("bulk", json!({"i": i}));
+                if i == 11_990 { bad(job) } else { job }
+            })
+            .collect()
+    };
+    let count = || scalar(&t.db, "SELECT count(*) FROM flowstone_jobs");
+
+    // A job that fails validation: refused before anything is written, named by index.
+    let err = q.insert_many(&batch(|j| j.priority(10))).await.unwrap_err();
+    assert!(
+        matches!(&err, Error::InvalidBatchJob { index: 11_990, reason }
+            if matches!(**reason, Error::InvalidJob(_))),
+        "{err:?}"
+    );
+    assert!(err.to_string().contains("job 11990"), "{err}");
+    assert!(err.to_string().contains("priority 10"), "{err}");
+    assert_eq!(count().await, 0);
+
+    // A job the database rejects, in the last of three statements: the first two were
+    // written in the batch's transaction and must be rolled back with it.
+    match t.engine() {
+        Engine::Sqlite => {
+            exec(
+                &t.db,
+                "CREATE TRIGGER reject_poison BEFORE INSERT ON flowstone_jobs
+                  WHEN NEW.kind = 'poison' BEGIN SELECT RAISE(ABORT, 'poison job'); END",
+            )
+            .await
+        }
+        Engine::Postgres => {
+            exec(
+                &t.db,
+                "CREATE FUNCTION reject_poison() RETURNS trigger LANGUAGE plpgsql AS $$
+                 BEGIN
+                   IF NEW.kind = 'poison' THEN RAISE EXCEPTION 'poison job'; END IF;
+                   RETURN NEW;
+                 END $$",
+            )
+            .await;
+            exec(
+                &t.db,
+                "CREATE TRIGGER reject_poison BEFORE INSERT ON flowstone_jobs
+                  FOR EACH ROW EXECUTE FUNCTION reject_poison()",
+            )
+            .await
+        }
+    }
+    let err = q
+        .insert_many(&batch(|_| NewJob::new("poison", json!({}))))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, Error::BatchRejected { rows, .. } if *rows == (10_000..12_000)),
+        "{err:?}"
+    );
+    let msg = err.to_string();
+    assert!(
+        msg.contains("10000..12000") && msg.contains("poison job"),
+        "{msg}"
+    );
+    assert_eq!(count().await, 0, "no job of the batch was inserted");
+    // The same batch without the poisoned job goes in whole.
+    assert_eq!(q.insert_many(&batch(|j| j)).await.unwrap().len(), 12_000);
+    assert_eq!(count().await, 12_000);
 }
 
 // Not generated for both engines: these concern one engine or none.

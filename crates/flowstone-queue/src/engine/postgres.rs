@@ -46,7 +46,7 @@ fn secs(d: Duration) -> f64 {
 }
 
 pub(crate) async fn insert(
-    pool: &PgPool,
+    conn: &mut PgConnection,
     jobs: &[&NewJob],
     keys: &[Option<&str>],
 ) -> Result<Vec<(i64, Option<String>)>> {
@@ -75,7 +75,7 @@ pub(crate) async fn insert(
     .bind(jobs.iter().map(|j| j.scheduled_at).collect::<Vec<_>>())
     .bind(keys.to_vec())
     .bind(jobs.iter().map(|j| j.batch.as_deref()).collect::<Vec<_>>())
-    .fetch_all(pool)
+    .fetch_all(conn)
     .await?;
     let mut out: Vec<(i64, Option<String>)> = pairs(&rows)?;
     out.sort_unstable_by_key(|(id, _)| *id);
@@ -83,7 +83,7 @@ pub(crate) async fn insert(
 }
 
 pub(crate) async fn active_by_unique_keys(
-    pool: &PgPool,
+    conn: &mut PgConnection,
     keys: &[String],
 ) -> Result<Vec<(i64, String)>> {
     let rows = sqlx::query(
@@ -92,7 +92,7 @@ pub(crate) async fn active_by_unique_keys(
             AND state IN ('available', 'scheduled', 'executing', 'retryable')",
     )
     .bind(keys)
-    .fetch_all(pool)
+    .fetch_all(conn)
     .await?;
     pairs(&rows)
 }

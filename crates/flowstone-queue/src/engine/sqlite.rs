@@ -30,28 +30,21 @@ const INSERT_COLUMNS: usize = 11;
 /// Jobs per insert statement: within SQLite's 32,766 bind parameters.
 const INSERT_ROWS: usize = 2_500;
 
-/// Inserts jobs with multi-row `VALUES` statements (a chunk of 5,000 jobs is two statements,
-/// in one transaction). Args and meta are bound as the JSON text `NewJob` holds: an insert
-/// that took its rows from a JSON document would parse each job's args once more and render
-/// them again, which was half the cost of inserting a typical job.
+/// Inserts jobs with multi-row `VALUES` statements of at most [`INSERT_ROWS`] jobs, on the
+/// caller's connection: a caller inserting more than one statement's worth holds a
+/// transaction around the call. Args and meta are bound as the JSON text `NewJob` holds: an
+/// insert that took its rows from a JSON document would parse each job's args once more and
+/// render them again, which was half the cost of inserting a typical job.
 pub(crate) async fn insert(
     conn: &mut SqliteConnection,
     jobs: &[&NewJob],
     keys: &[Option<&str>],
 ) -> Result<Vec<(i64, Option<String>)>> {
     let now = now_micros();
-    let mut out = if jobs.len() <= INSERT_ROWS {
-        // One statement is its own transaction.
-        insert_rows(conn, jobs, keys, now).await?
-    } else {
-        let mut tx = conn.begin_with("BEGIN IMMEDIATE").await?;
-        let mut out = Vec::with_capacity(jobs.len());
-        for (rows, keys) in jobs.chunks(INSERT_ROWS).zip(keys.chunks(INSERT_ROWS)) {
-            out.append(&mut insert_rows(&mut tx, rows, keys, now).await?);
-        }
-        tx.commit().await?;
-        out
-    };
+    let mut out = Vec::with_capacity(jobs.len());
+    for (rows, keys) in jobs.chunks(INSERT_ROWS).zip(keys.chunks(INSERT_ROWS)) {
+        out.append(&mut insert_rows(conn, rows, keys, now).await?);
+    }
     out.sort_unstable_by_key(|(id, _)| *id);
     Ok(out)
 }
@@ -112,7 +105,7 @@ async fn insert_rows(
 }
 
 pub(crate) async fn active_by_unique_keys(
-    pool: &SqlitePool,
+    conn: &mut SqliteConnection,
     keys: &[String],
 ) -> Result<Vec<(i64, String)>> {
     let rows = sqlx::query(
@@ -121,7 +114,7 @@ pub(crate) async fn active_by_unique_keys(
             AND state IN ('available', 'scheduled', 'executing', 'retryable')",
     )
     .bind(serde_json::to_string(keys)?)
-    .fetch_all(pool)
+    .fetch_all(conn)
     .await?;
     pairs(&rows)
 }
