@@ -709,8 +709,13 @@ async fn stale_ack_does_not_overwrite_rescued_attempt(t: &TestDb) {
     assert_eq!(job.result, Some(json!("B")));
     assert_eq!(job.attempt, 2);
     assert!(job.errors[0].error.contains("node A stopped heartbeating"));
-    // A finishes late; its ack (attempt 1) is written at shutdown and must not land.
+    // A finishes late; its ack (attempt 1) must not land, and A counts it as late.
+    assert_eq!(a.metrics().late_acks, 0);
     release.notify_one();
+    wait_until("A counts its late ack", || async {
+        a.metrics().late_acks == 1
+    })
+    .await;
     a.shutdown(Duration::from_secs(10)).await;
     b.shutdown(Duration::from_secs(10)).await;
     let job = q.get(id).await.unwrap();

@@ -74,6 +74,13 @@ impl Ack {
         }
     }
 
+    /// The attempt this ack ends (its fence).
+    pub fn attempt(&self) -> i32 {
+        match self {
+            Self::Complete { attempt, .. } | Self::Transition { attempt, .. } => *attempt,
+        }
+    }
+
     fn is_final(&self) -> bool {
         match self {
             Self::Complete { .. } => true,
@@ -145,6 +152,16 @@ impl Conn {
     }
 }
 
+/// What one ack-and-claim round trip did.
+#[derive(Debug, Default)]
+pub(crate) struct Written {
+    /// The jobs claimed.
+    pub claimed: Vec<Claimed>,
+    /// `(id, attempt)` of the acks the attempt fence refused: the row no longer executes
+    /// that attempt (rescued to another, or cancelled), so the outcome was not stored.
+    pub late: Vec<(i64, i32)>,
+}
+
 /// Writes `acks` and claims up to `claim.limit` jobs, in one transaction where the engine
 /// allows. Publishes the finished ids in-process.
 pub(crate) async fn ack_and_claim(
@@ -152,19 +169,28 @@ pub(crate) async fn ack_and_claim(
     conn: &mut Conn,
     acks: &[Ack],
     claim: Option<ClaimSpec<'_>>,
-) -> Result<Vec<Claimed>> {
-    let claimed = match conn {
+) -> Result<Written> {
+    let (claimed, applied) = match conn {
         Conn::Sqlite(c) => {
             let _gate = db.write_gate().await;
             sqlite::ack_and_claim(c, acks, claim).await?
         }
         Conn::Postgres(c) => postgres::ack_and_claim(c, acks, claim).await?,
     };
+    let late = if applied.len() == acks.len() {
+        Vec::new()
+    } else {
+        let applied: std::collections::HashSet<i64> = applied.into_iter().collect();
+        acks.iter()
+            .filter(|a| !applied.contains(&a.id()))
+            .map(|a| (a.id(), a.attempt()))
+            .collect()
+    };
     let finished: Vec<i64> = acks.iter().filter(|a| a.is_final()).map(Ack::id).collect();
     if !finished.is_empty() {
         db.publish(Event::Finished(finished.into()));
     }
-    Ok(claimed)
+    Ok(Written { claimed, late })
 }
 
 /// Inserts jobs (validated, chunked); ids in input order. The whole batch is one

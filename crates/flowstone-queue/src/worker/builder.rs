@@ -248,6 +248,7 @@ impl WorkerBuilder {
             stop_claiming: root.child_token(),
             abandon: root.child_token(),
             stop: root.clone(),
+            counters: Default::default(),
         });
         let (ack_tx, ack_rx) = mpsc::unbounded_channel();
         // With durable claims every claim waits for a WAL flush anyway: acks then ride in the

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use tokio::task::JoinHandle;
 
-use super::{Shared, leader};
+use super::{Shared, WorkerMetrics, leader};
 use crate::engine;
 
 /// A running worker. Call [`shutdown`](Self::shutdown) to stop it gracefully; dropping it
@@ -60,6 +60,11 @@ impl WorkerHandle {
     /// This node's name.
     pub fn node(&self) -> &str {
         &self.shared.node
+    }
+
+    /// A snapshot of this worker's counters (late acks, ...).
+    pub fn metrics(&self) -> WorkerMetrics {
+        self.shared.counters.snapshot()
     }
 
     /// Stops claiming, lets running jobs finish for up to `grace`, then fires the

@@ -24,6 +24,7 @@ mod builder;
 mod handle;
 mod heartbeat;
 mod leader;
+mod metrics;
 mod producer;
 mod prune;
 mod rescue;
@@ -40,11 +41,13 @@ use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 use crate::database::Database;
-use crate::engine::Ack;
+use crate::engine::{self, Ack, ClaimSpec, Claimed, Conn};
+use crate::error::Result;
 use crate::handler::Handler;
 
 pub use builder::{MAX_CONCURRENCY, Worker, WorkerBuilder};
 pub use handle::{ShutdownReport, WorkerHandle};
+pub use metrics::WorkerMetrics;
 pub use settings::WorkerSettings;
 
 /// A job running on this node: the attempt it claimed and the token that cancels it.
@@ -68,6 +71,7 @@ struct Shared {
     stop_claiming: CancellationToken,
     abandon: CancellationToken,
     stop: CancellationToken,
+    counters: metrics::Counters,
 }
 
 impl Shared {
@@ -82,6 +86,18 @@ impl Shared {
         for ack in acks {
             running.remove(&ack.id());
         }
+    }
+
+    /// Writes acks (and claims), counting and logging the acks the attempt fence refused.
+    async fn ack_and_claim(
+        &self,
+        conn: &mut Conn,
+        acks: &[Ack],
+        claim: Option<ClaimSpec<'_>>,
+    ) -> Result<Vec<Claimed>> {
+        let written = engine::ack_and_claim(&self.db, conn, acks, claim).await?;
+        self.counters.record_late_acks(&self.node, &written);
+        Ok(written.claimed)
     }
 
     fn wake_all(&self) {
