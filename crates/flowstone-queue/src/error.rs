@@ -165,6 +165,20 @@ pub enum Error {
         known: i64,
     },
 
+    /// A running worker's SQLite database file was deleted or replaced (or its directory
+    /// removed): the worker stopped, since what it would write no other process could see.
+    #[error(
+        "the SQLite database file `{}` of this worker is gone ({reason}): the worker stopped. \
+         Restore the file or point the worker at the new one, then start it again",
+        path.display()
+    )]
+    DatabaseFileGone {
+        /// The database file, as resolved when the worker started.
+        path: std::path::PathBuf,
+        /// What the check found.
+        reason: String,
+    },
+
     /// A value could not be turned into JSON.
     #[error("could not encode JSON: {0}")]
     Json(#[from] serde_json::Error),

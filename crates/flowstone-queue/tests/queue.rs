@@ -1050,6 +1050,40 @@ async fn sqlite_insert_on_one_handle_wakes_a_worker_on_another() {
     t.cleanup().await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_worker_stops_with_an_error_when_its_file_is_deleted() {
+    let t = TestDb::sqlite().await;
+    let q = migrated(&t).await;
+    let worker = fast_worker(&t.db, 1)
+        .handler("echo", |_| async { Outcome::complete() })
+        .started()
+        .await;
+    let id = enqueue(&q, NewJob::new("echo", json!({}))).await;
+    q.wait(id, common::PATIENCE).await.unwrap();
+    let file = std::path::PathBuf::from(t.url().trim_start_matches("sqlite://"));
+    for suffix in ["", "-wal", "-shm"] {
+        let mut name = file.clone().into_os_string();
+        name.push(suffix);
+        let _ = std::fs::remove_file(name);
+    }
+    assert!(!file.exists());
+    let error = tokio::time::timeout(common::PATIENCE, worker.failed())
+        .await
+        .expect("the worker notices its file is gone");
+    assert!(
+        matches!(error, Error::DatabaseFileGone { path, .. } if path.file_name() == file.file_name()),
+        "{error:?}"
+    );
+    let msg = error.to_string();
+    assert!(
+        msg.contains(&*file.file_name().unwrap().to_string_lossy()),
+        "{msg}"
+    );
+    assert!(msg.contains("worker stopped"), "{msg}");
+    worker.shutdown(Duration::from_secs(1)).await;
+    t.cleanup().await;
+}
+
 #[tokio::test]
 async fn zero_intervals_are_rejected() {
     let t = TestDb::sqlite().await;

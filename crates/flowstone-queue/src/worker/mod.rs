@@ -21,6 +21,7 @@
 
 mod acker;
 mod builder;
+mod database_file;
 mod handle;
 mod heartbeat;
 mod leader;
@@ -72,6 +73,8 @@ struct Shared {
     abandon: CancellationToken,
     stop: CancellationToken,
     counters: metrics::Counters,
+    /// Why the worker stopped by itself, if it did (set once, before `stop` fires).
+    fatal: std::sync::OnceLock<crate::error::Error>,
 }
 
 impl Shared {
@@ -98,6 +101,12 @@ impl Shared {
         let written = engine::ack_and_claim(&self.db, conn, acks, claim).await?;
         self.counters.record_late_acks(&self.node, &written);
         Ok(written.claimed)
+    }
+
+    /// Stops the worker for good because of `error`, which its owner can read.
+    fn fail(&self, error: crate::error::Error) {
+        let _ = self.fatal.set(error);
+        self.stop.cancel();
     }
 
     fn wake_all(&self) {
