@@ -77,8 +77,8 @@ impl Queue {
 
     /// Inserts many jobs in one transaction (statements of 5,000 jobs); ids in input order.
     /// All or nothing: an invalid job fails the batch with [`Error::InvalidBatchJob`] naming
-    /// its index, a statement the database rejects with [`Error::BatchRejected`] naming the
-    /// indexes it carried, and nothing of the batch is inserted.
+    /// its index, a job the database rejects with [`Error::BatchRejected`] naming its
+    /// index, and nothing of the batch is inserted.
     pub async fn insert_many(&self, jobs: &[NewJob]) -> Result<Vec<InsertedId>> {
         engine::insert_many(&self.db, jobs).await
     }

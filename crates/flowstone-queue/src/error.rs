@@ -72,15 +72,16 @@ pub enum Error {
         reason: Box<Error>,
     },
 
-    /// The database rejected the statement carrying these jobs of a batch given to
-    /// `Queue::insert_many`; the batch's transaction was rolled back, nothing was inserted.
+    /// The database rejected a job of a batch given to `Queue::insert_many`; the batch's
+    /// transaction was rolled back, nothing was inserted.
     #[error(
-        "the database rejected the jobs {}..{} of the batch (counting from 0): {source}. Nothing \
-         of the batch was inserted; fix the job among them and insert the batch again",
-        rows.start, rows.end
+        "the database rejected {} of the batch (counting from 0): {source}. Nothing of the \
+         batch was inserted; fix it and insert the batch again",
+        shown_rows(rows)
     )]
     BatchRejected {
-        /// Positions in the batch of the jobs the rejected statement carried.
+        /// Position in the batch of the job the database rejects (`index..index + 1`); a
+        /// wider range when no one job is rejected by itself, only several together.
         rows: std::ops::Range<usize>,
         /// The database's reason.
         #[source]
@@ -186,6 +187,15 @@ pub enum Error {
     /// Any other database error.
     #[error("database error: {0}")]
     Database(#[from] sqlx::Error),
+}
+
+/// `job 7`, or `jobs 7..9` for a range of several.
+fn shown_rows(rows: &std::ops::Range<usize>) -> String {
+    if rows.len() == 1 {
+        format!("job {}", rows.start)
+    } else {
+        format!("jobs {}..{}", rows.start, rows.end)
+    }
 }
 
 /// Result alias for this crate.

@@ -874,12 +874,12 @@ async fn bulk_insert_is_all_or_nothing_and_names_the_bad_job(t: &TestDb) {
         .await
         .unwrap_err();
     assert!(
-        matches!(&err, Error::BatchRejected { rows, .. } if *rows == (10_000..12_000)),
+        matches!(&err, Error::BatchRejected { rows, .. } if *rows == (11_990..11_991)),
         "{err:?}"
     );
     let msg = err.to_string();
     assert!(
-        msg.contains("10000..12000") && msg.contains("poison job"),
+        msg.contains("job 11990 of the batch") && msg.contains("poison job"),
         "{msg}"
     );
     assert_eq!(count().await, 0, "no job of the batch was inserted");

@@ -211,9 +211,21 @@ pub(crate) async fn insert_many(db: &Database, jobs: &[NewJob]) -> Result<Vec<In
             let _gate = db.write_gate().await;
             if atomic {
                 let mut tx = sqlx::Connection::begin_with(&mut *c, "BEGIN IMMEDIATE").await?;
-                let out = insert_chunks(InsertConn::Sqlite(&mut tx), jobs, &keys).await?;
-                tx.commit().await?;
-                out
+                match insert_chunks(InsertConn::Sqlite(&mut tx), jobs, &keys).await {
+                    Ok(out) => {
+                        tx.commit().await?;
+                        out
+                    }
+                    Err(Error::BatchRejected { rows, source }) => {
+                        tx.rollback().await?;
+                        let rows = narrow_rejected(InsertConn::Sqlite(&mut c), jobs, &keys, rows);
+                        return Err(Error::BatchRejected {
+                            rows: rows.await,
+                            source,
+                        });
+                    }
+                    Err(e) => return Err(e),
+                }
             } else {
                 insert_chunks(InsertConn::Sqlite(&mut c), jobs, &keys).await?
             }
@@ -221,9 +233,22 @@ pub(crate) async fn insert_many(db: &Database, jobs: &[NewJob]) -> Result<Vec<In
         Pool::Postgres(p) => {
             if atomic {
                 let mut tx = p.begin().await?;
-                let out = insert_chunks(InsertConn::Postgres(&mut tx), jobs, &keys).await?;
-                tx.commit().await?;
-                out
+                match insert_chunks(InsertConn::Postgres(&mut tx), jobs, &keys).await {
+                    Ok(out) => {
+                        tx.commit().await?;
+                        out
+                    }
+                    Err(Error::BatchRejected { rows, source }) => {
+                        tx.rollback().await?;
+                        let mut c = p.acquire().await?;
+                        let rows = narrow_rejected(InsertConn::Postgres(&mut c), jobs, &keys, rows);
+                        return Err(Error::BatchRejected {
+                            rows: rows.await,
+                            source,
+                        });
+                    }
+                    Err(e) => return Err(e),
+                }
             } else {
                 insert_chunks(InsertConn::Postgres(&mut *p.acquire().await?), jobs, &keys).await?
             }
@@ -277,6 +302,56 @@ async fn insert_chunks(
         out.append(&mut ids);
     }
     Ok(out)
+}
+
+/// After the database rejected the statement carrying `rows` (and the batch was rolled
+/// back): finds the job it rejects by bisection, each try inserting a half in a transaction
+/// that is rolled back. Runs only on that failure, so the fast path pays nothing. Returns
+/// the single job's position, or the narrowest range that still fails when no one job does
+/// by itself (the rejection then depends on several).
+async fn narrow_rejected(
+    mut conn: InsertConn<'_>,
+    jobs: &[NewJob],
+    keys: &[Option<String>],
+    rows: std::ops::Range<usize>,
+) -> std::ops::Range<usize> {
+    let jobs: Vec<&NewJob> = jobs.iter().collect();
+    let keys: Vec<Option<&str>> = keys.iter().map(Option::as_deref).collect();
+    let mut suspects = rows;
+    'narrowing: while suspects.len() > 1 {
+        let middle = suspects.start + suspects.len() / 2;
+        for half in [suspects.start..middle, middle..suspects.end] {
+            if rejects(&mut conn, &jobs[half.clone()], &keys[half.clone()]).await {
+                suspects = half;
+                continue 'narrowing;
+            }
+        }
+        break;
+    }
+    suspects
+}
+
+/// Whether the database rejects inserting `jobs` (tried in a transaction rolled back after).
+async fn rejects(conn: &mut InsertConn<'_>, jobs: &[&NewJob], keys: &[Option<&str>]) -> bool {
+    let tried = match conn {
+        InsertConn::Sqlite(c) => match sqlx::Connection::begin(&mut **c).await {
+            Ok(mut tx) => {
+                let tried = sqlite::insert(&mut tx, jobs, keys).await;
+                let _ = tx.rollback().await;
+                tried
+            }
+            Err(e) => Err(e.into()),
+        },
+        InsertConn::Postgres(c) => match sqlx::Connection::begin(&mut **c).await {
+            Ok(mut tx) => {
+                let tried = postgres::insert(&mut tx, jobs, keys).await;
+                let _ = tx.rollback().await;
+                tried
+            }
+            Err(e) => Err(e.into()),
+        },
+    };
+    matches!(tried, Err(Error::Database(sqlx::Error::Database(_))))
 }
 
 /// Inserts one chunk. A unique job whose key is taken returns the active holder; if the
