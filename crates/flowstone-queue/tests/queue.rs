@@ -660,6 +660,7 @@ async fn migrations_are_recorded_in_own_table_once(t: &TestDb) {
 }
 
 async fn stale_ack_does_not_overwrite_rescued_attempt(t: &TestDb) {
+    let logs = common::captured_logs();
     let q = migrated(t).await;
     let release = Arc::new(tokio::sync::Notify::new());
     let started = Flag::default();
@@ -716,6 +717,17 @@ async fn stale_ack_does_not_overwrite_rescued_attempt(t: &TestDb) {
         a.metrics().late_acks == 1
     })
     .await;
+    let warned = format!("job={id} attempt=1 node=\"A\"");
+    assert!(
+        logs.lock()
+            .unwrap()
+            .iter()
+            .any(|line| line.starts_with("WARN")
+                && line.contains("late ack refused")
+                && line.contains(&warned)),
+        "no warning with `{warned}` among {:?}",
+        logs.lock().unwrap()
+    );
     a.shutdown(Duration::from_secs(10)).await;
     b.shutdown(Duration::from_secs(10)).await;
     let job = q.get(id).await.unwrap();
