@@ -61,6 +61,8 @@ impl Queue {
     /// Inserts one job. A unique job whose key an active job holds is not inserted: the
     /// holder is returned with `conflict: true`.
     pub async fn insert(&self, job: NewJob) -> Result<Inserted> {
+        // A lone job's error is its own, not a batch's.
+        job.validate()?;
         let ids = engine::insert_many(&self.db, std::slice::from_ref(&job)).await?;
         let first = ids
             .first()
@@ -73,7 +75,10 @@ impl Queue {
         })
     }
 
-    /// Inserts many jobs, one transaction per 5,000; ids in input order.
+    /// Inserts many jobs in one transaction (statements of 5,000 jobs); ids in input order.
+    /// All or nothing: an invalid job fails the batch with [`Error::InvalidBatchJob`] naming
+    /// its index, a job the database rejects with [`Error::BatchRejected`] naming its
+    /// index, and nothing of the batch is inserted.
     pub async fn insert_many(&self, jobs: &[NewJob]) -> Result<Vec<InsertedId>> {
         engine::insert_many(&self.db, jobs).await
     }

@@ -1,6 +1,7 @@
 //! One handle over both engines. `Database` owns the connection pool (SQLite or PostgreSQL),
-//! the URL it came from (password hidden, for error messages) and the in-process event hub
-//! that turns inserts, finished jobs and cancels into wake-ups. On PostgreSQL a single
+//! the URL it came from (password hidden, for error messages) and its place in the
+//! in-process event hub that turns inserts, finished jobs and cancels into wake-ups (shared
+//! by every handle of one SQLite file, see `hub.rs`). On PostgreSQL a single
 //! `LISTEN` connection per `Database` feeds the same hub, so other processes' inserts and
 //! cancels reach this one; on SQLite other processes are seen by polling.
 //!
@@ -20,6 +21,7 @@ use tokio::sync::{OnceCell, broadcast};
 use tokio_util::sync::CancellationToken;
 
 use crate::error::{Error, Result};
+use crate::hub::{self, Hub};
 use crate::redact::redact_url;
 
 /// Which engine a [`Database`] runs on.
@@ -83,7 +85,7 @@ struct Inner {
     /// A one-connection pool (`sqlite::memory:`): workers must not keep a connection.
     single_connection: bool,
     url: String,
-    events: broadcast::Sender<Event>,
+    events: Hub,
     listener: OnceCell<()>,
     stop: CancellationToken,
     /// SQLite: this process's writers queue here instead of in SQLite's busy handler, which
@@ -191,7 +193,10 @@ impl Database {
     }
 
     fn from_pool_and_url(pool: Pool, url: String) -> Self {
-        let (events, _) = broadcast::channel(4096);
+        let events = match &pool {
+            Pool::Sqlite(p) => hub::for_sqlite_file(p.connect_options().get_filename()),
+            Pool::Postgres(_) => hub::private(),
+        };
         Self {
             inner: Arc::new(Inner {
                 pool,
@@ -266,7 +271,7 @@ impl Database {
                     let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
                     tokio::spawn(listen(
                         pool.clone(),
-                        self.inner.events.clone(),
+                        broadcast::Sender::clone(&self.inner.events),
                         self.inner.stop.clone(),
                         ready_tx,
                     ));

@@ -73,6 +73,34 @@ pub enum Error {
     #[error("invalid job: {0}")]
     InvalidJob(String),
 
+    /// A job of a batch given to `Queue::insert_many` is not valid; nothing was inserted.
+    #[error(
+        "job {index} of the batch (counting from 0) is not valid: {reason}. Nothing of the \
+         batch was inserted; fix that job and insert the batch again"
+    )]
+    InvalidBatchJob {
+        /// The job's position in the batch.
+        index: usize,
+        /// What is wrong with it.
+        reason: Box<Error>,
+    },
+
+    /// The database rejected a job of a batch given to `Queue::insert_many`; the batch's
+    /// transaction was rolled back, nothing was inserted.
+    #[error(
+        "the database rejected {} of the batch (counting from 0): {source}. Nothing of the \
+         batch was inserted; fix it and insert the batch again",
+        shown_rows(rows)
+    )]
+    BatchRejected {
+        /// Position in the batch of the job the database rejects (`index..index + 1`); a
+        /// wider range when no one job is rejected by itself, only several together.
+        rows: std::ops::Range<usize>,
+        /// The database's reason.
+        #[source]
+        source: sqlx::Error,
+    },
+
     /// A job's args are not valid JSON for the type the handler asked for.
     #[error("malformed args for job kind `{kind}`: {reason}")]
     MalformedArgs {
@@ -151,6 +179,20 @@ pub enum Error {
         known: i64,
     },
 
+    /// A running worker's SQLite database file was deleted or replaced (or its directory
+    /// removed): the worker stopped, since what it would write no other process could see.
+    #[error(
+        "the SQLite database file `{}` of this worker is gone ({reason}): the worker stopped. \
+         Restore the file or point the worker at the new one, then start it again",
+        path.display()
+    )]
+    DatabaseFileGone {
+        /// The database file, as resolved when the worker started.
+        path: std::path::PathBuf,
+        /// What the check found.
+        reason: String,
+    },
+
     /// A value could not be turned into JSON.
     #[error("could not encode JSON: {0}")]
     Json(#[from] serde_json::Error),
@@ -158,6 +200,15 @@ pub enum Error {
     /// Any other database error.
     #[error("database error: {0}")]
     Database(#[from] sqlx::Error),
+}
+
+/// `job 7`, or `jobs 7..9` for a range of several.
+fn shown_rows(rows: &std::ops::Range<usize>) -> String {
+    if rows.len() == 1 {
+        format!("job {}", rows.start)
+    } else {
+        format!("jobs {}..{}", rows.start, rows.end)
+    }
 }
 
 /// Result alias for this crate.

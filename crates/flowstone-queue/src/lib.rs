@@ -50,6 +50,7 @@ pub mod database;
 mod engine;
 pub mod error;
 pub mod handler;
+mod hub;
 pub mod job;
 pub mod lease;
 pub mod migrate;
@@ -69,7 +70,8 @@ pub use migrate::{Migration, Migrator, QUEUE_MIGRATIONS};
 pub use redact::{redact_url, redact_url_in};
 pub use tokio_util::sync::CancellationToken;
 pub use worker::{
-    MAX_CONCURRENCY, ShutdownReport, Worker, WorkerBuilder, WorkerHandle, WorkerSettings,
+    MAX_CONCURRENCY, ShutdownReport, Worker, WorkerBuilder, WorkerHandle, WorkerMetrics,
+    WorkerSettings,
 };
 
 /// Compiles the README's example as a doctest.

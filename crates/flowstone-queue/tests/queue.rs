@@ -42,6 +42,7 @@ flowstone_queue::both_engines!(
     stale_ack_does_not_overwrite_rescued_attempt,
     graceful_shutdown_finishes_or_returns_jobs,
     bulk_insert_spans_chunks,
+    bulk_insert_is_all_or_nothing_and_names_the_bad_job,
     unstorable_text_is_scrubbed_and_queue_goes_on,
 );
 
@@ -690,6 +691,7 @@ async fn migrations_are_recorded_in_own_table_once(t: &TestDb) {
 }
 
 async fn stale_ack_does_not_overwrite_rescued_attempt(t: &TestDb) {
+    let logs = common::captured_logs();
     let q = migrated(t).await;
     let release = Arc::new(tokio::sync::Notify::new());
     let started = Flag::default();
@@ -739,8 +741,24 @@ async fn stale_ack_does_not_overwrite_rescued_attempt(t: &TestDb) {
     assert_eq!(job.result, Some(json!("B")));
     assert_eq!(job.attempt, 2);
     assert!(job.errors[0].error.contains("node A stopped heartbeating"));
-    // A finishes late; its ack (attempt 1) is written at shutdown and must not land.
+    // A finishes late; its ack (attempt 1) must not land, and A counts it as late.
+    assert_eq!(a.metrics().late_acks, 0);
     release.notify_one();
+    wait_until("A counts its late ack", || async {
+        a.metrics().late_acks == 1
+    })
+    .await;
+    let warned = format!("job={id} attempt=1 node=\"A\"");
+    assert!(
+        logs.lock()
+            .unwrap()
+            .iter()
+            .any(|line| line.starts_with("WARN")
+                && line.contains("late ack refused")
+                && line.contains(&warned)),
+        "no warning with `{warned}` among {:?}",
+        logs.lock().unwrap()
+    );
     a.shutdown(Duration::from_secs(10)).await;
     b.shutdown(Duration::from_secs(10)).await;
     let job = q.get(id).await.unwrap();
@@ -840,6 +858,77 @@ async fn bulk_insert_spans_chunks(t: &TestDb) {
     );
     let bad = q.insert(NewJob::new("bulk", json!({})).priority(10)).await;
     assert!(matches!(bad, Err(Error::InvalidJob(_))));
+}
+
+async fn bulk_insert_is_all_or_nothing_and_names_the_bad_job(t: &TestDb) {
+    let q = migrated(t).await;
+    let batch = |bad: fn(NewJob) -> NewJob| -> Vec<NewJob> {
+        (0..12_000)
+            .map(|i| {
+                let job = NewJob::new("bulk", json!({"i": i}));
+                if i == 11_990 { bad(job) } else { job }
+            })
+            .collect()
+    };
+    let count = || scalar(&t.db, "SELECT count(*) FROM flowstone_jobs");
+
+    // A job that fails validation: refused before anything is written, named by index.
+    let err = q.insert_many(&batch(|j| j.priority(10))).await.unwrap_err();
+    assert!(
+        matches!(&err, Error::InvalidBatchJob { index: 11_990, reason }
+            if matches!(**reason, Error::InvalidJob(_))),
+        "{err:?}"
+    );
+    assert!(err.to_string().contains("job 11990"), "{err}");
+    assert!(err.to_string().contains("priority 10"), "{err}");
+    assert_eq!(count().await, 0);
+
+    // A job the database rejects, in the last of three statements: the first two were
+    // written in the batch's transaction and must be rolled back with it.
+    match t.engine() {
+        Engine::Sqlite => {
+            exec(
+                &t.db,
+                "CREATE TRIGGER reject_poison BEFORE INSERT ON flowstone_jobs
+                  WHEN NEW.kind = 'poison' BEGIN SELECT RAISE(ABORT, 'poison job'); END",
+            )
+            .await
+        }
+        Engine::Postgres => {
+            exec(
+                &t.db,
+                "CREATE FUNCTION reject_poison() RETURNS trigger LANGUAGE plpgsql AS $$
+                 BEGIN
+                   IF NEW.kind = 'poison' THEN RAISE EXCEPTION 'poison job'; END IF;
+                   RETURN NEW;
+                 END $$",
+            )
+            .await;
+            exec(
+                &t.db,
+                "CREATE TRIGGER reject_poison BEFORE INSERT ON flowstone_jobs
+                  FOR EACH ROW EXECUTE FUNCTION reject_poison()",
+            )
+            .await
+        }
+    }
+    let err = q
+        .insert_many(&batch(|_| NewJob::new("poison", json!({}))))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, Error::BatchRejected { rows, .. } if *rows == (11_990..11_991)),
+        "{err:?}"
+    );
+    let msg = err.to_string();
+    assert!(
+        msg.contains("job 11990 of the batch") && msg.contains("poison job"),
+        "{msg}"
+    );
+    assert_eq!(count().await, 0, "no job of the batch was inserted");
+    // The same batch without the poisoned job goes in whole.
+    assert_eq!(q.insert_many(&batch(|j| j)).await.unwrap().len(), 12_000);
+    assert_eq!(count().await, 12_000);
 }
 
 // Not generated for both engines: these concern one engine or none.
@@ -975,6 +1064,67 @@ async fn sqlite_in_memory_works_in_one_process() {
     let job = q.wait(id, common::PATIENCE).await.unwrap();
     worker.shutdown(Duration::from_secs(10)).await;
     assert_eq!(job.result, Some(json!("[1]")));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_insert_on_one_handle_wakes_a_worker_on_another() {
+    let t = TestDb::sqlite().await;
+    let inserting = migrated(&t).await;
+    // A second handle on the same file, connected on its own; its worker polls once a
+    // minute, so within the wait below only a wake-up can start a job.
+    let other = Database::connect(t.url()).await.unwrap();
+    let mut settings = fast();
+    settings.poll_interval = Duration::from_secs(60);
+    let worker = Worker::builder(other)
+        .queue("default", 1)
+        .settings(settings)
+        .handler("echo", |ctx| async move {
+            Outcome::complete_with(&ctx.args_raw())
+        })
+        .started()
+        .await;
+    // The second job is inserted once the worker is idle, waiting for a wake-up or its poll.
+    for n in 0..2 {
+        let id = enqueue(&inserting, NewJob::new("echo", json!([n]))).await;
+        let job = inserting.wait(id, Duration::from_secs(20)).await.unwrap();
+        assert_eq!(job.result, Some(json!(format!("[{n}]"))));
+    }
+    worker.shutdown(Duration::from_secs(10)).await;
+    t.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_worker_stops_with_an_error_when_its_file_is_deleted() {
+    let t = TestDb::sqlite().await;
+    let q = migrated(&t).await;
+    let worker = fast_worker(&t.db, 1)
+        .handler("echo", |_| async { Outcome::complete() })
+        .started()
+        .await;
+    let id = enqueue(&q, NewJob::new("echo", json!({}))).await;
+    q.wait(id, common::PATIENCE).await.unwrap();
+    let file = std::path::PathBuf::from(t.url().trim_start_matches("sqlite://"));
+    for suffix in ["", "-wal", "-shm"] {
+        let mut name = file.clone().into_os_string();
+        name.push(suffix);
+        let _ = std::fs::remove_file(name);
+    }
+    assert!(!file.exists());
+    let error = tokio::time::timeout(common::PATIENCE, worker.failed())
+        .await
+        .expect("the worker notices its file is gone");
+    assert!(
+        matches!(error, Error::DatabaseFileGone { path, .. } if path.file_name() == file.file_name()),
+        "{error:?}"
+    );
+    let msg = error.to_string();
+    assert!(
+        msg.contains(&*file.file_name().unwrap().to_string_lossy()),
+        "{msg}"
+    );
+    assert!(msg.contains("worker stopped"), "{msg}");
+    worker.shutdown(Duration::from_secs(1)).await;
+    t.cleanup().await;
 }
 
 #[tokio::test]

@@ -93,7 +93,17 @@ pub async fn run(
         "worker {} on {described}: running jobs until SIGINT (Ctrl-C) or SIGTERM",
         handle.node()
     );
-    shutdown_signal().await;
+    // A worker that stops by itself (its SQLite file deleted) ends the command with its error.
+    let fatal = tokio::select! {
+        () = shutdown_signal() => None,
+        error = handle.failed() => Some(error.to_string()),
+    };
+    if let Some(message) = fatal {
+        let _ = handle
+            .shutdown(std::time::Duration::from_secs(args.grace))
+            .await;
+        return Err(CliError::failed(message));
+    }
     eprintln!(
         "shutting down: no new jobs; running ones have {} s to finish",
         args.grace

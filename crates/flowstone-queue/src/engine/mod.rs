@@ -15,7 +15,7 @@ use sqlx::pool::PoolConnection;
 use sqlx::{ColumnIndex, Decode, Row, Type};
 
 use crate::database::{Database, Event, Pool};
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::job::{AttemptError, InsertedId, Job, JobFilter, JobState, NewJob};
 
 /// Rows per insert statement: bounds statement size (the rows travel as arrays / one JSON
@@ -71,6 +71,13 @@ impl Ack {
     pub fn id(&self) -> i64 {
         match self {
             Self::Complete { id, .. } | Self::Transition { id, .. } => *id,
+        }
+    }
+
+    /// The attempt this ack ends (its fence).
+    pub fn attempt(&self) -> i32 {
+        match self {
+            Self::Complete { attempt, .. } | Self::Transition { attempt, .. } => *attempt,
         }
     }
 
@@ -145,6 +152,16 @@ impl Conn {
     }
 }
 
+/// What one ack-and-claim round trip did.
+#[derive(Debug, Default)]
+pub(crate) struct Written {
+    /// The jobs claimed.
+    pub claimed: Vec<Claimed>,
+    /// `(id, attempt)` of the acks the attempt fence refused: the row no longer executes
+    /// that attempt (rescued to another, or cancelled), so the outcome was not stored.
+    pub late: Vec<(i64, i32)>,
+}
+
 /// Writes `acks` and claims up to `claim.limit` jobs, in one transaction where the engine
 /// allows. Publishes the finished ids in-process.
 pub(crate) async fn ack_and_claim(
@@ -152,32 +169,91 @@ pub(crate) async fn ack_and_claim(
     conn: &mut Conn,
     acks: &[Ack],
     claim: Option<ClaimSpec<'_>>,
-) -> Result<Vec<Claimed>> {
-    let claimed = match conn {
+) -> Result<Written> {
+    let (claimed, applied) = match conn {
         Conn::Sqlite(c) => {
             let _gate = db.write_gate().await;
             sqlite::ack_and_claim(c, acks, claim).await?
         }
         Conn::Postgres(c) => postgres::ack_and_claim(c, acks, claim).await?,
     };
+    let late = if applied.len() == acks.len() {
+        Vec::new()
+    } else {
+        let applied: std::collections::HashSet<i64> = applied.into_iter().collect();
+        acks.iter()
+            .filter(|a| !applied.contains(&a.id()))
+            .map(|a| (a.id(), a.attempt()))
+            .collect()
+    };
     let finished: Vec<i64> = acks.iter().filter(|a| a.is_final()).map(Ack::id).collect();
     if !finished.is_empty() {
         db.publish(Event::Finished(finished.into()));
     }
-    Ok(claimed)
+    Ok(Written { claimed, late })
 }
 
-/// Inserts jobs (validated, chunked); ids in input order.
+/// Inserts jobs (validated, chunked); ids in input order. The whole batch is one
+/// transaction (SQLite: one `BEGIN IMMEDIATE` under the write gate), so a batch that fails
+/// anywhere leaves none of its jobs. A lone job is one statement, atomic by itself.
 pub(crate) async fn insert_many(db: &Database, jobs: &[NewJob]) -> Result<Vec<InsertedId>> {
-    for job in jobs {
-        job.validate()?;
+    for (index, job) in jobs.iter().enumerate() {
+        job.validate().map_err(|e| Error::InvalidBatchJob {
+            index,
+            reason: Box::new(e),
+        })?;
     }
-    let mut out = Vec::with_capacity(jobs.len());
-    for chunk in jobs.chunks(INSERT_CHUNK) {
-        let keys: Vec<Option<String>> = chunk.iter().map(NewJob::unique_key).collect();
-        let mut ids = insert_chunk_resolving_conflicts(db, chunk, &keys).await?;
-        out.append(&mut ids);
-    }
+    let keys: Vec<Option<String>> = jobs.iter().map(NewJob::unique_key).collect();
+    let atomic = jobs.len() > 1;
+    let out = match db.pool() {
+        Pool::Sqlite(p) => {
+            let mut c = p.acquire().await?;
+            let _gate = db.write_gate().await;
+            if atomic {
+                let mut tx = sqlx::Connection::begin_with(&mut *c, "BEGIN IMMEDIATE").await?;
+                match insert_chunks(InsertConn::Sqlite(&mut tx), jobs, &keys).await {
+                    Ok(out) => {
+                        tx.commit().await?;
+                        out
+                    }
+                    Err(Error::BatchRejected { rows, source }) => {
+                        tx.rollback().await?;
+                        let rows = narrow_rejected(InsertConn::Sqlite(&mut c), jobs, &keys, rows);
+                        return Err(Error::BatchRejected {
+                            rows: rows.await,
+                            source,
+                        });
+                    }
+                    Err(e) => return Err(e),
+                }
+            } else {
+                insert_chunks(InsertConn::Sqlite(&mut c), jobs, &keys).await?
+            }
+        }
+        Pool::Postgres(p) => {
+            if atomic {
+                let mut tx = p.begin().await?;
+                match insert_chunks(InsertConn::Postgres(&mut tx), jobs, &keys).await {
+                    Ok(out) => {
+                        tx.commit().await?;
+                        out
+                    }
+                    Err(Error::BatchRejected { rows, source }) => {
+                        tx.rollback().await?;
+                        let mut c = p.acquire().await?;
+                        let rows = narrow_rejected(InsertConn::Postgres(&mut c), jobs, &keys, rows);
+                        return Err(Error::BatchRejected {
+                            rows: rows.await,
+                            source,
+                        });
+                    }
+                    Err(e) => return Err(e),
+                }
+            } else {
+                insert_chunks(InsertConn::Postgres(&mut *p.acquire().await?), jobs, &keys).await?
+            }
+        }
+    };
     let mut queues: Vec<&str> = jobs
         .iter()
         .filter(|j| j.scheduled_at.is_none_or(|t| t <= Utc::now()))
@@ -191,10 +267,97 @@ pub(crate) async fn insert_many(db: &Database, jobs: &[NewJob]) -> Result<Vec<In
     Ok(out)
 }
 
+/// The connection (inside the batch's transaction, if any) an insert runs on.
+enum InsertConn<'c> {
+    Sqlite(&'c mut sqlx::SqliteConnection),
+    Postgres(&'c mut sqlx::PgConnection),
+}
+
+/// Inserts `jobs` in statements of [`INSERT_CHUNK`]. A statement the database rejects is
+/// reported with the positions in the batch of the rows it carried.
+async fn insert_chunks(
+    mut conn: InsertConn<'_>,
+    jobs: &[NewJob],
+    keys: &[Option<String>],
+) -> Result<Vec<InsertedId>> {
+    let mut out = Vec::with_capacity(jobs.len());
+    for (n, (chunk, chunk_keys)) in jobs
+        .chunks(INSERT_CHUNK)
+        .zip(keys.chunks(INSERT_CHUNK))
+        .enumerate()
+    {
+        let first = n * INSERT_CHUNK;
+        let mut ids = insert_chunk_resolving_conflicts(&mut conn, chunk, chunk_keys)
+            .await
+            .map_err(|e| match e {
+                // A lone job's rejection is its own, not a batch's.
+                Error::Database(source @ sqlx::Error::Database(_)) if jobs.len() > 1 => {
+                    Error::BatchRejected {
+                        rows: first..first + chunk.len(),
+                        source,
+                    }
+                }
+                other => other,
+            })?;
+        out.append(&mut ids);
+    }
+    Ok(out)
+}
+
+/// After the database rejected the statement carrying `rows` (and the batch was rolled
+/// back): finds the job it rejects by bisection, each try inserting a half in a transaction
+/// that is rolled back. Runs only on that failure, so the fast path pays nothing. Returns
+/// the single job's position, or the narrowest range that still fails when no one job does
+/// by itself (the rejection then depends on several).
+async fn narrow_rejected(
+    mut conn: InsertConn<'_>,
+    jobs: &[NewJob],
+    keys: &[Option<String>],
+    rows: std::ops::Range<usize>,
+) -> std::ops::Range<usize> {
+    let jobs: Vec<&NewJob> = jobs.iter().collect();
+    let keys: Vec<Option<&str>> = keys.iter().map(Option::as_deref).collect();
+    let mut suspects = rows;
+    'narrowing: while suspects.len() > 1 {
+        let middle = suspects.start + suspects.len() / 2;
+        for half in [suspects.start..middle, middle..suspects.end] {
+            if rejects(&mut conn, &jobs[half.clone()], &keys[half.clone()]).await {
+                suspects = half;
+                continue 'narrowing;
+            }
+        }
+        break;
+    }
+    suspects
+}
+
+/// Whether the database rejects inserting `jobs` (tried in a transaction rolled back after).
+async fn rejects(conn: &mut InsertConn<'_>, jobs: &[&NewJob], keys: &[Option<&str>]) -> bool {
+    let tried = match conn {
+        InsertConn::Sqlite(c) => match sqlx::Connection::begin(&mut **c).await {
+            Ok(mut tx) => {
+                let tried = sqlite::insert(&mut tx, jobs, keys).await;
+                let _ = tx.rollback().await;
+                tried
+            }
+            Err(e) => Err(e.into()),
+        },
+        InsertConn::Postgres(c) => match sqlx::Connection::begin(&mut **c).await {
+            Ok(mut tx) => {
+                let tried = postgres::insert(&mut tx, jobs, keys).await;
+                let _ = tx.rollback().await;
+                tried
+            }
+            Err(e) => Err(e.into()),
+        },
+    };
+    matches!(tried, Err(Error::Database(sqlx::Error::Database(_))))
+}
+
 /// Inserts one chunk. A unique job whose key is taken returns the active holder; if the
 /// holder finished in between (so the key is free again), the insert is tried again.
 async fn insert_chunk_resolving_conflicts(
-    db: &Database,
+    conn: &mut InsertConn<'_>,
     jobs: &[NewJob],
     keys: &[Option<String>],
 ) -> Result<Vec<InsertedId>> {
@@ -203,13 +366,9 @@ async fn insert_chunk_resolving_conflicts(
     for _round in 0..10 {
         let batch: Vec<&NewJob> = todo.iter().map(|&i| &jobs[i]).collect();
         let batch_keys: Vec<Option<&str>> = todo.iter().map(|&i| keys[i].as_deref()).collect();
-        let inserted = match db.pool() {
-            Pool::Sqlite(p) => {
-                let mut c = p.acquire().await?;
-                let _gate = db.write_gate().await;
-                sqlite::insert(&mut c, &batch, &batch_keys).await?
-            }
-            Pool::Postgres(p) => postgres::insert(p, &batch, &batch_keys).await?,
+        let inserted = match conn {
+            InsertConn::Sqlite(c) => sqlite::insert(c, &batch, &batch_keys).await?,
+            InsertConn::Postgres(c) => postgres::insert(c, &batch, &batch_keys).await?,
         };
         // Rows come back sorted by id, which follows input order; conflicts are missing.
         let mut rows = inserted.into_iter().peekable();
@@ -231,9 +390,9 @@ async fn insert_chunk_resolving_conflicts(
             break;
         }
         let wanted: Vec<String> = conflicted.iter().filter_map(|&i| keys[i].clone()).collect();
-        let holders = match db.pool() {
-            Pool::Sqlite(p) => sqlite::active_by_unique_keys(p, &wanted).await?,
-            Pool::Postgres(p) => postgres::active_by_unique_keys(p, &wanted).await?,
+        let holders = match conn {
+            InsertConn::Sqlite(c) => sqlite::active_by_unique_keys(c, &wanted).await?,
+            InsertConn::Postgres(c) => postgres::active_by_unique_keys(c, &wanted).await?,
         };
         todo.clear();
         for i in conflicted {
@@ -258,7 +417,7 @@ async fn insert_chunk_resolving_conflicts(
         .into_iter()
         .map(|r| {
             r.ok_or_else(|| {
-                crate::Error::InvalidJob(
+                Error::InvalidJob(
                     "a unique job's key kept changing hands during insert; try again".into(),
                 )
             })

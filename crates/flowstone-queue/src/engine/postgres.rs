@@ -46,7 +46,7 @@ fn secs(d: Duration) -> f64 {
 }
 
 pub(crate) async fn insert(
-    pool: &PgPool,
+    conn: &mut PgConnection,
     jobs: &[&NewJob],
     keys: &[Option<&str>],
 ) -> Result<Vec<(i64, Option<String>)>> {
@@ -75,7 +75,7 @@ pub(crate) async fn insert(
     .bind(jobs.iter().map(|j| j.scheduled_at).collect::<Vec<_>>())
     .bind(keys.to_vec())
     .bind(jobs.iter().map(|j| j.batch.as_deref()).collect::<Vec<_>>())
-    .fetch_all(pool)
+    .fetch_all(conn)
     .await?;
     let mut out: Vec<(i64, Option<String>)> = pairs(&rows)?;
     out.sort_unstable_by_key(|(id, _)| *id);
@@ -83,7 +83,7 @@ pub(crate) async fn insert(
 }
 
 pub(crate) async fn active_by_unique_keys(
-    pool: &PgPool,
+    conn: &mut PgConnection,
     keys: &[String],
 ) -> Result<Vec<(i64, String)>> {
     let rows = sqlx::query(
@@ -92,7 +92,7 @@ pub(crate) async fn active_by_unique_keys(
             AND state IN ('available', 'scheduled', 'executing', 'retryable')",
     )
     .bind(keys)
-    .fetch_all(pool)
+    .fetch_all(conn)
     .await?;
     pairs(&rows)
 }
@@ -334,14 +334,18 @@ pub(crate) async fn transition(
     Ok(done.rows_affected() == 1)
 }
 
+/// Writes `acks` and claims in one statement; returns the claimed jobs and the ids of the
+/// acks that applied (the others were fenced out). The completions' ids come back as rows
+/// whose other columns are NULL.
 pub(crate) async fn ack_and_claim(
     conn: &mut PgConnection,
     acks: &[Ack],
     claim: Option<ClaimSpec<'_>>,
-) -> Result<Vec<Claimed>> {
+) -> Result<(Vec<Claimed>, Vec<i64>)> {
     let mut ids = Vec::new();
     let mut attempts = Vec::new();
     let mut results = Vec::new();
+    let mut applied = Vec::with_capacity(acks.len());
     for ack in acks {
         match ack {
             Ack::Complete {
@@ -354,13 +358,15 @@ pub(crate) async fn ack_and_claim(
                 results.push(result.as_deref());
             }
             Ack::Transition { id, attempt, to } => {
-                transition(conn, *id, *attempt, to).await?;
+                if transition(conn, *id, *attempt, to).await? {
+                    applied.push(*id);
+                }
             }
         }
     }
     let (queue, node, limit) = claim.map_or(("", "", 0), |c| (c.queue, c.node, c.limit));
     if ids.is_empty() && limit == 0 {
-        return Ok(Vec::new());
+        return Ok((Vec::new(), applied));
     }
     let rows = sqlx::query(
         "WITH acked AS (
@@ -368,19 +374,23 @@ pub(crate) async fn ack_and_claim(
                 SET state = 'completed', completed_at = now(), result = a.result::jsonb
                FROM unnest($1::int8[], $2::int4[], $3::text[]) AS a(id, attempt, result)
               WHERE j.id = a.id AND j.attempt = a.attempt AND j.state = 'executing'
-             RETURNING j.id)
-         UPDATE flowstone_jobs
-            SET state = 'executing', attempt = attempt + 1, attempted_at = now(), node = $4
-          WHERE id IN (
-              SELECT id FROM flowstone_jobs
-               WHERE queue = $5
-                 AND state IN ('available', 'scheduled', 'retryable')
-                 AND scheduled_at <= now()
-               ORDER BY priority, scheduled_at, id
-               LIMIT $6
-               FOR UPDATE SKIP LOCKED)
-         RETURNING id, queue, kind, args::text, meta::text, priority, attempt, max_attempts,
-                   snoozed, unhandled",
+             RETURNING j.id),
+         claimed AS (
+             UPDATE flowstone_jobs
+                SET state = 'executing', attempt = attempt + 1, attempted_at = now(), node = $4
+              WHERE id IN (
+                  SELECT id FROM flowstone_jobs
+                   WHERE queue = $5
+                     AND state IN ('available', 'scheduled', 'retryable')
+                     AND scheduled_at <= now()
+                   ORDER BY priority, scheduled_at, id
+                   LIMIT $6
+                   FOR UPDATE SKIP LOCKED)
+             RETURNING id, queue, kind, args::text, meta::text, priority, attempt,
+                       max_attempts, snoozed, unhandled)
+         SELECT * FROM claimed
+         UNION ALL
+         SELECT id, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL FROM acked",
     )
     .bind(ids)
     .bind(attempts)
@@ -390,10 +400,14 @@ pub(crate) async fn ack_and_claim(
     .bind(limit)
     .fetch_all(conn)
     .await?;
-    let mut claimed = rows
-        .iter()
-        .map(claimed_from_row)
-        .collect::<Result<Vec<_>>>()?;
+    let mut claimed = Vec::with_capacity(rows.len());
+    for row in &rows {
+        if row.try_get::<Option<String>, _>(1)?.is_none() {
+            applied.push(row.try_get(0)?);
+        } else {
+            claimed.push(claimed_from_row(row)?);
+        }
+    }
     claimed.sort_by_key(|c| (c.priority, c.id));
-    Ok(claimed)
+    Ok((claimed, applied))
 }

@@ -30,28 +30,21 @@ const INSERT_COLUMNS: usize = 11;
 /// Jobs per insert statement: within SQLite's 32,766 bind parameters.
 const INSERT_ROWS: usize = 2_500;
 
-/// Inserts jobs with multi-row `VALUES` statements (a chunk of 5,000 jobs is two statements,
-/// in one transaction). Args and meta are bound as the JSON text `NewJob` holds: an insert
-/// that took its rows from a JSON document would parse each job's args once more and render
-/// them again, which was half the cost of inserting a typical job.
+/// Inserts jobs with multi-row `VALUES` statements of at most [`INSERT_ROWS`] jobs, on the
+/// caller's connection: a caller inserting more than one statement's worth holds a
+/// transaction around the call. Args and meta are bound as the JSON text `NewJob` holds: an
+/// insert that took its rows from a JSON document would parse each job's args once more and
+/// render them again, which was half the cost of inserting a typical job.
 pub(crate) async fn insert(
     conn: &mut SqliteConnection,
     jobs: &[&NewJob],
     keys: &[Option<&str>],
 ) -> Result<Vec<(i64, Option<String>)>> {
     let now = now_micros();
-    let mut out = if jobs.len() <= INSERT_ROWS {
-        // One statement is its own transaction.
-        insert_rows(conn, jobs, keys, now).await?
-    } else {
-        let mut tx = conn.begin_with("BEGIN IMMEDIATE").await?;
-        let mut out = Vec::with_capacity(jobs.len());
-        for (rows, keys) in jobs.chunks(INSERT_ROWS).zip(keys.chunks(INSERT_ROWS)) {
-            out.append(&mut insert_rows(&mut tx, rows, keys, now).await?);
-        }
-        tx.commit().await?;
-        out
-    };
+    let mut out = Vec::with_capacity(jobs.len());
+    for (rows, keys) in jobs.chunks(INSERT_ROWS).zip(keys.chunks(INSERT_ROWS)) {
+        out.append(&mut insert_rows(conn, rows, keys, now).await?);
+    }
     out.sort_unstable_by_key(|(id, _)| *id);
     Ok(out)
 }
@@ -112,7 +105,7 @@ async fn insert_rows(
 }
 
 pub(crate) async fn active_by_unique_keys(
-    pool: &SqlitePool,
+    conn: &mut SqliteConnection,
     keys: &[String],
 ) -> Result<Vec<(i64, String)>> {
     let rows = sqlx::query(
@@ -121,7 +114,7 @@ pub(crate) async fn active_by_unique_keys(
             AND state IN ('available', 'scheduled', 'executing', 'retryable')",
     )
     .bind(serde_json::to_string(keys)?)
-    .fetch_all(pool)
+    .fetch_all(conn)
     .await?;
     pairs(&rows)
 }
@@ -384,20 +377,23 @@ pub(crate) async fn transition(
     Ok(done.rows_affected() == 1)
 }
 
+/// Writes `acks` and claims; returns the claimed jobs and the ids of the acks that applied
+/// (the others were fenced out).
 pub(crate) async fn ack_and_claim(
     conn: &mut SqliteConnection,
     acks: &[Ack],
     claim: Option<ClaimSpec<'_>>,
-) -> Result<Vec<Claimed>> {
+) -> Result<(Vec<Claimed>, Vec<i64>)> {
     let limit = claim.map_or(0, |c| c.limit);
     if acks.is_empty() && limit == 0 {
-        return Ok(Vec::new());
+        return Ok((Vec::new(), Vec::new()));
     }
     let only_completes = acks.iter().all(|a| matches!(a, Ack::Complete { .. }));
     if only_completes {
         return complete_and_claim(conn, acks, claim).await;
     }
     let mut completes = Vec::new();
+    let mut applied = Vec::with_capacity(acks.len());
     let mut tx = conn.begin_with("BEGIN IMMEDIATE").await?;
     for ack in acks {
         match ack {
@@ -407,7 +403,9 @@ pub(crate) async fn ack_and_claim(
                 result,
             } => completes.push((*id, *attempt, result.as_deref())),
             Ack::Transition { id, attempt, to } => {
-                transition(tx.acquire().await?, *id, *attempt, to).await?;
+                if transition(tx.acquire().await?, *id, *attempt, to).await? {
+                    applied.push(*id);
+                }
             }
         }
     }
@@ -415,18 +413,22 @@ pub(crate) async fn ack_and_claim(
     if !completes.is_empty() {
         // [[id, attempt, result-json-text-or-null], ...]
         let doc = serde_json::to_string(&completes)?;
-        sqlx::query(
+        let rows = sqlx::query(
             "UPDATE flowstone_jobs
                 SET state = 'completed', completed_at = ?1, result = a.value ->> 2
                FROM json_each(?2) AS a
               WHERE flowstone_jobs.id = a.value ->> 0
                 AND flowstone_jobs.attempt = a.value ->> 1
-                AND flowstone_jobs.state = 'executing'",
+                AND flowstone_jobs.state = 'executing'
+             RETURNING flowstone_jobs.id",
         )
         .bind(now)
         .bind(doc)
-        .execute(&mut *tx)
+        .fetch_all(&mut *tx)
         .await?;
+        for row in &rows {
+            applied.push(row.try_get(0)?);
+        }
     }
     let mut claimed = Vec::new();
     if let Some(c) = claim.filter(|c| c.limit > 0) {
@@ -456,19 +458,20 @@ pub(crate) async fn ack_and_claim(
         claimed.sort_by_key(|c| (c.priority, c.id));
     }
     tx.commit().await?;
-    Ok(claimed)
+    Ok((claimed, applied))
 }
 
 /// The common cycle in ONE round trip to SQLite's worker thread: a single query string of
 /// four statements (`?N` parameters are shared by all of them). `LIMIT ?N + 0`, not
 /// `LIMIT ?N`: SQLite's planner looks at a bare bound LIMIT and re-prepares the statement
-/// whenever its value changes. On error the transaction
+/// whenever its value changes. The completion returns the ids it applied as one-column rows,
+/// the claim its jobs as ten-column rows. On error the transaction
 /// may be left open: the caller discards the connection, which rolls it back.
 async fn complete_and_claim(
     conn: &mut SqliteConnection,
     acks: &[Ack],
     claim: Option<ClaimSpec<'_>>,
-) -> Result<Vec<Claimed>> {
+) -> Result<(Vec<Claimed>, Vec<i64>)> {
     let completes: Vec<(i64, i32, Option<&str>)> = acks
         .iter()
         .filter_map(|a| match a {
@@ -488,7 +491,8 @@ async fn complete_and_claim(
            FROM json_each(?2) AS a
           WHERE flowstone_jobs.id = a.value ->> 0
             AND flowstone_jobs.attempt = a.value ->> 1
-            AND flowstone_jobs.state = 'executing';
+            AND flowstone_jobs.state = 'executing'
+         RETURNING flowstone_jobs.id;
          UPDATE flowstone_jobs
             SET state = 'executing', attempt = attempt + 1, attempted_at = ?1, node = ?3
           WHERE id IN (
@@ -517,10 +521,15 @@ async fn complete_and_claim(
             return Err(e.into());
         }
     };
-    let mut claimed = rows
-        .iter()
-        .map(claimed_from_row)
-        .collect::<Result<Vec<_>>>()?;
+    let mut applied = Vec::with_capacity(completes.len());
+    let mut claimed = Vec::with_capacity(rows.len());
+    for row in &rows {
+        if row.len() == 1 {
+            applied.push(row.try_get(0)?);
+        } else {
+            claimed.push(claimed_from_row(row)?);
+        }
+    }
     claimed.sort_by_key(|c| (c.priority, c.id));
-    Ok(claimed)
+    Ok((claimed, applied))
 }

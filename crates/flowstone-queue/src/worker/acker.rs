@@ -10,7 +10,7 @@ use tokio::sync::mpsc;
 
 use super::Shared;
 use super::run_job::scrub_text;
-use crate::engine::{self, Ack, Conn, Role, Transition};
+use crate::engine::{Ack, Conn, Role, Transition};
 use crate::error::Error;
 use crate::job::JobState;
 
@@ -67,7 +67,7 @@ pub(super) async fn acker(shared: Arc<Shared>, mut rx: mpsc::UnboundedReceiver<A
             None => Conn::acquire(&shared.db, Role::Acks).await,
         };
         let result = match c {
-            Ok(mut c) => match engine::ack_and_claim(&shared.db, &mut c, &batch, None).await {
+            Ok(mut c) => match shared.ack_and_claim(&mut c, &batch, None).await {
                 Ok(_) => {
                     conn = Some(c);
                     Ok(())
@@ -120,7 +120,7 @@ pub(super) async fn flush_final(shared: &Shared, conn: &mut Option<Conn>, acks: 
                 }
             },
         };
-        match engine::ack_and_claim(&shared.db, &mut c, acks, None).await {
+        match shared.ack_and_claim(&mut c, acks, None).await {
             Ok(_) => {
                 shared.forget(acks);
                 return;
@@ -141,7 +141,7 @@ pub(super) async fn flush_final(shared: &Shared, conn: &mut Option<Conn>, acks: 
 pub(super) async fn isolate_poison(shared: &Shared, conn: &mut Conn, acks: &[Ack]) {
     for ack in acks {
         let single = std::slice::from_ref(ack);
-        let Err(e) = engine::ack_and_claim(&shared.db, conn, single, None).await else {
+        let Err(e) = shared.ack_and_claim(conn, single, None).await else {
             continue;
         };
         tracing::error!(error = %e, job = ack.id(), "flowstone-queue: the database rejected an ack");
@@ -164,8 +164,9 @@ pub(super) async fn isolate_poison(shared: &Shared, conn: &mut Conn, acks: &[Ack
                 ))),
             },
         };
-        if let Err(e) =
-            engine::ack_and_claim(&shared.db, conn, std::slice::from_ref(&fallback), None).await
+        if let Err(e) = shared
+            .ack_and_claim(conn, std::slice::from_ref(&fallback), None)
+            .await
         {
             tracing::error!(error = %e, job = id, "flowstone-queue: dropping an ack the database rejects");
         }

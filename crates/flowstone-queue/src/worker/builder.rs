@@ -17,7 +17,7 @@ use super::handle::WorkerHandle;
 use super::leader::{self, LeaderDuty};
 use super::producer::produce;
 use super::settings::WorkerSettings;
-use super::{Shared, heartbeat, prune, rescue, signals};
+use super::{Shared, database_file, heartbeat, prune, rescue, signals};
 use crate::database::Database;
 use crate::engine;
 use crate::error::{Error, Result};
@@ -249,6 +249,8 @@ impl WorkerBuilder {
             stop_claiming: root.child_token(),
             abandon: root.child_token(),
             stop: root.clone(),
+            counters: Default::default(),
+            fatal: std::sync::OnceLock::new(),
         });
         let (ack_tx, ack_rx) = mpsc::unbounded_channel();
         // With durable claims every claim waits for a WAL flush anyway: acks then ride in the
@@ -274,6 +276,12 @@ impl WorkerBuilder {
             tokio::spawn(rescue::sweeper(Arc::clone(&shared))),
             tokio::spawn(leader::keep_lease(Arc::clone(&shared))),
         ];
+        if let Some(path) = database_file::watched_file(&shared) {
+            services.push(tokio::spawn(database_file::watch(
+                Arc::clone(&shared),
+                path,
+            )));
+        }
         let built_in = [
             Some(rescue::rescue_duty(&shared.settings)),
             prune::prune_duty(&shared.settings),

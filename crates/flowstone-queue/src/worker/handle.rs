@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use tokio::task::JoinHandle;
 
-use super::{Shared, leader};
+use super::{Shared, WorkerMetrics, leader};
 use crate::engine;
 
 /// A running worker. Call [`shutdown`](Self::shutdown) to stop it gracefully; dropping it
@@ -60,6 +60,24 @@ impl WorkerHandle {
     /// This node's name.
     pub fn node(&self) -> &str {
         &self.shared.node
+    }
+
+    /// Resolves when the worker stops by itself on a fatal error, with that error: today
+    /// [`Error::DatabaseFileGone`](crate::Error::DatabaseFileGone), when its SQLite file is
+    /// deleted or replaced. Never resolves for a worker that keeps running; wait on it beside
+    /// your shutdown signal, then call [`shutdown`](Self::shutdown) all the same.
+    pub async fn failed(&self) -> &crate::Error {
+        self.shared.stop.cancelled().await;
+        match self.shared.fatal.get() {
+            Some(error) => error,
+            // Stopped without a fatal error only by `shutdown` or drop, which end the handle.
+            None => std::future::pending().await,
+        }
+    }
+
+    /// A snapshot of this worker's counters (late acks, ...).
+    pub fn metrics(&self) -> WorkerMetrics {
+        self.shared.counters.snapshot()
     }
 
     /// Stops claiming, lets running jobs finish for up to `grace`, then fires the

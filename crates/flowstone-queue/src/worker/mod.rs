@@ -21,9 +21,11 @@
 
 mod acker;
 mod builder;
+mod database_file;
 mod handle;
 mod heartbeat;
 mod leader;
+mod metrics;
 mod producer;
 mod prune;
 mod rescue;
@@ -40,11 +42,13 @@ use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 use crate::database::Database;
-use crate::engine::Ack;
+use crate::engine::{self, Ack, ClaimSpec, Claimed, Conn};
+use crate::error::Result;
 use crate::handler::Handler;
 
 pub use builder::{MAX_CONCURRENCY, Worker, WorkerBuilder};
 pub use handle::{ShutdownReport, WorkerHandle};
+pub use metrics::WorkerMetrics;
 pub use settings::WorkerSettings;
 
 /// A job running on this node: the attempt it claimed and the token that cancels it.
@@ -68,6 +72,9 @@ struct Shared {
     stop_claiming: CancellationToken,
     abandon: CancellationToken,
     stop: CancellationToken,
+    counters: metrics::Counters,
+    /// Why the worker stopped by itself, if it did (set once, before `stop` fires).
+    fatal: std::sync::OnceLock<crate::error::Error>,
 }
 
 impl Shared {
@@ -82,6 +89,24 @@ impl Shared {
         for ack in acks {
             running.remove(&ack.id());
         }
+    }
+
+    /// Writes acks (and claims), counting and logging the acks the attempt fence refused.
+    async fn ack_and_claim(
+        &self,
+        conn: &mut Conn,
+        acks: &[Ack],
+        claim: Option<ClaimSpec<'_>>,
+    ) -> Result<Vec<Claimed>> {
+        let written = engine::ack_and_claim(&self.db, conn, acks, claim).await?;
+        self.counters.record_late_acks(&self.node, &written);
+        Ok(written.claimed)
+    }
+
+    /// Stops the worker for good because of `error`, which its owner can read.
+    fn fail(&self, error: crate::error::Error) {
+        let _ = self.fatal.set(error);
+        self.stop.cancel();
     }
 
     fn wake_all(&self) {

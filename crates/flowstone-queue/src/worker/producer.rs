@@ -12,7 +12,7 @@ use tokio::sync::{Notify, mpsc};
 use super::acker::{AckPath, flush_final, isolate_poison, rejected};
 use super::run_job::{abandon_ack, start_job};
 use super::{Shared, pause};
-use crate::engine::{self, Ack, ClaimSpec, Conn, Role};
+use crate::engine::{Ack, ClaimSpec, Conn, Role};
 
 /// After the grace period, how long handlers whose token fired may take to return.
 const ABANDON_WAIT: Duration = Duration::from_millis(500);
@@ -117,7 +117,7 @@ pub(super) async fn produce(
                 node: &shared.node,
                 limit: want as i64,
             };
-            match engine::ack_and_claim(&shared.db, c, acks.pending(), Some(spec)).await {
+            match shared.ack_and_claim(c, acks.pending(), Some(spec)).await {
                 Ok(claimed) => {
                     backoff = Duration::from_millis(20);
                     if let AckPath::Inline(pending) = &mut acks {

@@ -2,8 +2,8 @@
 #![allow(dead_code)]
 
 use std::future::Future;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use flowstone_queue::testing::TestDb;
@@ -173,4 +173,57 @@ pub async fn runs(db: &Database) -> Vec<(i64, i32, String)> {
         Pool::Postgres(p) => sqlx::query_as(sql).fetch_all(p).await,
     }
     .unwrap_or_else(|e| panic!("reading runs failed: {e}"))
+}
+
+/// The events this test process logs, as `message field=value ...` lines: a minimal
+/// `tracing` subscriber installed process-wide on first use, so the warnings of workers'
+/// tasks (on any thread) can be asserted.
+pub fn captured_logs() -> &'static Mutex<Vec<String>> {
+    static LOGS: OnceLock<&'static Mutex<Vec<String>>> = OnceLock::new();
+    LOGS.get_or_init(|| {
+        let logs: &'static Mutex<Vec<String>> = Box::leak(Box::default());
+        let _ = tracing::subscriber::set_global_default(Capture(logs));
+        logs
+    })
+}
+
+struct Capture(&'static Mutex<Vec<String>>);
+
+#[derive(Default)]
+struct Line {
+    message: String,
+    fields: String,
+}
+
+impl tracing::field::Visit for Line {
+    fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
+        if field.name() == "message" {
+            self.message = format!("{value:?}");
+        } else {
+            self.fields
+                .push_str(&format!(" {}={value:?}", field.name()));
+        }
+    }
+}
+
+impl tracing::Subscriber for Capture {
+    fn enabled(&self, _: &tracing::Metadata<'_>) -> bool {
+        true
+    }
+    fn new_span(&self, _: &tracing::span::Attributes<'_>) -> tracing::span::Id {
+        tracing::span::Id::from_u64(1)
+    }
+    fn record(&self, _: &tracing::span::Id, _: &tracing::span::Record<'_>) {}
+    fn record_follows_from(&self, _: &tracing::span::Id, _: &tracing::span::Id) {}
+    fn event(&self, event: &tracing::Event<'_>) {
+        let mut line = Line::default();
+        event.record(&mut line);
+        let level = event.metadata().level();
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .push(format!("{level} {}{}", line.message, line.fields));
+    }
+    fn enter(&self, _: &tracing::span::Id) {}
+    fn exit(&self, _: &tracing::span::Id) {}
 }
