@@ -3,9 +3,34 @@
 //! the shared types (the two engines select the same column names and types: JSON as text,
 //! timestamps as microseconds since the epoch), and publishes in-process events after
 //! writes so waiters and workers in this process wake at once.
+//!
+//! Each engine is a cargo feature (`sqlite`, `postgres`). This module is where the crate
+//! says so: the dialect modules are compiled only with their feature, and every choice of
+//! dialect goes through `by_engine!`, whose arm for a missing engine is compiled out.
+//! (`database.rs` gates the `Engine` and `Pool` variants and refuses, at connect, the URL of
+//! an engine the build lacks.)
 
+#[cfg(feature = "postgres")]
+pub(crate) mod notify;
+#[cfg(feature = "postgres")]
 pub(crate) mod postgres;
+#[cfg(feature = "sqlite")]
 pub(crate) mod sqlite;
+
+/// Runs the arm for the engine of a [`Pool`](crate::Pool):
+/// `by_engine!(db.pool(), p => { sqlite: sqlite::f(p).await, postgres: postgres::f(p).await })`.
+/// The arm of an engine this build lacks is compiled out, names and all.
+macro_rules! by_engine {
+    ($pool:expr, $bind:pat => { sqlite: $sqlite:expr, postgres: $postgres:expr $(,)? }) => {
+        match $pool {
+            #[cfg(feature = "sqlite")]
+            $crate::database::Pool::Sqlite($bind) => $sqlite,
+            #[cfg(feature = "postgres")]
+            $crate::database::Pool::Postgres($bind) => $postgres,
+        }
+    };
+}
+pub(crate) use by_engine;
 
 use std::time::Duration;
 
@@ -14,7 +39,7 @@ use serde_json::Value;
 use sqlx::pool::PoolConnection;
 use sqlx::{ColumnIndex, Decode, Row, Type};
 
-use crate::database::{Database, Event, Pool};
+use crate::database::{Database, Event};
 use crate::error::Result;
 use crate::job::{AttemptError, InsertedId, Job, JobFilter, JobState, NewJob};
 
@@ -99,7 +124,9 @@ pub(crate) enum CancelTarget<'a> {
 
 /// A connection a worker keeps for its claim/ack loop (no pool round trip per cycle).
 pub(crate) enum Conn {
+    #[cfg(feature = "sqlite")]
     Sqlite(PoolConnection<sqlx::Sqlite>),
+    #[cfg(feature = "postgres")]
     Postgres(PoolConnection<sqlx::Postgres>),
 }
 
@@ -117,14 +144,24 @@ pub(crate) enum Role {
 /// ack batch, and ack batches grow with load. SQLite: no, it has one writer at a time; one
 /// transaction does both.
 pub(crate) fn separate_acker(db: &Database) -> bool {
-    matches!(db.pool(), Pool::Postgres(_))
+    by_engine!(db.pool(), _ => { sqlite: false, postgres: true })
+}
+
+/// Whether a job's result may keep NUL characters: SQLite's text keeps results exactly;
+/// PostgreSQL's jsonb holds no NUL.
+pub(crate) fn results_hold_nul(db: &Database) -> bool {
+    by_engine!(db.pool(), _ => { sqlite: true, postgres: false })
 }
 
 impl Conn {
     pub async fn acquire(db: &Database, role: Role) -> Result<Self> {
-        Ok(match db.pool() {
-            Pool::Sqlite(p) => Self::Sqlite(p.acquire().await?),
-            Pool::Postgres(p) => {
+        Ok(by_engine!(db.pool(), p => {
+            sqlite: {
+                // One kind of connection serves every role on SQLite.
+                let _ = role;
+                Self::Sqlite(p.acquire().await?)
+            },
+            postgres: {
                 let mut c = p.acquire().await?;
                 if role == (Role::Claims { durable: false }) {
                     postgres::prepare_claim_connection(&mut c).await?;
@@ -132,14 +169,16 @@ impl Conn {
                     c.close_on_drop();
                 }
                 Self::Postgres(c)
-            }
-        })
+            },
+        }))
     }
 
     /// Drops a connection that failed, closing it instead of returning it to the pool.
     pub fn discard(mut self) {
         match &mut self {
+            #[cfg(feature = "sqlite")]
             Self::Sqlite(c) => c.close_on_drop(),
+            #[cfg(feature = "postgres")]
             Self::Postgres(c) => c.close_on_drop(),
         }
     }
@@ -154,10 +193,12 @@ pub(crate) async fn ack_and_claim(
     claim: Option<ClaimSpec<'_>>,
 ) -> Result<Vec<Claimed>> {
     let claimed = match conn {
+        #[cfg(feature = "sqlite")]
         Conn::Sqlite(c) => {
             let _gate = db.write_gate().await;
             sqlite::ack_and_claim(c, acks, claim).await?
         }
+        #[cfg(feature = "postgres")]
         Conn::Postgres(c) => postgres::ack_and_claim(c, acks, claim).await?,
     };
     let finished: Vec<i64> = acks.iter().filter(|a| a.is_final()).map(Ack::id).collect();
@@ -203,14 +244,14 @@ async fn insert_chunk_resolving_conflicts(
     for _round in 0..10 {
         let batch: Vec<&NewJob> = todo.iter().map(|&i| &jobs[i]).collect();
         let batch_keys: Vec<Option<&str>> = todo.iter().map(|&i| keys[i].as_deref()).collect();
-        let inserted = match db.pool() {
-            Pool::Sqlite(p) => {
+        let inserted = by_engine!(db.pool(), p => {
+            sqlite: {
                 let mut c = p.acquire().await?;
                 let _gate = db.write_gate().await;
                 sqlite::insert(&mut c, &batch, &batch_keys).await?
-            }
-            Pool::Postgres(p) => postgres::insert(p, &batch, &batch_keys).await?,
-        };
+            },
+            postgres: postgres::insert(p, &batch, &batch_keys).await?,
+        });
         // Rows come back sorted by id, which follows input order; conflicts are missing.
         let mut rows = inserted.into_iter().peekable();
         let mut conflicted = Vec::new();
@@ -231,10 +272,10 @@ async fn insert_chunk_resolving_conflicts(
             break;
         }
         let wanted: Vec<String> = conflicted.iter().filter_map(|&i| keys[i].clone()).collect();
-        let holders = match db.pool() {
-            Pool::Sqlite(p) => sqlite::active_by_unique_keys(p, &wanted).await?,
-            Pool::Postgres(p) => postgres::active_by_unique_keys(p, &wanted).await?,
-        };
+        let holders = by_engine!(db.pool(), p => {
+            sqlite: sqlite::active_by_unique_keys(p, &wanted).await?,
+            postgres: postgres::active_by_unique_keys(p, &wanted).await?,
+        });
         todo.clear();
         for i in conflicted {
             let holder = keys[i]
@@ -267,25 +308,25 @@ async fn insert_chunk_resolving_conflicts(
 }
 
 pub(crate) async fn get(db: &Database, id: i64) -> Result<Option<Job>> {
-    match db.pool() {
-        Pool::Sqlite(p) => sqlite::get(p, id).await,
-        Pool::Postgres(p) => postgres::get(p, id).await,
-    }
+    by_engine!(db.pool(), p => {
+        sqlite: sqlite::get(p, id).await,
+        postgres: postgres::get(p, id).await,
+    })
 }
 
 pub(crate) async fn list(db: &Database, filter: &JobFilter) -> Result<Vec<Job>> {
-    match db.pool() {
-        Pool::Sqlite(p) => sqlite::list(p, filter).await,
-        Pool::Postgres(p) => postgres::list(p, filter).await,
-    }
+    by_engine!(db.pool(), p => {
+        sqlite: sqlite::list(p, filter).await,
+        postgres: postgres::list(p, filter).await,
+    })
 }
 
 /// The state of each of `ids` that exists (SQLite and PostgreSQL take any number of ids).
 pub(crate) async fn states(db: &Database, ids: &[i64]) -> Result<Vec<(i64, JobState)>> {
-    let rows = match db.pool() {
-        Pool::Sqlite(p) => sqlite::states(p, ids).await?,
-        Pool::Postgres(p) => postgres::states(p, ids).await?,
-    };
+    let rows = by_engine!(db.pool(), p => {
+        sqlite: sqlite::states(p, ids).await?,
+        postgres: postgres::states(p, ids).await?,
+    });
     Ok(rows
         .into_iter()
         .filter_map(|(id, s)| JobState::parse(&s).map(|s| (id, s)))
@@ -294,17 +335,17 @@ pub(crate) async fn states(db: &Database, ids: &[i64]) -> Result<Vec<(i64, JobSt
 
 /// The jobs among `ids` that exist, in no particular order.
 pub(crate) async fn get_many(db: &Database, ids: &[i64]) -> Result<Vec<Job>> {
-    match db.pool() {
-        Pool::Sqlite(p) => sqlite::get_many(p, ids).await,
-        Pool::Postgres(p) => postgres::get_many(p, ids).await,
-    }
+    by_engine!(db.pool(), p => {
+        sqlite: sqlite::get_many(p, ids).await,
+        postgres: postgres::get_many(p, ids).await,
+    })
 }
 
 pub(crate) async fn count_batch(db: &Database, batch: &str) -> Result<Vec<(JobState, i64)>> {
-    let rows = match db.pool() {
-        Pool::Sqlite(p) => sqlite::count_batch(p, batch).await?,
-        Pool::Postgres(p) => postgres::count_batch(p, batch).await?,
-    };
+    let rows = by_engine!(db.pool(), p => {
+        sqlite: sqlite::count_batch(p, batch).await?,
+        postgres: postgres::count_batch(p, batch).await?,
+    });
     Ok(rows
         .into_iter()
         .filter_map(|(s, n)| JobState::parse(&s).map(|s| (s, n)))
@@ -314,14 +355,14 @@ pub(crate) async fn count_batch(db: &Database, batch: &str) -> Result<Vec<(JobSt
 /// Cancels pending and running jobs; returns the ids it cancelled. Running ones are
 /// signalled: in-process here, to other processes by NOTIFY (PostgreSQL) or their polling.
 pub(crate) async fn cancel(db: &Database, target: CancelTarget<'_>) -> Result<Vec<i64>> {
-    let ids = match db.pool() {
-        Pool::Sqlite(p) => {
+    let ids = by_engine!(db.pool(), p => {
+        sqlite: {
             let mut c = p.acquire().await?;
             let _gate = db.write_gate().await;
             sqlite::cancel(&mut c, target).await?
-        }
-        Pool::Postgres(p) => postgres::cancel(p, target).await?,
-    };
+        },
+        postgres: postgres::cancel(p, target).await?,
+    });
     if !ids.is_empty() {
         db.publish(Event::Finished(ids.clone().into()));
     }
@@ -329,49 +370,49 @@ pub(crate) async fn cancel(db: &Database, target: CancelTarget<'_>) -> Result<Ve
 }
 
 pub(crate) async fn prune(db: &Database, older_than: Duration, limit: i64) -> Result<u64> {
-    match db.pool() {
-        Pool::Sqlite(p) => {
+    by_engine!(db.pool(), p => {
+        sqlite: {
             let mut c = p.acquire().await?;
             let _gate = db.write_gate().await;
             sqlite::prune(&mut c, older_than, limit).await
-        }
-        Pool::Postgres(p) => postgres::prune(p, older_than, limit).await,
-    }
+        },
+        postgres: postgres::prune(p, older_than, limit).await,
+    })
 }
 
 pub(crate) async fn heartbeat(db: &Database, node: &str) -> Result<()> {
-    match db.pool() {
-        Pool::Sqlite(p) => {
+    by_engine!(db.pool(), p => {
+        sqlite: {
             let mut c = p.acquire().await?;
             let _gate = db.write_gate().await;
             sqlite::heartbeat(&mut c, node).await
-        }
-        Pool::Postgres(p) => postgres::heartbeat(p, node).await,
-    }
+        },
+        postgres: postgres::heartbeat(p, node).await,
+    })
 }
 
 pub(crate) async fn remove_node(db: &Database, node: &str) -> Result<()> {
-    match db.pool() {
-        Pool::Sqlite(p) => {
+    by_engine!(db.pool(), p => {
+        sqlite: {
             let mut c = p.acquire().await?;
             let _gate = db.write_gate().await;
             sqlite::remove_node(&mut c, node).await
-        }
-        Pool::Postgres(p) => postgres::remove_node(p, node).await,
-    }
+        },
+        postgres: postgres::remove_node(p, node).await,
+    })
 }
 
 /// Returns jobs of nodes whose heartbeat is older than `after` to `available` (or
 /// `discarded` when that was their last attempt); forgets those nodes.
 pub(crate) async fn rescue(db: &Database, after: Duration) -> Result<Vec<i64>> {
-    let ids = match db.pool() {
-        Pool::Sqlite(p) => {
+    let ids = by_engine!(db.pool(), p => {
+        sqlite: {
             let mut c = p.acquire().await?;
             let _gate = db.write_gate().await;
             sqlite::rescue(&mut c, after).await?
-        }
-        Pool::Postgres(p) => postgres::rescue(p, after).await?,
-    };
+        },
+        postgres: postgres::rescue(p, after).await?,
+    });
     if !ids.is_empty() {
         db.publish(Event::Resync);
     }
@@ -388,10 +429,10 @@ pub(crate) async fn no_longer_ours(
     if running.is_empty() {
         return Ok(Vec::new());
     }
-    match db.pool() {
-        Pool::Sqlite(p) => sqlite::no_longer_ours(p, node, running).await,
-        Pool::Postgres(p) => postgres::no_longer_ours(p, node, running).await,
-    }
+    by_engine!(db.pool(), p => {
+        sqlite: sqlite::no_longer_ours(p, node, running).await,
+        postgres: postgres::no_longer_ours(p, node, running).await,
+    })
 }
 
 /// Jobs the database says this node has executed for longer than `older_than`.
@@ -400,10 +441,10 @@ pub(crate) async fn executing_on(
     node: &str,
     older_than: Duration,
 ) -> Result<Vec<(i64, i32)>> {
-    match db.pool() {
-        Pool::Sqlite(p) => sqlite::executing_on(p, node, older_than).await,
-        Pool::Postgres(p) => postgres::executing_on(p, node, older_than).await,
-    }
+    by_engine!(db.pool(), p => {
+        sqlite: sqlite::executing_on(p, node, older_than).await,
+        postgres: postgres::executing_on(p, node, older_than).await,
+    })
 }
 
 /// Applies one fenced transition outside a worker's loop (orphan give-back).
@@ -413,18 +454,20 @@ pub(crate) async fn transition(
     attempt: i32,
     to: &Transition,
 ) -> Result<bool> {
-    match db.pool() {
-        Pool::Sqlite(p) => {
+    by_engine!(db.pool(), p => {
+        sqlite: {
             let mut c = p.acquire().await?;
             let _gate = db.write_gate().await;
             sqlite::transition(&mut c, id, attempt, to).await
-        }
-        Pool::Postgres(p) => postgres::transition(&mut *p.acquire().await?, id, attempt, to).await,
-    }
+        },
+        postgres: postgres::transition(&mut *p.acquire().await?, id, attempt, to).await,
+    })
 }
 
 // ---- shared row decoding -------------------------------------------------------------
 
+/// This host's clock in epoch microseconds (SQLite's timestamps; PostgreSQL uses its own).
+#[cfg(feature = "sqlite")]
 pub(crate) fn now_micros() -> i64 {
     Utc::now().timestamp_micros()
 }
