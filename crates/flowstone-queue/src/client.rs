@@ -8,8 +8,8 @@ use std::time::Duration;
 use tokio::sync::broadcast;
 use tokio::time::Instant;
 
-use crate::database::{Database, Engine, Event};
-use crate::engine::{self, CancelTarget};
+use crate::database::{Database, Event};
+use crate::engine::{self, CancelTarget, by_engine};
 use crate::error::{Error, Result};
 use crate::job::{Inserted, InsertedId, Job, JobFilter, JobState, NewJob};
 use crate::migrate::QUEUE_MIGRATIONS;
@@ -286,11 +286,14 @@ impl Queue {
     /// another process's acks go unseen (for a window of the waited-for jobs); polls are
     /// spaced more when many jobs are waited for, as they then mostly find nothing new.
     fn poll_interval(&self, waiting_for: usize) -> Duration {
-        match self.db.engine() {
-            Engine::Sqlite if waiting_for <= 100 => Duration::from_millis(50),
-            Engine::Sqlite => Duration::from_millis(250),
-            Engine::Postgres => Duration::from_millis(500),
-        }
+        by_engine!(self.db.pool(), _ => {
+            sqlite: Duration::from_millis(if waiting_for <= 100 { 50 } else { 250 }),
+            // NOTIFY wakes waiters; this poll is only the fallback, however many wait.
+            postgres: {
+                let _ = waiting_for;
+                Duration::from_millis(500)
+            },
+        })
     }
 
     /// Deletes finished jobs (completed, discarded, cancelled) that finished more than

@@ -8,38 +8,79 @@
 //! The core crate reuses this handle to keep its own tables in the same database: take the
 //! pool with [`Database::pool`].
 
-use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use sqlx::Connection as _;
-use sqlx::postgres::{PgConnectOptions, PgListener, PgPool, PgPoolOptions};
-use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
-};
 use tokio::sync::{OnceCell, broadcast};
 use tokio_util::sync::CancellationToken;
 
+use crate::engine::{self, by_engine};
 use crate::error::{Error, Result};
 use crate::hub::{self, Hub};
 use crate::redact::redact_url;
 
+#[cfg(not(any(feature = "sqlite", feature = "postgres")))]
+compile_error!(
+    "flowstone-queue needs a database engine: enable its `sqlite` feature, its `postgres` \
+     feature, or both (the default)"
+);
+
 /// Which engine a [`Database`] runs on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Engine {
-    /// SQLite, embedded; several processes may share one file.
+    /// SQLite, embedded; several processes may share one file (cargo feature `sqlite`).
+    #[cfg(feature = "sqlite")]
     Sqlite,
-    /// PostgreSQL.
+    /// PostgreSQL (cargo feature `postgres`).
+    #[cfg(feature = "postgres")]
     Postgres,
+}
+
+/// The engine a URL names by its scheme, whether or not this build has it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Scheme {
+    Sqlite,
+    Postgres,
+}
+
+impl Scheme {
+    /// `sqlite:`, `postgres:` or `postgresql:`; `None` for any other scheme.
+    fn of(url: &str) -> Option<Self> {
+        if url.starts_with("sqlite:") {
+            Some(Self::Sqlite)
+        } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
+            Some(Self::Postgres)
+        } else {
+            None
+        }
+    }
+
+    /// The engine's name, for messages.
+    fn engine(self) -> &'static str {
+        match self {
+            Self::Sqlite => "SQLite",
+            Self::Postgres => "PostgreSQL",
+        }
+    }
+
+    /// The cargo feature that builds the engine.
+    fn feature(self) -> &'static str {
+        match self {
+            Self::Sqlite => "sqlite",
+            Self::Postgres => "postgres",
+        }
+    }
 }
 
 /// The underlying sqlx pool, for callers that keep their own tables in the same database.
 #[derive(Debug, Clone)]
 pub enum Pool {
     /// A SQLite pool (WAL mode, busy timeout set).
-    Sqlite(SqlitePool),
+    #[cfg(feature = "sqlite")]
+    Sqlite(sqlx::SqlitePool),
     /// A PostgreSQL pool.
-    Postgres(PgPool),
+    #[cfg(feature = "postgres")]
+    Postgres(sqlx::PgPool),
 }
 
 /// Connection settings beyond the URL.
@@ -86,10 +127,13 @@ struct Inner {
     single_connection: bool,
     url: String,
     events: Hub,
+    /// PostgreSQL: the `LISTEN` connection, started by the first subscriber.
+    #[cfg_attr(not(feature = "postgres"), allow(dead_code))]
     listener: OnceCell<()>,
     stop: CancellationToken,
     /// SQLite: this process's writers queue here instead of in SQLite's busy handler, which
     /// sleeps in steps of milliseconds. (Other processes still meet the busy timeout.)
+    #[cfg_attr(not(feature = "sqlite"), allow(dead_code))]
     write_gate: tokio::sync::Mutex<()>,
 }
 
@@ -117,66 +161,31 @@ impl Database {
     /// Connects by URL with explicit pool settings.
     pub async fn connect_with(url: &str, options: ConnectOptions) -> Result<Self> {
         let shown = redact_url(url);
-        let bad = |reason: String| Error::BadUrl {
-            url: shown.clone(),
-            reason,
-        };
-        let unreachable = |source| Error::Unreachable {
-            url: shown.clone(),
-            source,
-        };
-        let pool = if url.starts_with("sqlite:") {
-            let opts = SqliteConnectOptions::from_str(url)
-                .map_err(|e| bad(e.to_string()))?
-                .create_if_missing(true)
-                .journal_mode(SqliteJournalMode::Wal)
-                .synchronous(SqliteSynchronous::Normal)
-                .busy_timeout(options.busy_timeout)
-                // Checkpoint (and fsync the database file) every ~40 MB of WAL rather
-                // than every 4 MB: a busy queue rewrites the same few pages constantly.
-                .pragma("wal_autocheckpoint", "10000");
-            let in_memory = url.contains(":memory:") || url.contains("mode=memory");
-            let mut pool = SqlitePoolOptions::new().acquire_timeout(options.acquire_timeout);
-            pool = if in_memory {
-                // One connection, never recycled: the database lives as long as it does.
-                pool.max_connections(1)
-                    .min_connections(1)
-                    .idle_timeout(None)
-                    .max_lifetime(None)
-            } else {
-                pool.max_connections(options.max_connections.unwrap_or(8))
-            };
-            // One direct connection first: fails at once (the pool would retry until its
-            // acquire timeout) and says why.
-            let probe = within(
-                options.acquire_timeout,
-                sqlx::SqliteConnection::connect_with(&opts),
-            )
-            .await
-            .map_err(unreachable)?;
-            let _ = probe.close().await;
-            Pool::Sqlite(pool.connect_with(opts).await.map_err(unreachable)?)
-        } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
-            let opts = PgConnectOptions::from_str(url).map_err(|e| bad(e.to_string()))?;
-            let probe = within(
-                options.acquire_timeout,
-                sqlx::PgConnection::connect_with(&opts),
-            )
-            .await
-            .map_err(unreachable)?;
-            let _ = probe.close().await;
-            let pool = PgPoolOptions::new()
-                .max_connections(options.max_connections.unwrap_or(10))
-                .acquire_timeout(options.acquire_timeout)
-                .connect_with(opts)
-                .await
-                .map_err(unreachable)?;
-            Pool::Postgres(pool)
-        } else {
-            let scheme = url.split(':').next().unwrap_or_default();
-            return Err(bad(format!(
-                "unsupported scheme `{scheme}` (expected `sqlite:` or `postgres:`)"
-            )));
+        let pool = match Scheme::of(url) {
+            #[cfg(feature = "sqlite")]
+            Some(Scheme::Sqlite) => {
+                Pool::Sqlite(engine::sqlite::connect(url, &shown, &options).await?)
+            }
+            #[cfg(feature = "postgres")]
+            Some(Scheme::Postgres) => {
+                Pool::Postgres(engine::postgres::connect(url, &shown, &options).await?)
+            }
+            // Reachable only in a build without one of the engines.
+            #[allow(unreachable_patterns)]
+            Some(missing) => {
+                return Err(Error::EngineNotBuilt {
+                    url: shown,
+                    engine: missing.engine(),
+                    feature: missing.feature(),
+                });
+            }
+            None => {
+                let scheme = url.split(':').next().unwrap_or_default();
+                return Err(bad_url(
+                    &shown,
+                    format!("unsupported scheme `{scheme}` (expected `sqlite:` or `postgres:`)"),
+                ));
+            }
         };
         let mut db = Self::from_pool_and_url(pool, shown);
         if let Some(inner) = Arc::get_mut(&mut db.inner) {
@@ -193,10 +202,13 @@ impl Database {
     }
 
     fn from_pool_and_url(pool: Pool, url: String) -> Self {
-        let events = match &pool {
-            Pool::Sqlite(p) => hub::for_sqlite_file(p.connect_options().get_filename()),
-            Pool::Postgres(_) => hub::private(),
-        };
+        let events = by_engine!(&pool, p => {
+            sqlite: hub::for_sqlite_file(p.connect_options().get_filename()),
+            postgres: {
+                let _ = p;
+                hub::private()
+            },
+        });
         Self {
             inner: Arc::new(Inner {
                 pool,
@@ -212,10 +224,10 @@ impl Database {
 
     /// The engine this database runs on.
     pub fn engine(&self) -> Engine {
-        match self.inner.pool {
-            Pool::Sqlite(_) => Engine::Sqlite,
-            Pool::Postgres(_) => Engine::Postgres,
-        }
+        by_engine!(&self.inner.pool, _ => {
+            sqlite: Engine::Sqlite,
+            postgres: Engine::Postgres,
+        })
     }
 
     /// The underlying sqlx pool.
@@ -229,10 +241,10 @@ impl Database {
     /// than in SQLite's sleeping busy handler. Acquire the connection first, then the turn,
     /// and hold the turn only for the write.
     pub async fn write_gate(&self) -> Option<tokio::sync::MutexGuard<'_, ()>> {
-        match self.inner.pool {
-            Pool::Sqlite(_) => Some(self.inner.write_gate.lock().await),
-            Pool::Postgres(_) => None,
-        }
+        by_engine!(&self.inner.pool, _ => {
+            sqlite: Some(self.inner.write_gate.lock().await),
+            postgres: None,
+        })
     }
 
     /// True for a one-connection pool (`sqlite::memory:`).
@@ -248,10 +260,10 @@ impl Database {
     /// Closes the pool: waits for connections in use to be returned, then closes them all.
     pub async fn close(&self) {
         self.inner.stop.cancel();
-        match &self.inner.pool {
-            Pool::Sqlite(p) => p.close().await,
-            Pool::Postgres(p) => p.close().await,
-        }
+        by_engine!(&self.inner.pool, p => {
+            sqlite: p.close().await,
+            postgres: p.close().await,
+        })
     }
 
     pub(crate) fn publish(&self, event: Event) {
@@ -264,28 +276,50 @@ impl Database {
     /// case it keeps retrying in the background and callers fall back to polling).
     pub(crate) async fn subscribe(&self) -> broadcast::Receiver<Event> {
         let rx = self.inner.events.subscribe();
-        if let Pool::Postgres(pool) = &self.inner.pool {
-            self.inner
-                .listener
-                .get_or_init(|| async {
-                    let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
-                    tokio::spawn(listen(
-                        pool.clone(),
-                        broadcast::Sender::clone(&self.inner.events),
-                        self.inner.stop.clone(),
-                        ready_tx,
-                    ));
-                    let _ = tokio::time::timeout(Duration::from_secs(5), ready_rx).await;
-                })
-                .await;
-        }
+        by_engine!(&self.inner.pool, pool => {
+            // Other processes' writes are seen by polling.
+            sqlite: {
+                let _ = pool;
+            },
+            postgres: {
+                self.inner
+                    .listener
+                    .get_or_init(|| async {
+                        let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
+                        tokio::spawn(engine::notify::listen(
+                            pool.clone(),
+                            broadcast::Sender::clone(&self.inner.events),
+                            self.inner.stop.clone(),
+                            ready_tx,
+                        ));
+                        let _ = tokio::time::timeout(Duration::from_secs(5), ready_rx).await;
+                    })
+                    .await;
+            },
+        });
         rx
+    }
+}
+
+/// The URL `shown` (password hidden) cannot be used, for `reason`.
+pub(crate) fn bad_url(shown: &str, reason: impl std::fmt::Display) -> Error {
+    Error::BadUrl {
+        url: shown.to_string(),
+        reason: reason.to_string(),
+    }
+}
+
+/// The database at `shown` (password hidden) did not answer or refused the connection.
+pub(crate) fn unreachable(shown: &str, source: sqlx::Error) -> Error {
+    Error::Unreachable {
+        url: shown.to_string(),
+        source,
     }
 }
 
 /// Runs a connection attempt with a deadline (a silent host would otherwise hold it for
 /// the operating system's TCP timeout).
-async fn within<T>(
+pub(crate) async fn within<T>(
     limit: Duration,
     attempt: impl Future<Output = std::result::Result<T, sqlx::Error>>,
 ) -> std::result::Result<T, sqlx::Error> {
@@ -298,99 +332,56 @@ async fn within<T>(
     }
 }
 
-/// Channels the PostgreSQL triggers notify (see `migrations/postgres`).
-const INSERTED_CHANNEL: &str = "flowstone_jobs_inserted";
-const FINISHED_CHANNEL: &str = "flowstone_jobs_finished";
-
-async fn listen(
-    pool: PgPool,
-    events: broadcast::Sender<Event>,
-    stop: CancellationToken,
-    ready: tokio::sync::oneshot::Sender<()>,
-) {
-    let mut ready = Some(ready);
-    let mut pause = Duration::from_millis(50);
-    while !stop.is_cancelled() {
-        let mut listener = match PgListener::connect_with(&pool).await {
-            Ok(l) => l,
-            Err(e) => {
-                tracing::warn!(error = %e, "flowstone-queue: LISTEN connection failed; retrying");
-                tokio::select! { _ = stop.cancelled() => return, _ = tokio::time::sleep(pause) => {} }
-                pause = (pause * 2).min(Duration::from_secs(2));
-                continue;
-            }
-        };
-        if let Err(e) = listener
-            .listen_all([INSERTED_CHANNEL, FINISHED_CHANNEL])
-            .await
-        {
-            tracing::warn!(error = %e, "flowstone-queue: LISTEN failed; retrying");
-            tokio::select! { _ = stop.cancelled() => return, _ = tokio::time::sleep(pause) => {} }
-            continue;
-        }
-        pause = Duration::from_millis(50);
-        if let Some(ready) = ready.take() {
-            let _ = ready.send(());
-        }
-        // Anything that happened while we were not listening was missed.
-        let _ = events.send(Event::Resync);
-        loop {
-            let next = tokio::select! {
-                _ = stop.cancelled() => return,
-                next = listener.try_recv() => next,
-            };
-            match next {
-                Ok(Some(n)) => {
-                    if let Some(event) = parse_notification(n.channel(), n.payload()) {
-                        let _ = events.send(event);
-                    }
-                }
-                // Connection lost; the listener reconnects on the next call.
-                Ok(None) => {
-                    let _ = events.send(Event::Resync);
-                }
-                Err(e) => {
-                    tracing::warn!(error = %e, "flowstone-queue: LISTEN connection broke; reconnecting");
-                    let _ = events.send(Event::Resync);
-                    break;
-                }
-            }
-        }
-    }
-}
-
-fn parse_notification(channel: &str, payload: &str) -> Option<Event> {
-    match channel {
-        INSERTED_CHANNEL => Some(Event::Inserted(Arc::from(payload))),
-        FINISHED_CHANNEL => {
-            if payload == "*" {
-                return Some(Event::Resync);
-            }
-            let ids: Option<Vec<i64>> = payload.split(',').map(|s| s.parse().ok()).collect();
-            Some(ids.map_or(Event::Resync, |ids| Event::Finished(ids.into())))
-        }
-        _ => None,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    #[test]
-    fn notifications_parse() {
-        assert!(matches!(
-            parse_notification(FINISHED_CHANNEL, "1,2,3"),
-            Some(Event::Finished(ids)) if ids.as_ref() == [1, 2, 3]
-        ));
-        assert!(matches!(
-            parse_notification(FINISHED_CHANNEL, "*"),
-            Some(Event::Resync)
-        ));
-        assert!(matches!(
-            parse_notification(FINISHED_CHANNEL, "x"),
-            Some(Event::Resync)
-        ));
-        assert!(parse_notification("other", "").is_none());
+    /// Connecting to `url` fails at once, naming the engine and the feature to enable.
+    #[allow(dead_code)] // Used only by the builds that lack an engine.
+    async fn refused_for_lack_of(url: &str, engine: &str, feature: &str) {
+        let err = Database::connect(url)
+            .await
+            .expect_err("a build without the engine must refuse its URL");
+        assert!(
+            matches!(&err, Error::EngineNotBuilt { engine: e, feature: f, .. }
+                if *e == engine && *f == feature),
+            "unexpected error: {err:?}"
+        );
+        let shown = err.to_string();
+        assert!(
+            shown.contains(&format!(
+                "this build of flowstone-queue has no {engine} support: enable the `{feature}` feature"
+            )),
+            "{shown}"
+        );
+        assert!(!shown.contains("secret"), "password shown: {shown}");
+    }
+
+    #[cfg(not(feature = "postgres"))]
+    #[tokio::test]
+    async fn a_build_without_postgres_refuses_postgres_urls() {
+        refused_for_lack_of(
+            "postgres://user:secret@127.0.0.1:5432/db",
+            "PostgreSQL",
+            "postgres",
+        )
+        .await;
+        refused_for_lack_of("postgresql://localhost/db", "PostgreSQL", "postgres").await;
+    }
+
+    #[cfg(not(feature = "sqlite"))]
+    #[tokio::test]
+    async fn a_build_without_sqlite_refuses_sqlite_urls() {
+        refused_for_lack_of("sqlite::memory:", "SQLite", "sqlite").await;
+        refused_for_lack_of("sqlite://jobs.db", "SQLite", "sqlite").await;
+    }
+
+    #[tokio::test]
+    async fn an_unknown_scheme_is_a_bad_url() {
+        let err = Database::connect("mysql://localhost/db").await.unwrap_err();
+        assert!(
+            matches!(&err, Error::BadUrl { reason, .. } if reason.contains("`mysql`")),
+            "{err:?}"
+        );
     }
 }

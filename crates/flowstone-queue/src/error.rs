@@ -31,6 +31,20 @@ pub enum Error {
         reason: String,
     },
 
+    /// The URL names an engine this build was compiled without.
+    #[error(
+        "cannot open `{url}`: this build of flowstone-queue has no {engine} support: enable \
+         the `{feature}` feature"
+    )]
+    EngineNotBuilt {
+        /// The URL, password hidden.
+        url: String,
+        /// The engine the URL names ("SQLite", "PostgreSQL").
+        engine: &'static str,
+        /// The cargo feature that builds it.
+        feature: &'static str,
+    },
+
     /// The database could not be reached or refused the connection.
     #[error(
         "cannot reach the database at `{url}`: {source}. Check that the server is running and \

@@ -7,9 +7,13 @@
 //!
 //! The registry holds weak references: a hub lives as long as a handle uses it.
 
+#[cfg(feature = "sqlite")]
 use std::collections::HashMap;
+#[cfg(feature = "sqlite")]
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, LazyLock, Mutex, Weak};
+use std::sync::Arc;
+#[cfg(feature = "sqlite")]
+use std::sync::{LazyLock, Mutex, Weak};
 
 use tokio::sync::broadcast;
 
@@ -21,6 +25,7 @@ pub(crate) type Hub = Arc<broadcast::Sender<Event>>;
 /// Events a slow receiver may fall behind by before it must resync.
 const CAPACITY: usize = 4096;
 
+#[cfg(feature = "sqlite")]
 static SQLITE_HUBS: LazyLock<Mutex<HashMap<PathBuf, Weak<broadcast::Sender<Event>>>>> =
     LazyLock::new(Default::default);
 
@@ -32,6 +37,7 @@ pub(crate) fn private() -> Hub {
 /// The hub of the SQLite database in `file`, shared with every other handle of this process
 /// on the same file (the path is canonicalised, so relative paths and symlinks meet). A file
 /// that cannot be resolved (an in-memory database) gets a hub of its own.
+#[cfg(feature = "sqlite")]
 pub(crate) fn for_sqlite_file(file: &Path) -> Hub {
     let Ok(key) = std::fs::canonicalize(file) else {
         return private();

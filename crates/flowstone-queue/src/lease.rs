@@ -19,8 +19,12 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 
-use crate::database::{Database, Pool};
-use crate::engine::{micros, now_micros};
+use crate::database::Database;
+use crate::engine::by_engine;
+#[cfg(feature = "postgres")]
+use crate::engine::postgres;
+#[cfg(feature = "sqlite")]
+use crate::engine::sqlite;
 use crate::error::{Error, Result};
 
 /// The lease a worker holds while it runs the single-node duties: pruning of finished rows,
@@ -40,96 +44,36 @@ pub struct LeaseHolder {
 /// `ttl` from now if `holder` already holds it. Returns whether `holder` holds it now.
 pub async fn acquire(db: &Database, name: &str, holder: &str, ttl: Duration) -> Result<bool> {
     check_ttl(name, ttl)?;
-    let won = match db.pool() {
-        Pool::Sqlite(p) => {
+    by_engine!(db.pool(), p => {
+        sqlite: {
             let mut c = p.acquire().await?;
             let _gate = db.write_gate().await;
-            let now = now_micros();
-            sqlx::query(
-                "INSERT INTO flowstone_leases (name, holder, expires_at) VALUES (?1, ?2, ?3)
-                 ON CONFLICT (name) DO UPDATE SET
-                     holder = excluded.holder, expires_at = excluded.expires_at
-                 WHERE flowstone_leases.holder = excluded.holder
-                    OR flowstone_leases.expires_at <= ?4
-                 RETURNING holder",
-            )
-            .bind(name)
-            .bind(holder)
-            .bind(now.saturating_add(micros(ttl)))
-            .bind(now)
-            .fetch_optional(&mut *c)
-            .await?
-            .is_some()
-        }
-        Pool::Postgres(p) => sqlx::query(
-            "INSERT INTO flowstone_leases (name, holder, expires_at)
-                 VALUES ($1, $2, now() + $3 * interval '1 microsecond')
-                 ON CONFLICT (name) DO UPDATE SET
-                     holder = excluded.holder, expires_at = excluded.expires_at
-                 WHERE flowstone_leases.holder = excluded.holder
-                    OR flowstone_leases.expires_at <= now()
-                 RETURNING holder",
-        )
-        .bind(name)
-        .bind(holder)
-        .bind(micros(ttl))
-        .fetch_optional(p)
-        .await?
-        .is_some(),
-    };
-    Ok(won)
+            sqlite::acquire_lease(&mut c, name, holder, ttl).await
+        },
+        postgres: postgres::acquire_lease(p, name, holder, ttl).await,
+    })
 }
 
 /// Gives the lease `name` up if `holder` holds it, so another node can take it at once.
 /// Returns whether it was held by `holder` (an expired lease still counts: nobody took it).
 pub async fn release(db: &Database, name: &str, holder: &str) -> Result<bool> {
-    let released = match db.pool() {
-        Pool::Sqlite(p) => {
+    by_engine!(db.pool(), p => {
+        sqlite: {
             let mut c = p.acquire().await?;
             let _gate = db.write_gate().await;
-            sqlx::query("DELETE FROM flowstone_leases WHERE name = ?1 AND holder = ?2")
-                .bind(name)
-                .bind(holder)
-                .execute(&mut *c)
-                .await?
-                .rows_affected()
-        }
-        Pool::Postgres(p) => {
-            sqlx::query("DELETE FROM flowstone_leases WHERE name = $1 AND holder = $2")
-                .bind(name)
-                .bind(holder)
-                .execute(p)
-                .await?
-                .rows_affected()
-        }
-    };
-    Ok(released > 0)
+            sqlite::release_lease(&mut c, name, holder).await
+        },
+        postgres: postgres::release_lease(p, name, holder).await,
+    })
 }
 
 /// Who holds the lease `name` now; `None` when nobody does (never taken, released, or
 /// expired).
 pub async fn holder(db: &Database, name: &str) -> Result<Option<LeaseHolder>> {
-    let row: Option<(String, i64)> = match db.pool() {
-        Pool::Sqlite(p) => {
-            sqlx::query_as(
-                "SELECT holder, expires_at FROM flowstone_leases
-                 WHERE name = ?1 AND expires_at > ?2",
-            )
-            .bind(name)
-            .bind(now_micros())
-            .fetch_optional(p)
-            .await?
-        }
-        Pool::Postgres(p) => {
-            sqlx::query_as(
-                "SELECT holder, (extract(epoch FROM expires_at) * 1000000)::int8
-                 FROM flowstone_leases WHERE name = $1 AND expires_at > now()",
-            )
-            .bind(name)
-            .fetch_optional(p)
-            .await?
-        }
-    };
+    let row = by_engine!(db.pool(), p => {
+        sqlite: sqlite::lease_holder(p, name).await?,
+        postgres: postgres::lease_holder(p, name).await?,
+    });
     Ok(row.map(|(holder, expires_us)| LeaseHolder {
         holder,
         expires_at: DateTime::from_timestamp_micros(expires_us).unwrap_or(DateTime::<Utc>::MAX_UTC),

@@ -55,7 +55,7 @@ pub mod job;
 pub mod lease;
 pub mod migrate;
 mod redact;
-#[cfg(feature = "testing")]
+#[cfg(all(feature = "testing", feature = "sqlite", feature = "postgres"))]
 pub mod testing;
 mod worker;
 

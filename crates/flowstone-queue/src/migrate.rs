@@ -14,9 +14,14 @@
 //! lock, or `BEGIN IMMEDIATE` on SQLite. Each migration runs in a transaction together with
 //! its record, so a failure leaves the database at the previous version.
 
-use sqlx::{Connection, Executor, Row};
+use sqlx::Row;
 
-use crate::database::{Database, Engine, Pool};
+use crate::database::{Database, Engine};
+use crate::engine::by_engine;
+#[cfg(feature = "postgres")]
+use crate::engine::postgres;
+#[cfg(feature = "sqlite")]
+use crate::engine::sqlite;
 use crate::error::{Error, Result};
 
 /// One schema step, with its SQL for each engine. The SQL may hold several statements.
@@ -37,7 +42,9 @@ impl Migration {
     /// The SQL this migration runs on `engine`.
     pub fn sql(&self, engine: Engine) -> &'static str {
         match engine {
+            #[cfg(feature = "sqlite")]
             Engine::Sqlite => self.sqlite,
+            #[cfg(feature = "postgres")]
             Engine::Postgres => self.postgres,
         }
     }
@@ -64,32 +71,12 @@ pub struct Migrator {
 }
 
 /// What a run has to do, decided from the recorded rows before anything is written.
-struct Plan {
+pub(crate) struct Plan {
     /// Applied rows without a checksum yet: (version, checksum to record).
-    backfill: Vec<(i64, String)>,
+    pub backfill: Vec<(i64, String)>,
     /// Migrations not applied yet, in version order, with their checksums.
-    pending: Vec<(&'static Migration, String)>,
+    pub pending: Vec<(&'static Migration, String)>,
 }
-
-/// Key of the PostgreSQL advisory lock that serialises migration runners ("fsmigrat").
-const PG_LOCK_KEY: i64 = 0x6673_6d69_6772_6174;
-
-const CREATE_TABLE_SQLITE: &str = "CREATE TABLE IF NOT EXISTS flowstone_migrations (
-    component TEXT NOT NULL, version INTEGER NOT NULL, name TEXT NOT NULL,
-    applied_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now')),
-    checksum TEXT,
-    PRIMARY KEY (component, version))";
-const CREATE_TABLE_PG: &str = "CREATE TABLE IF NOT EXISTS flowstone_migrations (
-    component text NOT NULL, version bigint NOT NULL, name text NOT NULL,
-    applied_at timestamptz NOT NULL DEFAULT now(),
-    checksum text,
-    PRIMARY KEY (component, version));
-    ALTER TABLE flowstone_migrations ADD COLUMN IF NOT EXISTS checksum text";
-/// Tables made before checksums existed lack the column (SQLite has no `ADD COLUMN IF NOT
-/// EXISTS`: the runner asks first).
-const HAS_CHECKSUM_SQLITE: &str =
-    "SELECT count(*) FROM pragma_table_info('flowstone_migrations') WHERE name = 'checksum'";
-const ADD_CHECKSUM_SQLITE: &str = "ALTER TABLE flowstone_migrations ADD COLUMN checksum TEXT";
 
 impl Migrator {
     /// A runner for `component`'s migrations (versions must increase).
@@ -114,118 +101,14 @@ impl Migrator {
     /// changing nothing, when an applied migration's SQL differs from this build's
     /// ([`Error::MigrationChanged`]) or the database is newer than this build.
     pub async fn run(&self, db: &Database) -> Result<Vec<i64>> {
-        match db.pool() {
-            Pool::Postgres(pool) => {
-                let mut conn = pool.acquire().await?;
-                conn.execute(sqlx::query("SELECT pg_advisory_lock($1)").bind(PG_LOCK_KEY))
-                    .await?;
-                let outcome = self.run_pg(&mut conn).await;
-                let unlocked = sqlx::query("SELECT pg_advisory_unlock($1)")
-                    .bind(PG_LOCK_KEY)
-                    .execute(&mut *conn)
-                    .await;
-                if unlocked.is_err() {
-                    // Closing the session releases the lock for sure.
-                    conn.close_on_drop();
-                }
-                outcome
-            }
-            Pool::Sqlite(pool) => {
-                let mut conn = pool.acquire().await?;
-                let mut tx = conn.begin_with("BEGIN IMMEDIATE").await?;
-                tx.execute(CREATE_TABLE_SQLITE).await?;
-                let has_checksum: i64 = sqlx::query_scalar(HAS_CHECKSUM_SQLITE)
-                    .fetch_one(&mut *tx)
-                    .await?;
-                if has_checksum == 0 {
-                    tx.execute(ADD_CHECKSUM_SQLITE).await?;
-                }
-                let rows = sqlx::query(
-                    "SELECT version, checksum FROM flowstone_migrations WHERE component = ?",
-                )
-                .bind(self.component)
-                .fetch_all(&mut *tx)
-                .await?;
-                let plan = self.plan(Engine::Sqlite, recorded(rows)?)?;
-                for (version, checksum) in &plan.backfill {
-                    sqlx::query(
-                        "UPDATE flowstone_migrations SET checksum = ? \
-                         WHERE component = ? AND version = ?",
-                    )
-                    .bind(checksum)
-                    .bind(self.component)
-                    .bind(version)
-                    .execute(&mut *tx)
-                    .await?;
-                }
-                let mut done = Vec::new();
-                for (m, checksum) in plan.pending {
-                    sqlx::raw_sql(m.sqlite)
-                        .execute(&mut *tx)
-                        .await
-                        .map_err(|e| self.failed(m, e))?;
-                    sqlx::query(
-                        "INSERT INTO flowstone_migrations (component, version, name, checksum) \
-                         VALUES (?, ?, ?, ?)",
-                    )
-                    .bind(self.component)
-                    .bind(m.version)
-                    .bind(m.name)
-                    .bind(checksum)
-                    .execute(&mut *tx)
-                    .await?;
-                    done.push(m.version);
-                }
-                tx.commit().await?;
-                Ok(done)
-            }
-        }
-    }
-
-    async fn run_pg(&self, conn: &mut sqlx::PgConnection) -> Result<Vec<i64>> {
-        sqlx::raw_sql(CREATE_TABLE_PG).execute(&mut *conn).await?;
-        let rows =
-            sqlx::query("SELECT version, checksum FROM flowstone_migrations WHERE component = $1")
-                .bind(self.component)
-                .fetch_all(&mut *conn)
-                .await?;
-        let plan = self.plan(Engine::Postgres, recorded(rows)?)?;
-        for (version, checksum) in &plan.backfill {
-            sqlx::query(
-                "UPDATE flowstone_migrations SET checksum = $1 \
-                 WHERE component = $2 AND version = $3",
-            )
-            .bind(checksum)
-            .bind(self.component)
-            .bind(version)
-            .execute(&mut *conn)
-            .await?;
-        }
-        let mut done = Vec::new();
-        for (m, checksum) in plan.pending {
-            let mut tx = conn.begin().await?;
-            sqlx::raw_sql(m.postgres)
-                .execute(&mut *tx)
-                .await
-                .map_err(|e| self.failed(m, e))?;
-            sqlx::query(
-                "INSERT INTO flowstone_migrations (component, version, name, checksum) \
-                 VALUES ($1, $2, $3, $4)",
-            )
-            .bind(self.component)
-            .bind(m.version)
-            .bind(m.name)
-            .bind(checksum)
-            .execute(&mut *tx)
-            .await?;
-            tx.commit().await?;
-            done.push(m.version);
-        }
-        Ok(done)
+        by_engine!(db.pool(), pool => {
+            sqlite: sqlite::run_migrations(pool, self).await,
+            postgres: postgres::run_migrations(pool, self).await,
+        })
     }
 
     /// Compares the recorded rows `(version, checksum)` with this build's migrations.
-    fn plan(&self, engine: Engine, applied: Vec<(i64, Option<String>)>) -> Result<Plan> {
+    pub(crate) fn plan(&self, engine: Engine, applied: Vec<(i64, Option<String>)>) -> Result<Plan> {
         let known = self.migrations.iter().map(|m| m.version).max().unwrap_or(0);
         if let Some(found) = applied.iter().map(|(v, _)| *v).max()
             && found > known
@@ -260,7 +143,7 @@ impl Migrator {
         Ok(plan)
     }
 
-    fn failed(&self, m: &Migration, source: sqlx::Error) -> Error {
+    pub(crate) fn failed(&self, m: &Migration, source: sqlx::Error) -> Error {
         Error::Migration {
             component: self.component.to_string(),
             version: m.version,
@@ -271,7 +154,7 @@ impl Migrator {
 }
 
 /// Decodes `(version, checksum)` rows.
-fn recorded<R: Row>(rows: Vec<R>) -> Result<Vec<(i64, Option<String>)>>
+pub(crate) fn recorded<R: Row>(rows: Vec<R>) -> Result<Vec<(i64, Option<String>)>>
 where
     usize: sqlx::ColumnIndex<R>,
     for<'r> i64: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
@@ -307,7 +190,8 @@ pub static QUEUE_MIGRATIONS: Migrator = Migrator::new(
     ],
 );
 
-#[cfg(test)]
+// The vectors compare both engines' checksums.
+#[cfg(all(test, feature = "sqlite", feature = "postgres"))]
 mod tests {
     use super::*;
 

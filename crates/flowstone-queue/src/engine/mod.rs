@@ -3,9 +3,34 @@
 //! the shared types (the two engines select the same column names and types: JSON as text,
 //! timestamps as microseconds since the epoch), and publishes in-process events after
 //! writes so waiters and workers in this process wake at once.
+//!
+//! Each engine is a cargo feature (`sqlite`, `postgres`). This module is where the crate
+//! says so: the dialect modules are compiled only with their feature, and every choice of
+//! dialect goes through `by_engine!`, whose arm for a missing engine is compiled out.
+//! (`database.rs` gates the `Engine` and `Pool` variants and refuses, at connect, the URL of
+//! an engine the build lacks.)
 
+#[cfg(feature = "postgres")]
+pub(crate) mod notify;
+#[cfg(feature = "postgres")]
 pub(crate) mod postgres;
+#[cfg(feature = "sqlite")]
 pub(crate) mod sqlite;
+
+/// Runs the arm for the engine of a [`Pool`](crate::Pool):
+/// `by_engine!(db.pool(), p => { sqlite: sqlite::f(p).await, postgres: postgres::f(p).await })`.
+/// The arm of an engine this build lacks is compiled out, names and all.
+macro_rules! by_engine {
+    ($pool:expr, $bind:pat => { sqlite: $sqlite:expr, postgres: $postgres:expr $(,)? }) => {
+        match $pool {
+            #[cfg(feature = "sqlite")]
+            $crate::database::Pool::Sqlite($bind) => $sqlite,
+            #[cfg(feature = "postgres")]
+            $crate::database::Pool::Postgres($bind) => $postgres,
+        }
+    };
+}
+pub(crate) use by_engine;
 
 use std::time::Duration;
 
@@ -106,7 +131,9 @@ pub(crate) enum CancelTarget<'a> {
 
 /// A connection a worker keeps for its claim/ack loop (no pool round trip per cycle).
 pub(crate) enum Conn {
+    #[cfg(feature = "sqlite")]
     Sqlite(PoolConnection<sqlx::Sqlite>),
+    #[cfg(feature = "postgres")]
     Postgres(PoolConnection<sqlx::Postgres>),
 }
 
@@ -124,14 +151,24 @@ pub(crate) enum Role {
 /// ack batch, and ack batches grow with load. SQLite: no, it has one writer at a time; one
 /// transaction does both.
 pub(crate) fn separate_acker(db: &Database) -> bool {
-    matches!(db.pool(), Pool::Postgres(_))
+    by_engine!(db.pool(), _ => { sqlite: false, postgres: true })
+}
+
+/// Whether a job's result may keep NUL characters: SQLite's text keeps results exactly;
+/// PostgreSQL's jsonb holds no NUL.
+pub(crate) fn results_hold_nul(db: &Database) -> bool {
+    by_engine!(db.pool(), _ => { sqlite: true, postgres: false })
 }
 
 impl Conn {
     pub async fn acquire(db: &Database, role: Role) -> Result<Self> {
-        Ok(match db.pool() {
-            Pool::Sqlite(p) => Self::Sqlite(p.acquire().await?),
-            Pool::Postgres(p) => {
+        Ok(by_engine!(db.pool(), p => {
+            sqlite: {
+                // One kind of connection serves every role on SQLite.
+                let _ = role;
+                Self::Sqlite(p.acquire().await?)
+            },
+            postgres: {
                 let mut c = p.acquire().await?;
                 if role == (Role::Claims { durable: false }) {
                     postgres::prepare_claim_connection(&mut c).await?;
@@ -139,14 +176,16 @@ impl Conn {
                     c.close_on_drop();
                 }
                 Self::Postgres(c)
-            }
-        })
+            },
+        }))
     }
 
     /// Drops a connection that failed, closing it instead of returning it to the pool.
     pub fn discard(mut self) {
         match &mut self {
+            #[cfg(feature = "sqlite")]
             Self::Sqlite(c) => c.close_on_drop(),
+            #[cfg(feature = "postgres")]
             Self::Postgres(c) => c.close_on_drop(),
         }
     }
@@ -171,10 +210,12 @@ pub(crate) async fn ack_and_claim(
     claim: Option<ClaimSpec<'_>>,
 ) -> Result<Written> {
     let (claimed, applied) = match conn {
+        #[cfg(feature = "sqlite")]
         Conn::Sqlite(c) => {
             let _gate = db.write_gate().await;
             sqlite::ack_and_claim(c, acks, claim).await?
         }
+        #[cfg(feature = "postgres")]
         Conn::Postgres(c) => postgres::ack_and_claim(c, acks, claim).await?,
     };
     let late = if applied.len() == acks.len() {
@@ -206,6 +247,7 @@ pub(crate) async fn insert_many(db: &Database, jobs: &[NewJob]) -> Result<Vec<In
     let keys: Vec<Option<String>> = jobs.iter().map(NewJob::unique_key).collect();
     let atomic = jobs.len() > 1;
     let out = match db.pool() {
+        #[cfg(feature = "sqlite")]
         Pool::Sqlite(p) => {
             let mut c = p.acquire().await?;
             let _gate = db.write_gate().await;
@@ -230,6 +272,7 @@ pub(crate) async fn insert_many(db: &Database, jobs: &[NewJob]) -> Result<Vec<In
                 insert_chunks(InsertConn::Sqlite(&mut c), jobs, &keys).await?
             }
         }
+        #[cfg(feature = "postgres")]
         Pool::Postgres(p) => {
             if atomic {
                 let mut tx = p.begin().await?;
@@ -269,7 +312,9 @@ pub(crate) async fn insert_many(db: &Database, jobs: &[NewJob]) -> Result<Vec<In
 
 /// The connection (inside the batch's transaction, if any) an insert runs on.
 enum InsertConn<'c> {
+    #[cfg(feature = "sqlite")]
     Sqlite(&'c mut sqlx::SqliteConnection),
+    #[cfg(feature = "postgres")]
     Postgres(&'c mut sqlx::PgConnection),
 }
 
@@ -334,6 +379,7 @@ async fn narrow_rejected(
 /// Whether the database rejects inserting `jobs` (tried in a transaction rolled back after).
 async fn rejects(conn: &mut InsertConn<'_>, jobs: &[&NewJob], keys: &[Option<&str>]) -> bool {
     let tried = match conn {
+        #[cfg(feature = "sqlite")]
         InsertConn::Sqlite(c) => match sqlx::Connection::begin(&mut **c).await {
             Ok(mut tx) => {
                 let tried = sqlite::insert(&mut tx, jobs, keys).await;
@@ -342,6 +388,7 @@ async fn rejects(conn: &mut InsertConn<'_>, jobs: &[&NewJob], keys: &[Option<&st
             }
             Err(e) => Err(e.into()),
         },
+        #[cfg(feature = "postgres")]
         InsertConn::Postgres(c) => match sqlx::Connection::begin(&mut **c).await {
             Ok(mut tx) => {
                 let tried = postgres::insert(&mut tx, jobs, keys).await;
@@ -367,7 +414,9 @@ async fn insert_chunk_resolving_conflicts(
         let batch: Vec<&NewJob> = todo.iter().map(|&i| &jobs[i]).collect();
         let batch_keys: Vec<Option<&str>> = todo.iter().map(|&i| keys[i].as_deref()).collect();
         let inserted = match conn {
+            #[cfg(feature = "sqlite")]
             InsertConn::Sqlite(c) => sqlite::insert(c, &batch, &batch_keys).await?,
+            #[cfg(feature = "postgres")]
             InsertConn::Postgres(c) => postgres::insert(c, &batch, &batch_keys).await?,
         };
         // Rows come back sorted by id, which follows input order; conflicts are missing.
@@ -391,7 +440,9 @@ async fn insert_chunk_resolving_conflicts(
         }
         let wanted: Vec<String> = conflicted.iter().filter_map(|&i| keys[i].clone()).collect();
         let holders = match conn {
+            #[cfg(feature = "sqlite")]
             InsertConn::Sqlite(c) => sqlite::active_by_unique_keys(c, &wanted).await?,
+            #[cfg(feature = "postgres")]
             InsertConn::Postgres(c) => postgres::active_by_unique_keys(c, &wanted).await?,
         };
         todo.clear();
@@ -426,25 +477,25 @@ async fn insert_chunk_resolving_conflicts(
 }
 
 pub(crate) async fn get(db: &Database, id: i64) -> Result<Option<Job>> {
-    match db.pool() {
-        Pool::Sqlite(p) => sqlite::get(p, id).await,
-        Pool::Postgres(p) => postgres::get(p, id).await,
-    }
+    by_engine!(db.pool(), p => {
+        sqlite: sqlite::get(p, id).await,
+        postgres: postgres::get(p, id).await,
+    })
 }
 
 pub(crate) async fn list(db: &Database, filter: &JobFilter) -> Result<Vec<Job>> {
-    match db.pool() {
-        Pool::Sqlite(p) => sqlite::list(p, filter).await,
-        Pool::Postgres(p) => postgres::list(p, filter).await,
-    }
+    by_engine!(db.pool(), p => {
+        sqlite: sqlite::list(p, filter).await,
+        postgres: postgres::list(p, filter).await,
+    })
 }
 
 /// The state of each of `ids` that exists (SQLite and PostgreSQL take any number of ids).
 pub(crate) async fn states(db: &Database, ids: &[i64]) -> Result<Vec<(i64, JobState)>> {
-    let rows = match db.pool() {
-        Pool::Sqlite(p) => sqlite::states(p, ids).await?,
-        Pool::Postgres(p) => postgres::states(p, ids).await?,
-    };
+    let rows = by_engine!(db.pool(), p => {
+        sqlite: sqlite::states(p, ids).await?,
+        postgres: postgres::states(p, ids).await?,
+    });
     Ok(rows
         .into_iter()
         .filter_map(|(id, s)| JobState::parse(&s).map(|s| (id, s)))
@@ -453,17 +504,17 @@ pub(crate) async fn states(db: &Database, ids: &[i64]) -> Result<Vec<(i64, JobSt
 
 /// The jobs among `ids` that exist, in no particular order.
 pub(crate) async fn get_many(db: &Database, ids: &[i64]) -> Result<Vec<Job>> {
-    match db.pool() {
-        Pool::Sqlite(p) => sqlite::get_many(p, ids).await,
-        Pool::Postgres(p) => postgres::get_many(p, ids).await,
-    }
+    by_engine!(db.pool(), p => {
+        sqlite: sqlite::get_many(p, ids).await,
+        postgres: postgres::get_many(p, ids).await,
+    })
 }
 
 pub(crate) async fn count_batch(db: &Database, batch: &str) -> Result<Vec<(JobState, i64)>> {
-    let rows = match db.pool() {
-        Pool::Sqlite(p) => sqlite::count_batch(p, batch).await?,
-        Pool::Postgres(p) => postgres::count_batch(p, batch).await?,
-    };
+    let rows = by_engine!(db.pool(), p => {
+        sqlite: sqlite::count_batch(p, batch).await?,
+        postgres: postgres::count_batch(p, batch).await?,
+    });
     Ok(rows
         .into_iter()
         .filter_map(|(s, n)| JobState::parse(&s).map(|s| (s, n)))
@@ -473,14 +524,14 @@ pub(crate) async fn count_batch(db: &Database, batch: &str) -> Result<Vec<(JobSt
 /// Cancels pending and running jobs; returns the ids it cancelled. Running ones are
 /// signalled: in-process here, to other processes by NOTIFY (PostgreSQL) or their polling.
 pub(crate) async fn cancel(db: &Database, target: CancelTarget<'_>) -> Result<Vec<i64>> {
-    let ids = match db.pool() {
-        Pool::Sqlite(p) => {
+    let ids = by_engine!(db.pool(), p => {
+        sqlite: {
             let mut c = p.acquire().await?;
             let _gate = db.write_gate().await;
             sqlite::cancel(&mut c, target).await?
-        }
-        Pool::Postgres(p) => postgres::cancel(p, target).await?,
-    };
+        },
+        postgres: postgres::cancel(p, target).await?,
+    });
     if !ids.is_empty() {
         db.publish(Event::Finished(ids.clone().into()));
     }
@@ -488,26 +539,26 @@ pub(crate) async fn cancel(db: &Database, target: CancelTarget<'_>) -> Result<Ve
 }
 
 pub(crate) async fn prune(db: &Database, older_than: Duration, limit: i64) -> Result<u64> {
-    match db.pool() {
-        Pool::Sqlite(p) => {
+    by_engine!(db.pool(), p => {
+        sqlite: {
             let mut c = p.acquire().await?;
             let _gate = db.write_gate().await;
             sqlite::prune(&mut c, older_than, limit).await
-        }
-        Pool::Postgres(p) => postgres::prune(p, older_than, limit).await,
-    }
+        },
+        postgres: postgres::prune(p, older_than, limit).await,
+    })
 }
 
 /// Records that `node` is alive and works `queues`.
 pub(crate) async fn heartbeat(db: &Database, node: &str, queues: &[&str]) -> Result<()> {
-    match db.pool() {
-        Pool::Sqlite(p) => {
+    by_engine!(db.pool(), p => {
+        sqlite: {
             let mut c = p.acquire().await?;
             let _gate = db.write_gate().await;
             sqlite::heartbeat(&mut c, node, queues).await
-        }
-        Pool::Postgres(p) => postgres::heartbeat(p, node, queues).await,
-    }
+        },
+        postgres: postgres::heartbeat(p, node, queues).await,
+    })
 }
 
 /// The nodes that work `queue` and have sent a heartbeat within `within`.
@@ -516,34 +567,34 @@ pub(crate) async fn nodes_serving(
     queue: &str,
     within: Duration,
 ) -> Result<Vec<String>> {
-    match db.pool() {
-        Pool::Sqlite(p) => sqlite::nodes_serving(&mut *p.acquire().await?, queue, within).await,
-        Pool::Postgres(p) => postgres::nodes_serving(p, queue, within).await,
-    }
+    by_engine!(db.pool(), p => {
+        sqlite: sqlite::nodes_serving(&mut *p.acquire().await?, queue, within).await,
+        postgres: postgres::nodes_serving(p, queue, within).await,
+    })
 }
 
 pub(crate) async fn remove_node(db: &Database, node: &str) -> Result<()> {
-    match db.pool() {
-        Pool::Sqlite(p) => {
+    by_engine!(db.pool(), p => {
+        sqlite: {
             let mut c = p.acquire().await?;
             let _gate = db.write_gate().await;
             sqlite::remove_node(&mut c, node).await
-        }
-        Pool::Postgres(p) => postgres::remove_node(p, node).await,
-    }
+        },
+        postgres: postgres::remove_node(p, node).await,
+    })
 }
 
 /// Returns jobs of nodes whose heartbeat is older than `after` to `available` (or
 /// `discarded` when that was their last attempt); forgets those nodes.
 pub(crate) async fn rescue(db: &Database, after: Duration) -> Result<Vec<i64>> {
-    let ids = match db.pool() {
-        Pool::Sqlite(p) => {
+    let ids = by_engine!(db.pool(), p => {
+        sqlite: {
             let mut c = p.acquire().await?;
             let _gate = db.write_gate().await;
             sqlite::rescue(&mut c, after).await?
-        }
-        Pool::Postgres(p) => postgres::rescue(p, after).await?,
-    };
+        },
+        postgres: postgres::rescue(p, after).await?,
+    });
     if !ids.is_empty() {
         db.publish(Event::Resync);
     }
@@ -560,10 +611,10 @@ pub(crate) async fn no_longer_ours(
     if running.is_empty() {
         return Ok(Vec::new());
     }
-    match db.pool() {
-        Pool::Sqlite(p) => sqlite::no_longer_ours(p, node, running).await,
-        Pool::Postgres(p) => postgres::no_longer_ours(p, node, running).await,
-    }
+    by_engine!(db.pool(), p => {
+        sqlite: sqlite::no_longer_ours(p, node, running).await,
+        postgres: postgres::no_longer_ours(p, node, running).await,
+    })
 }
 
 /// Jobs the database says this node has executed for longer than `older_than`.
@@ -572,10 +623,10 @@ pub(crate) async fn executing_on(
     node: &str,
     older_than: Duration,
 ) -> Result<Vec<(i64, i32)>> {
-    match db.pool() {
-        Pool::Sqlite(p) => sqlite::executing_on(p, node, older_than).await,
-        Pool::Postgres(p) => postgres::executing_on(p, node, older_than).await,
-    }
+    by_engine!(db.pool(), p => {
+        sqlite: sqlite::executing_on(p, node, older_than).await,
+        postgres: postgres::executing_on(p, node, older_than).await,
+    })
 }
 
 /// Applies one fenced transition outside a worker's loop (orphan give-back).
@@ -585,18 +636,20 @@ pub(crate) async fn transition(
     attempt: i32,
     to: &Transition,
 ) -> Result<bool> {
-    match db.pool() {
-        Pool::Sqlite(p) => {
+    by_engine!(db.pool(), p => {
+        sqlite: {
             let mut c = p.acquire().await?;
             let _gate = db.write_gate().await;
             sqlite::transition(&mut c, id, attempt, to).await
-        }
-        Pool::Postgres(p) => postgres::transition(&mut *p.acquire().await?, id, attempt, to).await,
-    }
+        },
+        postgres: postgres::transition(&mut *p.acquire().await?, id, attempt, to).await,
+    })
 }
 
 // ---- shared row decoding -------------------------------------------------------------
 
+/// This host's clock in epoch microseconds (SQLite's timestamps; PostgreSQL uses its own).
+#[cfg(feature = "sqlite")]
 pub(crate) fn now_micros() -> i64 {
     Utc::now().timestamp_micros()
 }

@@ -5,15 +5,41 @@
 //! claim. Batches travel as arrays (`unnest`), so statement text is constant and prepared
 //! once. Inserts and finished jobs are announced by triggers (see the migration).
 
+use std::str::FromStr;
 use std::time::Duration;
 
-use sqlx::{PgConnection, PgPool, Row};
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::{Connection, Executor, PgConnection, PgPool, Row};
 
 use super::{
-    Ack, CancelTarget, ClaimSpec, Claimed, Transition, claimed_from_row, job_from_row, pairs,
+    Ack, CancelTarget, ClaimSpec, Claimed, Transition, claimed_from_row, job_from_row, micros,
+    pairs,
 };
+use crate::database::{ConnectOptions, Engine, bad_url, unreachable, within};
 use crate::error::Result;
 use crate::job::{Job, JobFilter, NewJob};
+use crate::migrate::{Migrator, recorded};
+
+// ---- connecting ----------------------------------------------------------------------
+
+/// Opens the pool for a `postgres:` URL.
+pub(crate) async fn connect(url: &str, shown: &str, options: &ConnectOptions) -> Result<PgPool> {
+    let opts = PgConnectOptions::from_str(url).map_err(|e| bad_url(shown, e))?;
+    // One direct connection first: fails at once (the pool would retry until its
+    // acquire timeout) and says why.
+    let probe = within(options.acquire_timeout, PgConnection::connect_with(&opts))
+        .await
+        .map_err(|e| unreachable(shown, e))?;
+    let _ = probe.close().await;
+    PgPoolOptions::new()
+        .max_connections(options.max_connections.unwrap_or(10))
+        .acquire_timeout(options.acquire_timeout)
+        .connect_with(opts)
+        .await
+        .map_err(|e| unreachable(shown, e))
+}
+
+// ---- jobs ----------------------------------------------------------------------------
 
 /// The job columns, with JSON as text and timestamps as epoch microseconds (the shape
 /// `job_from_row` decodes on both engines).
@@ -410,4 +436,126 @@ pub(crate) async fn ack_and_claim(
     }
     claimed.sort_by_key(|c| (c.priority, c.id));
     Ok((claimed, applied))
+}
+
+// ---- leases (see `crate::lease`) -----------------------------------------------------
+
+/// Takes or renews the lease `name` for `holder`; expiry by the server's clock (nodes'
+/// clocks may differ).
+pub(crate) async fn acquire_lease(
+    pool: &PgPool,
+    name: &str,
+    holder: &str,
+    ttl: Duration,
+) -> Result<bool> {
+    let won = sqlx::query(
+        "INSERT INTO flowstone_leases (name, holder, expires_at)
+             VALUES ($1, $2, now() + $3 * interval '1 microsecond')
+             ON CONFLICT (name) DO UPDATE SET
+                 holder = excluded.holder, expires_at = excluded.expires_at
+             WHERE flowstone_leases.holder = excluded.holder
+                OR flowstone_leases.expires_at <= now()
+             RETURNING holder",
+    )
+    .bind(name)
+    .bind(holder)
+    .bind(micros(ttl))
+    .fetch_optional(pool)
+    .await?;
+    Ok(won.is_some())
+}
+
+pub(crate) async fn release_lease(pool: &PgPool, name: &str, holder: &str) -> Result<bool> {
+    let done = sqlx::query("DELETE FROM flowstone_leases WHERE name = $1 AND holder = $2")
+        .bind(name)
+        .bind(holder)
+        .execute(pool)
+        .await?;
+    Ok(done.rows_affected() > 0)
+}
+
+/// The holder of an unexpired lease `name` and its expiry in epoch microseconds.
+pub(crate) async fn lease_holder(pool: &PgPool, name: &str) -> Result<Option<(String, i64)>> {
+    Ok(sqlx::query_as(
+        "SELECT holder, (extract(epoch FROM expires_at) * 1000000)::int8
+         FROM flowstone_leases WHERE name = $1 AND expires_at > now()",
+    )
+    .bind(name)
+    .fetch_optional(pool)
+    .await?)
+}
+
+// ---- migrations (see `crate::migrate`) -----------------------------------------------
+
+/// Key of the advisory lock that serialises migration runners ("fsmigrat").
+const MIGRATION_LOCK_KEY: i64 = 0x6673_6d69_6772_6174;
+
+const CREATE_MIGRATIONS_TABLE: &str = "CREATE TABLE IF NOT EXISTS flowstone_migrations (
+    component text NOT NULL, version bigint NOT NULL, name text NOT NULL,
+    applied_at timestamptz NOT NULL DEFAULT now(),
+    checksum text,
+    PRIMARY KEY (component, version));
+    ALTER TABLE flowstone_migrations ADD COLUMN IF NOT EXISTS checksum text";
+
+/// Runs `migrator` under a session advisory lock (concurrent runners wait), each migration
+/// in its own transaction together with its record.
+pub(crate) async fn run_migrations(pool: &PgPool, migrator: &Migrator) -> Result<Vec<i64>> {
+    let mut conn = pool.acquire().await?;
+    conn.execute(sqlx::query("SELECT pg_advisory_lock($1)").bind(MIGRATION_LOCK_KEY))
+        .await?;
+    let outcome = run_migrations_locked(&mut conn, migrator).await;
+    let unlocked = sqlx::query("SELECT pg_advisory_unlock($1)")
+        .bind(MIGRATION_LOCK_KEY)
+        .execute(&mut *conn)
+        .await;
+    if unlocked.is_err() {
+        // Closing the session releases the lock for sure.
+        conn.close_on_drop();
+    }
+    outcome
+}
+
+async fn run_migrations_locked(conn: &mut PgConnection, migrator: &Migrator) -> Result<Vec<i64>> {
+    let component = migrator.component();
+    sqlx::raw_sql(CREATE_MIGRATIONS_TABLE)
+        .execute(&mut *conn)
+        .await?;
+    let rows =
+        sqlx::query("SELECT version, checksum FROM flowstone_migrations WHERE component = $1")
+            .bind(component)
+            .fetch_all(&mut *conn)
+            .await?;
+    let plan = migrator.plan(Engine::Postgres, recorded(rows)?)?;
+    for (version, checksum) in &plan.backfill {
+        sqlx::query(
+            "UPDATE flowstone_migrations SET checksum = $1 \
+             WHERE component = $2 AND version = $3",
+        )
+        .bind(checksum)
+        .bind(component)
+        .bind(version)
+        .execute(&mut *conn)
+        .await?;
+    }
+    let mut done = Vec::new();
+    for (m, checksum) in plan.pending {
+        let mut tx = conn.begin().await?;
+        sqlx::raw_sql(m.postgres)
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| migrator.failed(m, e))?;
+        sqlx::query(
+            "INSERT INTO flowstone_migrations (component, version, name, checksum) \
+             VALUES ($1, $2, $3, $4)",
+        )
+        .bind(component)
+        .bind(m.version)
+        .bind(m.name)
+        .bind(checksum)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        done.push(m.version);
+    }
+    Ok(done)
 }

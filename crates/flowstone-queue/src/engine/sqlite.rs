@@ -6,16 +6,65 @@
 //! bind-parameter limit; inserts bind each job's columns (see [`insert`]).
 //! Timestamps are epoch microseconds taken from this node's clock.
 
+use std::str::FromStr;
 use std::time::Duration;
 
-use sqlx::{Acquire, Connection, Row, SqliteConnection, SqlitePool};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{Acquire, Connection, Executor, Row, SqliteConnection, SqlitePool};
 
 use super::{
     Ack, CancelTarget, ClaimSpec, Claimed, Transition, claimed_from_row, job_from_row, micros,
     now_micros, pairs,
 };
+use crate::database::{ConnectOptions, Engine, bad_url, unreachable, within};
 use crate::error::Result;
 use crate::job::{Job, JobFilter, NewJob};
+use crate::migrate::{Migrator, recorded};
+
+// ---- connecting ----------------------------------------------------------------------
+
+/// Opens the pool for a `sqlite:` URL (file created if missing): WAL, `synchronous =
+/// NORMAL`, the busy timeout; one connection that is never recycled for an in-memory
+/// database, which lives as long as its connection does.
+pub(crate) async fn connect(
+    url: &str,
+    shown: &str,
+    options: &ConnectOptions,
+) -> Result<SqlitePool> {
+    let opts = SqliteConnectOptions::from_str(url)
+        .map_err(|e| bad_url(shown, e))?
+        .create_if_missing(true)
+        .journal_mode(SqliteJournalMode::Wal)
+        .synchronous(SqliteSynchronous::Normal)
+        .busy_timeout(options.busy_timeout)
+        // Checkpoint (and fsync the database file) every ~40 MB of WAL rather
+        // than every 4 MB: a busy queue rewrites the same few pages constantly.
+        .pragma("wal_autocheckpoint", "10000");
+    let in_memory = url.contains(":memory:") || url.contains("mode=memory");
+    let mut pool = SqlitePoolOptions::new().acquire_timeout(options.acquire_timeout);
+    pool = if in_memory {
+        pool.max_connections(1)
+            .min_connections(1)
+            .idle_timeout(None)
+            .max_lifetime(None)
+    } else {
+        pool.max_connections(options.max_connections.unwrap_or(8))
+    };
+    // One direct connection first: fails at once (the pool would retry until its
+    // acquire timeout) and says why.
+    let probe = within(
+        options.acquire_timeout,
+        SqliteConnection::connect_with(&opts),
+    )
+    .await
+    .map_err(|e| unreachable(shown, e))?;
+    let _ = probe.close().await;
+    pool.connect_with(opts)
+        .await
+        .map_err(|e| unreachable(shown, e))
+}
+
+// ---- jobs ----------------------------------------------------------------------------
 
 macro_rules! job_columns {
     () => {
@@ -532,4 +581,120 @@ async fn complete_and_claim(
     }
     claimed.sort_by_key(|c| (c.priority, c.id));
     Ok((claimed, applied))
+}
+
+// ---- leases (see `crate::lease`) -----------------------------------------------------
+
+/// Takes or renews the lease `name` for `holder`; expiry by this host's clock (all
+/// processes sharing the file share the host).
+pub(crate) async fn acquire_lease(
+    conn: &mut SqliteConnection,
+    name: &str,
+    holder: &str,
+    ttl: Duration,
+) -> Result<bool> {
+    let now = now_micros();
+    let won = sqlx::query(
+        "INSERT INTO flowstone_leases (name, holder, expires_at) VALUES (?1, ?2, ?3)
+         ON CONFLICT (name) DO UPDATE SET
+             holder = excluded.holder, expires_at = excluded.expires_at
+         WHERE flowstone_leases.holder = excluded.holder
+            OR flowstone_leases.expires_at <= ?4
+         RETURNING holder",
+    )
+    .bind(name)
+    .bind(holder)
+    .bind(now.saturating_add(micros(ttl)))
+    .bind(now)
+    .fetch_optional(conn)
+    .await?;
+    Ok(won.is_some())
+}
+
+pub(crate) async fn release_lease(
+    conn: &mut SqliteConnection,
+    name: &str,
+    holder: &str,
+) -> Result<bool> {
+    let done = sqlx::query("DELETE FROM flowstone_leases WHERE name = ?1 AND holder = ?2")
+        .bind(name)
+        .bind(holder)
+        .execute(conn)
+        .await?;
+    Ok(done.rows_affected() > 0)
+}
+
+/// The holder of an unexpired lease `name` and its expiry in epoch microseconds.
+pub(crate) async fn lease_holder(pool: &SqlitePool, name: &str) -> Result<Option<(String, i64)>> {
+    Ok(sqlx::query_as(
+        "SELECT holder, expires_at FROM flowstone_leases
+         WHERE name = ?1 AND expires_at > ?2",
+    )
+    .bind(name)
+    .bind(now_micros())
+    .fetch_optional(pool)
+    .await?)
+}
+
+// ---- migrations (see `crate::migrate`) -----------------------------------------------
+
+const CREATE_MIGRATIONS_TABLE: &str = "CREATE TABLE IF NOT EXISTS flowstone_migrations (
+    component TEXT NOT NULL, version INTEGER NOT NULL, name TEXT NOT NULL,
+    applied_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now')),
+    checksum TEXT,
+    PRIMARY KEY (component, version))";
+/// Tables made before checksums existed lack the column (SQLite has no `ADD COLUMN IF NOT
+/// EXISTS`: the runner asks first).
+const HAS_CHECKSUM: &str =
+    "SELECT count(*) FROM pragma_table_info('flowstone_migrations') WHERE name = 'checksum'";
+const ADD_CHECKSUM: &str = "ALTER TABLE flowstone_migrations ADD COLUMN checksum TEXT";
+
+/// Runs `migrator` in one `BEGIN IMMEDIATE` transaction, which also keeps concurrent
+/// runners out: all its migrations apply, or none.
+pub(crate) async fn run_migrations(pool: &SqlitePool, migrator: &Migrator) -> Result<Vec<i64>> {
+    let component = migrator.component();
+    let mut conn = pool.acquire().await?;
+    let mut tx = conn.begin_with("BEGIN IMMEDIATE").await?;
+    tx.execute(CREATE_MIGRATIONS_TABLE).await?;
+    let has_checksum: i64 = sqlx::query_scalar(HAS_CHECKSUM).fetch_one(&mut *tx).await?;
+    if has_checksum == 0 {
+        tx.execute(ADD_CHECKSUM).await?;
+    }
+    let rows =
+        sqlx::query("SELECT version, checksum FROM flowstone_migrations WHERE component = ?")
+            .bind(component)
+            .fetch_all(&mut *tx)
+            .await?;
+    let plan = migrator.plan(Engine::Sqlite, recorded(rows)?)?;
+    for (version, checksum) in &plan.backfill {
+        sqlx::query(
+            "UPDATE flowstone_migrations SET checksum = ? \
+             WHERE component = ? AND version = ?",
+        )
+        .bind(checksum)
+        .bind(component)
+        .bind(version)
+        .execute(&mut *tx)
+        .await?;
+    }
+    let mut done = Vec::new();
+    for (m, checksum) in plan.pending {
+        sqlx::raw_sql(m.sqlite)
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| migrator.failed(m, e))?;
+        sqlx::query(
+            "INSERT INTO flowstone_migrations (component, version, name, checksum) \
+             VALUES (?, ?, ?, ?)",
+        )
+        .bind(component)
+        .bind(m.version)
+        .bind(m.name)
+        .bind(checksum)
+        .execute(&mut *tx)
+        .await?;
+        done.push(m.version);
+    }
+    tx.commit().await?;
+    Ok(done)
 }

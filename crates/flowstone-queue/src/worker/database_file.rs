@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use super::{Shared, pause};
-use crate::database::Pool;
+use crate::engine::by_engine;
 use crate::error::Error;
 
 /// What identifies the file a path named when the worker started.
@@ -43,13 +43,16 @@ fn identity(path: &Path) -> std::io::Result<Identity> {
 
 /// The database file to watch: SQLite on a file that exists now (not in memory).
 pub(super) fn watched_file(shared: &Shared) -> Option<PathBuf> {
-    let Pool::Sqlite(pool) = shared.db.pool() else {
-        return None;
-    };
     if shared.db.single_connection() {
         return None;
     }
-    std::fs::canonicalize(pool.connect_options().get_filename()).ok()
+    by_engine!(shared.db.pool(), pool => {
+        sqlite: std::fs::canonicalize(pool.connect_options().get_filename()).ok(),
+        postgres: {
+            let _ = pool;
+            None
+        },
+    })
 }
 
 /// Stops the worker with [`Error::DatabaseFileGone`] once `path` no longer names the file it

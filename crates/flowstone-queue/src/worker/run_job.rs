@@ -65,8 +65,7 @@ pub(super) fn start_job(shared: &Arc<Shared>, job: Claimed, ack_tx: mpsc::Unboun
         node: Arc::clone(&shared.node),
         args: job.args,
     };
-    // jsonb holds no NUL character; SQLite's text keeps results exactly.
-    let results_hold_nul = shared.db.engine() != crate::database::Engine::Postgres;
+    let results_hold_nul = engine::results_hold_nul(&shared.db);
     tokio::spawn(async move {
         let run = std::panic::catch_unwind(AssertUnwindSafe(|| (handler.run)(ctx)));
         let outcome = match run {

@@ -4,12 +4,16 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use flowstone_queue::{Database, Pool};
+use flowstone_queue::Database;
 
+use super::by_engine;
+#[cfg(feature = "postgres")]
+use super::postgres;
 use super::reader::Reader;
 use super::rows::{OutputRow, stored_time};
+#[cfg(feature = "sqlite")]
+use super::sqlite;
 use super::writer::{Write, Writer};
-use super::{postgres, sqlite};
 use crate::error::Result;
 use crate::io::{IoManager, IoMetadata, Stored};
 use crate::output::Output;
@@ -61,17 +65,17 @@ impl IoManager for SqlBlobIo {
 
     async fn delete(&self, asset: &str, partition: &Partition) -> Result<bool> {
         let partition = partition.encode();
-        match self.db.pool() {
-            Pool::Sqlite(pool) => sqlite::delete_output(pool, asset, &partition).await,
-            Pool::Postgres(pool) => postgres::delete_output(pool, asset, &partition).await,
-        }
+        by_engine!(self.db.pool(), pool => {
+            sqlite: sqlite::delete_output(pool, asset, &partition).await,
+            postgres: postgres::delete_output(pool, asset, &partition).await,
+        })
     }
 
     async fn metadata(&self, asset: &str, partition: &Partition) -> Result<Option<IoMetadata>> {
         let partition = partition.encode();
-        match self.db.pool() {
-            Pool::Sqlite(pool) => sqlite::output_metadata(pool, asset, &partition).await,
-            Pool::Postgres(pool) => postgres::output_metadata(pool, asset, &partition).await,
-        }
+        by_engine!(self.db.pool(), pool => {
+            sqlite: sqlite::output_metadata(pool, asset, &partition).await,
+            postgres: postgres::output_metadata(pool, asset, &partition).await,
+        })
     }
 }

@@ -3,12 +3,16 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use flowstone_queue::{Database, Pool};
+use flowstone_queue::Database;
 
+use super::by_engine;
+#[cfg(feature = "postgres")]
+use super::postgres;
 use super::retention::{self, Deleted};
 use super::rows::{EdgeRow, encode_key, stored_time};
+#[cfg(feature = "sqlite")]
+use super::sqlite;
 use super::writer::{Write, Writer};
-use super::{postgres, sqlite};
 use crate::error::Result;
 use crate::ids::RunId;
 use crate::lineage::{LineageStore, MaterializationKey};
@@ -59,10 +63,10 @@ impl LineageStore for SqlLineage {
     async fn consumed_by(&self, consumer: &MaterializationKey) -> Result<Vec<MaterializationKey>> {
         let [asset, partition, run] = encode_key(consumer);
         let key = [asset.as_str(), partition.as_str(), run.as_str()];
-        match self.db.pool() {
-            Pool::Sqlite(pool) => sqlite::consumed_by(pool, key).await,
-            Pool::Postgres(pool) => postgres::consumed_by(pool, key).await,
-        }
+        by_engine!(self.db.pool(), pool => {
+            sqlite: sqlite::consumed_by(pool, key).await,
+            postgres: postgres::consumed_by(pool, key).await,
+        })
     }
 
     async fn consumers_of(
@@ -74,10 +78,10 @@ impl LineageStore for SqlLineage {
         let partition = partition.map(Partition::encode);
         let run = run_id.map(|r| r.to_string());
         let (partition, run) = (partition.as_deref(), run.as_deref());
-        let mut keys = match self.db.pool() {
-            Pool::Sqlite(pool) => sqlite::consumers_of(pool, asset, partition, run).await?,
-            Pool::Postgres(pool) => postgres::consumers_of(pool, asset, partition, run).await?,
-        };
+        let mut keys = by_engine!(self.db.pool(), pool => {
+            sqlite: sqlite::consumers_of(pool, asset, partition, run).await?,
+            postgres: postgres::consumers_of(pool, asset, partition, run).await?,
+        });
         // The model's order, which the encoded text's order need not follow.
         keys.sort();
         Ok(keys)
@@ -93,9 +97,9 @@ impl LineageStore for SqlLineage {
         partition: &Partition,
     ) -> Result<Option<RunId>> {
         let partition = partition.encode();
-        match self.db.pool() {
-            Pool::Sqlite(pool) => sqlite::latest_consumer_run(pool, asset, &partition).await,
-            Pool::Postgres(pool) => postgres::latest_consumer_run(pool, asset, &partition).await,
-        }
+        by_engine!(self.db.pool(), pool => {
+            sqlite: sqlite::latest_consumer_run(pool, asset, &partition).await,
+            postgres: postgres::latest_consumer_run(pool, asset, &partition).await,
+        })
     }
 }

@@ -10,10 +10,14 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::OnceLock;
 
-use flowstone_queue::{Database, Pool};
+use flowstone_queue::Database;
 use tokio::sync::{mpsc, oneshot};
 
-use super::{postgres, sqlite};
+use super::by_engine;
+#[cfg(feature = "postgres")]
+use super::postgres;
+#[cfg(feature = "sqlite")]
+use super::sqlite;
 use crate::error::{Error, Result};
 use crate::io::Stored;
 
@@ -94,10 +98,10 @@ async fn fetch(
                     chunk.len().next_power_of_two() - chunk.len(),
                 ))
                 .collect();
-            let outputs = match db.pool() {
-                Pool::Sqlite(pool) => sqlite::outputs(pool, asset, &padded).await?,
-                Pool::Postgres(pool) => postgres::outputs(pool, asset, &padded).await?,
-            };
+            let outputs = by_engine!(db.pool(), pool => {
+                sqlite: sqlite::outputs(pool, asset, &padded).await?,
+                postgres: postgres::outputs(pool, asset, &padded).await?,
+            });
             for (partition, stored) in outputs {
                 found.insert(((*asset).to_owned(), partition), stored);
             }

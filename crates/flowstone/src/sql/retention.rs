@@ -9,11 +9,15 @@
 //! million records costs a few index probes per chunk, not a million-row sort.
 
 use chrono::{DateTime, Utc};
-use flowstone_queue::{Database, Pool};
+use flowstone_queue::Database;
 use sqlx::{ColumnIndex, Decode, Row, Type};
 
+use super::by_engine;
+#[cfg(feature = "postgres")]
+use super::postgres;
 use super::rows::{column, parse_partition, parse_run_id, to_micros};
-use super::{postgres, sqlite};
+#[cfg(feature = "sqlite")]
+use super::sqlite;
 use crate::error::Result;
 use crate::lineage::MaterializationKey;
 use crate::store::RetentionPolicy;
@@ -162,10 +166,10 @@ impl Rule {
 
 async fn group_page(db: &Database, after: Option<&(String, String)>) -> Result<Vec<GroupStats>> {
     let after = after.map(|(asset, partition)| (asset.as_str(), partition.as_str()));
-    match db.pool() {
-        Pool::Sqlite(pool) => sqlite::group_page(pool, after, PAGE_ROWS).await,
-        Pool::Postgres(pool) => postgres::group_page(pool, after, PAGE_ROWS).await,
-    }
+    by_engine!(db.pool(), pool => {
+        sqlite: sqlite::group_page(pool, after, PAGE_ROWS).await,
+        postgres: postgres::group_page(pool, after, PAGE_ROWS).await,
+    })
 }
 
 /// The order key of the record at `offset` (0 = newest) of (asset, partition).
@@ -176,17 +180,17 @@ async fn key_at(
     offset: usize,
 ) -> Result<Option<OrderKey>> {
     let offset = i64::try_from(offset).unwrap_or(i64::MAX);
-    match db.pool() {
-        Pool::Sqlite(pool) => sqlite::key_at(pool, asset, partition, offset).await,
-        Pool::Postgres(pool) => postgres::key_at(pool, asset, partition, offset).await,
-    }
+    by_engine!(db.pool(), pool => {
+        sqlite: sqlite::key_at(pool, asset, partition, offset).await,
+        postgres: postgres::key_at(pool, asset, partition, offset).await,
+    })
 }
 
 async fn latest_success(db: &Database, asset: &str, partition: &str) -> Result<Option<String>> {
-    match db.pool() {
-        Pool::Sqlite(pool) => sqlite::latest_success(pool, asset, partition).await,
-        Pool::Postgres(pool) => postgres::latest_success(pool, asset, partition).await,
-    }
+    by_engine!(db.pool(), pool => {
+        sqlite: sqlite::latest_success(pool, asset, partition).await,
+        postgres: postgres::latest_success(pool, asset, partition).await,
+    })
 }
 
 /// Run ids of (asset, partition) below `threshold`, but `except`, oldest first, at most `limit`.
@@ -200,14 +204,14 @@ async fn older_than(
 ) -> Result<Vec<String>> {
     let limit = i64::try_from(limit).unwrap_or(i64::MAX);
     let except = except.unwrap_or("");
-    match db.pool() {
-        Pool::Sqlite(pool) => {
+    by_engine!(db.pool(), pool => {
+        sqlite: {
             sqlite::older_than(pool, asset, partition, threshold, except, limit).await
-        }
-        Pool::Postgres(pool) => {
+        },
+        postgres: {
             postgres::older_than(pool, asset, partition, threshold, except, limit).await
-        }
-    }
+        },
+    })
 }
 
 /// Keys per delete statement.
@@ -230,10 +234,10 @@ pub(crate) async fn delete(
     let mut deleted = 0;
     for chunk in keys.chunks(KEYS_PER_DELETE) {
         let keys: Vec<[String; 3]> = chunk.iter().map(super::rows::encode_key).collect();
-        deleted += match db.pool() {
-            Pool::Sqlite(pool) => sqlite::delete(db, pool, what, &keys).await?,
-            Pool::Postgres(pool) => postgres::delete(pool, what, &keys).await?,
-        };
+        deleted += by_engine!(db.pool(), pool => {
+            sqlite: sqlite::delete(db, pool, what, &keys).await?,
+            postgres: postgres::delete(pool, what, &keys).await?,
+        });
     }
     Ok(deleted)
 }

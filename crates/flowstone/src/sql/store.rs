@@ -3,14 +3,18 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use flowstone_queue::{Database, Pool};
+use flowstone_queue::Database;
 
 use chrono::{DateTime, Utc};
 
+use super::by_engine;
+#[cfg(feature = "postgres")]
+use super::postgres;
 use super::retention::{self, Deleted};
 use super::rows::{RecordFilter, RecordRow};
+#[cfg(feature = "sqlite")]
+use super::sqlite;
 use super::writer::{Write, Writer};
-use super::{postgres, sqlite};
 use crate::error::Result;
 use crate::ids::RunId;
 use crate::lineage::MaterializationKey;
@@ -55,10 +59,10 @@ impl MaterializationStore for SqlStore {
     ) -> Result<Option<Materialization>> {
         let (partition, run_id) = (partition.encode(), run_id.to_string());
         let key = [asset, partition.as_str(), run_id.as_str()];
-        match self.db.pool() {
-            Pool::Sqlite(pool) => sqlite::record(pool, key).await,
-            Pool::Postgres(pool) => postgres::record(pool, key).await,
-        }
+        by_engine!(self.db.pool(), pool => {
+            sqlite: sqlite::record(pool, key).await,
+            postgres: postgres::record(pool, key).await,
+        })
     }
 
     async fn list(&self, query: &MaterializationQuery) -> Result<Vec<Materialization>> {
@@ -73,10 +77,10 @@ impl MaterializationStore for SqlStore {
                 .limit
                 .map_or(i64::MAX, |l| i64::try_from(l).unwrap_or(i64::MAX)),
         };
-        match self.db.pool() {
-            Pool::Sqlite(pool) => sqlite::records(pool, filter).await,
-            Pool::Postgres(pool) => postgres::records(pool, filter).await,
-        }
+        by_engine!(self.db.pool(), pool => {
+            sqlite: sqlite::records(pool, filter).await,
+            postgres: postgres::records(pool, filter).await,
+        })
     }
 
     async fn expired(
@@ -94,9 +98,9 @@ impl MaterializationStore for SqlStore {
     }
 
     async fn latest_per_partition(&self, asset: &str) -> Result<Vec<Materialization>> {
-        match self.db.pool() {
-            Pool::Sqlite(pool) => sqlite::latest_records(pool, asset).await,
-            Pool::Postgres(pool) => postgres::latest_records(pool, asset).await,
-        }
+        by_engine!(self.db.pool(), pool => {
+            sqlite: sqlite::latest_records(pool, asset).await,
+            postgres: postgres::latest_records(pool, asset).await,
+        })
     }
 }

@@ -16,11 +16,15 @@
 use std::collections::HashMap;
 use std::sync::OnceLock;
 
-use flowstone_queue::{Database, Pool};
+use flowstone_queue::Database;
 use tokio::sync::{mpsc, oneshot};
 
+use super::by_engine;
+#[cfg(feature = "postgres")]
+use super::postgres;
 use super::rows::{EdgeRow, OutputRow, RecordRow};
-use super::{postgres, sqlite};
+#[cfg(feature = "sqlite")]
+use super::sqlite;
 use crate::error::{Error, Result};
 
 /// Most writes committed together.
@@ -226,10 +230,10 @@ impl Write {
 
 /// Writes one batch in one transaction, in the engine's dialect.
 async fn commit(db: &Database, batch: &Batch) -> Result<()> {
-    match db.pool() {
-        Pool::Sqlite(pool) => sqlite::write(db, pool, batch).await,
-        Pool::Postgres(pool) => postgres::write(pool, batch).await,
-    }
+    by_engine!(db.pool(), pool => {
+        sqlite: sqlite::write(db, pool, batch).await,
+        postgres: postgres::write(pool, batch).await,
+    })
 }
 
 /// One transaction's rows, deduplicated by key (PostgreSQL refuses to upsert a row twice in
