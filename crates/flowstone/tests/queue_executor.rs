@@ -220,9 +220,11 @@ async fn missing_dependency_snoozes_then_succeeds_without_spending_an_attempt(db
         .await
         .unwrap();
     let job = scheduled(&fs, "downstream", queue_run_unpartitioned()).await;
+    // Read the row between attempts (snoozed, waiting): once claimed again it shows the
+    // attempt in flight.
     let snoozed = wait_for("the job to snooze", || async {
         let r = row(&fs, &job).await;
-        (r.snoozed >= 1).then_some(r)
+        (r.snoozed >= 1 && r.state == JobState::Scheduled).then_some(r)
     })
     .await;
     assert_eq!(snoozed.attempt, 0, "a snooze gives the attempt back");
