@@ -216,6 +216,74 @@ pub enum Error {
     Database(#[from] sqlx::Error),
 }
 
+impl Error {
+    /// True when the statement did not reach a verdict: the connection was lost or closed
+    /// (PostgreSQL terminated the backend, restarted or failed over; the socket broke; the
+    /// pool timed out), or the database was momentarily busy (SQLite's lock, a serialization
+    /// failure, a deadlock, a full disk). The same statement may succeed on a fresh
+    /// connection, so work that must not be lost, like an ack of finished work, is retried.
+    /// Only an error the database returns for the statement itself is a rejection.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            Error::Unreachable { .. } => true,
+            Error::Database(e) => transient_sqlx(e),
+            _ => false,
+        }
+    }
+
+    /// True when the database answered the statement with an error of its own (bad data,
+    /// a violated constraint): retrying it unchanged would fail again.
+    pub fn is_rejection(&self) -> bool {
+        matches!(self, Error::Database(sqlx::Error::Database(_))) && !self.is_transient()
+    }
+}
+
+/// Which driver errors say nothing about the statement (see [`Error::is_transient`]): a
+/// broken connection or pool, and the codes of a statement that may succeed when run again:
+/// PostgreSQL's SQLSTATE classes 08 (connection exception), 57 (operator intervention:
+/// terminated by an administrator, a crash or a shutdown) and 53 (insufficient resources),
+/// serialization failures and deadlocks; SQLite's BUSY, LOCKED, IOERR, FULL and CANTOPEN
+/// families.
+fn transient_sqlx(e: &sqlx::Error) -> bool {
+    match e {
+        sqlx::Error::Io(_)
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::Protocol(_)
+        | sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::WorkerCrashed => true,
+        sqlx::Error::Database(db) => {
+            let Some(code) = db.code() else { return false };
+            if from_sqlite(db.as_ref()) {
+                // Extended result codes keep the primary code in their low byte.
+                code.parse::<u32>()
+                    .is_ok_and(|c| matches!(c & 0xff, 5 | 6 | 10 | 13 | 14))
+            } else {
+                code.starts_with("08")
+                    || code.starts_with("57")
+                    || code.starts_with("53")
+                    || code == "40001"
+                    || code == "40P01"
+            }
+        }
+        _ => false,
+    }
+}
+
+/// Whether the database error came from SQLite (its codes are numbers, PostgreSQL's are
+/// SQLSTATEs).
+fn from_sqlite(db: &dyn sqlx::error::DatabaseError) -> bool {
+    #[cfg(feature = "sqlite")]
+    {
+        db.try_downcast_ref::<sqlx::sqlite::SqliteError>().is_some()
+    }
+    #[cfg(not(feature = "sqlite"))]
+    {
+        let _ = db;
+        false
+    }
+}
+
 /// `job 7`, or `jobs 7..9` for a range of several.
 fn shown_rows(rows: &std::ops::Range<usize>) -> String {
     if rows.len() == 1 {

@@ -24,11 +24,14 @@ pub struct JobContext {
     pub queue: String,
     /// Kind (the handler's name).
     pub kind: String,
-    /// This attempt, from 1.
+    /// This attempt, from 1. Every delivery of the job takes the next number, snoozes and
+    /// re-deliveries of lost claims included, so `(id, attempt)` runs at most once.
     pub attempt: i32,
     /// Attempts allowed.
     pub max_attempts: i32,
-    /// Times the job snoozed before (snoozes do not spend attempts; limit them here).
+    /// Times the job snoozed before. A snooze takes an attempt number but raises
+    /// `max_attempts` with it, so snoozes never use up the job's attempts (as in Oban);
+    /// limit them here.
     pub snoozed: i32,
     /// Metadata.
     pub meta: Value,
@@ -94,7 +97,8 @@ pub enum Outcome {
         /// What went wrong.
         error: String,
     },
-    /// Not now: run again after `Duration`, without spending an attempt.
+    /// Not now: run again after `Duration`, without using up an attempt (the next attempt
+    /// number, with `max_attempts` raised by one).
     Snooze(Duration),
     /// Stop: the job ends `cancelled`.
     Cancelled {

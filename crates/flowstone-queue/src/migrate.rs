@@ -187,6 +187,12 @@ pub static QUEUE_MIGRATIONS: Migrator = Migrator::new(
             sqlite: include_str!("../migrations/sqlite/0003_node_queues.sql"),
             postgres: include_str!("../migrations/postgres/0003_node_queues.sql"),
         },
+        Migration {
+            version: 4,
+            name: "served_kinds",
+            sqlite: include_str!("../migrations/sqlite/0004_served_kinds.sql"),
+            postgres: include_str!("../migrations/postgres/0004_served_kinds.sql"),
+        },
     ],
 );
 

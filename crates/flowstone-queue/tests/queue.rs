@@ -26,14 +26,15 @@ flowstone_queue::both_engines!(
     retry_then_complete_records_errors,
     out_of_attempts_discards,
     non_retryable_error_discards_at_once,
-    snooze_does_not_spend_an_attempt,
+    snooze_does_not_use_up_an_attempt,
     concurrent_unique_inserts_make_one_job,
     four_workers_never_run_a_job_twice,
     cancel_pending_job_never_runs,
     cancelling_a_finished_job_names_its_state,
     cancel_running_job_fires_token,
     malformed_args_are_discarded_and_worker_goes_on,
-    unknown_kind_is_given_back_without_spending_attempts,
+    a_worker_never_claims_a_kind_it_lacks,
+    unserved_kinds_are_discarded_served_ones_wait,
     batch_list_count_cancel,
     wait_returns_result_and_times_out,
     wait_all_hands_over_each_job_once,
@@ -179,11 +180,12 @@ async fn non_retryable_error_discards_at_once(t: &TestDb) {
     assert_eq!(job.errors[0].error, "input can never work");
 }
 
-async fn snooze_does_not_spend_an_attempt(t: &TestDb) {
+async fn snooze_does_not_use_up_an_attempt(t: &TestDb) {
     let job = run_on_flaky_worker(t, NewJob::new("sleepy", json!({})).max_attempts(1)).await;
-    // One attempt allowed, yet it snoozed once and still completed.
+    // One attempt allowed, yet it snoozed once and still completed: the snooze took attempt
+    // number 1 (numbers are never reused) and raised the limit with it.
     assert_eq!(job.state, JobState::Completed);
-    assert_eq!(job.attempt, 1);
+    assert_eq!((job.attempt, job.max_attempts), (2, 2));
     assert_eq!(job.snoozed, 1);
     assert_eq!(
         job.result,
@@ -440,23 +442,32 @@ async fn malformed_args_are_discarded_and_worker_goes_on(t: &TestDb) {
     worker.shutdown(Duration::from_secs(10)).await;
 }
 
-async fn unknown_kind_is_given_back_without_spending_attempts(t: &TestDb) {
+async fn a_worker_never_claims_a_kind_it_lacks(t: &TestDb) {
     let q = migrated(t).await;
-    let mut s = fast();
-    s.unknown_kind_limit = 1000;
     // An old node that does not know the new kind.
     let old = Worker::builder(t.db.clone())
         .node("old")
         .queue("default", 2)
-        .settings(s)
+        .settings(fast())
         .handler("legacy", |_| async { Outcome::complete() })
         .started()
         .await;
-    let id = enqueue(&q, NewJob::new("new_kind", json!({})).max_attempts(1)).await;
-    wait_until("old node gave the job back twice", || async {
-        q.get(id).await.unwrap().unhandled >= 2
-    })
-    .await;
+    let new_job = enqueue(&q, NewJob::new("new_kind", json!({})).max_attempts(1)).await;
+    // Inserted after the new kind's job: a claim that reaches it has passed the other.
+    let legacy = enqueue(&q, NewJob::new("legacy", json!({}))).await;
+    let done = q.wait(legacy, common::PATIENCE).await.unwrap();
+    assert_eq!(done.state, JobState::Completed);
+    let untouched = q.get(new_job).await.unwrap();
+    assert_eq!(
+        (
+            untouched.state,
+            untouched.attempt,
+            untouched.node.as_deref()
+        ),
+        (JobState::Available, 0, None),
+        "the old node must leave a kind it lacks alone"
+    );
+
     let new = Worker::builder(t.db.clone())
         .node("new")
         .queue("default", 2)
@@ -464,29 +475,62 @@ async fn unknown_kind_is_given_back_without_spending_attempts(t: &TestDb) {
         .handler("new_kind", |_| async { Outcome::complete() })
         .started()
         .await;
-    let job = q.wait(id, common::PATIENCE).await.unwrap();
-    assert_eq!(
-        job.state,
-        JobState::Completed,
-        "give-backs spent no attempt"
-    );
-    assert_eq!(job.attempt, 1);
-    assert_eq!(job.node.as_deref(), Some("new"));
+    let job = q.wait(new_job, common::PATIENCE).await.unwrap();
+    assert_eq!(job.state, JobState::Completed);
+    assert_eq!((job.attempt, job.node.as_deref()), (1, Some("new")));
     new.shutdown(Duration::from_secs(10)).await;
-
     old.shutdown(Duration::from_secs(10)).await;
+}
 
-    // Nobody knows this kind: discarded after the limit (3 in `fast()`), naming the kind.
-    let orphan = enqueue(&q, NewJob::new("nobody_knows", json!({}))).await;
-    let strict = fast_worker(&t.db, 1)
-        .handler("legacy", |_| async { Outcome::complete() })
+async fn unserved_kinds_are_discarded_served_ones_wait(t: &TestDb) {
+    let q = migrated(t).await;
+    let mut s = fast();
+    s.unserved_kind_after = Duration::from_secs(1);
+    s.prune_interval = Duration::from_millis(100);
+    let (started, release) = (Flag::default(), Arc::new(tokio::sync::Notify::new()));
+    let (st, rel) = (started.clone(), Arc::clone(&release));
+    let worker = Worker::builder(t.db.clone())
+        .queue("default", 1)
+        .settings(s)
+        .handler("slow", move |_| {
+            let (st, rel) = (st.clone(), Arc::clone(&rel));
+            async move {
+                st.set();
+                rel.notified().await;
+                Outcome::complete()
+            }
+        })
         .started()
         .await;
-    let job = q.wait(orphan, common::PATIENCE).await.unwrap();
-    strict.shutdown(Duration::from_secs(10)).await;
+    let blocker = enqueue(&q, NewJob::new("slow", json!(1))).await;
+    started.wait("the slow job runs").await;
+    // Both due long ago; the only slot is busy, so neither can be claimed now.
+    let long_ago = Utc::now() - chrono::Duration::seconds(30);
+    let waiting = enqueue(&q, NewJob::new("slow", json!(2)).scheduled_at(long_ago)).await;
+    let unserved = enqueue(
+        &q,
+        NewJob::new("nobody_knows", json!(3)).scheduled_at(long_ago),
+    )
+    .await;
+    let job = q.wait(unserved, common::PATIENCE).await.unwrap();
     assert_eq!(job.state, JobState::Discarded);
-    assert!(job.unhandled >= 3);
-    assert!(job.errors.last().unwrap().error.contains("`nobody_knows`"));
+    assert_eq!(job.attempt, 0, "an unserved job never ran");
+    let error = &job.errors.last().expect("the discard says why").error;
+    assert!(
+        error.contains("`nobody_knows`") && error.contains("`default`"),
+        "{error}"
+    );
+    // The statement that discarded it passed over the served kind's job.
+    assert_eq!(job_state(&q, waiting).await, JobState::Available);
+    release.notify_waiters();
+    release.notify_one();
+    for id in [blocker, waiting] {
+        assert_eq!(
+            q.wait(id, common::PATIENCE).await.unwrap().state,
+            JobState::Completed
+        );
+    }
+    worker.shutdown(Duration::from_secs(10)).await;
 }
 
 async fn batch_list_count_cancel(t: &TestDb) {
@@ -656,7 +700,7 @@ async fn migrations_are_recorded_in_own_table_once(t: &TestDb) {
         .iter()
         .map(|m| m.version)
         .collect();
-    assert_eq!(versions, vec![1, 2, 3]);
+    assert_eq!(versions, vec![1, 2, 3, 4]);
     assert_eq!(applied, versions, "exactly one runner applied each version");
     assert!(t.queue().migrate().await.unwrap().is_empty());
     let recorded = scalar(

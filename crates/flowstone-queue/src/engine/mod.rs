@@ -59,7 +59,6 @@ pub(crate) struct Claimed {
     pub attempt: i32,
     pub max_attempts: i32,
     pub snoozed: i32,
-    pub unhandled: i32,
 }
 
 /// A state change that ends an attempt other than plain completion. All of them are
@@ -69,8 +68,10 @@ pub(crate) struct Transition {
     pub state: JobState,
     /// Set `scheduled_at` to now + delay.
     pub delay: Option<Duration>,
-    /// 1 gives the attempt back (snooze, unknown kind).
-    pub give_back: i32,
+    /// 1 raises `max_attempts` by one, so this attempt does not count against the limit
+    /// (a snooze, a claim this node lost track of). Attempt numbers are never handed back:
+    /// each attempt of a job runs at most once.
+    pub extra_attempt: i32,
     pub snoozed: i32,
     pub unhandled: i32,
     /// Appended to `errors` with the attempt and time.
@@ -120,6 +121,9 @@ pub(crate) struct ClaimSpec<'a> {
     pub queue: &'a str,
     pub node: &'a str,
     pub limit: i64,
+    /// Only jobs of these kinds (the node's handlers): a node never takes a job it cannot
+    /// run, so in a rolling deploy old nodes leave new kinds to the new ones.
+    pub kinds: &'a [String],
 }
 
 /// Jobs to cancel.
@@ -549,16 +553,38 @@ pub(crate) async fn prune(db: &Database, older_than: Duration, limit: i64) -> Re
     })
 }
 
-/// Records that `node` is alive and works `queues`.
-pub(crate) async fn heartbeat(db: &Database, node: &str, queues: &[&str]) -> Result<()> {
+/// Records that `node` is alive and runs `kinds` on `queues`.
+pub(crate) async fn heartbeat(
+    db: &Database,
+    node: &str,
+    queues: &[&str],
+    kinds: &[String],
+) -> Result<()> {
     by_engine!(db.pool(), p => {
         sqlite: {
             let mut c = p.acquire().await?;
             let _gate = db.write_gate().await;
-            sqlite::heartbeat(&mut c, node, queues).await
+            sqlite::heartbeat(&mut c, node, queues, kinds).await
         },
-        postgres: postgres::heartbeat(p, node, queues).await,
+        postgres: postgres::heartbeat(p, node, queues, kinds).await,
     })
+}
+
+/// Discards due jobs whose kind no worker has served on their queue for `after`; returns
+/// their ids.
+pub(crate) async fn discard_unserved(db: &Database, after: Duration) -> Result<Vec<i64>> {
+    let ids = by_engine!(db.pool(), p => {
+        sqlite: {
+            let mut c = p.acquire().await?;
+            let _gate = db.write_gate().await;
+            sqlite::discard_unserved(&mut c, after).await?
+        },
+        postgres: postgres::discard_unserved(p, after).await?,
+    });
+    if !ids.is_empty() {
+        db.publish(Event::Finished(ids.clone().into()));
+    }
+    Ok(ids)
 }
 
 /// The nodes that work `queue` and have sent a heartbeat within `within`.
@@ -737,7 +763,6 @@ where
         attempt: row.try_get(6)?,
         max_attempts: row.try_get(7)?,
         snoozed: row.try_get(8)?,
-        unhandled: row.try_get(9)?,
     })
 }
 

@@ -222,16 +222,50 @@ pub(crate) async fn prune(pool: &PgPool, older_than: Duration, limit: i64) -> Re
     Ok(done.rows_affected())
 }
 
-pub(crate) async fn heartbeat(pool: &PgPool, node: &str, queues: &[&str]) -> Result<()> {
+pub(crate) async fn heartbeat(
+    pool: &PgPool,
+    node: &str,
+    queues: &[&str],
+    kinds: &[String],
+) -> Result<()> {
     sqlx::query(
-        "INSERT INTO flowstone_nodes (node, queues) VALUES ($1, $2)
-         ON CONFLICT (node) DO UPDATE SET heartbeat_at = now(), queues = excluded.queues",
+        "WITH node AS (
+             INSERT INTO flowstone_nodes (node, queues) VALUES ($1, $2)
+             ON CONFLICT (node) DO UPDATE SET heartbeat_at = now(), queues = excluded.queues)
+         INSERT INTO flowstone_kinds (queue, kind, served_at)
+              SELECT q, k, now() FROM unnest($2::text[]) AS q, unnest($3::text[]) AS k
+         ON CONFLICT (queue, kind) DO UPDATE SET served_at = excluded.served_at",
     )
     .bind(node)
     .bind(queues)
+    .bind(kinds)
     .execute(pool)
     .await?;
     Ok(())
+}
+
+/// Discards due jobs whose kind no worker has served on their queue for `after`.
+pub(crate) async fn discard_unserved(pool: &PgPool, after: Duration) -> Result<Vec<i64>> {
+    let rows = sqlx::query(
+        "UPDATE flowstone_jobs AS j SET
+             state = 'discarded', discarded_at = now(),
+             errors = errors || jsonb_build_array(jsonb_build_object(
+                 'attempt', attempt, 'at', now(),
+                 'error', 'no live worker has served job kind `' || kind || '` on queue `'
+                          || queue || '` for ' || $1::float8 || ' s: discarded without running'))
+          WHERE state IN ('available', 'scheduled', 'retryable')
+            AND scheduled_at < now() - make_interval(secs => $1)
+            AND NOT EXISTS (SELECT 1 FROM flowstone_kinds AS k
+                             WHERE k.queue = j.queue AND k.kind = j.kind
+                               AND k.served_at > now() - make_interval(secs => $1))
+          RETURNING id",
+    )
+    .bind(secs(after))
+    .fetch_all(pool)
+    .await?;
+    rows.iter()
+        .map(|r| r.try_get(0).map_err(Into::into))
+        .collect()
 }
 
 pub(crate) async fn nodes_serving(
@@ -339,7 +373,7 @@ pub(crate) async fn transition(
              state = $3,
              scheduled_at = CASE WHEN $4::float8 IS NULL THEN scheduled_at
                                  ELSE now() + make_interval(secs => $4::float8) END,
-             attempt = attempt - $5, snoozed = snoozed + $6, unhandled = unhandled + $7,
+             max_attempts = max_attempts + least($5, 2147483647 - max_attempts), snoozed = snoozed + $6, unhandled = unhandled + $7,
              errors = CASE WHEN $8::text IS NULL THEN errors
                            ELSE errors || jsonb_build_array(jsonb_build_object(
                                 'attempt', attempt, 'at', now(), 'error', $8::text)) END,
@@ -351,7 +385,7 @@ pub(crate) async fn transition(
     .bind(attempt)
     .bind(to.state.as_str())
     .bind(to.delay.map(secs))
-    .bind(to.give_back)
+    .bind(to.extra_attempt)
     .bind(to.snoozed)
     .bind(to.unhandled)
     .bind(to.error.as_deref())
@@ -390,7 +424,9 @@ pub(crate) async fn ack_and_claim(
             }
         }
     }
-    let (queue, node, limit) = claim.map_or(("", "", 0), |c| (c.queue, c.node, c.limit));
+    let (queue, node, limit, kinds) = claim.map_or(("", "", 0, &[][..]), |c| {
+        (c.queue, c.node, c.limit, c.kinds)
+    });
     if ids.is_empty() && limit == 0 {
         return Ok((Vec::new(), applied));
     }
@@ -409,6 +445,7 @@ pub(crate) async fn ack_and_claim(
                    WHERE queue = $5
                      AND state IN ('available', 'scheduled', 'retryable')
                      AND scheduled_at <= now()
+                     AND kind = ANY($7)
                    ORDER BY priority, scheduled_at, id
                    LIMIT $6
                    FOR UPDATE SKIP LOCKED)
@@ -424,6 +461,7 @@ pub(crate) async fn ack_and_claim(
     .bind(node)
     .bind(queue)
     .bind(limit)
+    .bind(kinds)
     .fetch_all(conn)
     .await?;
     let mut claimed = Vec::with_capacity(rows.len());

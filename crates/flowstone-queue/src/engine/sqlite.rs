@@ -283,18 +283,65 @@ pub(crate) async fn heartbeat(
     conn: &mut SqliteConnection,
     node: &str,
     queues: &[&str],
+    kinds: &[String],
 ) -> Result<()> {
+    let now = now_micros();
+    let queues = serde_json::to_string(queues)?;
+    let mut tx = conn.begin_with("BEGIN IMMEDIATE").await?;
     sqlx::query(
         "INSERT INTO flowstone_nodes (node, started_at, heartbeat_at, queues) VALUES (?1, ?2, ?2, ?3)
          ON CONFLICT (node) DO UPDATE SET
              heartbeat_at = excluded.heartbeat_at, queues = excluded.queues",
     )
     .bind(node)
-    .bind(now_micros())
-    .bind(serde_json::to_string(queues)?)
-    .execute(conn)
+    .bind(now)
+    .bind(&queues)
+    .execute(&mut *tx)
     .await?;
+    // `WHERE true` lets SQLite parse the upsert after a join.
+    sqlx::query(
+        "INSERT INTO flowstone_kinds (queue, kind, served_at)
+              SELECT q.value, k.value, ?1 FROM json_each(?2) AS q, json_each(?3) AS k WHERE true
+         ON CONFLICT (queue, kind) DO UPDATE SET served_at = excluded.served_at",
+    )
+    .bind(now)
+    .bind(&queues)
+    .bind(serde_json::to_string(kinds)?)
+    .execute(&mut *tx)
+    .await?;
+    tx.commit().await?;
     Ok(())
+}
+
+/// Discards due jobs whose kind no worker has served on their queue for `after`.
+pub(crate) async fn discard_unserved(
+    conn: &mut SqliteConnection,
+    after: Duration,
+) -> Result<Vec<i64>> {
+    let now = now_micros();
+    let rows = sqlx::query(
+        "UPDATE flowstone_jobs SET
+             state = 'discarded', discarded_at = ?1,
+             errors = json_insert(errors, '$[#]', json_object(
+                 'attempt', attempt,
+                 'at', strftime('%Y-%m-%dT%H:%M:%fZ', ?1 / 1000000.0, 'unixepoch'),
+                 'error', 'no live worker has served job kind `' || kind || '` on queue `'
+                          || queue || '` for ' || ?3 || ' s: discarded without running'))
+          WHERE state IN ('available', 'scheduled', 'retryable')
+            AND scheduled_at < ?2
+            AND NOT EXISTS (SELECT 1 FROM flowstone_kinds AS k
+                             WHERE k.queue = flowstone_jobs.queue AND k.kind = flowstone_jobs.kind
+                               AND k.served_at > ?2)
+          RETURNING id",
+    )
+    .bind(now)
+    .bind(now - micros(after))
+    .bind(after.as_secs_f64())
+    .fetch_all(conn)
+    .await?;
+    rows.iter()
+        .map(|r| r.try_get(0).map_err(Into::into))
+        .collect()
 }
 
 pub(crate) async fn nodes_serving(
@@ -402,7 +449,7 @@ pub(crate) async fn transition(
         "UPDATE flowstone_jobs SET
              state = ?3,
              scheduled_at = CASE WHEN ?4 IS NULL THEN scheduled_at ELSE ?9 + ?4 END,
-             attempt = attempt - ?5, snoozed = snoozed + ?6, unhandled = unhandled + ?7,
+             max_attempts = max_attempts + min(?5, 2147483647 - max_attempts), snoozed = snoozed + ?6, unhandled = unhandled + ?7,
              errors = CASE WHEN ?8 IS NULL THEN errors
                            ELSE json_insert(errors, '$[#]', json_object(
                                 'attempt', attempt,
@@ -416,7 +463,7 @@ pub(crate) async fn transition(
     .bind(attempt)
     .bind(to.state.as_str())
     .bind(to.delay.map(micros))
-    .bind(to.give_back)
+    .bind(to.extra_attempt)
     .bind(to.snoozed)
     .bind(to.unhandled)
     .bind(to.error.as_deref())
@@ -489,6 +536,7 @@ pub(crate) async fn ack_and_claim(
                    WHERE queue = ?3
                      AND state IN ('available', 'scheduled', 'retryable')
                      AND scheduled_at <= ?1
+                     AND kind IN (SELECT value FROM json_each(?5))
                    ORDER BY priority, scheduled_at, id
                    LIMIT ?4 + 0)
              RETURNING id, queue, kind, args, meta, priority, attempt, max_attempts, snoozed,
@@ -498,6 +546,7 @@ pub(crate) async fn ack_and_claim(
         .bind(c.node)
         .bind(c.queue)
         .bind(c.limit)
+        .bind(serde_json::to_string(c.kinds)?)
         .fetch_all(&mut *tx)
         .await?;
         claimed = rows
@@ -532,7 +581,9 @@ async fn complete_and_claim(
             Ack::Transition { .. } => None,
         })
         .collect();
-    let (queue, node, limit) = claim.map_or(("", "", 0), |c| (c.queue, c.node, c.limit));
+    let (queue, node, limit, kinds) = claim.map_or(("", "", 0, &[][..]), |c| {
+        (c.queue, c.node, c.limit, c.kinds)
+    });
     let rows = sqlx::query(
         "BEGIN IMMEDIATE;
          UPDATE flowstone_jobs
@@ -549,6 +600,7 @@ async fn complete_and_claim(
                WHERE queue = ?4
                  AND state IN ('available', 'scheduled', 'retryable')
                  AND scheduled_at <= ?1
+                 AND kind IN (SELECT value FROM json_each(?6))
                ORDER BY priority, scheduled_at, id
                LIMIT ?5 + 0)
          RETURNING id, queue, kind, args, meta, priority, attempt, max_attempts, snoozed,
@@ -560,6 +612,7 @@ async fn complete_and_claim(
     .bind(node)
     .bind(queue)
     .bind(limit)
+    .bind(serde_json::to_string(kinds)?)
     .fetch_all(&mut *conn)
     .await;
     let rows = match rows {

@@ -62,38 +62,28 @@ pub(super) async fn acker(shared: Arc<Shared>, mut rx: mpsc::UnboundedReceiver<A
                 Err(_) => break,
             }
         }
-        let c = match conn.take() {
+        let written = match conn.take() {
             Some(c) => Ok(c),
             None => Conn::acquire(&shared.db, Role::Acks).await,
         };
-        let result = match c {
-            Ok(mut c) => match shared.ack_and_claim(&mut c, &batch, None).await {
-                Ok(_) => {
-                    conn = Some(c);
-                    Ok(())
+        let written = match written {
+            Ok(mut c) => {
+                let written = write_acks(&shared, &mut c, &mut batch).await;
+                match written {
+                    Ok(()) => conn = Some(c),
+                    Err(_) => c.discard(),
                 }
-                Err(e) if rejected(&e) => {
-                    tracing::warn!(error = %e, "flowstone-queue: acks rejected; writing them one by one");
-                    isolate_poison(&shared, &mut c, &batch).await;
-                    conn = Some(c);
-                    Ok(())
-                }
-                Err(e) => {
-                    c.discard();
-                    Err(e)
-                }
-            },
+                written
+            }
             Err(e) => Err(e),
         };
-        match result {
-            Ok(()) => {
-                failures = 0;
-                shared.forget(&batch);
-                batch.clear();
-            }
+        match written {
+            Ok(()) => failures = 0,
             Err(e) => {
                 failures += 1;
-                tracing::warn!(error = %e, "flowstone-queue: writing acks failed; retrying");
+                // A lost connection is not a verdict on the acks: they are written again, on
+                // a fresh connection, until they land (or the worker is stopped hard).
+                tracing::warn!(error = %e, pending = batch.len(), "flowstone-queue: writing acks failed; retrying on a new connection");
                 if shared.stop.is_cancelled() && failures > 5 {
                     // Left executing: the rescuer returns them to the queue later.
                     return;
@@ -104,59 +94,97 @@ pub(super) async fn acker(shared: Arc<Shared>, mut rx: mpsc::UnboundedReceiver<A
     }
 }
 
-/// Last writes of an inline producer: retried a few times, then left to the rescuer.
-pub(super) async fn flush_final(shared: &Shared, conn: &mut Option<Conn>, acks: &[Ack]) {
-    for _ in 0..5 {
-        if acks.is_empty() {
-            return;
-        }
+/// Last writes of an inline producer at shutdown: retried on fresh connections until they
+/// land or the worker is stopped hard (`WorkerHandle::shutdown` bounds that wait); what is
+/// left stays `executing` and is rescued once this node's heartbeat is gone.
+pub(super) async fn flush_final(shared: &Shared, conn: &mut Option<Conn>, acks: &mut Vec<Ack>) {
+    let mut failures = 0u32;
+    while !acks.is_empty() && !shared.stop.is_cancelled() {
         let mut c = match conn.take() {
             Some(c) => c,
             None => match Conn::acquire(&shared.db, Role::Acks).await {
                 Ok(c) => c,
                 Err(_) => {
-                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    failures += 1;
+                    tokio::time::sleep(Duration::from_millis(20 << failures.min(6))).await;
                     continue;
                 }
             },
         };
-        match shared.ack_and_claim(&mut c, acks, None).await {
-            Ok(_) => {
-                shared.forget(acks);
-                return;
-            }
+        match write_acks(shared, &mut c, acks).await {
+            Ok(()) => *conn = Some(c),
             Err(e) => {
+                failures += 1;
                 tracing::warn!(error = %e, "flowstone-queue: final acks failed; retrying");
                 c.discard();
-                tokio::time::sleep(Duration::from_millis(100)).await;
+                tokio::time::sleep(Duration::from_millis(20 << failures.min(6))).await;
             }
         }
     }
 }
 
+/// Writes `acks` (no claim) and removes what was written from it: everything, or on a lost
+/// connection the acks from the first unwritten one on stay, with the error. A batch the
+/// database rejects is written one by one ([`isolate_poison`]).
+pub(super) async fn write_acks(
+    shared: &Shared,
+    conn: &mut Conn,
+    acks: &mut Vec<Ack>,
+) -> Result<(), Error> {
+    match shared.ack_and_claim(conn, acks, None).await {
+        Ok(_) => {
+            acks.clear();
+            Ok(())
+        }
+        Err(e) if e.is_rejection() => match isolate_poison(shared, conn, acks).await {
+            Ok(()) => {
+                acks.clear();
+                Ok(())
+            }
+            Err(unwritten) => {
+                acks.drain(..unwritten.from);
+                Err(unwritten.error)
+            }
+        },
+        Err(e) => Err(e),
+    }
+}
+
+/// Where one-by-one writing stopped because the connection was lost (not a rejection):
+/// the acks from `from` on are unwritten and must be written again.
+pub(super) struct Unwritten {
+    pub from: usize,
+    pub error: Error,
+}
+
 /// After a batch of acks was rejected by the database (not a lost connection): writes them
 /// one by one, so one bad ack cannot wedge the queue. An ack the database still rejects is
-/// replaced by discarding its job with the database's reason; if even that fails, it is
-/// dropped (logged) and the rescue machinery deals with the job.
-pub(super) async fn isolate_poison(shared: &Shared, conn: &mut Conn, acks: &[Ack]) {
-    for ack in acks {
-        let single = std::slice::from_ref(ack);
-        let Err(e) = shared.ack_and_claim(conn, single, None).await else {
-            continue;
+/// replaced by discarding its job with the database's reason; if even that is rejected, it
+/// is dropped (logged) and the rescue machinery deals with the job. A lost connection stops
+/// the isolation: nothing after it is dropped, the caller writes it again.
+pub(super) async fn isolate_poison(
+    shared: &Shared,
+    conn: &mut Conn,
+    acks: &[Ack],
+) -> Result<(), Unwritten> {
+    for (index, ack) in acks.iter().enumerate() {
+        let unwritten = |error| Unwritten { from: index, error };
+        let e = match shared
+            .ack_and_claim(conn, std::slice::from_ref(ack), None)
+            .await
+        {
+            Ok(_) => continue,
+            Err(e) if e.is_rejection() => e,
+            Err(e) => return Err(unwritten(e)),
         };
         tracing::error!(error = %e, job = ack.id(), "flowstone-queue: the database rejected an ack");
-        let (id, attempt) = match ack {
-            Ack::Complete { id, attempt, .. } | Ack::Transition { id, attempt, .. } => {
-                (*id, *attempt)
-            }
-        };
         let fallback = Ack::Transition {
-            id,
-            attempt,
+            id: ack.id(),
+            attempt: ack.attempt(),
             to: Transition {
                 state: JobState::Discarded,
                 delay: None,
-                give_back: 0,
+                extra_attempt: 0,
                 snoozed: 0,
                 unhandled: 0,
                 error: Some(scrub_text(format!(
@@ -164,17 +192,17 @@ pub(super) async fn isolate_poison(shared: &Shared, conn: &mut Conn, acks: &[Ack
                 ))),
             },
         };
-        if let Err(e) = shared
+        match shared
             .ack_and_claim(conn, std::slice::from_ref(&fallback), None)
             .await
         {
-            tracing::error!(error = %e, job = id, "flowstone-queue: dropping an ack the database rejects");
+            Ok(_) => {}
+            Err(e) if e.is_rejection() => {
+                tracing::error!(error = %e, job = ack.id(), "flowstone-queue: dropping an ack the database rejects");
+                shared.forget(std::slice::from_ref(ack));
+            }
+            Err(e) => return Err(unwritten(e)),
         }
     }
-    shared.forget(acks);
-}
-
-/// True when the database answered with an error (as opposed to a lost connection).
-pub(super) fn rejected(e: &Error) -> bool {
-    matches!(e, Error::Database(sqlx::Error::Database(_)))
+    Ok(())
 }

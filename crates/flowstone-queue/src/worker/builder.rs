@@ -231,13 +231,16 @@ impl WorkerBuilder {
         crate::migrate::QUEUE_MIGRATIONS.run(&self.db).await?;
         let node: Arc<str> = self.node.unwrap_or_else(default_node_name).into();
         let queues: Vec<&str> = self.queues.iter().map(|(q, _)| q.as_str()).collect();
-        engine::heartbeat(&self.db, &node, &queues).await?;
+        let mut kinds: Vec<String> = self.handlers.keys().cloned().collect();
+        kinds.sort_unstable();
+        engine::heartbeat(&self.db, &node, &queues, &kinds).await?;
         let events = self.db.subscribe().await;
         let root = CancellationToken::new();
         let shared = Arc::new(Shared {
             db: self.db,
             node,
             handlers: self.handlers,
+            kinds,
             settings: self.settings,
             running: Mutex::new(HashMap::new()),
             wake: self
@@ -284,6 +287,7 @@ impl WorkerBuilder {
         }
         let built_in = [
             Some(rescue::rescue_duty(&shared.settings)),
+            Some(rescue::unserved_duty(&shared.settings)),
             prune::prune_duty(&shared.settings),
         ];
         for duty in built_in.into_iter().flatten().chain(self.leader_duties) {
@@ -295,7 +299,7 @@ impl WorkerBuilder {
 
 /// Names of the built-in leader duties (see `rescue` and `prune`), which the application's
 /// duties may not take.
-const BUILT_IN_DUTIES: [&str; 2] = ["rescue", "prune"];
+const BUILT_IN_DUTIES: [&str; 3] = ["rescue", "unserved", "prune"];
 
 fn default_node_name() -> String {
     let host = std::fs::read_to_string("/proc/sys/kernel/hostname")

@@ -63,6 +63,8 @@ struct Shared {
     db: Database,
     node: Arc<str>,
     handlers: HashMap<String, Handler>,
+    /// The kinds of `handlers`, sorted: claims ask only for these.
+    kinds: Vec<String>,
     settings: WorkerSettings,
     /// Jobs claimed here and not yet acknowledged, for cancel signals and orphan sweeps.
     running: Mutex<HashMap<i64, Running>>,
@@ -91,7 +93,8 @@ impl Shared {
         }
     }
 
-    /// Writes acks (and claims), counting and logging the acks the attempt fence refused.
+    /// Writes acks (and claims), counting and logging the acks the attempt fence refused;
+    /// the acked jobs are no longer running here.
     async fn ack_and_claim(
         &self,
         conn: &mut Conn,
@@ -100,6 +103,7 @@ impl Shared {
     ) -> Result<Vec<Claimed>> {
         let written = engine::ack_and_claim(&self.db, conn, acks, claim).await?;
         self.counters.record_late_acks(&self.node, &written);
+        self.forget(acks);
         Ok(written.claimed)
     }
 

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use tokio::sync::{Notify, mpsc};
 
-use super::acker::{AckPath, flush_final, isolate_poison, rejected};
+use super::acker::{AckPath, flush_final, write_acks};
 use super::run_job::{abandon_ack, start_job};
 use super::{Shared, pause};
 use crate::engine::{Ack, ClaimSpec, Conn, Role};
@@ -82,14 +82,14 @@ pub(super) async fn produce(
             for (id, (attempt, max_attempts)) in in_flight.drain() {
                 acks.push(abandon_ack(&shared.node, id, attempt, max_attempts));
             }
-            if let AckPath::Inline(pending) = &acks {
+            if let AckPath::Inline(pending) = &mut acks {
                 flush_final(&shared, &mut conn, pending).await;
             }
             return abandoned;
         }
         let stopping = shared.stop_claiming.is_cancelled();
         if stopping && in_flight.is_empty() {
-            if let AckPath::Inline(pending) = &acks {
+            if let AckPath::Inline(pending) = &mut acks {
                 flush_final(&shared, &mut conn, pending).await;
             }
             return 0;
@@ -116,12 +116,12 @@ pub(super) async fn produce(
                 queue: &queue,
                 node: &shared.node,
                 limit: want as i64,
+                kinds: &shared.kinds,
             };
             match shared.ack_and_claim(c, acks.pending(), Some(spec)).await {
                 Ok(claimed) => {
                     backoff = Duration::from_millis(20);
                     if let AckPath::Inline(pending) = &mut acks {
-                        shared.forget(pending);
                         pending.clear();
                     }
                     if claimed.len() < want {
@@ -132,23 +132,19 @@ pub(super) async fn produce(
                         start_job(&shared, job, ack_tx.clone());
                     }
                 }
-                Err(e) if rejected(&e) && !acks.pending().is_empty() => {
+                Err(e) if e.is_rejection() && !acks.pending().is_empty() => {
                     tracing::warn!(error = %e, queue, "flowstone-queue: acks rejected; writing them one by one");
-                    if let AckPath::Inline(pending) = &mut acks {
-                        isolate_poison(&shared, c, pending).await;
-                        pending.clear();
+                    if let AckPath::Inline(pending) = &mut acks
+                        && let Err(e) = write_acks(&shared, c, pending).await
+                    {
+                        // Lost the connection while isolating: the rest is written again.
+                        tracing::warn!(error = %e, queue, "flowstone-queue: writing acks failed; reconnecting");
+                        drop_failed(&shared, &mut conn);
                     }
                 }
                 Err(e) => {
                     tracing::warn!(error = %e, queue, "flowstone-queue: claim failed; reconnecting");
-                    if shared.db.single_connection() {
-                        // `discard` below would close the only connection of an in-memory
-                        // database, and with it the data: return it instead.
-                        conn = None;
-                    }
-                    if let Some(c) = conn.take() {
-                        c.discard();
-                    }
+                    drop_failed(&shared, &mut conn);
                     pause(&shared.stop, backoff).await;
                     backoff = (backoff * 2).min(Duration::from_secs(2));
                 }
@@ -172,5 +168,16 @@ pub(super) async fn produce(
             _ = shared.abandon.cancelled() => {}
             _ = shared.stop.cancelled() => return 0,
         }
+    }
+}
+
+/// Drops a connection a statement failed on, so the next cycle takes a fresh one.
+fn drop_failed(shared: &Shared, conn: &mut Option<Conn>) {
+    match conn.take() {
+        // Closing the only connection of an in-memory database would lose the data: it is
+        // returned to its pool instead.
+        Some(_) if shared.db.single_connection() => {}
+        Some(c) => c.discard(),
+        None => {}
     }
 }

@@ -1,8 +1,9 @@
-//! Rescue: returning jobs to the queue when the node running them is gone. Two duties with
-//! different scopes: jobs of nodes whose heartbeat stopped (a leader duty: one node does it
-//! for the cluster), and this node's own orphans, jobs the database says run here but this
-//! node does not know about (a claim whose reply was lost with its connection), which every
-//! node sweeps for itself.
+//! Rescue: returning jobs to the queue when the node running them is gone, and ending jobs
+//! no node can run. Three duties with different scopes: jobs of nodes whose heartbeat
+//! stopped, and jobs of kinds no live node has served for `unserved_kind_after` (leader
+//! duties: one node does them for the cluster), and this node's own orphans, jobs the
+//! database says run here but this node does not know about (a claim whose reply was lost
+//! with its connection), which every node sweeps for itself.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -29,6 +30,23 @@ pub(super) fn rescue_duty(settings: &WorkerSettings) -> LeaderDuty {
     })
 }
 
+/// The leader duty that discards, every `prune_interval`, due jobs whose kind no live
+/// worker has served on their queue for `unserved_kind_after` (workers claim only their own
+/// kinds, so such a job would otherwise wait forever).
+pub(super) fn unserved_duty(settings: &WorkerSettings) -> LeaderDuty {
+    let after = settings.unserved_kind_after;
+    LeaderDuty::new("unserved", settings.prune_interval, move |db| async move {
+        let ids = engine::discard_unserved(&db, after).await?;
+        if !ids.is_empty() {
+            tracing::warn!(
+                count = ids.len(),
+                "flowstone-queue: discarded jobs whose kind no live worker serves"
+            );
+        }
+        Ok::<(), crate::Error>(())
+    })
+}
+
 /// Every `rescue_interval`: gives back this node's orphans.
 pub(super) async fn sweeper(shared: Arc<Shared>) {
     while pause(&shared.stop, shared.settings.rescue_interval).await {
@@ -37,7 +55,9 @@ pub(super) async fn sweeper(shared: Arc<Shared>) {
 }
 
 /// Jobs the database says this node executes but this node does not know about (a claim
-/// whose reply was lost with a dropped connection): give them back, attempt returned.
+/// whose reply was lost with a dropped connection, so no handler ran): give them back. The
+/// attempt number stays spent (no attempt ever runs twice); `max_attempts` grows by one, so
+/// the lost claim does not use up the job's attempts.
 async fn sweep_orphans(shared: &Shared) {
     let rows =
         match engine::executing_on(&shared.db, &shared.node, shared.settings.rescue_after).await {
@@ -57,7 +77,7 @@ async fn sweep_orphans(shared: &Shared) {
         let to = Transition {
             state: JobState::Available,
             delay: Some(Duration::ZERO),
-            give_back: 1,
+            extra_attempt: 1,
             snoozed: 0,
             unhandled: 0,
             error: None,

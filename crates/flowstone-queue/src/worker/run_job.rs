@@ -16,32 +16,19 @@ use crate::job::JobState;
 
 pub(super) fn start_job(shared: &Arc<Shared>, job: Claimed, ack_tx: mpsc::UnboundedSender<Ack>) {
     let Some(handler) = shared.handlers.get(&job.kind).cloned() else {
-        // Rolling deploys: a node that knows this kind will take it. Give the attempt
-        // back, count it, and discard only past the limit.
-        let limit = shared.settings.unknown_kind_limit;
-        let discard = job.unhandled + 1 >= limit;
-        let to = Transition {
-            state: if discard {
-                JobState::Discarded
-            } else {
-                JobState::Available
-            },
-            delay: (!discard).then_some(shared.settings.unknown_kind_delay),
-            give_back: i32::from(!discard),
-            snoozed: 0,
-            unhandled: 1,
-            error: discard.then(|| {
-                format!(
-                    "no handler for job kind `{}`: {limit} workers claimed it and none has a \
-                     handler registered for that kind",
-                    job.kind
-                )
-            }),
-        };
+        // Claims ask only for this node's kinds, so this is a row whose kind changed under
+        // us: give it back for a node that has the kind, without using up an attempt.
         let _ = ack_tx.send(Ack::Transition {
             id: job.id,
             attempt: job.attempt,
-            to,
+            to: Transition {
+                state: JobState::Available,
+                delay: Some(Duration::from_secs(1)),
+                extra_attempt: 1,
+                snoozed: 0,
+                unhandled: 1,
+                error: None,
+            },
         });
         return;
     };
@@ -103,20 +90,21 @@ fn outcome_ack(
     options: &HandlerOptions,
     results_hold_nul: bool,
 ) -> Ack {
-    let transition = |state, delay: Option<Duration>, give_back, snoozed, error: Option<String>| {
-        Ack::Transition {
-            id,
-            attempt,
-            to: Transition {
-                state,
-                delay: delay.map(|d| d.min(MAX_DELAY)),
-                give_back,
-                snoozed,
-                unhandled: 0,
-                error: error.map(scrub_text),
-            },
-        }
-    };
+    let transition =
+        |state, delay: Option<Duration>, extra_attempt, snoozed, error: Option<String>| {
+            Ack::Transition {
+                id,
+                attempt,
+                to: Transition {
+                    state,
+                    delay: delay.map(|d| d.min(MAX_DELAY)),
+                    extra_attempt,
+                    snoozed,
+                    unhandled: 0,
+                    error: error.map(scrub_text),
+                },
+            }
+        };
     match outcome {
         Outcome::Complete(result) => Ack::Complete {
             id,
@@ -182,7 +170,7 @@ pub(super) fn abandon_ack(node: &str, id: i64, attempt: i32, max_attempts: i32) 
                 JobState::Available
             },
             delay: Some(Duration::ZERO),
-            give_back: 0,
+            extra_attempt: 0,
             snoozed: 0,
             unhandled: 0,
             error: Some(format!(

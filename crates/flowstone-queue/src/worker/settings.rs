@@ -24,11 +24,12 @@ pub struct WorkerSettings {
     /// How often running jobs are checked for cancellation by polling (SQLite across
     /// processes; a safety net on PostgreSQL, where NOTIFY delivers cancels). Default 1 s.
     pub cancel_poll_interval: Duration,
-    /// A job whose kind has no handler here is given back (attempt returned) this many
-    /// times across all workers before it is discarded. Default 25.
-    pub unknown_kind_limit: i32,
-    /// How long a given-back job waits before it can be claimed again. Default 1 s.
-    pub unknown_kind_delay: Duration,
+    /// Workers claim only the kinds they have handlers for, and record which (queue, kind)
+    /// pairs they serve with every heartbeat. A job due for this long whose kind no live
+    /// worker has served on its queue for this long is discarded, naming both (checked by the
+    /// leader every `prune_interval`). Long enough that a rolling deploy or an outage never
+    /// reaches it. Default 1 h.
+    pub unserved_kind_after: Duration,
     /// Finished rows older than this are deleted; `None` keeps them. Default 7 days.
     pub prune_after: Option<Duration>,
     /// How often the leader prunes. Default 5 min.
@@ -54,8 +55,7 @@ impl Default for WorkerSettings {
             rescue_after: Duration::from_secs(60),
             rescue_interval: Duration::from_secs(15),
             cancel_poll_interval: Duration::from_secs(1),
-            unknown_kind_limit: 25,
-            unknown_kind_delay: Duration::from_secs(1),
+            unserved_kind_after: Duration::from_secs(3600),
             prune_after: Some(Duration::from_secs(7 * 24 * 3600)),
             prune_interval: Duration::from_secs(300),
             lease_ttl: Duration::from_secs(30),
@@ -96,10 +96,12 @@ impl WorkerSettings {
                 )));
             }
         }
-        if self.unknown_kind_limit < 1 {
-            return Err(Error::InvalidConfig(
-                "unknown_kind_limit must be at least 1".into(),
-            ));
+        if self.unserved_kind_after <= self.heartbeat_interval {
+            return Err(Error::InvalidConfig(format!(
+                "unserved_kind_after ({:?}) must be longer than heartbeat_interval ({:?}), or \
+                 jobs of served kinds would be discarded between heartbeats",
+                self.unserved_kind_after, self.heartbeat_interval
+            )));
         }
         Ok(())
     }

@@ -6,7 +6,7 @@
 //! - success → `complete`, with the output stored in the row when a caller waits for it;
 //! - a retryable error → `retry` after the asset's backoff (the queue counts attempts);
 //! - a non-retryable error → `discard`;
-//! - a missing dependency → `snooze` (no attempt spent), growing, until a limit, then discard
+//! - a missing dependency → `snooze` (no attempt used up), growing, until a limit, then discard
 //!   with `DependencyNotReady`;
 //! - an asset this worker does not know (a rolling deploy) → given back with `snooze`, so a
 //!   worker that knows it takes it, until a limit, then discard naming the asset;
@@ -234,7 +234,10 @@ async fn run_job(runtime: &Runtime, ctx: JobContext, job: Job, limits: Limits) -
         max_attempts: Some(1),
         cancel: ctx.cancel.clone(),
     };
-    let attempt = u32::try_from(ctx.attempt).unwrap_or(1);
+    // Snoozes take queue attempt numbers without using up attempts; the asset counts only
+    // the deliveries that ran it.
+    let counted = ctx.attempt.saturating_sub(ctx.snoozed).max(1);
+    let attempt = u32::try_from(counted).unwrap_or(1);
     match runtime.run_attempt(&job, attempt, &env).await {
         Ok(_) if !returns_output(&ctx) => Outcome::Complete(None),
         Ok(output) => match output.to_json() {
@@ -269,7 +272,7 @@ async fn run_job(runtime: &Runtime, ctx: JobContext, job: Job, limits: Limits) -
             // are only for interrupted deliveries.
             _ if err.retryable()
                 && err.kind() != ErrorKind::DependencyNotReady
-                && ctx.attempt < asset_attempts(&ctx) =>
+                && counted < asset_attempts(&ctx) =>
             {
                 Outcome::retry_in(
                     encode_error(&err),

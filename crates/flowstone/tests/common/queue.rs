@@ -19,8 +19,7 @@ pub fn fast_settings() -> WorkerSettings {
         rescue_after: Duration::from_secs(4),
         rescue_interval: Duration::from_millis(200),
         cancel_poll_interval: Duration::from_millis(100),
-        unknown_kind_limit: 25,
-        unknown_kind_delay: Duration::from_millis(100),
+        unserved_kind_after: Duration::from_secs(3600),
         prune_after: None,
         // A killed leader's lease lapses quickly, so the next worker rescues its jobs.
         lease_ttl: Duration::from_secs(2),
