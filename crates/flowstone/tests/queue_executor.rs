@@ -25,7 +25,7 @@ use common::outcome::{
     assert_error, completed, failed, failure, job_status, latest_record, lineage, materialized,
     output, scheduled,
 };
-use common::queue::{connect, row, start_worker, worker};
+use common::queue::{connect, fast_settings, row, start_worker, worker};
 use common::wait::{PATIENCE, settled_record, wait_finished, wait_for};
 use common::{Counter, always_failing, constant, flaky, graph, numbered, records};
 
@@ -74,8 +74,10 @@ fn queue_run_unpartitioned() -> Run {
 }
 
 /// What a queue row says about its attempts: (state, attempts spent, errors kept).
+/// `(state, attempts used up, errors)`: snoozes take attempt numbers without using up
+/// attempts.
 fn attempts(r: &flowstone_queue::Job) -> (JobState, i32, usize) {
-    (r.state, r.attempt, r.errors.len())
+    (r.state, r.attempt - r.snoozed, r.errors.len())
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -227,7 +229,16 @@ async fn missing_dependency_snoozes_then_succeeds_without_spending_an_attempt(db
         (r.snoozed >= 1 && r.state == JobState::Scheduled).then_some(r)
     })
     .await;
-    assert_eq!(snoozed.attempt, 0, "a snooze gives the attempt back");
+    assert_eq!(
+        snoozed.attempt - snoozed.snoozed,
+        0,
+        "a snooze uses up no attempt"
+    );
+    assert_eq!(
+        snoozed.max_attempts,
+        4 + snoozed.snoozed,
+        "each snooze raised the limit (2 attempts + 2 for interrupted deliveries)"
+    );
     assert!(snoozed.errors.is_empty(), "{:?}", snoozed.errors);
     assert!(!snoozed.state.is_final(), "{}", snoozed.state);
     assert!(records(&fs, "downstream").await.is_empty());
@@ -429,28 +440,34 @@ fn deployment(with_extra: bool, extra_runs: &Counter) -> Vec<Asset> {
     assets
 }
 
-/// A worker that does not know a job's asset (an old deployment) gives the job back without
-/// spending an attempt; a worker that knows it then runs it.
-async fn unknown_asset_is_given_back_until_a_worker_that_knows_it_runs_it(db: &TestDb) {
+/// A worker that does not know a job's asset (an old deployment) never claims it: it runs
+/// what it has (`common`, queued after the job) and leaves the job alone; a worker that knows
+/// the asset then runs it on its first attempt.
+async fn an_old_worker_leaves_an_asset_it_lacks_to_a_worker_that_has_it(db: &TestDb) {
     let extra_runs = Counter::default();
     let new = connect(db, deployment(true, &extra_runs)).await;
     let old = connect(db, deployment(false, &extra_runs)).await;
     assert!(old.registry().get("extra").is_err());
     let old_worker = start_worker(&old, "old").await;
     let job = scheduled(&new, "extra", queue_run_unpartitioned()).await;
+    // Queued after `extra`: the old worker's claim reaches it only past `extra`.
+    let common = scheduled(&new, "common", queue_run_unpartitioned()).await;
+    assert_eq!(completed::<u8>(wait_finished(&new, &common).await), 1);
+    assert_eq!(
+        row(&new, &common).await.node.as_deref(),
+        Some(old_worker.node())
+    );
 
-    let given_back = wait_for("the old worker to give the job back twice", || async {
-        let r = row(&new, &job).await;
-        (r.snoozed >= 2).then_some(r)
-    })
-    .await;
-    assert!(!given_back.state.is_final(), "{}", given_back.state);
-    assert_eq!(given_back.attempt, 0, "give-backs spend no attempt");
-    assert!(given_back.errors.is_empty(), "{:?}", given_back.errors);
-    assert_eq!(given_back.node.as_deref(), Some(old_worker.node()));
+    let untouched = row(&new, &job).await;
+    assert_eq!(
+        (untouched.state, untouched.attempt, untouched.snoozed),
+        (JobState::Available, 0, 0),
+        "the old worker must not claim an asset it lacks"
+    );
+    assert_eq!(untouched.node, None);
     assert!(matches!(
         job_status(&new, &job).await,
-        JobStatus::Pending { attempt: 1, .. } | JobStatus::Running
+        JobStatus::Pending { attempt: 1, .. }
     ));
     assert_eq!(extra_runs.get(), 0);
 
@@ -468,28 +485,35 @@ async fn unknown_asset_is_given_back_until_a_worker_that_knows_it_runs_it(db: &T
     new_worker.shutdown(Duration::from_secs(5)).await;
 }
 
-/// With no worker that knows the asset, the job is discarded after the configured number of
-/// give-backs, with an error naming the asset.
-async fn unknown_asset_is_discarded_after_the_limit(db: &TestDb) {
+/// With no live worker that knows the asset for `unserved_kind_after`, the job is discarded
+/// without running, with an error naming the asset's job kind and the queue.
+async fn a_job_no_live_worker_can_run_is_discarded_after_the_limit(db: &TestDb) {
     let extra_runs = Counter::default();
     let new = connect(db, deployment(true, &extra_runs)).await;
     let old = connect(db, deployment(false, &extra_runs)).await;
+    let mut settings = fast_settings();
+    settings.unserved_kind_after = Duration::from_secs(1);
+    settings.prune_interval = Duration::from_millis(100);
     let old_worker = worker(&old, "assets", 2, "old")
-        .unknown_asset_limit(2)
+        .settings(settings)
         .start()
         .await
         .unwrap();
     let job = scheduled(&new, "extra", queue_run_unpartitioned()).await;
     let err = failed(wait_finished(&new, &job).await);
-    assert_error(&err, ErrorKind::AssetNotFound, &["'extra'"]);
-    assert!(!err.retryable());
+    assert_error(
+        &err,
+        ErrorKind::ExecutionFailed,
+        &[
+            "no live worker",
+            "`flowstone.materialize:extra`",
+            "`assets`",
+        ],
+    );
     // Also readable from the old deployment, which does not know the asset.
     assert!(matches!(job_status(&old, &job).await, JobStatus::Failed(_)));
     let r = row(&new, &job).await;
-    assert_eq!(r.state, JobState::Discarded);
-    assert_eq!(r.snoozed, 2);
-    assert_eq!(r.errors.len(), 1);
-    assert!(r.errors[0].error.contains("extra"), "{}", r.errors[0].error);
+    assert_eq!((r.state, r.attempt), (JobState::Discarded, 0));
     assert_eq!(extra_runs.get(), 0);
     old_worker.shutdown(Duration::from_secs(5)).await;
 }
@@ -965,7 +989,8 @@ async fn backfill_waits_for_an_upstream_backfill(db: &TestDb) {
         .unwrap();
     assert_eq!(rows.len(), 30);
     assert!(
-        rows.iter().all(|r| r.attempt == 1 && r.errors.is_empty()),
+        rows.iter()
+            .all(|r| r.attempt - r.snoozed == 1 && r.errors.is_empty()),
         "{rows:?}"
     );
     assert!(rows.iter().any(|r| r.snoozed > 0));
@@ -1052,8 +1077,8 @@ flowstone_queue::both_engines!(
     timeouts_are_retried_then_fail,
     run_options_reach_the_queue_row,
     retryable_failures_are_retried_until_success,
-    unknown_asset_is_given_back_until_a_worker_that_knows_it_runs_it,
-    unknown_asset_is_discarded_after_the_limit,
+    an_old_worker_leaves_an_asset_it_lacks_to_a_worker_that_has_it,
+    a_job_no_live_worker_can_run_is_discarded_after_the_limit,
     permanent_error_discards_at_once,
     auto_picks_the_queue_with_a_database_and_sync_without,
     cancelling_a_running_job_from_another_instance_stops_it,

@@ -36,6 +36,8 @@ const NODE: &str = "FS_QTEST_NODE";
 const SLEEP_MS: &str = "FS_QTEST_SLEEP_MS";
 /// How many partitions the backfiller backfills.
 const PARTITIONS: &str = "FS_QTEST_PARTITIONS";
+/// An asset this process's build leaves out (the old binary of a rolling deploy).
+const WITHOUT: &str = "FS_QTEST_WITHOUT";
 /// The line prefix of the backfiller's report.
 const REPORT: &str = "FS_QTEST_REPORT ";
 /// How long a child may take to finish its part.
@@ -45,33 +47,37 @@ const CHILD_PATIENCE: Duration = Duration::from_secs(120);
 /// an integer partition (after an optional sleep) and may be attempted three times, so a job
 /// whose worker is killed is rescued rather than discarded.
 fn pipeline(url: &str) -> Builder {
-    FlowStone::builder()
-        .asset(Asset::new("whoami").execute(|_ctx| async move {
+    let without = std::env::var(WITHOUT).ok();
+    let assets = [
+        Asset::new("whoami").execute(|_ctx| async move {
             Ok::<_, Error>(serde_json::json!({
                 "pid": std::process::id(),
                 "node": std::env::var(NODE).ok(),
             }))
-        }))
-        .asset(Asset::new("waits").execute(|ctx| async move {
+        }),
+        Asset::new("waits").execute(|ctx| async move {
             ctx.cancellation().cancelled().await;
             Ok::<u8, Error>(0)
-        }))
-        .asset(
-            Asset::new("square")
-                .partitioned_by(common::numbered())
-                .retry(RetryPolicy::attempts(3).backoff(Duration::from_millis(50)))
-                .execute(|ctx| async move {
-                    let Partition::Int(i) = *ctx.partition() else {
-                        return Err(Error::permanent("square takes an integer partition"));
-                    };
-                    let ms = std::env::var(SLEEP_MS)
-                        .ok()
-                        .and_then(|ms| ms.parse().ok())
-                        .unwrap_or(0);
-                    tokio::time::sleep(Duration::from_millis(ms)).await;
-                    Ok::<i64, Error>(i * i)
-                }),
-        )
+        }),
+        Asset::new("square")
+            .partitioned_by(common::numbered())
+            .retry(RetryPolicy::attempts(3).backoff(Duration::from_millis(50)))
+            .execute(|ctx| async move {
+                let Partition::Int(i) = *ctx.partition() else {
+                    return Err(Error::permanent("square takes an integer partition"));
+                };
+                let ms = std::env::var(SLEEP_MS)
+                    .ok()
+                    .and_then(|ms| ms.parse().ok())
+                    .unwrap_or(0);
+                tokio::time::sleep(Duration::from_millis(ms)).await;
+                Ok::<i64, Error>(i * i)
+            }),
+    ];
+    assets
+        .into_iter()
+        .filter(|a| Some(a.name()) != without.as_deref())
+        .fold(FlowStone::builder(), Builder::asset)
         .database(url)
 }
 
@@ -484,7 +490,61 @@ async fn a_backfill_completes_when_a_worker_process_is_killed(db: &TestDb) {
     stop_worker(survivor).await;
 }
 
+/// A rolling deploy: an old worker process whose build lacks `square` shares the queue with a
+/// backfill of it. The old worker never claims those jobs (it runs what it has, `whoami`,
+/// queued after them), and once a new worker process starts, every partition succeeds there,
+/// on its first attempt, none given back.
+async fn an_old_worker_without_an_asset_leaves_its_jobs_to_a_new_one(db: &TestDb) {
+    const N: i64 = 100;
+    let fs = parent(db).await;
+    let (old_node, new_node) = names("deploy");
+    let old = spawn_child("worker", db.url(), &old_node, &[(WITHOUT, "square")]);
+    let backfiller = spawn_child("backfill", db.url(), "backfiller", &[(PARTITIONS, "100")]);
+    let queue = fs.queue().unwrap();
+    wait_for("the backfill's rows are queued", || async {
+        (in_state(&fs, JobState::Available).await.len() == N as usize).then_some(())
+    })
+    .await;
+    // Queued after the backfill's rows: the old worker's claims reach it only past them.
+    let out: serde_json::Value = fs
+        .materialize("whoami", Run::unpartitioned().executor(Strategy::Queue))
+        .await
+        .expect("the old worker runs what it has")
+        .value()
+        .unwrap();
+    assert_eq!(out["node"], old_node.as_str());
+    let untouched = in_state(&fs, JobState::Available).await;
+    assert_eq!(
+        untouched.len(),
+        N as usize,
+        "the old worker took none of them"
+    );
+    assert!(untouched.iter().all(|r| r.attempt == 0 && r.unhandled == 0));
+
+    let new = spawn_child("worker", db.url(), &new_node, &[]);
+    let report = backfill_report(backfiller).await;
+    assert_eq!(
+        (report.succeeded, report.failed),
+        (N as u64, 0),
+        "{}",
+        report.json
+    );
+    let rows = queue
+        .list_batch(&report.backfill_id, None, Some(1000))
+        .await
+        .unwrap();
+    assert_eq!(rows.len(), N as usize);
+    for row in &rows {
+        assert_eq!(row.state, JobState::Completed);
+        assert_eq!(row.node.as_deref(), Some(new_node.as_str()), "{row:?}");
+        assert_eq!((row.attempt, row.unhandled), (1, 0), "{row:?}");
+    }
+    stop_worker(old).await;
+    stop_worker(new).await;
+}
+
 flowstone_queue::both_engines!(
+    an_old_worker_without_an_asset_leaves_its_jobs_to_a_new_one,
     execute_returns_the_output_from_a_worker_in_another_process,
     cancelling_a_job_running_in_another_process_stops_it,
     two_worker_processes_run_a_500_partition_backfill,

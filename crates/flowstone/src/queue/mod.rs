@@ -23,8 +23,16 @@ use crate::job::{Job, JobStatus};
 use crate::output::Output;
 use crate::runtime::Runtime;
 
-/// The job kind FlowStone's materializations use on the queue.
+/// The prefix of the job kinds FlowStone's materializations use on the queue: a row's kind is
+/// [`job_kind`]`(asset)`, so a worker claims only the assets its registry has, and in a
+/// rolling deploy a worker without a new asset leaves its jobs to workers that have it. Rows
+/// written before kinds named their asset have this kind alone; workers still run them.
 pub const KIND: &str = "flowstone.materialize";
+
+/// The queue job kind of `asset`'s materializations: `flowstone.materialize:<asset>`.
+pub fn job_kind(asset: &str) -> String {
+    format!("{KIND}:{asset}")
+}
 /// The queue used when a run names none.
 pub const DEFAULT_QUEUE: &str = "assets";
 
@@ -86,7 +94,7 @@ impl QueueExecutor {
             "run_id": job.run_id.to_string(),
             "job_id": job.id.to_string(),
         });
-        let mut row = NewJob::with_args(KIND, job)
+        let mut row = NewJob::with_args(job_kind(&job.asset), job)
             .map_err(queue_error)?
             .queue(cx.options.queue.as_deref().unwrap_or(DEFAULT_QUEUE))
             .priority(job.priority)

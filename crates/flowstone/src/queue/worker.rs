@@ -8,8 +8,11 @@
 //! - a non-retryable error → `discard`;
 //! - a missing dependency → `snooze` (no attempt used up), growing, until a limit, then discard
 //!   with `DependencyNotReady`;
-//! - an asset this worker does not know (a rolling deploy) → given back with `snooze`, so a
-//!   worker that knows it takes it, until a limit, then discard naming the asset;
+//! - each asset has its own job kind ([`super::job_kind`]) and a worker claims only its own
+//!   registry's, so in a rolling deploy an old worker leaves a new asset to the new workers
+//!   (the queue discards a job no live worker has served for `unserved_kind_after`); a row
+//!   of the legacy kind for an asset this worker does not know → given back with `snooze`,
+//!   until a limit, then discard naming the asset;
 //! - cancelled → `cancelled`; stopped by this worker's shutdown past its grace period → back
 //!   to the queue (`retry` at once, the interrupted attempt spent).
 //!
@@ -21,7 +24,7 @@ use std::time::Duration;
 
 use flowstone_queue::{JobContext, Outcome, ShutdownReport, WorkerHandle, WorkerSettings};
 
-use super::{DEFAULT_QUEUE, KIND, encode_error};
+use super::{DEFAULT_QUEUE, KIND, encode_error, job_kind};
 use crate::error::{Error, ErrorKind, Result};
 use crate::job::Job;
 use crate::runtime::{RunEnv, Runtime};
@@ -169,14 +172,19 @@ impl WorkerBuilder {
         }
         let runtime = self.runtime;
         let limits = self.limits;
-        let handle = builder
-            .typed_handler(KIND, move |ctx: JobContext, job: Job| {
-                let runtime = runtime.clone();
-                async move { run_job(&runtime, ctx, job, limits).await }
-            })
-            .start()
-            .await
-            .map_err(super::queue_error)?;
+        // One kind per asset of this registry (so nothing else is claimed), and the kind
+        // of rows written before kinds named their asset.
+        let kinds: Vec<String> = std::iter::once(KIND.to_owned())
+            .chain(runtime.registry().assets().map(|a| job_kind(&a.name)))
+            .collect();
+        let handler = move |ctx: JobContext, job: Job| {
+            let runtime = runtime.clone();
+            async move { run_job(&runtime, ctx, job, limits).await }
+        };
+        for kind in kinds {
+            builder = builder.typed_handler(kind, handler.clone());
+        }
+        let handle = builder.start().await.map_err(super::queue_error)?;
         Ok(handle)
     }
 
