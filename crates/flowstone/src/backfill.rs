@@ -67,23 +67,29 @@ pub enum PartitionOutcome {
     Skipped,
     /// Not run, or stopped, because the backfill was cancelled.
     Cancelled,
+    /// Not enqueued: the partition already had an active job on the queue (of an
+    /// overlapping backfill, or of one whose process died). The error names that job, which
+    /// decides the partition's outcome; this backfill does not wait for it.
+    InFlight(crate::error::Error),
 }
 
 impl PartitionOutcome {
-    /// `succeeded`, `failed`, `skipped` or `cancelled`: the outcome's name in reports.
+    /// `succeeded`, `failed`, `skipped`, `cancelled` or `in_flight`: the outcome's name in
+    /// reports.
     pub fn name(&self) -> &'static str {
         match self {
             PartitionOutcome::Succeeded => "succeeded",
             PartitionOutcome::Failed(_) => "failed",
             PartitionOutcome::Skipped => "skipped",
             PartitionOutcome::Cancelled => "cancelled",
+            PartitionOutcome::InFlight(_) => "in_flight",
         }
     }
 
-    /// The error of a failed partition.
+    /// The error of a failed partition, or for one in flight the error naming its job.
     pub fn error(&self) -> Option<&crate::error::Error> {
         match self {
-            PartitionOutcome::Failed(err) => Some(err),
+            PartitionOutcome::Failed(err) | PartitionOutcome::InFlight(err) => Some(err),
             _ => None,
         }
     }
@@ -120,6 +126,8 @@ pub struct BackfillReport {
     pub skipped: usize,
     /// Cancelled.
     pub cancelled: usize,
+    /// Already had an active job elsewhere, so not enqueued again.
+    pub in_flight: usize,
     /// Each partition's outcome, in the backfill's partition order.
     pub outcomes: Vec<(Partition, PartitionOutcome)>,
 }
@@ -314,7 +322,14 @@ pub(crate) async fn run(
     backfill: Backfill,
 ) -> Result<BackfillReport> {
     let asset = Arc::clone(fs.registry().get(asset_name)?);
-    let partitions = resolve_partitions(fs.registry(), asset_name, &backfill.source)?;
+    // A partition listed twice runs once: the report lists each partition once, in the
+    // order it was first given.
+    let partitions = {
+        let mut seen = std::collections::HashSet::new();
+        let mut all = resolve_partitions(fs.registry(), asset_name, &backfill.source)?;
+        all.retain(|p| seen.insert(p.clone()));
+        all
+    };
     let (exec_name, executor) = fs.choose_executor(&asset, &backfill.run).await?;
     let max_concurrency = backfill
         .max_concurrency
@@ -396,6 +411,7 @@ pub(crate) async fn run(
         let outcome = match result {
             Ok(_) => PartitionOutcome::Succeeded,
             Err(err) if err.kind() == ErrorKind::Cancelled => PartitionOutcome::Cancelled,
+            Err(err) if err.kind() == ErrorKind::InFlight => PartitionOutcome::InFlight(err),
             Err(err) => PartitionOutcome::Failed(err),
         };
         report_progress(&partitions[job_index[i]], &outcome);
@@ -425,6 +441,7 @@ pub(crate) async fn run(
         failed: count(|o| matches!(o, PartitionOutcome::Failed(_))),
         skipped: count(|o| matches!(o, PartitionOutcome::Skipped)),
         cancelled: count(|o| matches!(o, PartitionOutcome::Cancelled)),
+        in_flight: count(|o| matches!(o, PartitionOutcome::InFlight(_))),
         outcomes,
     })
 }

@@ -54,6 +54,9 @@ pub enum ErrorKind {
     /// The job has already finished (completed, failed or discarded), so it cannot be
     /// cancelled any more.
     AlreadyFinished,
+    /// A backfill's partition already has an active job (of an overlapping backfill, or of
+    /// one whose process died), so it was not enqueued again.
+    InFlight,
 }
 
 impl ErrorKind {
@@ -180,6 +183,20 @@ impl Error {
                  job can be cancelled"
             ),
         )
+    }
+
+    /// `partition` of `asset` already has an active job, `job`, so a backfill did not
+    /// enqueue it again.
+    pub fn in_flight(asset: &str, partition: &Partition, job: impl fmt::Display) -> Self {
+        Error::new(
+            ErrorKind::InFlight,
+            format!(
+                "partition {partition} of asset '{asset}' already has an active job ({job}): not \
+                 enqueued again, so it runs once, as that job"
+            ),
+        )
+        .with_asset(asset)
+        .with_partition(partition.clone())
     }
 
     /// `input` is not a valid partition; `expected` describes the accepted form.

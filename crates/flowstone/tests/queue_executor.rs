@@ -518,6 +518,113 @@ async fn a_job_no_live_worker_can_run_is_discarded_after_the_limit(db: &TestDb) 
     old_worker.shutdown(Duration::from_secs(5)).await;
 }
 
+/// Backfills never run a partition twice because of other work. A first backfill of 0..10
+/// queues its rows and its process "dies" (the task is aborted; its rows stay queued); a
+/// second backfill of 5..15, listing 5 and 6 twice, reports 5..10 in flight naming their
+/// rows, enqueues only 10..15, and lists each partition once. With a worker started, every
+/// partition of 0..15 runs exactly once.
+async fn overlapping_backfills_run_each_partition_once(db: &TestDb) {
+    let runs = Runs::default();
+    let fs = connect(db, vec![logged("sq", &runs, 1).partitioned_by(numbered())]).await;
+    let queue = fs.queue().unwrap();
+    let first = {
+        let fs = fs.clone();
+        tokio::spawn(async move {
+            fs.backfill(
+                "sq",
+                Backfill::partitions((0..10).map(Partition::Int)).executor(Strategy::Queue),
+            )
+            .await
+        })
+    };
+    let queued = |n: usize| {
+        let queue = queue.clone();
+        async move {
+            let pending = queue
+                .list(&flowstone_queue::JobFilter {
+                    state: Some(JobState::Available),
+                    ..Default::default()
+                })
+                .await
+                .unwrap();
+            (pending.len() == n).then_some(())
+        }
+    };
+    wait_for("the first backfill's rows are queued", || queued(10)).await;
+    first.abort();
+
+    let listed = [5, 5, 6, 6, 7, 8, 9, 10, 11, 12, 13, 14].map(Partition::Int);
+    let second = {
+        let fs = fs.clone();
+        tokio::spawn(async move {
+            fs.backfill("sq", Backfill::partitions(listed).executor(Strategy::Queue))
+                .await
+        })
+    };
+    // No worker yet, so the first backfill's rows are still active when the second inserts.
+    wait_for("the second backfill's new rows are queued", || queued(15)).await;
+    let worker = start_worker(&fs, "overlap").await;
+    let report = tokio::time::timeout(PATIENCE, second)
+        .await
+        .expect("the second backfill finishes")
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (
+            report.total,
+            report.succeeded,
+            report.in_flight,
+            report.failed
+        ),
+        (10, 5, 5, 0),
+        "{:?}",
+        report.outcomes
+    );
+    let order: Vec<i64> = report.outcomes.iter().map(|(p, _)| int(p)).collect();
+    assert_eq!(
+        order,
+        (5..15).collect::<Vec<_>>(),
+        "each partition once, in order"
+    );
+    for (partition, outcome) in &report.outcomes[..5] {
+        let PartitionOutcome::InFlight(err) = outcome else {
+            panic!("partition {partition}: {outcome:?}")
+        };
+        assert_eq!(err.kind(), ErrorKind::InFlight);
+        assert_error(err, ErrorKind::InFlight, &["queue row", "'sq'"]);
+        assert_eq!(err.partition(), Some(partition));
+    }
+    wait_for("all 15 partitions ran", || async {
+        (runs.lock().unwrap().len() >= 15).then_some(())
+    })
+    .await;
+    wait_for("nothing left to run", || async {
+        let busy = queue
+            .list(&flowstone_queue::JobFilter::default())
+            .await
+            .unwrap()
+            .iter()
+            .any(|r| !r.state.is_final());
+        (!busy).then_some(())
+    })
+    .await;
+    let mut ran = runs.lock().unwrap().clone();
+    ran.sort_unstable();
+    assert_eq!(
+        ran,
+        (0..15).collect::<Vec<_>>(),
+        "each partition ran exactly once"
+    );
+    for i in 0..15 {
+        assert_eq!(
+            fs.load::<i64>("sq", Partition::Int(i)).await.unwrap(),
+            i,
+            "partition {i}"
+        );
+    }
+    worker.shutdown(Duration::from_secs(5)).await;
+}
+
 /// A non-retryable error discards the job at once, whatever the retry policy.
 async fn permanent_error_discards_at_once(db: &TestDb) {
     let calls = Counter::default();
@@ -1078,6 +1185,7 @@ flowstone_queue::both_engines!(
     run_options_reach_the_queue_row,
     retryable_failures_are_retried_until_success,
     an_old_worker_leaves_an_asset_it_lacks_to_a_worker_that_has_it,
+    overlapping_backfills_run_each_partition_once,
     a_job_no_live_worker_can_run_is_discarded_after_the_limit,
     permanent_error_discards_at_once,
     auto_picks_the_queue_with_a_database_and_sync_without,

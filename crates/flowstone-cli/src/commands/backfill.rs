@@ -169,6 +169,7 @@ pub fn print_backfill_summary(globals: &GlobalOpts, reports: &[TimedReport]) {
         "FAILED",
         "SKIPPED",
         "CANCELLED",
+        "IN FLIGHT",
         "TIME",
     ]);
     for timed in reports {
@@ -180,6 +181,7 @@ pub fn print_backfill_summary(globals: &GlobalOpts, reports: &[TimedReport]) {
             r.failed.to_string(),
             r.skipped.to_string(),
             r.cancelled.to_string(),
+            r.in_flight.to_string(),
             duration_text(timed.elapsed),
         ]);
     }
@@ -221,6 +223,7 @@ pub fn backfill_json(timed: &TimedReport) -> Value {
         "failed": r.failed,
         "skipped": r.skipped,
         "cancelled": r.cancelled,
+        "in_flight": r.in_flight,
         "duration_ms": timed.elapsed.as_millis() as u64,
         "outcomes": outcomes,
     })

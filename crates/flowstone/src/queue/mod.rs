@@ -56,9 +56,10 @@ enum RowFor {
     /// `schedule` and `execute`: unique per asset + partition + run, so scheduling the same run
     /// twice makes one job; the output is kept in the row for the caller.
     Caller,
-    /// One partition of a backfill. Its run id was made for this row alone, so no other row can
-    /// hold its key and the unique index (which costs every claim and ack a write) is skipped;
-    /// nobody waits for its output, which is in the IO manager.
+    /// One partition of a backfill: unique per asset + partition across all backfills, so a
+    /// partition with an active backfill job (of an overlapping backfill, or of one whose
+    /// process died) is not enqueued again but reported in flight. Nobody waits for its
+    /// output, which is in the IO manager.
     Backfill,
 }
 
@@ -108,7 +109,16 @@ impl QueueExecutor {
                     job.run_id
                 )));
             }
-            RowFor::Backfill => meta[RETURNS_OUTPUT] = false.into(),
+            RowFor::Backfill => {
+                meta[RETURNS_OUTPUT] = false.into();
+                // Lengths first, so no asset name and partition pair can spell another's.
+                let (asset, partition) = (&*job.asset, job.partition.encode());
+                row = row.unique(Unique::Key(format!(
+                    "{KIND}|backfill|{}:{asset}|{}:{partition}",
+                    asset.len(),
+                    partition.len()
+                )));
+            }
         }
         row = row.meta(meta);
         if let Some(at) = job.scheduled_at {
@@ -339,16 +349,23 @@ impl Executor for QueueExecutor {
                     .batch(batch.clone()))
             })
             .collect::<Result<Vec<_>>>()?;
-        let ids: Vec<i64> = self
-            .queue
-            .insert_many(&rows)
-            .await
-            .map_err(queue_error)?
-            .iter()
-            .map(|inserted| inserted.id)
-            .collect();
-        let mut index_of: HashMap<i64, usize> =
-            ids.iter().enumerate().map(|(i, id)| (*id, i)).collect();
+        let inserted = self.queue.insert_many(&rows).await.map_err(queue_error)?;
+        // Rows this call inserted, to follow; a partition whose active job was already there
+        // is reported in flight at once (it runs once, as that job).
+        let mut ids = Vec::with_capacity(inserted.len());
+        let mut index_of: HashMap<i64, usize> = HashMap::with_capacity(inserted.len());
+        for (index, (row, job)) in inserted.iter().zip(&jobs).enumerate() {
+            if row.conflict {
+                let job_ref = format!("queue row {}", row.id);
+                on_done(
+                    index,
+                    Err(Error::in_flight(&job.asset, &job.partition, job_ref)),
+                );
+            } else {
+                ids.push(row.id);
+                index_of.insert(row.id, index);
+            }
+        }
         let mut report = |row: flowstone_queue::Job| {
             if let Some(index) = index_of.remove(&row.id) {
                 on_done(index, outcome_of(&row).map(drop));
