@@ -175,10 +175,29 @@ impl<E: std::fmt::Display> From<std::result::Result<(), E>> for Outcome {
 pub type HandlerFn = Arc<dyn Fn(JobContext) -> BoxFuture<'static, Outcome> + Send + Sync>;
 
 /// Per-kind settings.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct HandlerOptions {
     /// Retry delays for this kind (default: exponential with jitter).
     pub backoff: Backoff,
+    /// How long a cancelled job's handler may go on after its token fires (a cancel, or a
+    /// shutdown past its grace period) before it is aborted: its future is dropped at its
+    /// next await, and the job ends `cancelled` (or, at shutdown, goes back to the queue).
+    /// A handler that watches its token and returns sooner is never aborted. Default 5 s.
+    pub cancel_grace: Duration,
+}
+
+impl HandlerOptions {
+    /// The default [`cancel_grace`](Self::cancel_grace): 5 s.
+    pub const DEFAULT_CANCEL_GRACE: Duration = Duration::from_secs(5);
+}
+
+impl Default for HandlerOptions {
+    fn default() -> Self {
+        Self {
+            backoff: Backoff::default(),
+            cancel_grace: Self::DEFAULT_CANCEL_GRACE,
+        }
+    }
 }
 
 #[derive(Clone)]

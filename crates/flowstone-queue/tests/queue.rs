@@ -32,6 +32,7 @@ flowstone_queue::both_engines!(
     cancel_pending_job_never_runs,
     cancelling_a_finished_job_names_its_state,
     cancel_running_job_fires_token,
+    a_handler_ignoring_its_token_is_aborted_after_the_grace,
     malformed_args_are_discarded_and_worker_goes_on,
     a_worker_never_claims_a_kind_it_lacks,
     unserved_kinds_are_discarded_served_ones_wait,
@@ -128,6 +129,7 @@ async fn run_on_flaky_worker(t: &TestDb, job: NewJob) -> Job {
 fn flaky_worker(db: &Database) -> flowstone_queue::WorkerBuilder {
     let quick = HandlerOptions {
         backoff: Backoff::Constant(Duration::from_millis(10)),
+        ..HandlerOptions::default()
     };
     fast_worker(db, 4)
         .handler_with("fail_twice", quick.clone(), |ctx| async move {
@@ -391,6 +393,55 @@ async fn cancel_running_job_fires_token(t: &TestDb) {
     assert_eq!(job.state, JobState::Cancelled);
     assert!(job.cancelled_at.is_some());
     assert!(job.completed_at.is_none());
+}
+
+/// Sets its flag when dropped: tells that a handler's future was dropped.
+struct DropFlag(Flag);
+
+impl Drop for DropFlag {
+    fn drop(&mut self) {
+        self.0.set();
+    }
+}
+
+/// A handler that ignores its token is aborted (its future dropped) once its cancel grace has
+/// passed, and its slot is free: the worker's only slot runs the next job.
+async fn a_handler_ignoring_its_token_is_aborted_after_the_grace(t: &TestDb) {
+    let q = migrated(t).await;
+    let (started, dropped) = (Flag::default(), Flag::default());
+    let (s, d) = (started.clone(), dropped.clone());
+    let options = HandlerOptions {
+        cancel_grace: Duration::from_millis(200),
+        ..HandlerOptions::default()
+    };
+    let (ran, worker) = recording_worker(&t.db, 1, "next");
+    let worker = worker
+        .handler_with("stubborn", options, move |_ctx| {
+            let (s, guard) = (s.clone(), DropFlag(d.clone()));
+            async move {
+                let _guard = guard;
+                s.set();
+                // Never looks at its token.
+                loop {
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+            }
+        })
+        .started()
+        .await;
+    let id = enqueue(&q, NewJob::new("stubborn", json!({}))).await;
+    started.wait("the stubborn handler runs").await;
+    let next = enqueue(&q, NewJob::new("next", json!({}))).await;
+    q.cancel(id).await.unwrap();
+    dropped.wait("the stubborn handler is aborted").await;
+    assert_eq!(
+        q.wait(next, common::PATIENCE).await.unwrap().state,
+        JobState::Completed,
+        "the aborted handler's slot runs the next job"
+    );
+    assert_eq!(*ran.lock().unwrap(), [next]);
+    assert_eq!(job_state(&q, id).await, JobState::Cancelled);
+    worker.shutdown(Duration::from_secs(10)).await;
 }
 
 #[derive(serde::Deserialize)]

@@ -53,15 +53,24 @@ pub(super) fn start_job(shared: &Arc<Shared>, job: Claimed, ack_tx: mpsc::Unboun
         args: job.args,
     };
     let results_hold_nul = engine::results_hold_nul(&shared.db);
+    let fired = ctx.cancel.clone();
     tokio::spawn(async move {
         let run = std::panic::catch_unwind(AssertUnwindSafe(|| (handler.run)(ctx)));
+        let grace = handler.options.cancel_grace;
         let outcome = match run {
-            Ok(fut) => AssertUnwindSafe(fut)
-                .catch_unwind()
-                .await
-                .unwrap_or_else(|p| {
+            Ok(fut) => tokio::select! {
+                biased;
+                finished = AssertUnwindSafe(fut).catch_unwind() => finished.unwrap_or_else(|p| {
                     Outcome::retry(format!("handler panicked: {}", panic_text(&p)))
                 }),
+                // A handler that ignores its token is dropped here, at its next await.
+                () = overdue(&fired, grace) => Outcome::Cancelled {
+                    reason: format!(
+                        "the handler did not return within its cancel grace ({grace:?}) after \
+                         the job was cancelled, and was aborted"
+                    ),
+                },
+            },
             Err(p) => Outcome::retry(format!("handler panicked: {}", panic_text(&p))),
         };
         let _ = ack_tx.send(outcome_ack(
@@ -73,6 +82,12 @@ pub(super) fn start_job(shared: &Arc<Shared>, job: Claimed, ack_tx: mpsc::Unboun
             results_hold_nul,
         ));
     });
+}
+
+/// Resolves `grace` after `token` fires.
+async fn overdue(token: &tokio_util::sync::CancellationToken, grace: Duration) {
+    token.cancelled().await;
+    tokio::time::sleep(grace).await;
 }
 
 fn panic_text(p: &Box<dyn std::any::Any + Send>) -> String {

@@ -22,7 +22,9 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use flowstone_queue::{JobContext, Outcome, ShutdownReport, WorkerHandle, WorkerSettings};
+use flowstone_queue::{
+    HandlerOptions, JobContext, Outcome, ShutdownReport, WorkerHandle, WorkerSettings,
+};
 
 use super::{DEFAULT_QUEUE, KIND, encode_error, job_kind};
 use crate::error::{Error, ErrorKind, Result};
@@ -42,6 +44,10 @@ pub struct WorkerBuilder {
     grace: Duration,
     retention: Option<(RetentionPolicy, Duration)>,
 }
+
+/// After an asset's cancel grace, how long its handler may take to write the cancelled record
+/// before the queue aborts it.
+const RECORD_AFTER_CANCEL: Duration = Duration::from_secs(10);
 
 /// The name the retention pass runs under as a leader duty (in warnings about it).
 pub const RETENTION_DUTY: &str = "flowstone.retention";
@@ -173,16 +179,31 @@ impl WorkerBuilder {
         let runtime = self.runtime;
         let limits = self.limits;
         // One kind per asset of this registry (so nothing else is claimed), and the kind
-        // of rows written before kinds named their asset.
-        let kinds: Vec<String> = std::iter::once(KIND.to_owned())
-            .chain(runtime.registry().assets().map(|a| job_kind(&a.name)))
+        // of rows written before kinds named their asset. The asset's own cancel grace runs
+        // inside the handler (its future is dropped after it, and the cancelled record is
+        // written); the queue aborts the handler only well after that.
+        let options = |grace: Duration| HandlerOptions {
+            cancel_grace: grace.saturating_add(RECORD_AFTER_CANCEL),
+            ..HandlerOptions::default()
+        };
+        let mut kinds: Vec<(String, HandlerOptions)> = runtime
+            .registry()
+            .assets()
+            .map(|a| (job_kind(&a.name), options(a.cancel_grace)))
             .collect();
+        let longest = runtime
+            .registry()
+            .assets()
+            .map(|a| a.cancel_grace)
+            .max()
+            .unwrap_or_default();
+        kinds.push((KIND.to_owned(), options(longest)));
         let handler = move |ctx: JobContext, job: Job| {
             let runtime = runtime.clone();
             async move { run_job(&runtime, ctx, job, limits).await }
         };
-        for kind in kinds {
-            builder = builder.typed_handler(kind, handler.clone());
+        for (kind, options) in kinds {
+            builder = builder.typed_handler_with(kind, options, handler.clone());
         }
         let handle = builder.start().await.map_err(super::queue_error)?;
         Ok(handle)
