@@ -14,6 +14,7 @@ use std::time::Duration;
 use tokio::sync::{OnceCell, broadcast};
 use tokio_util::sync::CancellationToken;
 
+use crate::durability::{self, Durability};
 use crate::engine::{self, by_engine};
 use crate::error::{Error, Result};
 use crate::hub::{self, Hub};
@@ -92,6 +93,9 @@ pub struct ConnectOptions {
     pub acquire_timeout: Duration,
     /// SQLite only: how long a writer waits for the file lock (default 30 s).
     pub busy_timeout: Duration,
+    /// How much a commit that returned Ok survives (default [`Durability::Full`]: power
+    /// loss). A `durability=full|relaxed` parameter in the URL wins over this.
+    pub durability: Durability,
 }
 
 impl Default for ConnectOptions {
@@ -100,6 +104,7 @@ impl Default for ConnectOptions {
             max_connections: None,
             acquire_timeout: Duration::from_secs(10),
             busy_timeout: Duration::from_secs(30),
+            durability: Durability::Full,
         }
     }
 }
@@ -158,9 +163,15 @@ impl Database {
         Self::connect_with(url, ConnectOptions::default()).await
     }
 
-    /// Connects by URL with explicit pool settings.
-    pub async fn connect_with(url: &str, options: ConnectOptions) -> Result<Self> {
+    /// Connects by URL with explicit pool settings. A `durability=full|relaxed` parameter
+    /// in the URL sets [`ConnectOptions::durability`].
+    pub async fn connect_with(url: &str, mut options: ConnectOptions) -> Result<Self> {
         let shown = redact_url(url);
+        let (url, durability) = durability::take_from_url(url, &shown)?;
+        let url = url.as_str();
+        if let Some(durability) = durability {
+            options.durability = durability;
+        }
         let pool = match Scheme::of(url) {
             #[cfg(feature = "sqlite")]
             Some(Scheme::Sqlite) => {

@@ -47,6 +47,7 @@
 
 mod client;
 pub mod database;
+mod durability;
 mod engine;
 pub mod error;
 pub mod handler;
@@ -61,6 +62,7 @@ mod worker;
 
 pub use client::Queue;
 pub use database::{ConnectOptions, Database, Engine, Pool};
+pub use durability::Durability;
 pub use error::{Error, Result};
 pub use flowstone_backoff::{Backoff, Exponential};
 pub use handler::{HandlerOptions, JobContext, Outcome};

@@ -16,6 +16,7 @@ use super::{
     pairs,
 };
 use crate::database::{ConnectOptions, Engine, bad_url, unreachable, within};
+use crate::durability::Durability;
 use crate::error::Result;
 use crate::job::{Job, JobFilter, NewJob};
 use crate::migrate::{Migrator, recorded};
@@ -24,7 +25,11 @@ use crate::migrate::{Migrator, recorded};
 
 /// Opens the pool for a `postgres:` URL.
 pub(crate) async fn connect(url: &str, shown: &str, options: &ConnectOptions) -> Result<PgPool> {
-    let opts = PgConnectOptions::from_str(url).map_err(|e| bad_url(shown, e))?;
+    let mut opts = PgConnectOptions::from_str(url).map_err(|e| bad_url(shown, e))?;
+    if options.durability == Durability::Relaxed {
+        // Every connection of the pool commits without waiting for the WAL flush.
+        opts = opts.options([("synchronous_commit", "off")]);
+    }
     // One direct connection first: fails at once (the pool would retry until its
     // acquire timeout) and says why.
     let probe = within(options.acquire_timeout, PgConnection::connect_with(&opts))

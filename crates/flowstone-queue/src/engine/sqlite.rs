@@ -17,15 +17,16 @@ use super::{
     now_micros, pairs,
 };
 use crate::database::{ConnectOptions, Engine, bad_url, unreachable, within};
+use crate::durability::Durability;
 use crate::error::Result;
 use crate::job::{Job, JobFilter, NewJob};
 use crate::migrate::{Migrator, recorded};
 
 // ---- connecting ----------------------------------------------------------------------
 
-/// Opens the pool for a `sqlite:` URL (file created if missing): WAL, `synchronous =
-/// NORMAL`, the busy timeout; one connection that is never recycled for an in-memory
-/// database, which lives as long as its connection does.
+/// Opens the pool for a `sqlite:` URL (file created if missing): WAL, `synchronous = FULL`
+/// (`NORMAL` with relaxed durability), the busy timeout; one connection that is never
+/// recycled for an in-memory database, which lives as long as its connection does.
 pub(crate) async fn connect(
     url: &str,
     shown: &str,
@@ -35,7 +36,10 @@ pub(crate) async fn connect(
         .map_err(|e| bad_url(shown, e))?
         .create_if_missing(true)
         .journal_mode(SqliteJournalMode::Wal)
-        .synchronous(SqliteSynchronous::Normal)
+        .synchronous(match options.durability {
+            Durability::Full => SqliteSynchronous::Full,
+            Durability::Relaxed => SqliteSynchronous::Normal,
+        })
         .busy_timeout(options.busy_timeout)
         // Checkpoint (and fsync the database file) every ~40 MB of WAL rather
         // than every 4 MB: a busy queue rewrites the same few pages constantly.
