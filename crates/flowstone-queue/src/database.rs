@@ -233,6 +233,12 @@ impl Database {
         }
     }
 
+    /// True when `other` is this handle or a clone of it (one pool, one hub), as opposed to
+    /// another handle, even one on the same database.
+    pub fn is_same_handle(&self, other: &Database) -> bool {
+        Arc::ptr_eq(&self.inner, &other.inner)
+    }
+
     /// The engine this database runs on.
     pub fn engine(&self) -> Engine {
         by_engine!(&self.inner.pool, _ => {

@@ -105,6 +105,11 @@ pub enum Outcome {
         /// Why.
         reason: String,
     },
+    /// Already completed by the handler itself, in its own transaction, with
+    /// [`transaction::complete_sqlite`](crate::transaction::complete_sqlite) (which returned
+    /// true): the worker writes nothing. Return it only then; the row would otherwise stay
+    /// `executing` until this node's orphan sweep gives it back.
+    Committed,
 }
 
 impl Outcome {

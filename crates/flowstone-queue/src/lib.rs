@@ -58,6 +58,7 @@ pub mod migrate;
 mod redact;
 #[cfg(all(feature = "testing", feature = "sqlite", feature = "postgres"))]
 pub mod testing;
+pub mod transaction;
 mod worker;
 
 pub use client::Queue;

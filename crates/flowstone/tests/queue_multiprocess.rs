@@ -36,6 +36,12 @@ const NODE: &str = "FS_QTEST_NODE";
 const SLEEP_MS: &str = "FS_QTEST_SLEEP_MS";
 /// How many partitions the backfiller backfills.
 const PARTITIONS: &str = "FS_QTEST_PARTITIONS";
+/// The queue row a `cancel` child cancels.
+const JOB_ID: &str = "FS_QTEST_JOB_ID";
+/// Set by `gated` when it runs (in the parent, whose worker runs it).
+static GATE_REACHED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+/// What `gated` waits for before it returns.
+static GATE: tokio::sync::Notify = tokio::sync::Notify::const_new();
 /// An asset this process's build leaves out (the old binary of a rolling deploy).
 const WITHOUT: &str = "FS_QTEST_WITHOUT";
 /// The line prefix of the backfiller's report.
@@ -58,6 +64,12 @@ fn pipeline(url: &str) -> Builder {
         Asset::new("waits").execute(|ctx| async move {
             ctx.cancellation().cancelled().await;
             Ok::<u8, Error>(0)
+        }),
+        // Ignores its token: runs until the test opens the gate, then succeeds.
+        Asset::new("gated").execute(|_ctx| async move {
+            GATE_REACHED.store(true, std::sync::atomic::Ordering::SeqCst);
+            GATE.notified().await;
+            Ok::<i64, Error>(7)
         }),
         Asset::new("square")
             .partitioned_by(common::numbered())
@@ -99,6 +111,10 @@ fn child_process() {
             match role.as_str() {
                 "worker" => run_worker(fs).await,
                 "backfill" => run_backfill(fs).await,
+                "cancel" => {
+                    let id: i64 = std::env::var(JOB_ID).unwrap().parse().unwrap();
+                    fs.queue().unwrap().cancel(id).await.expect("cancel");
+                }
                 other => panic!("unknown child role {other}"),
             }
         });
@@ -331,6 +347,65 @@ async fn cancelling_a_job_running_in_another_process_stops_it(db: &TestDb) {
     stop_worker(worker).await;
 }
 
+/// Cancel stops the work even when the worker has not seen the cancel yet. A job of `gated`
+/// runs on a worker in this process that polls for cancels only once a minute (on SQLite that
+/// is how a cancel from another process arrives); another process cancels it; then `gated`
+/// succeeds. Its success must not land: the job, its record and its stored output agree that
+/// it was cancelled (on SQLite the success commits in the transaction that completes the job,
+/// fenced by its state; on PostgreSQL NOTIFY fires the token first).
+async fn a_success_after_a_cancel_from_another_process_does_not_land(db: &TestDb) {
+    let fs = parent(db).await;
+    let mut settings = fast_settings();
+    settings.cancel_poll_interval = Duration::from_secs(60);
+    let worker = fs
+        .worker()
+        .queue("assets", 2)
+        .settings(settings)
+        .start()
+        .await
+        .unwrap();
+    let job = fs
+        .schedule("gated", Run::unpartitioned().executor(Strategy::Queue))
+        .await
+        .unwrap();
+    wait_for("the gated asset to run", || async {
+        GATE_REACHED
+            .load(std::sync::atomic::Ordering::SeqCst)
+            .then_some(())
+    })
+    .await;
+    let id = flowstone::queue::queue_job_id(&job).unwrap().to_string();
+    let canceller = spawn_child("cancel", db.url(), "canceller", &[(JOB_ID, id.as_str())]);
+    let out = tokio::time::timeout(CHILD_PATIENCE, canceller.wait_with_output())
+        .await
+        .expect("the cancel process finishes")
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    GATE.notify_one();
+
+    assert!(matches!(
+        wait_finished(&fs, &job).await,
+        JobStatus::Cancelled
+    ));
+    let record = settled_record(&fs, "gated").await;
+    assert_eq!(
+        record.status,
+        MaterializationStatus::Cancelled,
+        "the record agrees with the job: {record:?}"
+    );
+    let stored = fs.load::<i64>("gated", Partition::Unpartitioned).await;
+    assert!(
+        stored.is_err(),
+        "no output of the cancelled run is stored: {stored:?}"
+    );
+    assert_eq!(row(&fs, &job).await.state, JobState::Cancelled);
+    worker.shutdown(Duration::from_secs(5)).await;
+}
+
 /// Checks a finished 500-partition backfill: every row completed, one success record per
 /// partition with the row's run and attempt (the rescued attempt when a worker was killed), and
 /// every output. Returns how many rows were rescued.
@@ -544,6 +619,7 @@ async fn an_old_worker_without_an_asset_leaves_its_jobs_to_a_new_one(db: &TestDb
 }
 
 flowstone_queue::both_engines!(
+    a_success_after_a_cancel_from_another_process_does_not_land,
     an_old_worker_without_an_asset_leaves_its_jobs_to_a_new_one,
     execute_returns_the_output_from_a_worker_in_another_process,
     cancelling_a_job_running_in_another_process_stops_it,

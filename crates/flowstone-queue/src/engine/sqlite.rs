@@ -640,6 +640,27 @@ async fn complete_and_claim(
     Ok((claimed, applied))
 }
 
+/// Completes one attempt inside the caller's transaction (see `crate::transaction`); true
+/// when the fence let it apply.
+pub(crate) async fn complete_one(
+    conn: &mut SqliteConnection,
+    id: i64,
+    attempt: i32,
+    result: Option<&str>,
+) -> Result<bool> {
+    let done = sqlx::query(
+        "UPDATE flowstone_jobs SET state = 'completed', completed_at = ?1, result = ?4
+          WHERE id = ?2 AND attempt = ?3 AND state = 'executing'",
+    )
+    .bind(now_micros())
+    .bind(id)
+    .bind(attempt)
+    .bind(result)
+    .execute(conn)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
 // ---- leases (see `crate::lease`) -----------------------------------------------------
 
 /// Takes or renews the lease `name` for `holder`; expiry by this host's clock (all

@@ -93,6 +93,11 @@ impl Shared {
         }
     }
 
+    /// A job completed by its handler's own transaction is no longer running here.
+    fn forget_id(&self, id: i64) {
+        self.running().remove(&id);
+    }
+
     /// Writes acks (and claims), counting and logging the acks the attempt fence refused;
     /// the acked jobs are no longer running here.
     async fn ack_and_claim(

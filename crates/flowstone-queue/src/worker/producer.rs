@@ -10,9 +10,9 @@ use std::time::Duration;
 use tokio::sync::{Notify, mpsc};
 
 use super::acker::{AckPath, flush_final, write_acks};
-use super::run_job::{abandon_ack, start_job};
+use super::run_job::{Ended, abandon_ack, start_job};
 use super::{Shared, pause};
-use crate::engine::{Ack, ClaimSpec, Conn, Role};
+use crate::engine::{ClaimSpec, Conn, Role};
 
 /// After the grace period, how long handlers whose token fired may take to return.
 const ABANDON_WAIT: Duration = Duration::from_millis(500);
@@ -24,7 +24,7 @@ pub(super) async fn produce(
     concurrency: usize,
     mut acks: AckPath,
 ) -> usize {
-    let (ack_tx, mut ack_rx) = mpsc::unbounded_channel::<Ack>();
+    let (ack_tx, mut ack_rx) = mpsc::unbounded_channel::<Ended>();
     let wake = shared
         .wake
         .get(&queue)
@@ -38,9 +38,8 @@ pub(super) async fn produce(
     let mut conn: Option<Conn> = None;
     let mut backoff = Duration::from_millis(20);
     loop {
-        while let Ok(ack) = ack_rx.try_recv() {
-            in_flight.remove(&ack.id());
-            acks.push(ack);
+        while let Ok(ended) = ack_rx.try_recv() {
+            take(&shared, ended, &mut in_flight, &mut acks);
         }
         // Jobs that finish at once (spawned just now, or siblings of one that woke us):
         // let them run and collect their acks, so one round trip acknowledges and refills
@@ -51,9 +50,8 @@ pub(super) async fn produce(
             }
             tokio::task::yield_now().await;
             let mut more = false;
-            while let Ok(ack) = ack_rx.try_recv() {
-                in_flight.remove(&ack.id());
-                acks.push(ack);
+            while let Ok(ended) = ack_rx.try_recv() {
+                take(&shared, ended, &mut in_flight, &mut acks);
                 more = true;
             }
             if !more {
@@ -68,11 +66,8 @@ pub(super) async fn produce(
             let deadline = tokio::time::Instant::now() + ABANDON_WAIT;
             while !in_flight.is_empty() {
                 tokio::select! {
-                    ack = ack_rx.recv() => match ack {
-                        Some(ack) => {
-                            in_flight.remove(&ack.id());
-                            acks.push(ack);
-                        }
+                    ended = ack_rx.recv() => match ended {
+                        Some(ended) => take(&shared, ended, &mut in_flight, &mut acks),
                         None => break,
                     },
                     _ = tokio::time::sleep_until(deadline) => break,
@@ -156,10 +151,9 @@ pub(super) async fn produce(
             continue;
         }
         tokio::select! {
-            ack = ack_rx.recv() => {
-                if let Some(ack) = ack {
-                    in_flight.remove(&ack.id());
-                    acks.push(ack);
+            ended = ack_rx.recv() => {
+                if let Some(ended) = ended {
+                    take(&shared, ended, &mut in_flight, &mut acks);
                 }
             }
             _ = wake.notified() => maybe_more = true,
@@ -167,6 +161,26 @@ pub(super) async fn produce(
             _ = shared.stop_claiming.cancelled(), if !stopping => {}
             _ = shared.abandon.cancelled() => {}
             _ = shared.stop.cancelled() => return 0,
+        }
+    }
+}
+
+/// A job that ended: no longer in flight; its ack goes to `acks`, unless the handler
+/// completed the job in its own transaction.
+fn take(
+    shared: &Shared,
+    ended: Ended,
+    in_flight: &mut HashMap<i64, (i32, i32)>,
+    acks: &mut AckPath,
+) {
+    match ended {
+        Ended::Ack(ack) => {
+            in_flight.remove(&ack.id());
+            acks.push(ack);
+        }
+        Ended::Committed { id } => {
+            in_flight.remove(&id);
+            shared.forget_id(id);
         }
     }
 }

@@ -14,11 +14,20 @@ use crate::engine::{self, Ack, Claimed, Transition};
 use crate::handler::{HandlerOptions, JobContext, Outcome};
 use crate::job::JobState;
 
-pub(super) fn start_job(shared: &Arc<Shared>, job: Claimed, ack_tx: mpsc::UnboundedSender<Ack>) {
+/// How a job this node ran ended, as its task reports it to the producer.
+pub(super) enum Ended {
+    /// The ack to write.
+    Ack(Ack),
+    /// The handler completed the job in its own transaction ([`Outcome::Committed`]):
+    /// nothing to write.
+    Committed { id: i64 },
+}
+
+pub(super) fn start_job(shared: &Arc<Shared>, job: Claimed, ack_tx: mpsc::UnboundedSender<Ended>) {
     let Some(handler) = shared.handlers.get(&job.kind).cloned() else {
         // Claims ask only for this node's kinds, so this is a row whose kind changed under
         // us: give it back for a node that has the kind, without using up an attempt.
-        let _ = ack_tx.send(Ack::Transition {
+        let _ = ack_tx.send(Ended::Ack(Ack::Transition {
             id: job.id,
             attempt: job.attempt,
             to: Transition {
@@ -29,7 +38,7 @@ pub(super) fn start_job(shared: &Arc<Shared>, job: Claimed, ack_tx: mpsc::Unboun
                 unhandled: 1,
                 error: None,
             },
-        });
+        }));
         return;
     };
     let cancel = shared.abandon.child_token();
@@ -73,7 +82,7 @@ pub(super) fn start_job(shared: &Arc<Shared>, job: Claimed, ack_tx: mpsc::Unboun
             },
             Err(p) => Outcome::retry(format!("handler panicked: {}", panic_text(&p))),
         };
-        let _ = ack_tx.send(outcome_ack(
+        let _ = ack_tx.send(ended_by(
             job.id,
             job.attempt,
             job.max_attempts,
@@ -97,14 +106,14 @@ fn panic_text(p: &Box<dyn std::any::Any + Send>) -> String {
         .unwrap_or_else(|| "(no message)".into())
 }
 
-fn outcome_ack(
+fn ended_by(
     id: i64,
     attempt: i32,
     max_attempts: i32,
     outcome: Outcome,
     options: &HandlerOptions,
     results_hold_nul: bool,
-) -> Ack {
+) -> Ended {
     let transition =
         |state, delay: Option<Duration>, extra_attempt, snoozed, error: Option<String>| {
             Ack::Transition {
@@ -120,7 +129,7 @@ fn outcome_ack(
                 },
             }
         };
-    match outcome {
+    Ended::Ack(match outcome {
         Outcome::Complete(result) => Ack::Complete {
             id,
             attempt,
@@ -139,7 +148,8 @@ fn outcome_ack(
         Outcome::Discard { error } => transition(JobState::Discarded, None, 0, 0, Some(error)),
         Outcome::Snooze(after) => transition(JobState::Scheduled, Some(after), 1, 1, None),
         Outcome::Cancelled { reason } => transition(JobState::Cancelled, None, 0, 0, Some(reason)),
-    }
+        Outcome::Committed => return Ended::Committed { id },
+    })
 }
 
 /// Longest retry or snooze delay stored (longer ones are cut to this): keeps `scheduled_at`

@@ -141,6 +141,9 @@ impl WorkerBuilder {
                 "a worker needs a database: build FlowStone with .database(\"sqlite://flowstone.db\")",
             )
         })?;
+        // On SQLite, where another process's cancel is only polled, a success commits its
+        // records and outputs in the transaction that completes the job (see `run_job`).
+        let fence = (db.engine() == flowstone_queue::Engine::Sqlite).then(|| db.clone());
         let mut builder = flowstone_queue::Worker::builder(db).settings(self.settings);
         let queues = if self.queues.is_empty() {
             vec![(DEFAULT_QUEUE.to_owned(), 10)]
@@ -199,8 +202,8 @@ impl WorkerBuilder {
             .unwrap_or_default();
         kinds.push((KIND.to_owned(), options(longest)));
         let handler = move |ctx: JobContext, job: Job| {
-            let runtime = runtime.clone();
-            async move { run_job(&runtime, ctx, job, limits).await }
+            let (runtime, fence) = (runtime.clone(), fence.clone());
+            async move { run_job(&runtime, ctx, job, limits, fence.as_ref()).await }
         };
         for (kind, options) in kinds {
             builder = builder.typed_handler_with(kind, options, handler.clone());
@@ -215,6 +218,46 @@ impl WorkerBuilder {
         let handle = self.start().await?;
         signal.await;
         Ok(handle.shutdown(grace).await)
+    }
+}
+
+/// The outcome of a successful attempt: the output in the row for a waiting caller, and, with
+/// held writes, the commit that stores them and completes the job in one transaction.
+async fn succeed(
+    ctx: &JobContext,
+    output: &crate::output::Output,
+    held: Option<(&flowstone_queue::Database, crate::sql::Held)>,
+) -> Result<Outcome> {
+    let value = if returns_output(ctx) {
+        match output.to_json() {
+            Ok(value) => Some(value),
+            Err(err) => {
+                if let Some((_, held)) = held {
+                    held.commit().await?;
+                }
+                return Ok(Outcome::discard(encode_error(&err)));
+            }
+        }
+    } else {
+        None
+    };
+    let Some((db, held)) = held else {
+        return Ok(Outcome::Complete(value));
+    };
+    let completion = crate::sql::Completion {
+        ctx: ctx.clone(),
+        result: value,
+    };
+    if held.commit_completing(&completion).await? {
+        flowstone_queue::transaction::announce_completed(db, ctx.id);
+        Ok(Outcome::Committed)
+    } else {
+        // The cancel (or rescue) committed first: nothing of the success was stored, and the
+        // row is no longer this attempt's, so this outcome is fenced off as well.
+        Ok(Outcome::cancelled(format!(
+            "queue job {} was cancelled before its success committed",
+            ctx.id
+        )))
     }
 }
 
@@ -236,7 +279,18 @@ fn returns_output(ctx: &JobContext) -> bool {
         .unwrap_or(true)
 }
 
-async fn run_job(runtime: &Runtime, ctx: JobContext, job: Job, limits: Limits) -> Outcome {
+/// Runs one queued materialization. With `fence` (the queue's SQLite database), the writes
+/// that end it are held back and committed in the transaction that completes the job, fenced
+/// by the job's state: a cancel that commits first leaves no success behind (its records say
+/// cancelled, no output or lineage is stored), and one that comes after finds the job
+/// completed.
+async fn run_job(
+    runtime: &Runtime,
+    ctx: JobContext,
+    job: Job,
+    limits: Limits,
+    fence: Option<&flowstone_queue::Database>,
+) -> Outcome {
     let asset = match runtime.registry().get(&job.asset) {
         Ok(asset) => Arc::clone(asset),
         Err(_) if ctx.snoozed < limits.unknown_asset => {
@@ -267,12 +321,27 @@ async fn run_job(runtime: &Runtime, ctx: JobContext, job: Job, limits: Limits) -
     // the deliveries that ran it.
     let counted = ctx.attempt.saturating_sub(ctx.snoozed).max(1);
     let attempt = u32::try_from(counted).unwrap_or(1);
-    match runtime.run_attempt(&job, attempt, &env).await {
-        Ok(_) if !returns_output(&ctx) => Outcome::Complete(None),
-        Ok(output) => match output.to_json() {
-            Ok(value) => Outcome::Complete(Some(value)),
-            Err(err) => Outcome::discard(encode_error(&err)),
-        },
+    let run = runtime.run_attempt(&job, attempt, &env);
+    let (result, held) = match fence {
+        Some(db) => {
+            let (result, held) = crate::sql::hold(db, run).await;
+            (result, Some((db, held)))
+        }
+        None => (run.await, None),
+    };
+    let result = match (result, held) {
+        (Ok(output), held) => succeed(&ctx, &output, held).await,
+        (Err(err), Some((_, held))) => {
+            // A failure's records are stored all the same.
+            if let Err(store) = held.commit().await {
+                tracing::warn!(asset = %job.asset, error = %store, "could not store a failed materialization's records");
+            }
+            Err(err)
+        }
+        (Err(err), None) => Err(err),
+    };
+    match result {
+        Ok(outcome) => outcome,
         Err(err) => match err.kind() {
             ErrorKind::DependencyNotReady if ctx.snoozed < limits.dependency_snoozes => {
                 let factor = 2u32.saturating_pow(u32::try_from(ctx.snoozed).unwrap_or(0).min(16));

@@ -78,6 +78,7 @@ pub use blob_io::SqlBlobIo;
 pub use lineage::SqlLineage;
 pub use migrations::MIGRATIONS;
 pub use store::SqlStore;
+pub(crate) use writer::{Completion, Held, hold};
 
 use crate::error::{Error, Result};
 

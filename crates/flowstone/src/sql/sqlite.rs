@@ -4,13 +4,13 @@
 //! of parameters. A batch of writes is one query string holding its whole transaction, so the
 //! write lock is held for one round trip to the connection's thread.
 
-use sqlx::SqlitePool;
 use sqlx::sqlite::{SqliteArguments, SqliteRow};
+use sqlx::{Connection, SqlitePool};
 
 use super::retention::{self, Deleted, GroupStats, OrderKey};
 use super::rows::{self, EdgeRow, LineageSide, OutputRow, RecordFilter, RecordRow, to_micros};
 use super::sql_error;
-use super::writer::Batch;
+use super::writer::{Batch, Completion};
 use crate::error::Result;
 use crate::io::{IoMetadata, Stored};
 use crate::lineage::MaterializationKey;
@@ -204,32 +204,13 @@ pub(crate) async fn outputs(
 /// Writes one batch: multi-row `VALUES` statements, all in one query string with its
 /// `BEGIN IMMEDIATE` and `COMMIT`.
 pub(crate) async fn write(db: &Database, pool: &SqlitePool, batch: &Batch) -> Result<()> {
-    let mut parts: Vec<(String, Part<'_>)> = Vec::new();
-    for chunk in batch.records.chunks(ROWS_PER_STATEMENT) {
-        let sql = values_sql(
-            RECORD_UPSERT_HEAD,
-            RECORD_WIDTH,
-            chunk.len(),
-            RECORD_UPSERT_TAIL,
-        );
-        parts.push((sql, Part::Records(chunk)));
-    }
-    for chunk in batch.edges.chunks(ROWS_PER_STATEMENT) {
-        let sql = values_sql(EDGE_INSERT_HEAD, 7, chunk.len(), EDGE_INSERT_TAIL);
-        parts.push((sql, Part::Edges(chunk)));
-    }
-    for chunk in batch.outputs.chunks(ROWS_PER_STATEMENT) {
-        let sql = values_sql(OUTPUT_UPSERT_HEAD, 6, chunk.len(), OUTPUT_UPSERT_TAIL);
-        parts.push((sql, Part::Outputs(chunk)));
-    }
-    let mut sql = String::from("BEGIN IMMEDIATE;\n");
-    for (part_sql, _) in &parts {
-        sql.push_str(part_sql);
-        sql.push_str(";\n");
-    }
-    sql.push_str("COMMIT;");
-    let mut q = sqlx::query(sqlx::AssertSqlSafe(sql)).persistent(false);
-    for (_, part) in &parts {
+    let statements = Statements::of(batch);
+    let mut q = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "BEGIN IMMEDIATE;\n{}COMMIT;",
+        statements.sql
+    )))
+    .persistent(false);
+    for part in &statements.parts {
         q = part.bind(q);
     }
     let mut conn = pool
@@ -247,6 +228,96 @@ pub(crate) async fn write(db: &Database, pool: &SqlitePool, batch: &Batch) -> Re
     written
         .map(drop)
         .map_err(|e| sql_error("write materializations, lineage and outputs", e))
+}
+
+/// Writes `batch` in the transaction that completes the queue job `completion` runs, fenced
+/// by that job's state: when the completion does not apply (the job was cancelled or rescued
+/// since), `instead` is written rather than `batch`. True when the completion applied.
+pub(crate) async fn write_completing(
+    db: &Database,
+    pool: &SqlitePool,
+    batch: &Batch,
+    instead: &Batch,
+    completion: &Completion,
+) -> Result<bool> {
+    let mut conn = pool
+        .acquire()
+        .await
+        .map_err(|e| sql_error("get a connection to write", e))?;
+    let _turn = db.write_gate().await;
+    const WHAT: &str = "write a materialization and complete its queue job";
+    let written = async {
+        let mut tx = conn
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .map_err(|e| sql_error(WHAT, e))?;
+        let completed = flowstone_queue::transaction::complete_sqlite(
+            &mut tx,
+            &completion.ctx,
+            completion.result.as_ref(),
+        )
+        .await
+        .map_err(crate::queue::queue_error)?;
+        let statements = Statements::of(if completed { batch } else { instead });
+        if !statements.parts.is_empty() {
+            let mut q = sqlx::query(sqlx::AssertSqlSafe(statements.sql)).persistent(false);
+            for part in &statements.parts {
+                q = part.bind(q);
+            }
+            q.execute(&mut *tx).await.map_err(|e| sql_error(WHAT, e))?;
+        }
+        tx.commit().await.map_err(|e| sql_error(WHAT, e))?;
+        Ok::<bool, crate::error::Error>(completed)
+    }
+    .await;
+    if written.is_err() {
+        // The transaction may still be open: closing the connection rolls it back.
+        conn.close_on_drop();
+    }
+    written
+}
+
+/// The statements that write a batch (one per table chunk, each ending in `;`), and the rows
+/// each binds, in order.
+struct Statements<'a> {
+    sql: String,
+    parts: Vec<Part<'a>>,
+}
+
+impl<'a> Statements<'a> {
+    fn of(batch: &'a Batch) -> Self {
+        let mut sql = String::new();
+        let mut parts = Vec::new();
+        let mut add = |statement: String, part: Part<'a>| {
+            sql.push_str(&statement);
+            sql.push_str(";\n");
+            parts.push(part);
+        };
+        for chunk in batch.records.chunks(ROWS_PER_STATEMENT) {
+            add(
+                values_sql(
+                    RECORD_UPSERT_HEAD,
+                    RECORD_WIDTH,
+                    chunk.len(),
+                    RECORD_UPSERT_TAIL,
+                ),
+                Part::Records(chunk),
+            );
+        }
+        for chunk in batch.edges.chunks(ROWS_PER_STATEMENT) {
+            add(
+                values_sql(EDGE_INSERT_HEAD, 7, chunk.len(), EDGE_INSERT_TAIL),
+                Part::Edges(chunk),
+            );
+        }
+        for chunk in batch.outputs.chunks(ROWS_PER_STATEMENT) {
+            add(
+                values_sql(OUTPUT_UPSERT_HEAD, 6, chunk.len(), OUTPUT_UPSERT_TAIL),
+                Part::Outputs(chunk),
+            );
+        }
+        Statements { sql, parts }
+    }
 }
 
 /// A page of the retention scan: records per (asset, partition) among the next `rows` rows

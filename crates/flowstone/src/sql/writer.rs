@@ -13,7 +13,9 @@
 //! its 1 GB field limit. And a batch the database rejects is written again one row per
 //! transaction, so a row the database refuses fails only the writes it belongs to.
 
+use std::cell::RefCell;
 use std::collections::HashMap;
+use std::future::Future;
 use std::sync::OnceLock;
 
 use flowstone_queue::Database;
@@ -26,6 +28,7 @@ use super::rows::{EdgeRow, OutputRow, RecordRow};
 #[cfg(feature = "sqlite")]
 use super::sqlite;
 use crate::error::{Error, Result};
+use crate::store::MaterializationStatus;
 
 /// Most writes committed together.
 const MAX_BATCH: usize = 512;
@@ -60,7 +63,12 @@ impl Writer {
 
     /// Writes `write`: returns once it is committed, or, inside a materialization, once it is
     /// queued, leaving the wait for the commit to the materialization ([`crate::deferred`]).
+    /// Inside [`hold`] on this writer's database, a write that ends the materialization is
+    /// kept for [`Held::commit_completing`] instead.
     pub(crate) async fn write(&self, write: Write) -> Result<()> {
+        let Some(write) = self.hold_back(write) else {
+            return Ok(());
+        };
         let answer = self.enqueue(write)?;
         let committed = async move {
             answer
@@ -71,6 +79,29 @@ impl Writer {
             None => Ok(()),
             Some(committed) => committed.await,
         }
+    }
+
+    /// Keeps `write` in the enclosing [`hold`] when it is on this writer's database and is
+    /// not a `Running` record (which others must see while the work runs); else hands it
+    /// back.
+    fn hold_back(&self, write: Write) -> Option<Write> {
+        let running =
+            matches!(&write, Write::Record(r) if r.status == MaterializationStatus::Running);
+        if running {
+            return Some(write);
+        }
+        if HELD.try_with(|_| ()).is_err() {
+            return Some(write);
+        }
+        HELD.with(|held| {
+            let mut held = held.borrow_mut();
+            if held.db.is_same_handle(&self.db) {
+                held.writes.push(write);
+                None
+            } else {
+                Some(write)
+            }
+        })
     }
 
     /// Queues `write` behind every write queued before it.
@@ -84,6 +115,94 @@ impl Writer {
         tx.send((write, done))
             .map_err(|_| Error::store("the SQL writer task has stopped"))?;
         Ok(answer)
+    }
+}
+
+tokio::task_local! {
+    static HELD: RefCell<Held>;
+}
+
+/// The writes a materialization kept back inside [`hold`], to commit with its queue job's
+/// completion.
+pub(crate) struct Held {
+    db: Database,
+    writes: Vec<Write>,
+}
+
+/// What a queue job's success commits with: the job (its id and attempt are the fence) and
+/// the result its row keeps for a waiting caller.
+pub(crate) struct Completion {
+    pub ctx: flowstone_queue::JobContext,
+    pub result: Option<serde_json::Value>,
+}
+
+/// Runs `work` holding back every write it makes to `db` through an SQL writer except its
+/// `Running` records (on this task; the writes of tasks it spawns go as usual), and returns
+/// them with its result.
+pub(crate) async fn hold<T>(db: &Database, work: impl Future<Output = T>) -> (T, Held) {
+    let cell = RefCell::new(Held {
+        db: db.clone(),
+        writes: Vec::new(),
+    });
+    HELD.scope(cell, async move {
+        let out = work.await;
+        let held = HELD.with(|held| {
+            let mut held = held.borrow_mut();
+            Held {
+                db: held.db.clone(),
+                writes: std::mem::take(&mut held.writes),
+            }
+        });
+        (out, held)
+    })
+    .await
+}
+
+impl Held {
+    /// Commits the held writes as they are, in one transaction (the work failed: its
+    /// failure record must be stored all the same).
+    pub(crate) async fn commit(self) -> Result<()> {
+        if self.writes.is_empty() {
+            return Ok(());
+        }
+        commit(&self.db, &Batch::dedup(self.writes)).await
+    }
+
+    /// Commits the held writes in the transaction that completes the queue job, fenced by its
+    /// state (SQLite). When the job was cancelled or rescued since, its records are stored as
+    /// cancelled instead and its outputs and lineage not at all; false then.
+    pub(crate) async fn commit_completing(self, completion: &Completion) -> Result<bool> {
+        let batch = Batch::dedup(self.writes);
+        let instead = Batch {
+            records: batch
+                .records
+                .iter()
+                .cloned()
+                .map(|mut r| {
+                    r.status = MaterializationStatus::Cancelled;
+                    let why = format!(
+                        "asset '{}' was cancelled: queue job {} was cancelled (or handed to \
+                         another worker) before its success committed",
+                        r.asset, completion.ctx.id
+                    );
+                    let err =
+                        Error::new(crate::error::ErrorKind::Cancelled, why).with_asset(&r.asset);
+                    r.error = serde_json::to_string(&err.to_record()).ok();
+                    r
+                })
+                .collect(),
+            ..Batch::default()
+        };
+        by_engine!(self.db.pool(), pool => {
+            sqlite: sqlite::write_completing(&self.db, pool, &batch, &instead, completion).await,
+            postgres: {
+                let _ = (pool, instead);
+                Err(Error::store(
+                    "a completing commit is for SQLite, where cancels are polled; on PostgreSQL \
+                     the queue's own ack completes the job",
+                ))
+            },
+        })
     }
 }
 
