@@ -2,8 +2,8 @@
 //! runs inside `BEGIN IMMEDIATE`, so a transaction takes the write lock up front and waits
 //! on the busy timeout instead of failing to upgrade a read lock; with WAL, readers never
 //! block. Claims are one `UPDATE … RETURNING`. Batches of ids and acks travel as one JSON
-//! document expanded by `json_each`, so statement text is constant and there is no
-//! bind-parameter limit; inserts bind each job's columns (see [`insert`]).
+//! document expanded by `json_each`, inserts included, so statement text is constant and
+//! there is no bind-parameter limit.
 //! Timestamps are epoch microseconds taken from this node's clock.
 
 use std::str::FromStr;
@@ -78,11 +78,6 @@ macro_rules! job_columns {
     };
 }
 
-/// Columns an insert binds per job.
-const INSERT_COLUMNS: usize = 11;
-/// Jobs per insert statement: within SQLite's 32,766 bind parameters.
-const INSERT_ROWS: usize = 2_500;
-
 /// Inserts jobs with multi-row `VALUES` statements of at most [`INSERT_ROWS`] jobs, on the
 /// caller's connection: a caller inserting more than one statement's worth holds a
 /// transaction around the call. Args and meta are bound as the JSON text `NewJob` holds: an
@@ -94,67 +89,56 @@ pub(crate) async fn insert(
     keys: &[Option<&str>],
 ) -> Result<Vec<(i64, Option<String>)>> {
     let now = now_micros();
-    let mut out = Vec::with_capacity(jobs.len());
-    for (rows, keys) in jobs.chunks(INSERT_ROWS).zip(keys.chunks(INSERT_ROWS)) {
-        out.append(&mut insert_rows(conn, rows, keys, now).await?);
-    }
-    out.sort_unstable_by_key(|(id, _)| *id);
-    Ok(out)
-}
-
-/// One multi-row `INSERT … VALUES` of `jobs` (at most [`INSERT_ROWS`]).
-async fn insert_rows(
-    conn: &mut SqliteConnection,
-    jobs: &[&NewJob],
-    keys: &[Option<&str>],
-    now: i64,
-) -> Result<Vec<(i64, Option<String>)>> {
-    let mut sql = String::with_capacity(300 + jobs.len() * 36);
-    sql.push_str(
+    // [[queue, kind, args, meta, priority, state, max_attempts, scheduled_at, unique_key,
+    //   batch], ...]: args and meta as the JSON text they are stored as.
+    let rows: Vec<_> = jobs
+        .iter()
+        .zip(keys)
+        .map(|(job, key)| {
+            let scheduled = job.scheduled_at.map_or(now, |t| t.timestamp_micros());
+            let state = if scheduled > now {
+                "scheduled"
+            } else {
+                "available"
+            };
+            (
+                &job.queue,
+                &job.kind,
+                &job.args,
+                &job.meta,
+                job.priority,
+                state,
+                job.max_attempts,
+                scheduled,
+                *key,
+                job.batch.as_deref(),
+            )
+        })
+        .collect();
+    // One statement text for every batch size, so it stays prepared; json_each yields the
+    // rows in order, so ids follow the input order.
+    let mut out: Vec<(i64, Option<String>)> = sqlx::query(
         "INSERT INTO flowstone_jobs
              (queue, kind, args, meta, priority, state, max_attempts, scheduled_at,
               inserted_at, unique_key, batch)
-         VALUES ",
-    );
-    for i in 0..jobs.len() {
-        sql.push_str(if i == 0 { "(" } else { ", (" });
-        sql.push_str(&["?"; INSERT_COLUMNS].join(", "));
-        sql.push(')');
-    }
-    sql.push_str(
-        " ON CONFLICT (unique_key)
+         SELECT j.value ->> 0, j.value ->> 1, j.value ->> 2, j.value ->> 3, j.value ->> 4,
+                j.value ->> 5, j.value ->> 6, j.value ->> 7, ?2, j.value ->> 8, j.value ->> 9
+           FROM json_each(?1) AS j WHERE true
+         ON CONFLICT (unique_key)
              WHERE unique_key IS NOT NULL
                AND state IN ('available', 'scheduled', 'executing', 'retryable')
              DO NOTHING
          RETURNING id, unique_key",
-    );
-    // The one-job statement is kept prepared; statements of every other length would crowd
-    // the connection's statement cache.
-    let mut q = sqlx::query(sqlx::AssertSqlSafe(sql)).persistent(jobs.len() == 1);
-    for (job, key) in jobs.iter().zip(keys) {
-        let scheduled = job.scheduled_at.map_or(now, |t| t.timestamp_micros());
-        q = q
-            .bind(&job.queue)
-            .bind(&job.kind)
-            .bind(&job.args)
-            .bind(&job.meta)
-            .bind(i64::from(job.priority))
-            .bind(if scheduled > now {
-                "scheduled"
-            } else {
-                "available"
-            })
-            .bind(job.max_attempts)
-            .bind(scheduled)
-            .bind(now)
-            .bind(*key)
-            .bind(job.batch.as_deref());
-    }
-    q.fetch_all(&mut *conn)
-        .await?
-        .iter()
-        .map(|row| Ok((row.try_get(0)?, row.try_get(1)?)))
-        .collect()
+    )
+    .bind(serde_json::to_string(&rows)?)
+    .bind(now)
+    .fetch_all(&mut *conn)
+    .await?
+    .iter()
+    .map(|row| Ok((row.try_get(0)?, row.try_get(1)?)))
+    .collect::<Result<_>>()?;
+    out.sort_unstable_by_key(|(id, _)| *id);
+    Ok(out)
 }
 
 pub(crate) async fn active_by_unique_keys(
