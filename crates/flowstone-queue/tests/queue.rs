@@ -33,6 +33,7 @@ flowstone_queue::both_engines!(
     cancelling_a_finished_job_names_its_state,
     cancel_running_job_fires_token,
     a_handler_ignoring_its_token_is_aborted_after_the_grace,
+    prefetched_jobs_wait_and_go_back_at_shutdown,
     malformed_args_are_discarded_and_worker_goes_on,
     a_worker_never_claims_a_kind_it_lacks,
     unserved_kinds_are_discarded_served_ones_wait,
@@ -395,6 +396,81 @@ async fn cancel_running_job_fires_token(t: &TestDb) {
     assert!(job.completed_at.is_none());
 }
 
+/// A worker with one slot claims three more jobs ahead (`prefetch`): they are `executing` on
+/// its node but do not run; one cancelled while it waits never runs; at shutdown the others go
+/// back to the queue without using up an attempt, and a new worker runs them.
+async fn prefetched_jobs_wait_and_go_back_at_shutdown(t: &TestDb) {
+    let q = migrated(t).await;
+    let (started, release) = (Flag::default(), Arc::new(tokio::sync::Notify::new()));
+    let ran = Arc::new(Mutex::new(Vec::new()));
+    let (st, rel, seen) = (started.clone(), Arc::clone(&release), Arc::clone(&ran));
+    let mut s = fast();
+    s.prefetch = Some(3);
+    let worker = Worker::builder(t.db.clone())
+        .node("prefetcher")
+        .queue("default", 1)
+        .settings(s)
+        .handler("job", move |ctx| {
+            let (st, rel, seen) = (st.clone(), Arc::clone(&rel), Arc::clone(&seen));
+            async move {
+                seen.lock().unwrap().push(ctx.id);
+                st.set();
+                rel.notified().await;
+                Outcome::complete()
+            }
+        })
+        .started()
+        .await;
+    let ids = enqueue_many(
+        &q,
+        &(0..4)
+            .map(|i| NewJob::new("job", json!(i)))
+            .collect::<Vec<_>>(),
+    )
+    .await;
+    started.wait("the first job runs").await;
+    wait_until("three more claimed ahead", || async {
+        let mut executing = 0;
+        for id in &ids {
+            executing += usize::from(job_state(&q, *id).await == JobState::Executing);
+        }
+        executing == 4
+    })
+    .await;
+    assert_eq!(*ran.lock().unwrap(), [ids[0]], "only the slot's job runs");
+    q.cancel(ids[1]).await.unwrap();
+    let shutdown = tokio::spawn(worker.shutdown(Duration::from_secs(10)));
+    wait_until("the prefetched jobs go back", || async {
+        job_state(&q, ids[2]).await == JobState::Available
+            && job_state(&q, ids[3]).await == JobState::Available
+    })
+    .await;
+    release.notify_one();
+    assert_eq!(shutdown.await.unwrap().abandoned, 0);
+    assert_eq!(job_state(&q, ids[0]).await, JobState::Completed);
+    assert_eq!(job_state(&q, ids[1]).await, JobState::Cancelled);
+    for id in &ids[2..] {
+        let row = q.get(*id).await.unwrap();
+        assert_eq!(
+            (row.attempt, row.max_attempts),
+            (1, 21),
+            "the attempt number is spent, not counted"
+        );
+    }
+    assert_eq!(*ran.lock().unwrap(), [ids[0]], "no prefetched job ran");
+
+    let (order, next) = recording_worker(&t.db, 1, "job");
+    let next = next.started().await;
+    for id in &ids[2..] {
+        assert_eq!(
+            q.wait(*id, common::PATIENCE).await.unwrap().state,
+            JobState::Completed
+        );
+    }
+    assert_eq!(*order.lock().unwrap(), ids[2..]);
+    next.shutdown(Duration::from_secs(10)).await;
+}
+
 /// Sets its flag when dropped: tells that a handler's future was dropped.
 struct DropFlag(Flag);
 
@@ -538,6 +614,8 @@ async fn unserved_kinds_are_discarded_served_ones_wait(t: &TestDb) {
     let mut s = fast();
     s.unserved_kind_after = Duration::from_secs(1);
     s.prune_interval = Duration::from_millis(100);
+    // No claiming ahead: the served job must stay queued while the only slot is busy.
+    s.prefetch = Some(0);
     let (started, release) = (Flag::default(), Arc::new(tokio::sync::Notify::new()));
     let (st, rel) = (started.clone(), Arc::clone(&release));
     let worker = Worker::builder(t.db.clone())

@@ -59,6 +59,8 @@ pub(crate) struct Claimed {
     pub attempt: i32,
     pub max_attempts: i32,
     pub snoozed: i32,
+    /// Microseconds since the epoch: with the priority, the order claimed jobs start in.
+    pub scheduled_at: i64,
 }
 
 /// A state change that ends an attempt other than plain completion. All of them are
@@ -744,7 +746,7 @@ where
 }
 
 /// Decodes a claimed row (`id, queue, kind, args, meta, priority, attempt, max_attempts,
-/// snoozed, unhandled`).
+/// snoozed, scheduled_at`).
 pub(crate) fn claimed_from_row<'r, R>(row: &'r R) -> Result<Claimed>
 where
     R: Row,
@@ -763,6 +765,7 @@ where
         attempt: row.try_get(6)?,
         max_attempts: row.try_get(7)?,
         snoozed: row.try_get(8)?,
+        scheduled_at: row.try_get(9)?,
     })
 }
 

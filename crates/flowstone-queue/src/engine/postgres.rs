@@ -455,7 +455,8 @@ pub(crate) async fn ack_and_claim(
                    LIMIT $6
                    FOR UPDATE SKIP LOCKED)
              RETURNING id, queue, kind, args::text, meta::text, priority, attempt,
-                       max_attempts, snoozed, unhandled)
+                       max_attempts, snoozed,
+                       (extract(epoch FROM scheduled_at) * 1000000)::int8)
          SELECT * FROM claimed
          UNION ALL
          SELECT id, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL FROM acked",
@@ -477,7 +478,7 @@ pub(crate) async fn ack_and_claim(
             claimed.push(claimed_from_row(row)?);
         }
     }
-    claimed.sort_by_key(|c| (c.priority, c.id));
+    claimed.sort_by_key(|c| (c.priority, c.scheduled_at, c.id));
     Ok((claimed, applied))
 }
 

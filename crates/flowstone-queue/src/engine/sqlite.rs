@@ -528,7 +528,7 @@ pub(crate) async fn ack_and_claim(
                    ORDER BY priority, scheduled_at, id
                    LIMIT ?4 + 0)
              RETURNING id, queue, kind, args, meta, priority, attempt, max_attempts, snoozed,
-                       unhandled",
+                       scheduled_at",
         )
         .bind(now)
         .bind(c.node)
@@ -541,7 +541,7 @@ pub(crate) async fn ack_and_claim(
             .iter()
             .map(claimed_from_row)
             .collect::<Result<Vec<_>>>()?;
-        claimed.sort_by_key(|c| (c.priority, c.id));
+        claimed.sort_by_key(|c| (c.priority, c.scheduled_at, c.id));
     }
     tx.commit().await?;
     Ok((claimed, applied))
@@ -592,7 +592,7 @@ async fn complete_and_claim(
                ORDER BY priority, scheduled_at, id
                LIMIT ?5 + 0)
          RETURNING id, queue, kind, args, meta, priority, attempt, max_attempts, snoozed,
-                   unhandled;
+                   scheduled_at;
          COMMIT;",
     )
     .bind(now_micros())
@@ -620,7 +620,7 @@ async fn complete_and_claim(
             claimed.push(claimed_from_row(row)?);
         }
     }
-    claimed.sort_by_key(|c| (c.priority, c.id));
+    claimed.sort_by_key(|c| (c.priority, c.scheduled_at, c.id));
     Ok((claimed, applied))
 }
 

@@ -1,18 +1,20 @@
-//! Claiming: one producer task per queue claims up to its free concurrency in one round
-//! trip, starts a task per claimed job, and hands the finished jobs' acks to its
-//! [`AckPath`] (on SQLite they ride in the next claim's statement). At shutdown it waits for
-//! running jobs, then abandons those still running.
+//! Claiming: one producer task per queue claims up to its free concurrency plus a small
+//! prefetch in one round trip, starts a task per claimed job (the prefetched ones as slots
+//! free up), and hands the finished jobs' acks to its [`AckPath`] (on SQLite they ride in the
+//! next claim's statement). At shutdown it gives back what it prefetched, waits for running
+//! jobs, then abandons those still running.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::{Notify, mpsc};
 
 use super::acker::{AckPath, flush_final, write_acks};
-use super::run_job::{Ended, abandon_ack, start_job};
+use super::run_job::{Ended, abandon_ack, give_back_ack, register, start_job};
 use super::{Shared, pause};
-use crate::engine::{ClaimSpec, Conn, Role};
+use crate::engine::{ClaimSpec, Claimed, Conn, Role};
+use tokio_util::sync::CancellationToken;
 
 /// After the grace period, how long handlers whose token fired may take to return.
 const ABANDON_WAIT: Duration = Duration::from_millis(500);
@@ -34,6 +36,10 @@ pub(super) async fn produce(
         durable: shared.settings.durable_claims,
     };
     let mut in_flight: HashMap<i64, (i32, i32)> = HashMap::new();
+    // Claimed ahead of free slots, in claim order: registered as running here (so cancels
+    // reach them and the orphan sweep leaves them alone), rescued with this node if it dies.
+    let mut buffered: VecDeque<(Claimed, CancellationToken)> = VecDeque::new();
+    let prefetch = shared.settings.prefetch_for(concurrency);
     let mut maybe_more = true;
     let mut conn: Option<Conn> = None;
     let mut backoff = Duration::from_millis(20);
@@ -58,8 +64,26 @@ pub(super) async fn produce(
                 break;
             }
         }
+        while in_flight.len() < concurrency
+            && !shared.stop_claiming.is_cancelled()
+            && let Some((job, token)) = buffered.pop_front()
+        {
+            if token.is_cancelled() {
+                // Cancelled while it waited here: the row says so already; never start it.
+                shared.forget_id(job.id);
+                continue;
+            }
+            in_flight.insert(job.id, (job.attempt, job.max_attempts));
+            start_job(&shared, job, token, ack_tx.clone());
+        }
         if shared.stop.is_cancelled() {
             return 0;
+        }
+        if shared.stop_claiming.is_cancelled() {
+            // Shutting down: what never started goes back to the queue at once.
+            for (job, _) in buffered.drain(..) {
+                acks.push(give_back_ack(job.id, job.attempt));
+            }
         }
         if shared.abandon.is_cancelled() {
             // Tokens have fired: give handlers a moment to return their own outcome.
@@ -92,7 +116,7 @@ pub(super) async fn produce(
         let want = if stopping || !maybe_more {
             0
         } else {
-            concurrency.saturating_sub(in_flight.len())
+            (concurrency + prefetch).saturating_sub(in_flight.len() + buffered.len())
         };
         if !acks.pending().is_empty() || want > 0 {
             let c = match conn.as_mut() {
@@ -123,8 +147,13 @@ pub(super) async fn produce(
                         maybe_more = false;
                     }
                     for job in claimed {
-                        in_flight.insert(job.id, (job.attempt, job.max_attempts));
-                        start_job(&shared, job, ack_tx.clone());
+                        let token = register(&shared, &job);
+                        if in_flight.len() < concurrency && buffered.is_empty() {
+                            in_flight.insert(job.id, (job.attempt, job.max_attempts));
+                            start_job(&shared, job, token, ack_tx.clone());
+                        } else {
+                            buffered.push_back((job, token));
+                        }
                     }
                 }
                 Err(e) if e.is_rejection() && !acks.pending().is_empty() => {

@@ -13,6 +13,7 @@ use super::{Running, Shared};
 use crate::engine::{self, Ack, Claimed, Transition};
 use crate::handler::{HandlerOptions, JobContext, Outcome};
 use crate::job::JobState;
+use tokio_util::sync::CancellationToken;
 
 /// How a job this node ran ended, as its task reports it to the producer.
 pub(super) enum Ended {
@@ -23,24 +24,9 @@ pub(super) enum Ended {
     Committed { id: i64 },
 }
 
-pub(super) fn start_job(shared: &Arc<Shared>, job: Claimed, ack_tx: mpsc::UnboundedSender<Ended>) {
-    let Some(handler) = shared.handlers.get(&job.kind).cloned() else {
-        // Claims ask only for this node's kinds, so this is a row whose kind changed under
-        // us: give it back for a node that has the kind, without using up an attempt.
-        let _ = ack_tx.send(Ended::Ack(Ack::Transition {
-            id: job.id,
-            attempt: job.attempt,
-            to: Transition {
-                state: JobState::Available,
-                delay: Some(Duration::from_secs(1)),
-                extra_attempt: 1,
-                snoozed: 0,
-                unhandled: 1,
-                error: None,
-            },
-        }));
-        return;
-    };
+/// Registers a claimed job as running on this node (so cancel signals reach it and the orphan
+/// sweep leaves it alone); returns the token that cancels it.
+pub(super) fn register(shared: &Shared, job: &Claimed) -> CancellationToken {
     let cancel = shared.abandon.child_token();
     shared.running().insert(
         job.id,
@@ -49,6 +35,22 @@ pub(super) fn start_job(shared: &Arc<Shared>, job: Claimed, ack_tx: mpsc::Unboun
             cancel: cancel.clone(),
         },
     );
+    cancel
+}
+
+/// Runs a [`register`]ed job on a task of its own; its [`Ended`] goes to `ack_tx`.
+pub(super) fn start_job(
+    shared: &Arc<Shared>,
+    job: Claimed,
+    cancel: CancellationToken,
+    ack_tx: mpsc::UnboundedSender<Ended>,
+) {
+    let Some(handler) = shared.handlers.get(&job.kind).cloned() else {
+        // Claims ask only for this node's kinds, so this is a row whose kind changed under
+        // us: give it back for a node that has the kind, without using up an attempt.
+        let _ = ack_tx.send(Ended::Ack(give_back_ack(job.id, job.attempt)));
+        return;
+    };
     let ctx = JobContext {
         id: job.id,
         queue: job.queue.clone(),
@@ -180,6 +182,24 @@ fn scrub_value(v: &mut serde_json::Value) {
         }
         serde_json::Value::Object(map) => map.values_mut().for_each(scrub_value),
         _ => {}
+    }
+}
+
+/// Gives a claimed job that never started back to the queue (a kind this node lost, a
+/// prefetched job at shutdown): its attempt number stays spent, and `max_attempts` grows so
+/// it does not count.
+pub(super) fn give_back_ack(id: i64, attempt: i32) -> Ack {
+    Ack::Transition {
+        id,
+        attempt,
+        to: Transition {
+            state: JobState::Available,
+            delay: Some(Duration::ZERO),
+            extra_attempt: 1,
+            snoozed: 0,
+            unhandled: 0,
+            error: None,
+        },
     }
 }
 

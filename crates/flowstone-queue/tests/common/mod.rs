@@ -25,6 +25,7 @@ pub fn fast() -> WorkerSettings {
         lease_ttl: Duration::from_secs(2),
         lease_renew_interval: Duration::from_millis(100),
         durable_claims: false,
+        prefetch: None,
     }
 }
 
