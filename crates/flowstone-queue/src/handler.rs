@@ -106,8 +106,8 @@ pub enum Outcome {
         reason: String,
     },
     /// Already completed by the handler itself, in its own transaction, with
-    /// [`transaction::complete_sqlite`](crate::transaction::complete_sqlite) (which returned
-    /// true): the worker writes nothing. Return it only then; the row would otherwise stay
+    /// [`transaction::complete_sqlite`](crate::transaction::complete_sqlite) (which said it
+    /// applied): the worker writes nothing. Return it only then; the row would otherwise stay
     /// `executing` until this node's orphan sweep gives it back.
     Committed,
 }

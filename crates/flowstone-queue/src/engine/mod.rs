@@ -255,8 +255,7 @@ pub(crate) async fn insert_many(db: &Database, jobs: &[NewJob]) -> Result<Vec<In
     let out = match db.pool() {
         #[cfg(feature = "sqlite")]
         Pool::Sqlite(p) => {
-            let mut c = p.acquire().await?;
-            let _gate = db.write_gate().await;
+            let (mut c, _turn) = sqlite_turn(db, p).await?;
             if atomic {
                 let mut tx = sqlx::Connection::begin_with(&mut *c, "BEGIN IMMEDIATE").await?;
                 match insert_chunks(InsertConn::Sqlite(&mut tx), jobs, &keys).await {
@@ -527,13 +526,26 @@ pub(crate) async fn count_batch(db: &Database, batch: &str) -> Result<Vec<(JobSt
         .collect())
 }
 
+/// A connection of `pool` and this process's turn to write on `db` (see
+/// `Database::write_gate`), connection first, as every writer takes them.
+#[cfg(feature = "sqlite")]
+async fn sqlite_turn<'a>(
+    db: &'a Database,
+    pool: &sqlx::SqlitePool,
+) -> Result<(
+    PoolConnection<sqlx::Sqlite>,
+    Option<tokio::sync::MutexGuard<'a, ()>>,
+)> {
+    let c = pool.acquire().await?;
+    Ok((c, db.write_gate().await))
+}
+
 /// Cancels pending and running jobs; returns the ids it cancelled. Running ones are
 /// signalled: in-process here, to other processes by NOTIFY (PostgreSQL) or their polling.
 pub(crate) async fn cancel(db: &Database, target: CancelTarget<'_>) -> Result<Vec<i64>> {
     let ids = by_engine!(db.pool(), p => {
         sqlite: {
-            let mut c = p.acquire().await?;
-            let _gate = db.write_gate().await;
+            let (mut c, _turn) = sqlite_turn(db, p).await?;
             sqlite::cancel(&mut c, target).await?
         },
         postgres: postgres::cancel(p, target).await?,
@@ -547,8 +559,7 @@ pub(crate) async fn cancel(db: &Database, target: CancelTarget<'_>) -> Result<Ve
 pub(crate) async fn prune(db: &Database, older_than: Duration, limit: i64) -> Result<u64> {
     by_engine!(db.pool(), p => {
         sqlite: {
-            let mut c = p.acquire().await?;
-            let _gate = db.write_gate().await;
+            let (mut c, _turn) = sqlite_turn(db, p).await?;
             sqlite::prune(&mut c, older_than, limit).await
         },
         postgres: postgres::prune(p, older_than, limit).await,
@@ -564,8 +575,7 @@ pub(crate) async fn heartbeat(
 ) -> Result<()> {
     by_engine!(db.pool(), p => {
         sqlite: {
-            let mut c = p.acquire().await?;
-            let _gate = db.write_gate().await;
+            let (mut c, _turn) = sqlite_turn(db, p).await?;
             sqlite::heartbeat(&mut c, node, queues, kinds).await
         },
         postgres: postgres::heartbeat(p, node, queues, kinds).await,
@@ -577,8 +587,7 @@ pub(crate) async fn heartbeat(
 pub(crate) async fn discard_unserved(db: &Database, after: Duration) -> Result<Vec<i64>> {
     let ids = by_engine!(db.pool(), p => {
         sqlite: {
-            let mut c = p.acquire().await?;
-            let _gate = db.write_gate().await;
+            let (mut c, _turn) = sqlite_turn(db, p).await?;
             sqlite::discard_unserved(&mut c, after).await?
         },
         postgres: postgres::discard_unserved(p, after).await?,
@@ -604,8 +613,7 @@ pub(crate) async fn nodes_serving(
 pub(crate) async fn remove_node(db: &Database, node: &str) -> Result<()> {
     by_engine!(db.pool(), p => {
         sqlite: {
-            let mut c = p.acquire().await?;
-            let _gate = db.write_gate().await;
+            let (mut c, _turn) = sqlite_turn(db, p).await?;
             sqlite::remove_node(&mut c, node).await
         },
         postgres: postgres::remove_node(p, node).await,
@@ -617,8 +625,7 @@ pub(crate) async fn remove_node(db: &Database, node: &str) -> Result<()> {
 pub(crate) async fn rescue(db: &Database, after: Duration) -> Result<Vec<i64>> {
     let ids = by_engine!(db.pool(), p => {
         sqlite: {
-            let mut c = p.acquire().await?;
-            let _gate = db.write_gate().await;
+            let (mut c, _turn) = sqlite_turn(db, p).await?;
             sqlite::rescue(&mut c, after).await?
         },
         postgres: postgres::rescue(p, after).await?,
@@ -666,8 +673,7 @@ pub(crate) async fn transition(
 ) -> Result<bool> {
     by_engine!(db.pool(), p => {
         sqlite: {
-            let mut c = p.acquire().await?;
-            let _gate = db.write_gate().await;
+            let (mut c, _turn) = sqlite_turn(db, p).await?;
             sqlite::transition(&mut c, id, attempt, to).await
         },
         postgres: postgres::transition(&mut *p.acquire().await?, id, attempt, to).await,

@@ -495,24 +495,7 @@ pub(crate) async fn ack_and_claim(
     }
     let now = now_micros();
     if !completes.is_empty() {
-        // [[id, attempt, result-json-text-or-null], ...]
-        let doc = serde_json::to_string(&completes)?;
-        let rows = sqlx::query(
-            "UPDATE flowstone_jobs
-                SET state = 'completed', completed_at = ?1, result = a.value ->> 2
-               FROM json_each(?2) AS a
-              WHERE flowstone_jobs.id = a.value ->> 0
-                AND flowstone_jobs.attempt = a.value ->> 1
-                AND flowstone_jobs.state = 'executing'
-             RETURNING flowstone_jobs.id",
-        )
-        .bind(now)
-        .bind(doc)
-        .fetch_all(&mut *tx)
-        .await?;
-        for row in &rows {
-            applied.push(row.try_get(0)?);
-        }
+        applied.extend(complete(&mut tx, &completes, now).await?);
     }
     let mut claimed = Vec::new();
     if let Some(c) = claim.filter(|c| c.limit > 0) {
@@ -624,25 +607,30 @@ async fn complete_and_claim(
     Ok((claimed, applied))
 }
 
-/// Completes one attempt inside the caller's transaction (see `crate::transaction`); true
-/// when the fence let it apply.
-pub(crate) async fn complete_one(
+/// Completes attempts `(id, attempt, result)` fenced by their state, inside the caller's
+/// transaction (acks, and `crate::transaction`); returns the ids that applied.
+pub(crate) async fn complete(
     conn: &mut SqliteConnection,
-    id: i64,
-    attempt: i32,
-    result: Option<&str>,
-) -> Result<bool> {
-    let done = sqlx::query(
-        "UPDATE flowstone_jobs SET state = 'completed', completed_at = ?1, result = ?4
-          WHERE id = ?2 AND attempt = ?3 AND state = 'executing'",
+    completes: &[(i64, i32, Option<&str>)],
+    now: i64,
+) -> Result<Vec<i64>> {
+    // [[id, attempt, result-json-text-or-null], ...]
+    let rows = sqlx::query(
+        "UPDATE flowstone_jobs
+            SET state = 'completed', completed_at = ?1, result = a.value ->> 2
+           FROM json_each(?2) AS a
+          WHERE flowstone_jobs.id = a.value ->> 0
+            AND flowstone_jobs.attempt = a.value ->> 1
+            AND flowstone_jobs.state = 'executing'
+         RETURNING flowstone_jobs.id",
     )
-    .bind(now_micros())
-    .bind(id)
-    .bind(attempt)
-    .bind(result)
-    .execute(conn)
+    .bind(now)
+    .bind(serde_json::to_string(completes)?)
+    .fetch_all(&mut *conn)
     .await?;
-    Ok(done.rows_affected() == 1)
+    rows.iter()
+        .map(|row| row.try_get(0).map_err(Into::into))
+        .collect()
 }
 
 // ---- leases (see `crate::lease`) -----------------------------------------------------

@@ -6,13 +6,12 @@
 //! with its connection), which every node sweeps for itself.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use super::leader::LeaderDuty;
+use super::run_job::give_back;
 use super::settings::WorkerSettings;
 use super::{Shared, pause};
-use crate::engine::{self, Transition};
-use crate::job::JobState;
+use crate::engine;
 
 /// The leader duty that returns the jobs of nodes silent for `rescue_after` to the queue
 /// (or discards them when that was their last attempt), every `rescue_interval`.
@@ -20,12 +19,7 @@ pub(super) fn rescue_duty(settings: &WorkerSettings) -> LeaderDuty {
     let after = settings.rescue_after;
     LeaderDuty::new("rescue", settings.rescue_interval, move |db| async move {
         let ids = engine::rescue(&db, after).await?;
-        if !ids.is_empty() {
-            tracing::info!(
-                count = ids.len(),
-                "flowstone-queue: rescued jobs of dead nodes"
-            );
-        }
+        log_swept(ids.len(), "flowstone-queue: rescued jobs of dead nodes");
         Ok::<(), crate::Error>(())
     })
 }
@@ -37,14 +31,19 @@ pub(super) fn unserved_duty(settings: &WorkerSettings) -> LeaderDuty {
     let after = settings.unserved_kind_after;
     LeaderDuty::new("unserved", settings.prune_interval, move |db| async move {
         let ids = engine::discard_unserved(&db, after).await?;
-        if !ids.is_empty() {
-            tracing::warn!(
-                count = ids.len(),
-                "flowstone-queue: discarded jobs whose kind no live worker serves"
-            );
-        }
+        log_swept(
+            ids.len(),
+            "flowstone-queue: discarded jobs whose kind no live worker serves",
+        );
         Ok::<(), crate::Error>(())
     })
+}
+
+/// Says how many jobs a duty moved, if any.
+fn log_swept(count: usize, what: &'static str) {
+    if count > 0 {
+        tracing::info!(count, "{what}");
+    }
 }
 
 /// Every `rescue_interval`: gives back this node's orphans.
@@ -74,15 +73,7 @@ async fn sweep_orphans(shared: &Shared) {
             .collect()
     };
     for (id, attempt) in orphans {
-        let to = Transition {
-            state: JobState::Available,
-            delay: Some(Duration::ZERO),
-            extra_attempt: 1,
-            snoozed: 0,
-            unhandled: 0,
-            error: None,
-        };
-        if let Err(e) = engine::transition(&shared.db, id, attempt, &to).await {
+        if let Err(e) = engine::transition(&shared.db, id, attempt, &give_back()).await {
             tracing::debug!(error = %e, "flowstone-queue: orphan give-back failed");
         }
     }

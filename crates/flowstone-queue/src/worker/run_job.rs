@@ -192,14 +192,19 @@ pub(super) fn give_back_ack(id: i64, attempt: i32) -> Ack {
     Ack::Transition {
         id,
         attempt,
-        to: Transition {
-            state: JobState::Available,
-            delay: Some(Duration::ZERO),
-            extra_attempt: 1,
-            snoozed: 0,
-            unhandled: 0,
-            error: None,
-        },
+        to: give_back(),
+    }
+}
+
+/// Back to the queue at once, the attempt number spent and `max_attempts` raised by one.
+pub(super) fn give_back() -> Transition {
+    Transition {
+        state: JobState::Available,
+        delay: Some(Duration::ZERO),
+        extra_attempt: 1,
+        snoozed: 0,
+        unhandled: 0,
+        error: None,
     }
 }
 

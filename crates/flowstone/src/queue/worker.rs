@@ -248,7 +248,7 @@ async fn succeed(
         ctx: ctx.clone(),
         result: value,
     };
-    if held.commit_completing(&completion).await? {
+    if held.commit_completing(completion).await? {
         flowstone_queue::transaction::announce_completed(db, ctx.id);
         Ok(Outcome::Committed)
     } else {

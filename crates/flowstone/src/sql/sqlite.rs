@@ -230,35 +230,35 @@ pub(crate) async fn write(db: &Database, pool: &SqlitePool, batch: &Batch) -> Re
         .map_err(|e| sql_error("write materializations, lineage and outputs", e))
 }
 
-/// Writes `batch` in the transaction that completes the queue job `completion` runs, fenced
-/// by that job's state: when the completion does not apply (the job was cancelled or rescued
-/// since), `instead` is written rather than `batch`. True when the completion applied.
+/// Completes the queue jobs of `fences` (each fenced by its job's state) and writes
+/// `build(applied)` in the same transaction: what was applied decides what is written (see the
+/// writer's completing groups). Returns, per fence, whether its completion applied.
 pub(crate) async fn write_completing(
     db: &Database,
     pool: &SqlitePool,
-    batch: &Batch,
-    instead: &Batch,
-    completion: &Completion,
-) -> Result<bool> {
+    fences: &[&Completion],
+    build: impl FnOnce(&[bool]) -> Batch,
+) -> Result<Vec<bool>> {
+    const WHAT: &str = "write materializations and complete their queue jobs";
     let mut conn = pool
         .acquire()
         .await
         .map_err(|e| sql_error("get a connection to write", e))?;
     let _turn = db.write_gate().await;
-    const WHAT: &str = "write a materialization and complete its queue job";
     let written = async {
         let mut tx = conn
             .begin_with("BEGIN IMMEDIATE")
             .await
             .map_err(|e| sql_error(WHAT, e))?;
-        let completed = flowstone_queue::transaction::complete_sqlite(
-            &mut tx,
-            &completion.ctx,
-            completion.result.as_ref(),
-        )
-        .await
-        .map_err(crate::queue::queue_error)?;
-        let statements = Statements::of(if completed { batch } else { instead });
+        let jobs: Vec<_> = fences
+            .iter()
+            .map(|fence| (&fence.ctx, fence.result.as_ref()))
+            .collect();
+        let applied = flowstone_queue::transaction::complete_sqlite(&mut tx, &jobs)
+            .await
+            .map_err(crate::queue::queue_error)?;
+        let batch = build(&applied);
+        let statements = Statements::of(&batch);
         if !statements.parts.is_empty() {
             let mut q = sqlx::query(sqlx::AssertSqlSafe(statements.sql)).persistent(false);
             for part in &statements.parts {
@@ -267,7 +267,7 @@ pub(crate) async fn write_completing(
             q.execute(&mut *tx).await.map_err(|e| sql_error(WHAT, e))?;
         }
         tx.commit().await.map_err(|e| sql_error(WHAT, e))?;
-        Ok::<bool, crate::error::Error>(completed)
+        Ok::<Vec<bool>, crate::error::Error>(applied)
     }
     .await;
     if written.is_err() {

@@ -37,14 +37,37 @@ const MAX_BATCH: usize = 512;
 const MAX_BATCH_BYTES: usize = 64 << 20;
 
 /// One write.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub(crate) enum Write {
     Record(RecordRow),
     Edges(Vec<EdgeRow>),
     Output(OutputRow),
 }
 
-type Request = (Write, oneshot::Sender<Result<()>>);
+/// What the writer task is asked to commit.
+enum Request {
+    /// A write; answered once committed.
+    Write(Write, oneshot::Sender<Result<()>>),
+    /// The writes that end a materialization, to commit in the same transaction as its queue
+    /// job's completion, fenced by the job's state; answered with whether it applied.
+    Complete(Completing),
+}
+
+struct Completing {
+    writes: Vec<Write>,
+    completion: Completion,
+    answer: oneshot::Sender<Result<bool>>,
+}
+
+impl Request {
+    /// Roughly how many bytes it sends (see [`Write::size`]).
+    fn size(&self) -> usize {
+        match self {
+            Request::Write(write, _) => write.size(),
+            Request::Complete(c) => c.writes.iter().map(Write::size).sum(),
+        }
+    }
+}
 
 /// The handle to a storage's writer task (started on first write).
 #[derive(Debug)]
@@ -96,6 +119,7 @@ impl Writer {
         HELD.with(|held| {
             let mut held = held.borrow_mut();
             if held.db.is_same_handle(&self.db) {
+                held.writer.get_or_insert_with(|| self.sender().clone());
                 held.writes.push(write);
                 None
             } else {
@@ -104,15 +128,20 @@ impl Writer {
         })
     }
 
-    /// Queues `write` behind every write queued before it.
-    fn enqueue(&self, write: Write) -> Result<oneshot::Receiver<Result<()>>> {
-        let tx = self.tx.get_or_init(|| {
+    /// The channel to this writer's task, started on first use.
+    fn sender(&self) -> &mpsc::UnboundedSender<Request> {
+        self.tx.get_or_init(|| {
             let (tx, rx) = mpsc::unbounded_channel();
             tokio::spawn(run(self.db.clone(), rx));
             tx
-        });
+        })
+    }
+
+    /// Queues `write` behind every write queued before it.
+    fn enqueue(&self, write: Write) -> Result<oneshot::Receiver<Result<()>>> {
         let (done, answer) = oneshot::channel();
-        tx.send((write, done))
+        self.sender()
+            .send(Request::Write(write, done))
             .map_err(|_| Error::store("the SQL writer task has stopped"))?;
         Ok(answer)
     }
@@ -127,6 +156,8 @@ tokio::task_local! {
 pub(crate) struct Held {
     db: Database,
     writes: Vec<Write>,
+    /// The writer the held writes were meant for (its group commits take the completion).
+    writer: Option<mpsc::UnboundedSender<Request>>,
 }
 
 /// What a queue job's success commits with: the job (its id and attempt are the fence) and
@@ -143,6 +174,7 @@ pub(crate) async fn hold<T>(db: &Database, work: impl Future<Output = T>) -> (T,
     let cell = RefCell::new(Held {
         db: db.clone(),
         writes: Vec::new(),
+        writer: None,
     });
     HELD.scope(cell, async move {
         let out = work.await;
@@ -151,6 +183,7 @@ pub(crate) async fn hold<T>(db: &Database, work: impl Future<Output = T>) -> (T,
             Held {
                 db: held.db.clone(),
                 writes: std::mem::take(&mut held.writes),
+                writer: held.writer.take(),
             }
         });
         (out, held)
@@ -169,48 +202,57 @@ impl Held {
     }
 
     /// Commits the held writes in the transaction that completes the queue job, fenced by its
-    /// state (SQLite). When the job was cancelled or rescued since, its records are stored as
-    /// cancelled instead and its outputs and lineage not at all; false then.
-    pub(crate) async fn commit_completing(self, completion: &Completion) -> Result<bool> {
-        let batch = Batch::dedup(self.writes);
-        let instead = Batch {
-            records: batch
-                .records
-                .iter()
-                .cloned()
-                .map(|mut r| {
-                    r.status = MaterializationStatus::Cancelled;
-                    let why = format!(
-                        "asset '{}' was cancelled: queue job {} was cancelled (or handed to \
-                         another worker) before its success committed",
-                        r.asset, completion.ctx.id
-                    );
-                    let err =
-                        Error::new(crate::error::ErrorKind::Cancelled, why).with_asset(&r.asset);
-                    r.error = serde_json::to_string(&err.to_record()).ok();
-                    r
-                })
-                .collect(),
-            ..Batch::default()
-        };
-        by_engine!(self.db.pool(), pool => {
-            sqlite: sqlite::write_completing(&self.db, pool, &batch, &instead, completion).await,
-            postgres: {
-                let _ = (pool, instead);
-                Err(Error::store(
-                    "a completing commit is for SQLite, where cancels are polled; on PostgreSQL \
-                     the queue's own ack completes the job",
-                ))
-            },
-        })
+    /// state (SQLite), as part of the writer's next group commit. When the job was cancelled or
+    /// rescued since, its records are stored as cancelled instead and its outputs and lineage
+    /// not at all; false then.
+    pub(crate) async fn commit_completing(self, completion: Completion) -> Result<bool> {
+        let (answer, applied) = oneshot::channel();
+        let request = Request::Complete(Completing {
+            writes: self.writes,
+            completion,
+            answer,
+        });
+        match self.writer {
+            Some(writer) => writer
+                .send(request)
+                .map_err(|_| Error::store("the SQL writer task has stopped"))?,
+            // Nothing was held (no SQL writes): a group of its own.
+            None => write_group(&self.db, vec![request]).await,
+        }
+        applied
+            .await
+            .map_err(|_| Error::store("the SQL writer task stopped before committing"))?
     }
+}
+
+/// The records of a materialization whose job was cancelled before its success committed:
+/// the same records, cancelled, naming the job.
+fn cancelled_instead(writes: &[Write], job: i64) -> Vec<Write> {
+    writes
+        .iter()
+        .filter_map(|write| match write {
+            Write::Record(r) => {
+                let mut r = r.clone();
+                r.status = MaterializationStatus::Cancelled;
+                let why = format!(
+                    "asset '{}' was cancelled: queue job {job} was cancelled (or handed to \
+                     another worker) before its success committed",
+                    r.asset
+                );
+                let err = Error::new(crate::error::ErrorKind::Cancelled, why).with_asset(&r.asset);
+                r.error = serde_json::to_string(&err.to_record()).ok();
+                Some(Write::Record(r))
+            }
+            Write::Edges(_) | Write::Output(_) => None,
+        })
+        .collect()
 }
 
 async fn run(db: Database, mut rx: mpsc::UnboundedReceiver<Request>) {
     let mut received = Vec::with_capacity(MAX_BATCH);
     while rx.recv_many(&mut received, MAX_BATCH).await > 0 {
         let requests = std::mem::take(&mut received);
-        for group in split_by_bytes(requests, |(write, _)| write.size(), MAX_BATCH_BYTES) {
+        for group in split_by_bytes(requests, Request::size, MAX_BATCH_BYTES) {
             write_group(&db, group).await;
         }
     }
@@ -240,8 +282,19 @@ fn split_by_bytes<T>(items: Vec<T>, size: impl Fn(&T) -> usize, max: usize) -> V
 /// Commits `group` in one transaction and answers its writers; when the database rejects it,
 /// writes it again row by row and answers each writer with the outcome of its own rows.
 async fn write_group(db: &Database, group: Vec<Request>) {
-    let keys: Vec<Vec<Key>> = group.iter().map(|(write, _)| write.keys()).collect();
-    let (writes, waiters): (Vec<Write>, Vec<_>) = group.into_iter().unzip();
+    let mut plain = Vec::with_capacity(group.len());
+    let mut completing = Vec::new();
+    for request in group {
+        match request {
+            Request::Write(write, waiter) => plain.push((write, waiter)),
+            Request::Complete(c) => completing.push(c),
+        }
+    }
+    if !completing.is_empty() {
+        return write_completing_group(db, plain, completing).await;
+    }
+    let keys: Vec<Vec<Key>> = plain.iter().map(|(write, _)| write.keys()).collect();
+    let (writes, waiters): (Vec<Write>, Vec<_>) = plain.into_iter().unzip();
     let batch = Batch::dedup(writes);
     let rows = batch.rows();
     let result = commit(db, &batch).await;
@@ -264,6 +317,85 @@ async fn write_group(db: &Database, group: Vec<Request>) {
             .map_or(Ok(()), Err);
         let _ = waiter.send(outcome);
     }
+}
+
+/// A group with materializations to complete (SQLite): one transaction runs each job's fenced
+/// completion, then writes the plain rows, the held rows of the completions that applied and
+/// the cancelled records of those that did not. When it fails, each part is written again on
+/// its own, so one bad row fails only its own writers.
+async fn write_completing_group(
+    db: &Database,
+    plain: Vec<(Write, oneshot::Sender<Result<()>>)>,
+    completing: Vec<Completing>,
+) {
+    let mut plain_writes = Vec::with_capacity(plain.len());
+    let mut waiters = Vec::with_capacity(plain.len());
+    for (write, waiter) in plain {
+        plain_writes.push(write);
+        waiters.push(waiter);
+    }
+    let fences: Vec<&Completion> = completing.iter().map(|c| &c.completion).collect();
+    let build = |applied: &[bool]| {
+        let mut all: Vec<Write> = plain_writes.clone();
+        for (c, applied) in completing.iter().zip(applied) {
+            if *applied {
+                all.extend(c.writes.iter().cloned());
+            } else {
+                all.extend(cancelled_instead(&c.writes, c.completion.ctx.id));
+            }
+        }
+        Batch::dedup(all)
+    };
+    let together = by_engine_completing(db, &fences, build).await;
+    if let Ok(applied) = together {
+        for waiter in waiters {
+            let _ = waiter.send(Ok(()));
+        }
+        for (c, applied) in completing.into_iter().zip(applied) {
+            let _ = c.answer.send(Ok(applied));
+        }
+        return;
+    }
+    // Apart: the plain writes as an ordinary group, each completion alone.
+    let plain: Vec<Request> = plain_writes
+        .into_iter()
+        .zip(waiters)
+        .map(|(write, waiter)| Request::Write(write, waiter))
+        .collect();
+    if !plain.is_empty() {
+        Box::pin(write_group(db, plain)).await;
+    }
+    for c in completing {
+        let fence = [&c.completion];
+        let alone = by_engine_completing(db, &fence, |applied: &[bool]| {
+            Batch::dedup(if applied[0] {
+                c.writes.clone()
+            } else {
+                cancelled_instead(&c.writes, c.completion.ctx.id)
+            })
+        })
+        .await
+        .map(|applied| applied[0]);
+        let _ = c.answer.send(alone);
+    }
+}
+
+/// Runs `fences` and writes `build(applied)` in one transaction, in the engine's dialect.
+async fn by_engine_completing(
+    db: &Database,
+    fences: &[&Completion],
+    build: impl FnOnce(&[bool]) -> Batch,
+) -> Result<Vec<bool>> {
+    by_engine!(db.pool(), pool => {
+        sqlite: sqlite::write_completing(db, pool, fences, build).await,
+        postgres: {
+            let _ = (pool, fences, build);
+            Err(Error::store(
+                "a completing commit is for SQLite, where cancels are polled; on PostgreSQL \
+                 the queue's own ack completes the job",
+            ))
+        },
+    })
 }
 
 /// Commits each row of `batch` in a transaction of its own; the outcome per row key.
