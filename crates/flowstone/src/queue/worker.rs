@@ -143,7 +143,10 @@ impl WorkerBuilder {
         })?;
         // On SQLite, where another process's cancel is only polled, a success commits its
         // records and outputs in the transaction that completes the job (see `run_job`).
+        #[cfg(feature = "sqlite")]
         let fence = (db.engine() == flowstone_queue::Engine::Sqlite).then(|| db.clone());
+        #[cfg(not(feature = "sqlite"))]
+        let fence: Option<flowstone_queue::Database> = None;
         let mut builder = flowstone_queue::Worker::builder(db).settings(self.settings);
         let queues = if self.queues.is_empty() {
             vec![(DEFAULT_QUEUE.to_owned(), 10)]

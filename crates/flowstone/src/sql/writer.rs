@@ -162,6 +162,8 @@ pub(crate) struct Held {
 
 /// What a queue job's success commits with: the job (its id and attempt are the fence) and
 /// the result its row keeps for a waiting caller.
+// Read by the SQLite dialect only.
+#[cfg_attr(not(feature = "sqlite"), allow(dead_code))]
 pub(crate) struct Completion {
     pub ctx: flowstone_queue::JobContext,
     pub result: Option<serde_json::Value>,
