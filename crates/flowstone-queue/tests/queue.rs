@@ -34,6 +34,7 @@ flowstone_queue::both_engines!(
     cancel_running_job_fires_token,
     a_handler_ignoring_its_token_is_aborted_after_the_grace,
     prefetched_jobs_wait_and_go_back_at_shutdown,
+    a_busy_worker_leaves_the_queue_to_others,
     malformed_args_are_discarded_and_worker_goes_on,
     a_worker_never_claims_a_kind_it_lacks,
     unserved_kinds_are_discarded_served_ones_wait,
@@ -469,6 +470,51 @@ async fn prefetched_jobs_wait_and_go_back_at_shutdown(t: &TestDb) {
     }
     assert_eq!(*order.lock().unwrap(), ids[2..]);
     next.shutdown(Duration::from_secs(10)).await;
+}
+
+/// The default prefetch adapts: a worker whose job is slow buffers nothing more, so another
+/// worker takes the rest of the queue while the first one is busy.
+async fn a_busy_worker_leaves_the_queue_to_others(t: &TestDb) {
+    let q = migrated(t).await;
+    let (started, release) = (Flag::default(), Arc::new(tokio::sync::Notify::new()));
+    let (st, rel) = (started.clone(), Arc::clone(&release));
+    let slow = Worker::builder(t.db.clone())
+        .node("slow")
+        .queue("default", 1)
+        .settings(fast())
+        .handler("job", move |_ctx| {
+            let (st, rel) = (st.clone(), Arc::clone(&rel));
+            async move {
+                st.set();
+                rel.notified().await;
+                Outcome::complete()
+            }
+        })
+        .started()
+        .await;
+    let first = enqueue(&q, NewJob::new("job", json!(0))).await;
+    started.wait("the slow worker runs the first job").await;
+    let rest = enqueue_many(
+        &q,
+        &(1..4)
+            .map(|i| NewJob::new("job", json!(i)))
+            .collect::<Vec<_>>(),
+    )
+    .await;
+    let (ran, other) = recording_worker(&t.db, 1, "job");
+    let other = other.node("other").started().await;
+    for id in &rest {
+        let done = q.wait(*id, common::PATIENCE).await.unwrap();
+        assert_eq!(done.node.as_deref(), Some("other"), "{done:?}");
+    }
+    assert_eq!(*ran.lock().unwrap(), rest);
+    release.notify_one();
+    assert_eq!(
+        q.wait(first, common::PATIENCE).await.unwrap().state,
+        JobState::Completed
+    );
+    slow.shutdown(Duration::from_secs(10)).await;
+    other.shutdown(Duration::from_secs(10)).await;
 }
 
 /// Sets its flag when dropped: tells that a handler's future was dropped.

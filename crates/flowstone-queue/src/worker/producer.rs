@@ -39,13 +39,15 @@ pub(super) async fn produce(
     // Claimed ahead of free slots, in claim order: registered as running here (so cancels
     // reach them and the orphan sweep leaves them alone), rescued with this node if it dies.
     let mut buffered: VecDeque<(Claimed, CancellationToken)> = VecDeque::new();
-    let prefetch = shared.settings.prefetch_for(concurrency);
+    // Jobs that ended since the previous claim: what the adaptive prefetch may buffer.
+    let mut ended_since_claim = 0usize;
     let mut maybe_more = true;
     let mut conn: Option<Conn> = None;
     let mut backoff = Duration::from_millis(20);
     loop {
         while let Ok(ended) = ack_rx.try_recv() {
             take(&shared, ended, &mut in_flight, &mut acks);
+            ended_since_claim += 1;
         }
         // Jobs that finish at once (spawned just now, or siblings of one that woke us):
         // let them run and collect their acks, so one round trip acknowledges and refills
@@ -58,6 +60,7 @@ pub(super) async fn produce(
             let mut more = false;
             while let Ok(ended) = ack_rx.try_recv() {
                 take(&shared, ended, &mut in_flight, &mut acks);
+                ended_since_claim += 1;
                 more = true;
             }
             if !more {
@@ -116,6 +119,7 @@ pub(super) async fn produce(
         let want = if stopping || !maybe_more {
             0
         } else {
+            let prefetch = shared.settings.prefetch_after(ended_since_claim);
             (concurrency + prefetch).saturating_sub(in_flight.len() + buffered.len())
         };
         if !acks.pending().is_empty() || want > 0 {
@@ -140,6 +144,9 @@ pub(super) async fn produce(
             match shared.ack_and_claim(c, acks.pending(), Some(spec)).await {
                 Ok(claimed) => {
                     backoff = Duration::from_millis(20);
+                    if want > 0 {
+                        ended_since_claim = 0;
+                    }
                     if let AckPath::Inline(pending) = &mut acks {
                         pending.clear();
                     }
@@ -183,6 +190,7 @@ pub(super) async fn produce(
             ended = ack_rx.recv() => {
                 if let Some(ended) = ended {
                     take(&shared, ended, &mut in_flight, &mut acks);
+                    ended_since_claim += 1;
                 }
             }
             _ = wake.notified() => maybe_more = true,

@@ -42,12 +42,15 @@ pub struct WorkerSettings {
     /// `lease_ttl`, so one slow renewal does not lose it. Default 5 s.
     pub lease_renew_interval: Duration,
     /// Jobs a queue's producer claims beyond its free slots and keeps in a local buffer, so a
-    /// busy queue is claimed (and acknowledged) in bigger batches. `None` (the default): as
-    /// many as the queue's concurrency, at most 100; `Some(0)` turns it off. A buffered job
-    /// is `executing` on this node: it is rescued with the node if the node dies, cancelled
-    /// like a running one, and given back when the worker shuts down. It may start after a
-    /// higher-priority job inserted later, by at most the buffer's size. An idle queue's
-    /// latency is unchanged: a claim takes only what is available.
+    /// busy queue is claimed (and acknowledged) in bigger batches. `None` (the default)
+    /// adapts: the buffer may hold as many jobs as ended since the previous claim, at most
+    /// [`MAX_PREFETCH`](Self::MAX_PREFETCH), so quick jobs are claimed in batches while slow
+    /// ones (few ending per claim) are hardly buffered and stay free for other workers.
+    /// `Some(n)` holds up to `n`; `Some(0)` turns it off. A buffered job is `executing` on
+    /// this node: it is rescued with the node if the node dies, cancelled like a running
+    /// one, and given back when the worker shuts down. It may start after a higher-priority
+    /// job inserted later, by at most the buffer's size. An idle queue's latency is
+    /// unchanged: a claim takes only what is available.
     pub prefetch: Option<usize>,
     /// PostgreSQL: wait for the WAL flush when claiming. Default false: a claim is a lease,
     /// and one lost in a server crash only makes its job available again, which
@@ -75,10 +78,14 @@ impl Default for WorkerSettings {
 }
 
 impl WorkerSettings {
-    /// The prefetch of a queue with `concurrency` slots (see [`prefetch`](Self::prefetch)).
-    pub fn prefetch_for(&self, concurrency: usize) -> usize {
+    /// The most jobs the adaptive prefetch buffers.
+    pub const MAX_PREFETCH: usize = 100;
+
+    /// How many jobs a producer may hold beyond its free slots when `ended` jobs ended since
+    /// its previous claim (see [`prefetch`](Self::prefetch)).
+    pub fn prefetch_after(&self, ended: usize) -> usize {
         self.prefetch
-            .unwrap_or(concurrency.min(100))
+            .unwrap_or(ended.min(Self::MAX_PREFETCH))
             .min(super::MAX_CONCURRENCY)
     }
 
