@@ -12,9 +12,55 @@ use tokio::sync::{Notify, mpsc};
 
 use super::acker::{AckPath, flush_final, write_acks};
 use super::run_job::{Ended, abandon_ack, give_back_ack, register, start_job};
-use super::{Shared, pause};
+use super::{Shared, WorkerSettings, pause};
 use crate::engine::{ClaimSpec, Claimed, Conn, Role};
 use tokio_util::sync::CancellationToken;
+
+/// Longest the ack of a finished job waits while the producer runs buffered jobs, so one
+/// round trip acknowledges and refills a whole buffer's worth.
+const ACK_DEFER: Duration = Duration::from_millis(5);
+
+/// Jobs that ended in the current and the previous [`WorkerSettings::PREFETCH_WINDOW`].
+struct Pace {
+    since: std::time::Instant,
+    current: usize,
+    previous: usize,
+}
+
+impl Pace {
+    fn new() -> Self {
+        Pace {
+            since: std::time::Instant::now(),
+            current: 0,
+            previous: 0,
+        }
+    }
+
+    fn roll(&mut self) {
+        let elapsed = self.since.elapsed();
+        if elapsed >= WorkerSettings::PREFETCH_WINDOW {
+            // A window with nothing in it since: the pace is gone.
+            self.previous = if elapsed >= 2 * WorkerSettings::PREFETCH_WINDOW {
+                0
+            } else {
+                self.current
+            };
+            self.current = 0;
+            self.since = std::time::Instant::now();
+        }
+    }
+
+    fn ended(&mut self) {
+        self.roll();
+        self.current += 1;
+    }
+
+    /// Jobs ended within about one window.
+    fn recent(&mut self) -> usize {
+        self.roll();
+        self.previous.max(self.current)
+    }
+}
 
 /// After the grace period, how long handlers whose token fired may take to return.
 const ABANDON_WAIT: Duration = Duration::from_millis(500);
@@ -39,15 +85,16 @@ pub(super) async fn produce(
     // Claimed ahead of free slots, in claim order: registered as running here (so cancels
     // reach them and the orphan sweep leaves them alone), rescued with this node if it dies.
     let mut buffered: VecDeque<(Claimed, CancellationToken)> = VecDeque::new();
-    // Jobs that ended since the previous claim: what the adaptive prefetch may buffer.
-    let mut ended_since_claim = 0usize;
+    // How many jobs ended lately: what the adaptive prefetch may buffer.
+    let mut pace = Pace::new();
+    let mut acks_pending_since: Option<std::time::Instant> = None;
     let mut maybe_more = true;
     let mut conn: Option<Conn> = None;
     let mut backoff = Duration::from_millis(20);
     loop {
         while let Ok(ended) = ack_rx.try_recv() {
             take(&shared, ended, &mut in_flight, &mut acks);
-            ended_since_claim += 1;
+            pace.ended();
         }
         // Jobs that finish at once (spawned just now, or siblings of one that woke us):
         // let them run and collect their acks, so one round trip acknowledges and refills
@@ -60,7 +107,7 @@ pub(super) async fn produce(
             let mut more = false;
             while let Ok(ended) = ack_rx.try_recv() {
                 take(&shared, ended, &mut in_flight, &mut acks);
-                ended_since_claim += 1;
+                pace.ended();
                 more = true;
             }
             if !more {
@@ -116,13 +163,37 @@ pub(super) async fn produce(
             }
             return 0;
         }
+        if !stopping && !buffered.is_empty() {
+            let waited = acks_pending_since.map(|t: std::time::Instant| t.elapsed());
+            let defer = match waited {
+                Some(waited) => waited < ACK_DEFER,
+                None => buffered.len() >= concurrency,
+            };
+            if defer {
+                let until = tokio::time::Instant::now()
+                    + waited.map_or(ACK_DEFER, |w| ACK_DEFER.saturating_sub(w));
+                tokio::select! {
+                    ended = ack_rx.recv() => if let Some(ended) = ended {
+                        take(&shared, ended, &mut in_flight, &mut acks);
+                        pace.ended();
+                    },
+                    _ = tokio::time::sleep_until(until) => {}
+                    _ = shared.stop_claiming.cancelled() => {}
+                }
+                if acks_pending_since.is_none() && !acks.pending().is_empty() {
+                    acks_pending_since = Some(std::time::Instant::now());
+                }
+                continue;
+            }
+        }
         let want = if stopping || !maybe_more {
             0
         } else {
-            let prefetch = shared.settings.prefetch_after(ended_since_claim);
+            let prefetch = shared.settings.prefetch_after(pace.recent());
             (concurrency + prefetch).saturating_sub(in_flight.len() + buffered.len())
         };
         if !acks.pending().is_empty() || want > 0 {
+            acks_pending_since = None;
             let c = match conn.as_mut() {
                 Some(c) => c,
                 None => match Conn::acquire(&shared.db, role).await {
@@ -144,9 +215,6 @@ pub(super) async fn produce(
             match shared.ack_and_claim(c, acks.pending(), Some(spec)).await {
                 Ok(claimed) => {
                     backoff = Duration::from_millis(20);
-                    if want > 0 {
-                        ended_since_claim = 0;
-                    }
                     if let AckPath::Inline(pending) = &mut acks {
                         pending.clear();
                     }
@@ -190,7 +258,7 @@ pub(super) async fn produce(
             ended = ack_rx.recv() => {
                 if let Some(ended) = ended {
                     take(&shared, ended, &mut in_flight, &mut acks);
-                    ended_since_claim += 1;
+                    pace.ended();
                 }
             }
             _ = wake.notified() => maybe_more = true,
