@@ -10,8 +10,8 @@ use std::time::Duration;
 
 use chrono::Utc;
 use common::{
-    Flag, RUNS_TABLE, StartForTest, enqueue, enqueue_many, exec, fast, fast_worker, migrated,
-    record_run, runs, scalar, start_refused, wait_until,
+    Flag, RUNS_TABLE, StartForTest, enqueue, enqueue_many, exec, fast, fast_worker, gated_worker,
+    migrated, record_run, runs, scalar, start_refused, wait_until,
 };
 use flowstone_queue::lease::{self, MAINTENANCE_LEASE};
 use flowstone_queue::testing::TestDb;
@@ -476,22 +476,8 @@ async fn prefetched_jobs_wait_and_go_back_at_shutdown(t: &TestDb) {
 /// worker takes the rest of the queue while the first one is busy.
 async fn a_busy_worker_leaves_the_queue_to_others(t: &TestDb) {
     let q = migrated(t).await;
-    let (started, release) = (Flag::default(), Arc::new(tokio::sync::Notify::new()));
-    let (st, rel) = (started.clone(), Arc::clone(&release));
-    let slow = Worker::builder(t.db.clone())
-        .node("slow")
-        .queue("default", 1)
-        .settings(fast())
-        .handler("job", move |_ctx| {
-            let (st, rel) = (st.clone(), Arc::clone(&rel));
-            async move {
-                st.set();
-                rel.notified().await;
-                Outcome::complete()
-            }
-        })
-        .started()
-        .await;
+    let (started, release, slow) = gated_worker(&t.db, "job", fast());
+    let slow = slow.node("slow").started().await;
     let first = enqueue(&q, NewJob::new("job", json!(0))).await;
     started.wait("the slow worker runs the first job").await;
     let rest = enqueue_many(
@@ -662,21 +648,8 @@ async fn unserved_kinds_are_discarded_served_ones_wait(t: &TestDb) {
     s.prune_interval = Duration::from_millis(100);
     // No claiming ahead: the served job must stay queued while the only slot is busy.
     s.prefetch = Some(0);
-    let (started, release) = (Flag::default(), Arc::new(tokio::sync::Notify::new()));
-    let (st, rel) = (started.clone(), Arc::clone(&release));
-    let worker = Worker::builder(t.db.clone())
-        .queue("default", 1)
-        .settings(s)
-        .handler("slow", move |_| {
-            let (st, rel) = (st.clone(), Arc::clone(&rel));
-            async move {
-                st.set();
-                rel.notified().await;
-                Outcome::complete()
-            }
-        })
-        .started()
-        .await;
+    let (started, release, worker) = gated_worker(&t.db, "slow", s);
+    let worker = worker.started().await;
     let blocker = enqueue(&q, NewJob::new("slow", json!(1))).await;
     started.wait("the slow job runs").await;
     // Both due long ago; the only slot is busy, so neither can be claimed now.

@@ -43,6 +43,29 @@ pub fn fast_worker(db: &Database, concurrency: usize) -> WorkerBuilder {
         .settings(fast())
 }
 
+/// A one-slot worker on queue `default` whose `kind` handler raises the returned flag when it
+/// starts, then waits for the returned `Notify` (one permit per job) before it completes.
+pub fn gated_worker(
+    db: &Database,
+    kind: &str,
+    settings: WorkerSettings,
+) -> (Flag, Arc<tokio::sync::Notify>, WorkerBuilder) {
+    let (started, release) = (Flag::default(), Arc::new(tokio::sync::Notify::new()));
+    let (st, rel) = (started.clone(), Arc::clone(&release));
+    let worker = Worker::builder(db.clone())
+        .queue("default", 1)
+        .settings(settings)
+        .handler(kind, move |_ctx| {
+            let (st, rel) = (st.clone(), Arc::clone(&rel));
+            async move {
+                st.set();
+                rel.notified().await;
+                flowstone_queue::Outcome::complete()
+            }
+        });
+    (started, release, worker)
+}
+
 /// `start` for tests: a worker that does not start fails the test.
 pub trait StartForTest {
     /// Starts the worker or panics saying why not.
