@@ -9,6 +9,10 @@
 //! dialect goes through `by_engine!`, whose arm for a missing engine is compiled out.
 //! (`database.rs` gates the `Engine` and `Pool` variants and refuses, at connect, the URL of
 //! an engine the build lacks.)
+//!
+//! Longer than the crate's other files on purpose: it is one cohesive thing, the list of every
+//! storage operation the queue has, each dispatched once; so are the two dialect modules,
+//! which hold the same list in their SQL.
 
 #[cfg(feature = "postgres")]
 pub(crate) mod notify;
