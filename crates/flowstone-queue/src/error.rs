@@ -295,3 +295,30 @@ fn shown_rows(rows: &std::ops::Range<usize>) -> String {
 
 /// Result alias for this crate.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lost_connections_are_transient_not_rejections() {
+        let lost = [
+            Error::Database(sqlx::Error::Io(std::io::Error::from(
+                std::io::ErrorKind::BrokenPipe,
+            ))),
+            Error::Database(sqlx::Error::PoolTimedOut),
+            Error::Database(sqlx::Error::Protocol("unexpected EOF".into())),
+        ];
+        for e in &lost {
+            assert!(e.is_transient(), "{e}");
+            assert!(!e.is_rejection(), "{e}");
+        }
+        let verdicts = [
+            Error::Database(sqlx::Error::RowNotFound),
+            Error::InvalidJob("priority 12".into()),
+        ];
+        for e in &verdicts {
+            assert!(!e.is_transient(), "{e}");
+        }
+    }
+}

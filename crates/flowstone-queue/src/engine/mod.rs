@@ -130,6 +130,8 @@ pub(crate) struct ClaimSpec<'a> {
     /// Only jobs of these kinds (the node's handlers): a node never takes a job it cannot
     /// run, so in a rolling deploy old nodes leave new kinds to the new ones.
     pub kinds: &'a [String],
+    /// `kinds` as a JSON array (what SQLite binds), encoded once per worker.
+    pub kinds_json: &'a str,
 }
 
 /// Jobs to cancel.

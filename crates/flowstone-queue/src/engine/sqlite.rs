@@ -517,7 +517,7 @@ pub(crate) async fn ack_and_claim(
         .bind(c.node)
         .bind(c.queue)
         .bind(c.limit)
-        .bind(serde_json::to_string(c.kinds)?)
+        .bind(c.kinds_json)
         .fetch_all(&mut *tx)
         .await?;
         claimed = rows
@@ -552,8 +552,8 @@ async fn complete_and_claim(
             Ack::Transition { .. } => None,
         })
         .collect();
-    let (queue, node, limit, kinds) = claim.map_or(("", "", 0, &[][..]), |c| {
-        (c.queue, c.node, c.limit, c.kinds)
+    let (queue, node, limit, kinds) = claim.map_or(("", "", 0, "[]"), |c| {
+        (c.queue, c.node, c.limit, c.kinds_json)
     });
     let rows = sqlx::query(
         "BEGIN IMMEDIATE;
@@ -583,7 +583,7 @@ async fn complete_and_claim(
     .bind(node)
     .bind(queue)
     .bind(limit)
-    .bind(serde_json::to_string(kinds)?)
+    .bind(kinds)
     .fetch_all(&mut *conn)
     .await;
     let rows = match rows {

@@ -240,6 +240,7 @@ impl WorkerBuilder {
             db: self.db,
             node,
             handlers: self.handlers,
+            kinds_json: serde_json::to_string(&kinds)?,
             kinds,
             settings: self.settings,
             running: Mutex::new(HashMap::new()),

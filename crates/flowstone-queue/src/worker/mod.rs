@@ -65,6 +65,8 @@ struct Shared {
     handlers: HashMap<String, Handler>,
     /// The kinds of `handlers`, sorted: claims ask only for these.
     kinds: Vec<String>,
+    /// `kinds` as a JSON array, for SQLite's claims.
+    kinds_json: String,
     settings: WorkerSettings,
     /// Jobs claimed here and not yet acknowledged, for cancel signals and orphan sweeps.
     running: Mutex<HashMap<i64, Running>>,

@@ -211,6 +211,7 @@ pub(super) async fn produce(
                 node: &shared.node,
                 limit: want as i64,
                 kinds: &shared.kinds,
+                kinds_json: &shared.kinds_json,
             };
             match shared.ack_and_claim(c, acks.pending(), Some(spec)).await {
                 Ok(claimed) => {

@@ -54,7 +54,7 @@ impl IoManager for SqlBlobIo {
             partition: partition.encode(),
             run_id: meta.run_id.to_string(),
             stored_at: stored_time(meta.stored_at),
-            value: output.to_json_bytes()?,
+            value: output.to_json_bytes()?.into(),
         };
         self.writer.write(Write::Output(row)).await
     }

@@ -400,12 +400,7 @@ pub(crate) async fn write(pool: &PgPool, batch: &Batch) -> Result<()> {
                 .map(OutputRow::size_bytes)
                 .collect::<Vec<_>>(),
         )
-        .bind(
-            outputs
-                .iter()
-                .map(|o| o.value.as_slice())
-                .collect::<Vec<_>>(),
-        );
+        .bind(outputs.iter().map(|o| &o.value[..]).collect::<Vec<_>>());
     let mut conn = pool
         .acquire()
         .await

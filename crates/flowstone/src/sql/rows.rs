@@ -81,7 +81,8 @@ pub(crate) struct OutputRow {
     pub partition: String,
     pub run_id: String,
     pub stored_at: DateTime<Utc>,
-    pub value: Vec<u8>,
+    /// Shared, so the writer can keep a write for a retry without copying the bytes.
+    pub value: std::sync::Arc<[u8]>,
 }
 
 impl OutputRow {

@@ -500,7 +500,7 @@ impl<'a> Part<'a> {
                         .bind(&o.run_id)
                         .bind(to_micros(o.stored_at))
                         .bind(o.size_bytes())
-                        .bind(&o.value);
+                        .bind(&o.value[..]);
                 }
             }
         }

@@ -194,13 +194,28 @@ pub(crate) async fn hold<T>(db: &Database, work: impl Future<Output = T>) -> (T,
 }
 
 impl Held {
-    /// Commits the held writes as they are, in one transaction (the work failed: its
-    /// failure record must be stored all the same).
+    /// Commits the held writes as they are, through the writer's group commit (the work
+    /// failed: its failure record must be stored all the same).
     pub(crate) async fn commit(self) -> Result<()> {
-        if self.writes.is_empty() {
+        // Writes were held only where a writer took them: they go back to it, into its
+        // next group commit.
+        let Some(writer) = self.writer else {
             return Ok(());
+        };
+        let mut answers = Vec::with_capacity(self.writes.len());
+        for write in self.writes {
+            let (done, answer) = oneshot::channel();
+            writer
+                .send(Request::Write(write, done))
+                .map_err(|_| Error::store("the SQL writer task has stopped"))?;
+            answers.push(answer);
         }
-        commit(&self.db, &Batch::dedup(self.writes)).await
+        for answer in answers {
+            answer
+                .await
+                .map_err(|_| Error::store("the SQL writer task stopped before committing"))??;
+        }
+        Ok(())
     }
 
     /// Commits the held writes in the transaction that completes the queue job, fenced by its
