@@ -123,6 +123,8 @@ pub fn time(input: &str) -> Result<DateTime<Utc>, CliError> {
 
 #[cfg(test)]
 mod tests {
+    use flowstone::{Asset, StaticPartitions};
+
     use super::*;
 
     #[test]
@@ -149,5 +151,21 @@ mod tests {
             Partition::Date(NaiveDate::from_ymd_opt(2024, 1, 5).unwrap())
         );
         assert_eq!(loose_partition("eu"), Partition::Str("eu".into()));
+    }
+
+    #[test]
+    fn a_range_over_partitions_that_are_not_dates_is_a_usage_error() {
+        let fs = FlowStone::builder()
+            .asset(
+                Asset::new("per_region")
+                    .partitioned_by(StaticPartitions::new(["eu", "us"]))
+                    .execute(|_| async { Ok::<_, flowstone::Error>(1) }),
+            )
+            .build()
+            .unwrap();
+        let err = range_bound(&fs, "per_region", "--from", "eu").unwrap_err();
+        assert_eq!(err.code(), 2);
+        assert!(err.message().contains("not dates"), "{}", err.message());
+        assert!(err.message().contains("--from 'eu'"), "{}", err.message());
     }
 }

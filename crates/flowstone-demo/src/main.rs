@@ -24,7 +24,7 @@ use flowstone_cli::output::Table;
 use flowstone_cli::{CliError, GlobalOpts, Status, TimedReport};
 use serde_json::json;
 
-use crate::pipeline::{ASSETS, YEARS, pipeline};
+use crate::pipeline::{ASSETS, FIRST_YEAR, LAST_YEAR, pipeline};
 use crate::report::Archive;
 
 /// The demo's command line: FlowStone's subcommands plus `demo`.
@@ -79,7 +79,6 @@ async fn main() -> ExitCode {
         Ok(fs) => fs,
         Err(err) => return err.report(&cli.globals),
     };
-    archive.attach(&fs);
     match cli
         .command
         .unwrap_or_else(|| DemoCommand::Demo(DemoArgs::default()))
@@ -112,12 +111,8 @@ async fn demo(
     }
     let status = flowstone_cli::status_of(&backfills);
 
-    let reports: Vec<(String, std::path::PathBuf)> = YEARS
-        .iter()
-        .map(|year| {
-            let path = archive.report_path(year.parse().unwrap_or_default());
-            (year.to_string(), path)
-        })
+    let reports: Vec<(String, std::path::PathBuf)> = (FIRST_YEAR..=LAST_YEAR)
+        .map(|year| (year.to_string(), archive.report_path(year)))
         .filter(|(_, path)| path.exists())
         .map(|(year, path)| (year, std::path::absolute(&path).unwrap_or(path)))
         .collect();
@@ -167,7 +162,7 @@ async fn demo(
     println!(
         "\nRecords and lineage are in {}; outputs are files under {}. Look around:\n  \
          cargo run --release -p flowstone-demo -- materializations raw_weather --partition 2013-07\n  \
-         cargo run --release -p flowstone-demo -- lineage monthly_stats --partition 2013-07",
+         cargo run --release -p flowstone-demo -- lineage yearly_report --partition 2013 --upstream",
         flowstone_cli::redact_url(&globals.database),
         globals.data_dir.display()
     );

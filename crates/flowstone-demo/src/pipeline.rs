@@ -2,23 +2,26 @@
 //!
 //! ```text
 //! raw_weather (monthly) -> cleaned_weather (monthly) -> monthly_stats (monthly)
-//! yearly_report (yearly) reads the twelve monthly_stats of its year through the archive
+//!     -> yearly_report (yearly, reads its twelve months through a time-window mapping)
 //! ```
 
 use std::time::Duration;
 
+use chrono::Datelike;
 use flowstone::api::Builder;
-use flowstone::{Asset, Error, FlowStone, Monthly, RetryPolicy, StaticPartitions};
+use flowstone::{Asset, Error, FlowStone, Monthly, PartitionMapping, RetryPolicy, Yearly};
 
 use crate::report::{ARCHIVE, Archive};
-use crate::weather::{self, CleanedMonth, RawRow};
+use crate::weather::{self, CleanedMonth, MonthlyStats, RawRow};
 
 /// The first and last month of the data set.
 pub const FIRST_MONTH: &str = "2012-01";
 /// The last month of the data set.
 pub const LAST_MONTH: &str = "2015-12";
-/// The years of the data set.
-pub const YEARS: [&str; 4] = ["2012", "2013", "2014", "2015"];
+/// The first year of the data set.
+pub const FIRST_YEAR: i32 = 2012;
+/// The last year of the data set.
+pub const LAST_YEAR: i32 = 2015;
 /// The assets in the order the demo backfills them.
 pub const ASSETS: [&str; 4] = [
     "raw_weather",
@@ -40,7 +43,11 @@ fn months() -> Monthly {
     Monthly::from(FIRST_MONTH).to(LAST_MONTH)
 }
 
-/// The pipeline's assets, with `archive` as the resource the yearly report reads through.
+fn years() -> Yearly {
+    Yearly::from(FIRST_YEAR.to_string()).to(LAST_YEAR.to_string())
+}
+
+/// The pipeline's assets, with `archive` as the resource the yearly report is written through.
 pub fn pipeline(archive: &Archive) -> Builder {
     FlowStone::builder()
         .resource_value(ARCHIVE, archive.clone())
@@ -101,14 +108,18 @@ pub fn pipeline(archive: &Archive) -> Builder {
         .asset(
             Asset::new("yearly_report")
                 .description("a Markdown report of the year's months, under <data-dir>/reports")
-                .partitioned_by(StaticPartitions::new(YEARS))
+                .partitioned_by(years())
+                .depends_on_mapped("monthly_stats", PartitionMapping::time_window())
                 .requires([ARCHIVE])
                 .execute(|ctx| async move {
                     let archive = ctx.resource::<Archive>(ARCHIVE).await?;
-                    let year: i32 = ctx.partition().str()?.parse().map_err(|_| {
-                        Error::permanent(format!("'{}' is not a year", ctx.partition()))
-                    })?;
-                    archive.write_report(year).await
+                    let year = ctx.partition().date()?.year();
+                    let months: Vec<MonthlyStats> = ctx
+                        .deps::<MonthlyStats>("monthly_stats")?
+                        .into_iter()
+                        .map(|(_, stats)| stats)
+                        .collect();
+                    archive.write_report(year, months).await
                 }),
         )
 }

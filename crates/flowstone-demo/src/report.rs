@@ -1,16 +1,12 @@
 //! The yearly report: twelve months of statistics in one Markdown file.
 //!
-//! FlowStone reads a dependency for the *same* partition, and a year is not a month, so the
-//! report does not `depends_on` the monthly statistics; it reads them through the [`Archive`]
-//! resource, which loads stored outputs through the built FlowStone (whatever IO manager the
-//! command line configured).
+//! `yearly_report` reads its year's `monthly_stats` through a time-window partition mapping;
+//! the [`Archive`] resource only knows where reports go and writes them atomically.
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, OnceLock};
 
-use chrono::NaiveDate;
-use flowstone::{Error, ErrorKind, FlowStone};
+use flowstone::Error;
 use serde::{Deserialize, Serialize};
 
 use crate::weather::{MonthlyStats, WEATHER_TYPES};
@@ -18,10 +14,9 @@ use crate::weather::{MonthlyStats, WEATHER_TYPES};
 /// The name the [`Archive`] resource is registered under.
 pub const ARCHIVE: &str = "archive";
 
-/// Reads stored monthly statistics and writes reports. Cheap to clone.
+/// Where reports go, and how they are written. Cheap to clone.
 #[derive(Clone)]
 pub struct Archive {
-    fs: Arc<OnceLock<FlowStone>>,
     reports_dir: PathBuf,
 }
 
@@ -47,18 +42,11 @@ pub struct YearlyReport {
 }
 
 impl Archive {
-    /// An archive writing reports under `reports_dir`; [`Archive::attach`] it to the built
-    /// FlowStone before running `yearly_report`.
+    /// An archive writing reports under `reports_dir`.
     pub fn new(reports_dir: impl Into<PathBuf>) -> Self {
         Archive {
-            fs: Arc::new(OnceLock::new()),
             reports_dir: reports_dir.into(),
         }
-    }
-
-    /// Gives the archive the FlowStone it reads stored outputs from.
-    pub fn attach(&self, fs: &FlowStone) {
-        let _ = self.fs.set(fs.clone());
     }
 
     /// Where the report of `year` goes.
@@ -66,38 +54,12 @@ impl Archive {
         self.reports_dir.join(format!("seattle-weather-{year}.md"))
     }
 
-    /// The stored `monthly_stats` of the twelve months of `year`; an error listing every month
-    /// that has none.
-    pub async fn months_of(&self, year: i32) -> Result<Vec<MonthlyStats>, Error> {
-        let fs = self
-            .fs
-            .get()
-            .ok_or_else(|| Error::config("the archive was not attached to a FlowStone"))?;
-        let mut months = Vec::with_capacity(12);
-        let mut missing = Vec::new();
-        for month in 1..=12 {
-            let first = NaiveDate::from_ymd_opt(year, month, 1)
-                .ok_or_else(|| Error::permanent(format!("{year}-{month:02} is not a month")))?;
-            match fs.load::<MonthlyStats>("monthly_stats", first).await {
-                Ok(stats) => months.push(stats),
-                Err(err) if err.kind() == ErrorKind::NotFound => {
-                    missing.push(first.format("%Y-%m").to_string());
-                }
-                Err(err) => return Err(err),
-            }
-        }
-        if !missing.is_empty() {
-            return Err(Error::permanent(format!(
-                "monthly_stats has no output for {}; run `backfill monthly_stats --all` first",
-                missing.join(", ")
-            )));
-        }
-        Ok(months)
-    }
-
-    /// Builds the report of `year` from the stored months and writes it (atomically).
-    pub async fn write_report(&self, year: i32) -> Result<YearlyReport, Error> {
-        let months = self.months_of(year).await?;
+    /// Builds the report of `year` from its `months` and writes it (atomically).
+    pub async fn write_report(
+        &self,
+        year: i32,
+        months: Vec<MonthlyStats>,
+    ) -> Result<YearlyReport, Error> {
         let report = summarize(year, self.report_path(year), months);
         write_atomic(&report.path, render(&report).as_bytes()).await?;
         Ok(report)

@@ -1,6 +1,6 @@
 //! [`FlowStone`]: the public entry point, and its [`Builder`].
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::future::Future;
 use std::sync::Arc;
 
@@ -24,6 +24,9 @@ use crate::resource::ResourcesBuilder;
 use crate::run::Run;
 use crate::runtime::{Runtime, RuntimeParts};
 use crate::store::{Materialization, MaterializationQuery, MaterializationStore, MemoryStore};
+
+/// An (asset, partition) pair.
+type Key = (String, Partition);
 
 /// The name the default IO manager is registered under.
 pub const DEFAULT_IO: &str = "default";
@@ -131,8 +134,9 @@ impl FlowStone {
             .await
     }
 
-    /// Runs the missing upstream assets of `asset` for the run's partition, level by level in
-    /// topological order, independent ones in parallel, all in the run's run id.
+    /// Runs the missing upstream partitions of `asset` at the run's partition, found through
+    /// each dependency's mapping, each once, in dependency order (independent ones in
+    /// parallel), all in the run's run id.
     async fn materialize_upstream(
         &self,
         asset: &Asset,
@@ -140,36 +144,13 @@ impl FlowStone {
         name: &str,
         executor: &dyn Executor,
     ) -> Result<()> {
-        let registry = self.registry();
-        let mut level: HashMap<String, usize> = HashMap::new();
-        for ancestor in registry.ancestors(asset.name())? {
-            let dep = registry.get(&ancestor)?;
-            let partition = self.runtime().dependency_partition(dep, &run.partition);
-            let io = match &run.io_manager {
-                Some(chosen) => self.runtime().io_manager(chosen)?,
-                None => self.runtime().io_of(dep)?,
-            };
-            if io.exists(&ancestor, &partition).await? {
-                continue;
-            }
-            let depth = dep
-                .dependencies()
-                .iter()
-                .filter_map(|d| level.get(d))
-                .max()
-                .map_or(0, |l| l + 1);
-            level.insert(ancestor, depth);
-        }
-        let levels = level.values().copied().max().map_or(0, |l| l + 1);
-        for at in 0..levels {
-            let jobs = registry
-                .topological_order()
-                .iter()
-                .filter(|a| level.get(*a) == Some(&at))
-                .map(|ancestor| {
-                    let dep = registry.get(ancestor)?;
+        for level in self.missing_upstream(asset, run).await? {
+            let jobs = level
+                .into_iter()
+                .map(|(ancestor, partition)| {
+                    let dep = self.registry().get(&ancestor)?;
                     let dep_run = Run {
-                        partition: self.runtime().dependency_partition(dep, &run.partition),
+                        partition,
                         ..run.clone()
                     };
                     self.dispatch.prepare_job(dep, &dep_run, name, executor)
@@ -182,6 +163,73 @@ impl FlowStone {
             .await?;
         }
         Ok(())
+    }
+
+    /// The (asset, partition)s upstream of `asset` at the run's partition that have no stored
+    /// output, in levels: each level needs only earlier ones. A depth-first walk with its own
+    /// stack, so a long chain (a cumulative asset's previous days) cannot overflow.
+    async fn missing_upstream(&self, asset: &Asset, run: &Run) -> Result<Vec<Vec<Key>>> {
+        let registry = self.registry();
+        let upstream_of = |name: &str, partition: &Partition| -> Result<Vec<Key>> {
+            let asset = registry.get(name)?;
+            let mut keys = Vec::new();
+            for dep in asset.dependencies() {
+                for p in registry
+                    .upstream_partitions(asset, dep, partition)?
+                    .partitions
+                {
+                    keys.push((dep.clone(), p));
+                }
+            }
+            Ok(keys)
+        };
+        let mut level: HashMap<Key, usize> = HashMap::new();
+        let mut present: HashSet<Key> = HashSet::new();
+        // (key, whether its dependencies have been pushed)
+        let mut stack: Vec<(Key, bool)> = upstream_of(asset.name(), &run.partition)?
+            .into_iter()
+            .map(|key| (key, false))
+            .collect();
+        while let Some((key, expanded)) = stack.pop() {
+            if level.contains_key(&key) || present.contains(&key) {
+                continue;
+            }
+            let deps = upstream_of(&key.0, &key.1)?;
+            if expanded {
+                let depth = deps
+                    .iter()
+                    .filter_map(|d| level.get(d))
+                    .max()
+                    .map_or(0, |l| l + 1);
+                level.insert(key, depth);
+                continue;
+            }
+            let dep = registry.get(&key.0)?;
+            let io = match &run.io_manager {
+                Some(chosen) => self.runtime().io_manager(chosen)?,
+                None => self.runtime().io_of(dep)?,
+            };
+            if io.exists(&key.0, &key.1).await? {
+                present.insert(key);
+                continue;
+            }
+            stack.push((key, true));
+            stack.extend(
+                deps.into_iter()
+                    .filter(|d| !level.contains_key(d) && !present.contains(d))
+                    .map(|d| (d, false)),
+            );
+        }
+        let mut levels: Vec<Vec<Key>> = Vec::new();
+        let mut keys: Vec<(Key, usize)> = level.into_iter().collect();
+        keys.sort();
+        for (key, depth) in keys {
+            if levels.len() <= depth {
+                levels.resize_with(depth + 1, Vec::new);
+            }
+            levels[depth].push(key);
+        }
+        Ok(levels)
     }
 
     /// Schedules `asset` without waiting; returns the job for `job_status` and `cancel_job`.

@@ -16,9 +16,10 @@ use crate::output::Output;
 use crate::partition::Partition;
 use crate::resource::Resources;
 
-/// The outputs of an asset's dependencies for the partition being materialized.
-/// A missing optional dependency is present as `None`.
-pub type Dependencies = HashMap<String, Option<Output>>;
+/// The outputs of an asset's dependencies for the partition being materialized: for each
+/// dependency, the (partition, output)s its mapping reads, in partition order. A missing
+/// optional dependency (or a partition a mapping allows to be missing) is left out.
+pub type Dependencies = HashMap<String, Vec<(Partition, Output)>>;
 
 /// What an asset's function receives.
 pub struct Context {
@@ -56,23 +57,17 @@ impl Context {
         self.attempt
     }
 
-    /// The output of dependency `name`, as `T`.
+    /// The output of dependency `name`, as `T`: for a dependency read for one partition (the
+    /// same one, the unpartitioned output, or any mapping that maps to one). A mapping that
+    /// reads several partitions is read with [`Context::deps`].
     ///
     /// For an optional dependency that is missing, `T` must accept JSON `null` (read it as
     /// `Option<U>`), or use [`Context::optional_dep`].
     pub fn dep<T: DeserializeOwned + Send + Sync + 'static>(&self, name: &str) -> Result<T> {
-        match self.lookup(name)? {
+        match self.single(name)? {
             Some(output) => self.typed(name, output.clone().value::<T>()),
-            None => serde_json::from_value(serde_json::Value::Null).map_err(|_| {
-                Error::new(
-                    ErrorKind::DependencyNotReady,
-                    format!(
-                        "optional dependency '{name}' of asset '{}' is not materialized for this \
-                         partition; read it as Option<_> or with ctx.optional_dep",
-                        self.asset()
-                    ),
-                )
-            }),
+            None => serde_json::from_value(serde_json::Value::Null)
+                .map_err(|_| self.not_materialized(name)),
         }
     }
 
@@ -81,12 +76,9 @@ impl Context {
         &self,
         name: &str,
     ) -> Result<Arc<T>> {
-        match self.lookup(name)? {
+        match self.single(name)? {
             Some(output) => self.typed(name, output.get::<T>()),
-            None => Err(Error::new(
-                ErrorKind::DependencyNotReady,
-                format!("optional dependency '{name}' is not materialized for this partition"),
-            )),
+            None => Err(self.not_materialized(name)),
         }
     }
 
@@ -95,9 +87,51 @@ impl Context {
         &self,
         name: &str,
     ) -> Result<Option<T>> {
-        self.lookup(name)?
+        self.single(name)?
             .map(|output| self.typed(name, output.clone().value::<T>()))
             .transpose()
+    }
+
+    /// Every partition of dependency `name` that this partition reads through its mapping, as
+    /// (partition, `T`) in partition order: a month's days, a year's months, the previous day
+    /// (none for the first partition of a self-dependency).
+    pub fn deps<T: DeserializeOwned + Send + Sync + 'static>(
+        &self,
+        name: &str,
+    ) -> Result<Vec<(Partition, T)>> {
+        self.lookup(name)?
+            .iter()
+            .map(|(partition, output)| {
+                Ok((
+                    partition.clone(),
+                    self.typed(name, output.clone().value::<T>())?,
+                ))
+            })
+            .collect()
+    }
+
+    /// [`Context::deps`] without copying outputs held in memory.
+    pub fn deps_arc<T: DeserializeOwned + Send + Sync + 'static>(
+        &self,
+        name: &str,
+    ) -> Result<Vec<(Partition, Arc<T>)>> {
+        self.lookup(name)?
+            .iter()
+            .map(|(partition, output)| {
+                Ok((partition.clone(), self.typed(name, output.get::<T>())?))
+            })
+            .collect()
+    }
+
+    fn not_materialized(&self, name: &str) -> Error {
+        Error::new(
+            ErrorKind::DependencyNotReady,
+            format!(
+                "optional dependency '{name}' of asset '{}' is not materialized for this \
+                 partition; read it as Option<_> or with ctx.optional_dep",
+                self.asset()
+            ),
+        )
     }
 
     /// Names the dependency and this asset in a failed typed read (the output's error names
@@ -117,9 +151,24 @@ impl Context {
         })
     }
 
-    fn lookup(&self, name: &str) -> Result<Option<&Output>> {
+    /// The one output of a dependency read for a single partition (`None`: it is missing).
+    fn single(&self, name: &str) -> Result<Option<&Output>> {
+        match self.lookup(name)? {
+            [] => Ok(None),
+            [(_, output)] => Ok(Some(output)),
+            many => Err(Error::invalid_options(format!(
+                "asset '{}' read dependency '{name}' as one value, but its mapping reads {} \
+                 partitions; read them with ctx.deps::<T>(\"{name}\")",
+                self.asset(),
+                many.len()
+            ))
+            .with_asset(self.asset())),
+        }
+    }
+
+    fn lookup(&self, name: &str) -> Result<&[(Partition, Output)]> {
         match self.deps.get(name) {
-            Some(found) => Ok(found.as_ref()),
+            Some(found) => Ok(found),
             None => Err(Error::invalid_options(format!(
                 "asset '{}' read dependency '{name}', which it does not declare in depends_on",
                 self.asset()

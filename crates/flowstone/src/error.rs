@@ -146,6 +146,50 @@ impl Error {
         err
     }
 
+    /// `asset` at `partition` cannot run because the `missing` (dependency, partition)s have no
+    /// output. When every one is at `partition` itself (or unpartitioned), this is
+    /// [`Error::dependency_not_ready`]; otherwise the message names the first few
+    /// (dependency, partition)s and how many more there are.
+    pub fn dependency_partitions_not_ready(
+        asset: &str,
+        partition: &Partition,
+        missing: &[(String, Partition)],
+    ) -> Self {
+        let mut names: Vec<String> = Vec::new();
+        for (name, _) in missing {
+            if !names.contains(name) {
+                names.push(name.clone());
+            }
+        }
+        if missing
+            .iter()
+            .all(|(_, p)| p == partition || p.is_unpartitioned())
+        {
+            return Error::dependency_not_ready(asset, names);
+        }
+        const SHOWN: usize = 5;
+        let mut listed: Vec<String> = missing
+            .iter()
+            .take(SHOWN)
+            .map(|(name, p)| format!("{name} {p}"))
+            .collect();
+        if missing.len() > SHOWN {
+            listed.push(format!("and {} more", missing.len() - SHOWN));
+        }
+        let mut err = Error::new(
+            ErrorKind::DependencyNotReady,
+            format!(
+                "asset '{asset}' cannot run: {} dependency partitions are not materialized: {} \
+                 (materialize them first, or pass `with_upstream`)",
+                missing.len(),
+                listed.join(", ")
+            ),
+        )
+        .with_asset(asset);
+        err.0.missing = names;
+        err
+    }
+
     /// The asset ran longer than `timeout`.
     pub fn timeout(asset: &str, timeout: std::time::Duration) -> Self {
         Error::new(

@@ -61,6 +61,7 @@ pub mod io;
 pub mod job;
 pub mod limits;
 pub mod lineage;
+pub mod mapping;
 pub mod output;
 pub mod partition;
 pub mod partition_key;
@@ -93,10 +94,11 @@ pub use ids::{BackfillId, JobId, RunId};
 pub use io::{FileIo, IoManager, MemoryIo};
 pub use job::{Job, JobStatus};
 pub use lineage::Direction;
+pub use mapping::PartitionMapping;
 pub use output::Output;
 pub use partition::{
     CustomPartitions, Daily, DateSpec, Hourly, MAX_PARTITIONS, MAX_TUPLE_DEPTH, Monthly,
-    MultiPartitions, Partition, PartitionKeyError, PartitionsDefinition, StaticPartitions,
+    MultiPartitions, Partition, PartitionKeyError, PartitionsDefinition, StaticPartitions, Yearly,
     date_range,
 };
 pub use registry::Registry;

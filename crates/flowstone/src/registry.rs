@@ -10,6 +10,8 @@ use std::sync::Arc;
 
 use crate::asset::Asset;
 use crate::error::{Error, Result};
+use crate::mapping::{Mapped, PartitionMapping, Sides};
+use crate::partition::{Partition, PartitionsDefinition};
 use crate::suggest::did_you_mean;
 pub use crate::suggest::suggest;
 
@@ -74,6 +76,7 @@ impl Registry {
                 }
             }
         }
+        resolve_mappings(&mut by_name)?;
         let order = topological_order(&by_name)?;
         Ok(Registry {
             assets: by_name
@@ -117,18 +120,65 @@ impl Registry {
         self.assets.is_empty()
     }
 
+    /// The partitions of dependency `dep` that `asset` at `partition` reads, through the
+    /// dependency's mapping (see [`crate::mapping`]).
+    pub fn upstream_partitions(
+        &self,
+        asset: &Asset,
+        dep: &str,
+        partition: &Partition,
+    ) -> Result<Mapped> {
+        let (sides, mapping) = self.edge(asset, dep)?;
+        mapping
+            .upstream_of(sides, partition)
+            .map_err(|e| edge_error(asset, dep, mapping, e))
+    }
+
+    /// The partitions of `asset` that read `partition` of its dependency `dep`: what a new
+    /// materialization of that partition affects.
+    pub fn downstream_partitions(
+        &self,
+        asset: &Asset,
+        dep: &str,
+        partition: &Partition,
+    ) -> Result<Vec<Partition>> {
+        let (sides, mapping) = self.edge(asset, dep)?;
+        mapping
+            .downstream_of(sides, partition)
+            .map_err(|e| edge_error(asset, dep, mapping, e))
+    }
+
+    fn edge<'a>(
+        &'a self,
+        asset: &'a Asset,
+        dep: &str,
+    ) -> Result<(Sides<'a>, &'a PartitionMapping)> {
+        let upstream = self.get(dep)?;
+        let mapping = asset.mapping(dep).ok_or_else(|| {
+            Error::invalid_options(format!(
+                "asset '{}' does not depend on '{dep}'",
+                asset.name()
+            ))
+            .with_asset(asset.name())
+        })?;
+        let sides = Sides::new(
+            asset
+                .partitions()
+                .map(|d| d.as_ref() as &dyn PartitionsDefinition),
+            upstream
+                .partitions()
+                .map(|d| d.as_ref() as &dyn PartitionsDefinition),
+        );
+        Ok((sides, mapping))
+    }
+
     /// The transitive dependencies of `name` (not itself), dependencies first.
     pub fn ancestors(&self, name: &str) -> Result<Vec<String>> {
         let mut seen = BTreeSet::new();
-        let mut stack: Vec<&str> = self
-            .get(name)?
-            .depends_on
-            .iter()
-            .map(String::as_str)
-            .collect();
+        let mut stack: Vec<&str> = self.get(name)?.upstream_assets().collect();
         while let Some(next) = stack.pop() {
             if seen.insert(next.to_owned()) {
-                stack.extend(self.get(next)?.depends_on.iter().map(String::as_str));
+                stack.extend(self.get(next)?.upstream_assets());
             }
         }
         Ok(self
@@ -143,7 +193,7 @@ impl Registry {
     pub fn dependents(&self, name: &str) -> Vec<String> {
         self.order
             .iter()
-            .filter(|n| self.assets[n.as_str()].depends_on.iter().any(|d| d == name))
+            .filter(|n| self.assets[n.as_str()].upstream_assets().any(|d| d == name))
             .cloned()
             .collect()
     }
@@ -157,13 +207,7 @@ impl Registry {
                 let deps: Vec<String> = asset
                     .depends_on
                     .iter()
-                    .map(|d| {
-                        if asset.optional.contains(d) {
-                            format!("{d}?")
-                        } else {
-                            d.clone()
-                        }
-                    })
+                    .map(|d| asset.dependency_label(d))
                     .collect();
                 let _ = write!(out, " <- {}", deps.join(", "));
             }
@@ -215,6 +259,69 @@ impl Registry {
     }
 }
 
+/// Gives every dependency its mapping (the explicit one or the default for its two
+/// definitions) and checks that each can apply; a self-dependency must read only earlier
+/// partitions.
+fn resolve_mappings(assets: &mut BTreeMap<String, Asset>) -> Result<()> {
+    let mut resolved = Vec::new();
+    for asset in assets.values() {
+        for dep in &asset.depends_on {
+            let upstream = &assets[dep];
+            let sides = Sides::new(
+                asset
+                    .partitions()
+                    .map(|d| d.as_ref() as &dyn PartitionsDefinition),
+                upstream
+                    .partitions()
+                    .map(|d| d.as_ref() as &dyn PartitionsDefinition),
+            );
+            let mapping = asset
+                .mapping(dep)
+                .cloned()
+                .unwrap_or_else(|| PartitionMapping::default_for(sides));
+            if dep == asset.name() && !mapping.reads_only_earlier() {
+                return Err(Error::invalid_graph(format!(
+                    "the asset graph has a cycle: {0} -> {0} ('{0}' reads itself through {1}; \
+                     an asset may read only its own earlier partitions, through \
+                     PartitionMapping::time_window().offset(-1) or a more negative offset)",
+                    asset.name,
+                    mapping.describe()
+                ))
+                .with_asset(asset.name()));
+            }
+            mapping.check(sides).map_err(|why| {
+                Error::invalid_graph(format!(
+                    "asset '{}' reads '{dep}' through {}, which cannot apply: {why}",
+                    asset.name,
+                    mapping.describe()
+                ))
+                .with_asset(asset.name())
+            })?;
+            resolved.push((asset.name.to_string(), dep.clone(), mapping));
+        }
+    }
+    for (asset, dep, mapping) in resolved {
+        if let Some(asset) = assets.get_mut(&asset) {
+            asset.mappings.insert(dep, mapping);
+        }
+    }
+    Ok(())
+}
+
+/// Names the asset, the dependency and the mapping in a mapping's failure.
+fn edge_error(asset: &Asset, dep: &str, mapping: &PartitionMapping, err: Error) -> Error {
+    Error::new(
+        err.kind(),
+        format!(
+            "asset '{}' reads '{dep}' through {}: {}",
+            asset.name(),
+            mapping.describe(),
+            err.message()
+        ),
+    )
+    .with_asset(asset.name())
+}
+
 fn mermaid_id(name: &str) -> String {
     name.chars()
         .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
@@ -225,7 +332,7 @@ fn mermaid_id(name: &str) -> String {
 fn topological_order(assets: &BTreeMap<String, Asset>) -> Result<Vec<String>> {
     let mut remaining: BTreeMap<&str, usize> = assets
         .values()
-        .map(|a| (a.name(), a.depends_on.len()))
+        .map(|a| (a.name(), a.upstream_assets().count()))
         .collect();
     let mut order = Vec::with_capacity(assets.len());
     loop {
@@ -241,7 +348,7 @@ fn topological_order(assets: &BTreeMap<String, Asset>) -> Result<Vec<String>> {
             remaining.remove(name);
             order.push(name.to_owned());
             for asset in assets.values() {
-                if asset.depends_on.iter().any(|d| d == name)
+                if asset.upstream_assets().any(|d| d == name)
                     && let Some(n) = remaining.get_mut(asset.name())
                 {
                     *n -= 1;
@@ -267,9 +374,7 @@ fn find_cycle(assets: &BTreeMap<String, Asset>, stuck: &BTreeMap<&str, usize>) -
     loop {
         let current = path[path.len() - 1];
         let next = assets[current]
-            .depends_on
-            .iter()
-            .map(String::as_str)
+            .upstream_assets()
             .find(|d| stuck.contains_key(d));
         let Some(next) = next else {
             return path.iter().map(|s| (*s).to_owned()).collect();

@@ -18,6 +18,7 @@ use crate::hook::{HookRegistry, Materializing, Metrics, Next};
 use crate::io::IoManager;
 use crate::job::Job;
 use crate::lineage::{LineageStore, MaterializationKey};
+use crate::mapping::PartitionMapping;
 use crate::output::Output;
 use crate::partition::Partition;
 use crate::registry::Registry;
@@ -130,16 +131,6 @@ impl Runtime {
         self.0.storage.io_of(asset)
     }
 
-    /// The partition of `dependency` that a materialization at `partition` reads: the same one,
-    /// or the unpartitioned output when the dependency is not partitioned.
-    pub fn dependency_partition(&self, dependency: &Asset, partition: &Partition) -> Partition {
-        if dependency.partitions().is_none() && !partition.is_unpartitioned() {
-            Partition::Unpartitioned
-        } else {
-            partition.clone()
-        }
-    }
-
     /// Checks that a partitioned `asset` got a partition. Assets without a definition take any
     /// partition (or none). Cheap: run on every attempt.
     pub fn check_partition(&self, asset: &Asset, partition: &Partition) -> Result<()> {
@@ -168,8 +159,11 @@ impl Runtime {
         }
     }
 
-    /// Loads `asset`'s dependencies for `partition` through `job`'s IO choice. Missing required
-    /// dependencies are a `DependencyNotReady` error naming all of them.
+    /// Loads `asset`'s dependencies for the job's partition through `job`'s IO choice: each
+    /// dependency's mapped partitions in one grouped read. Missing required partitions are a
+    /// `DependencyNotReady` error naming them; a mapping that points outside its dependency's
+    /// definition is an `InvalidPartition` error unless it allows missing partitions (or is a
+    /// self-dependency, whose first partition has no predecessor).
     pub async fn load_dependencies(&self, asset: &Asset, job: &Job) -> Result<LoadedDeps> {
         if asset.dependencies().is_empty() {
             return Ok(LoadedDeps::default());
@@ -179,29 +173,45 @@ impl Runtime {
         let mut missing = Vec::new();
         for name in asset.dependencies() {
             let dep = self.registry().get(name)?;
-            let partition = self.dependency_partition(dep, &job.partition);
+            let mapped = self
+                .registry()
+                .upstream_partitions(asset, name, &job.partition)?;
+            let allows_missing = asset.is_optional(name)
+                || asset
+                    .mapping(name)
+                    .is_some_and(PartitionMapping::allows_missing);
+            if !mapped.outside.is_empty() && !allows_missing && name != asset.name() {
+                return Err(outside_definition(asset, name, dep, &mapped.outside));
+            }
             let io = match &job.io_manager {
                 Some(chosen) => self.io_manager(chosen)?,
                 None => self.io_of(dep)?,
             };
-            match io.load(name, &partition).await? {
-                Some(stored) => {
-                    consumed.push(MaterializationKey {
-                        asset: name.clone(),
-                        partition,
-                        run_id: stored.meta.run_id,
-                    });
-                    outputs.insert(name.clone(), Some(stored.output));
+            let stored = io.load_many(name, &mapped.partitions).await?;
+            let mut values = Vec::with_capacity(stored.len());
+            for (partition, stored) in mapped.partitions.into_iter().zip(stored) {
+                match stored {
+                    Some(stored) => {
+                        consumed.push(MaterializationKey {
+                            asset: name.clone(),
+                            partition: partition.clone(),
+                            run_id: stored.meta.run_id,
+                        });
+                        values.push((partition, stored.output));
+                    }
+                    None if allows_missing => {}
+                    None => missing.push((name.clone(), partition)),
                 }
-                None if asset.is_optional(name) => {
-                    outputs.insert(name.clone(), None);
-                }
-                None => missing.push(name.clone()),
             }
+            outputs.insert(name.clone(), values);
         }
         if !missing.is_empty() {
-            return Err(Error::dependency_not_ready(asset.name(), missing)
-                .with_partition(job.partition.clone()));
+            return Err(Error::dependency_partitions_not_ready(
+                asset.name(),
+                &job.partition,
+                &missing,
+            )
+            .with_partition(job.partition.clone()));
         }
         Ok(LoadedDeps {
             outputs: Arc::new(outputs),
@@ -308,6 +318,31 @@ impl Runtime {
             }
         }
     }
+}
+
+/// `asset`'s mapping of `name` points at partitions `dep`'s definition does not have.
+fn outside_definition(asset: &Asset, name: &str, dep: &Asset, outside: &[Partition]) -> Error {
+    const SHOWN: usize = 5;
+    let mut listed: Vec<String> = outside.iter().take(SHOWN).map(Partition::encode).collect();
+    if outside.len() > SHOWN {
+        listed.push(format!("and {} more", outside.len() - SHOWN));
+    }
+    let form = dep
+        .partitions()
+        .map_or_else(|| String::from("none"), |d| d.expected_form());
+    Error::invalid_partition(
+        &listed.join(", "),
+        format!(
+            "partitions of '{name}' ({form}): asset '{}' reads them through {}, but '{name}' \
+             does not have them; narrow the run, or let the mapping skip them with \
+             .allow_missing()",
+            asset.name(),
+            asset
+                .mapping(name)
+                .map_or_else(|| String::from("its mapping"), PartitionMapping::describe)
+        ),
+    )
+    .with_asset(asset.name())
 }
 
 /// `asset` has no partitions definition, so it takes no `partition`.

@@ -46,6 +46,11 @@ pub fn run(fs: &FlowStone, globals: &GlobalOpts, args: AssetsArgs) -> Result<Sta
                 json!({
                     "name": a.name(),
                     "depends_on": a.dependencies(),
+                    "mappings": a
+                        .dependencies()
+                        .iter()
+                        .map(|d| (d.clone(), json!(a.mapping(d).map(|m| m.describe()))))
+                        .collect::<serde_json::Map<_, _>>(),
                     "partitions": a.partitions().map(|p| p.expected_form()),
                     "description": a.description_text(),
                     "max_attempts": a.retry_policy().max_attempts,
@@ -67,7 +72,12 @@ pub fn run(fs: &FlowStone, globals: &GlobalOpts, args: AssetsArgs) -> Result<Sta
         let deps = if asset.dependencies().is_empty() {
             String::from("-")
         } else {
-            asset.dependencies().join(", ")
+            let labels: Vec<String> = asset
+                .dependencies()
+                .iter()
+                .map(|d| asset.dependency_label(d))
+                .collect();
+            labels.join(", ")
         };
         table.row([
             asset.name().to_owned(),

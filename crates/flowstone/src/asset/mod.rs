@@ -22,6 +22,7 @@ pub use retry::RetryPolicy;
 
 use crate::context::Context;
 use crate::error::{Error, Result};
+use crate::mapping::PartitionMapping;
 use crate::output::Output;
 use crate::partition::PartitionsDefinition;
 
@@ -35,6 +36,9 @@ pub struct Asset {
     // Shared with every `Context` of a materialization of this asset (no copy per run).
     pub(crate) name: Arc<str>,
     pub(crate) depends_on: Vec<String>,
+    /// The mapping of every dependency: those given with `depends_on_mapped`, and the
+    /// registry's defaults for the rest once the graph is built.
+    pub(crate) mappings: BTreeMap<String, PartitionMapping>,
     pub(crate) optional: BTreeSet<String>,
     pub(crate) requires: Arc<[String]>,
     pub(crate) description: Option<String>,
@@ -58,6 +62,7 @@ impl Asset {
         Asset {
             name: Arc::from(name.into()),
             depends_on: Vec::new(),
+            mappings: BTreeMap::new(),
             optional: BTreeSet::new(),
             requires: Arc::from([]),
             description: None,
@@ -85,6 +90,34 @@ impl Asset {
                 self.depends_on.push(dep);
             }
         }
+        self
+    }
+
+    /// A dependency read through a [`PartitionMapping`]: which of its partitions each
+    /// partition of this asset reads (a month its days, a year its months, a day the day
+    /// before). The asset may name itself with a mapping that reads only earlier partitions
+    /// (`PartitionMapping::time_window().offset(-1)`): a cumulative asset. Read the partitions
+    /// with [`Context::deps`](crate::Context::deps).
+    ///
+    /// ```
+    /// use flowstone::{Asset, PartitionMapping};
+    /// use flowstone::partition::{Daily, Monthly};
+    ///
+    /// let monthly = Asset::new("monthly_total")
+    ///     .partitioned_by(Monthly::from("2024-01"))
+    ///     .depends_on_mapped("daily_sales", PartitionMapping::time_window())
+    ///     .execute(|ctx| async move {
+    ///         let days = ctx.deps::<f64>("daily_sales")?;
+    ///         Ok::<_, flowstone::Error>(days.iter().map(|(_, v)| v).sum::<f64>())
+    ///     });
+    /// # let _ = monthly;
+    /// ```
+    pub fn depends_on_mapped(mut self, dep: impl Into<String>, mapping: PartitionMapping) -> Self {
+        let dep = dep.into();
+        if !self.depends_on.contains(&dep) {
+            self.depends_on.push(dep.clone());
+        }
+        self.mappings.insert(dep, mapping);
         self
     }
 
@@ -220,6 +253,33 @@ impl Asset {
         &self.depends_on
     }
 
+    /// The dependencies other than the asset itself: the edges of the asset graph (a
+    /// self-dependency reads earlier partitions, so it orders partitions, not assets).
+    pub fn upstream_assets(&self) -> impl Iterator<Item = &str> {
+        self.depends_on
+            .iter()
+            .map(String::as_str)
+            .filter(|d| *d != &*self.name)
+    }
+
+    /// The mapping of dependency `dep`: the one given with
+    /// [`Asset::depends_on_mapped`], or, once the asset is in a built registry, the default
+    /// for its two definitions. `None` for an unknown dependency, or before the build for a
+    /// dependency given without one.
+    pub fn mapping(&self, dep: &str) -> Option<&PartitionMapping> {
+        self.mappings.get(dep)
+    }
+
+    /// `dep` as people read it in listings: `dep`, `dep?` when optional, and its mapping in
+    /// brackets when it is not the identity (`monthly_stats [time window]`).
+    pub fn dependency_label(&self, dep: &str) -> String {
+        let optional = if self.is_optional(dep) { "?" } else { "" };
+        match self.mapping(dep).filter(|m| !m.is_identity()) {
+            Some(mapping) => format!("{dep}{optional} [{}]", mapping.describe()),
+            None => format!("{dep}{optional}"),
+        }
+    }
+
     /// Whether `dep` is optional.
     pub fn is_optional(&self, dep: &str) -> bool {
         self.optional.contains(dep)
@@ -285,6 +345,7 @@ impl fmt::Debug for Asset {
         f.debug_struct("Asset")
             .field("name", &self.name)
             .field("depends_on", &self.depends_on)
+            .field("mappings", &self.mappings)
             .field("optional", &self.optional)
             .field("requires", &self.requires)
             .field("partitions", &self.partitions)

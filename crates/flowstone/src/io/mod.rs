@@ -59,6 +59,24 @@ pub trait IoManager: Send + Sync + 'static {
     /// The stored output, or `None` when there is none.
     async fn load(&self, asset: &str, partition: &Partition) -> Result<Option<Stored>>;
 
+    /// The stored outputs of many partitions of `asset`, in the order asked (`None` where
+    /// there is none): what a partition mapping that reads a month of days asks for. The
+    /// default issues the loads concurrently, which the SQL manager's group reader answers
+    /// with one query per 256 keys; override it when the store can do better.
+    async fn load_many(
+        &self,
+        asset: &str,
+        partitions: &[Partition],
+    ) -> Result<Vec<Option<Stored>>> {
+        match partitions {
+            [] => Ok(Vec::new()),
+            [one] => Ok(vec![self.load(asset, one).await?]),
+            many => {
+                futures_util::future::try_join_all(many.iter().map(|p| self.load(asset, p))).await
+            }
+        }
+    }
+
     /// Deletes the stored output; `true` when there was one.
     async fn delete(&self, asset: &str, partition: &Partition) -> Result<bool>;
 

@@ -10,6 +10,7 @@ use std::fmt;
 
 use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
 
+use super::window::{Grain, TimeWindows};
 use super::{MAX_PARTITIONS, Partition};
 use crate::error::{Error, Result};
 
@@ -106,6 +107,11 @@ impl<T: Copy> Bounds<T> {
         }
     }
 
+    /// The end when one was given (`None`: the range grows with the clock).
+    pub(super) fn fixed_end(&self) -> Option<Result<T>> {
+        self.end.clone()
+    }
+
     /// Both bounds, or the first bad one.
     pub(super) fn resolve(&self, now: impl FnOnce() -> T) -> Result<(T, T)> {
         Ok((self.start()?, self.end(now)?))
@@ -119,6 +125,38 @@ impl<T: Copy> Bounds<T> {
             Some(Ok(end)) => Some(format!("from {start} to {}", show(end))),
             Some(Err(_)) => None,
         }
+    }
+}
+
+/// A time-based definition's bounds as [`TimeWindows`] of `grain`.
+pub(super) fn windows<T: Copy + WindowStart>(
+    bounds: &Bounds<T>,
+    grain: Grain,
+) -> Result<TimeWindows> {
+    Ok(TimeWindows {
+        grain,
+        first: bounds.start()?.window_start(),
+        last: bounds
+            .fixed_end()
+            .transpose()?
+            .map(WindowStart::window_start),
+    })
+}
+
+/// A bound's instant, as the UTC wall-clock time windows are measured in.
+pub(super) trait WindowStart {
+    fn window_start(self) -> NaiveDateTime;
+}
+
+impl WindowStart for NaiveDate {
+    fn window_start(self) -> NaiveDateTime {
+        self.and_time(chrono::NaiveTime::MIN)
+    }
+}
+
+impl WindowStart for DateTime<Utc> {
+    fn window_start(self) -> NaiveDateTime {
+        self.naive_utc()
     }
 }
 

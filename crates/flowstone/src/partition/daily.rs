@@ -3,6 +3,7 @@
 use chrono::{NaiveDate, Utc};
 
 use super::bounds::{Bounds, DateSpec, check_expansion, date_range};
+use super::window::{Grain, TimeWindows};
 use super::{Partition, PartitionsDefinition, parse};
 use crate::error::{Error, Result};
 
@@ -103,5 +104,9 @@ impl PartitionsDefinition for Daily {
             Partition::Date(day) => self.in_range(*day),
             _ => Ok(false),
         }
+    }
+
+    fn time_windows(&self) -> Option<Result<TimeWindows>> {
+        Some(super::bounds::windows(&self.bounds, Grain::Day))
     }
 }

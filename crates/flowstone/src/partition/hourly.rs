@@ -3,6 +3,7 @@
 use chrono::{DateTime, TimeDelta, Timelike, Utc};
 
 use super::bounds::{Bounds, DateSpec, check_expansion};
+use super::window::{Grain, TimeWindows};
 use super::{Partition, PartitionsDefinition, parse};
 use crate::error::{Error, Result};
 
@@ -130,5 +131,9 @@ impl PartitionsDefinition for Hourly {
             Partition::DateTime(hour) if parse::is_hour_start(hour) => self.in_range(*hour),
             _ => Ok(false),
         }
+    }
+
+    fn time_windows(&self) -> Option<Result<TimeWindows>> {
+        Some(super::bounds::windows(&self.bounds, Grain::Hour))
     }
 }

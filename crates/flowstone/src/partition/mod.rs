@@ -7,7 +7,7 @@
 //!   encoding live in [`crate::partition_key`], below the error type (which carries one), and
 //!   are re-exported here.
 //! - [`PartitionsDefinition`], a *set* of values and the parser for a person's input: [`Daily`],
-//!   [`Hourly`], [`Monthly`], [`StaticPartitions`], [`MultiPartitions`] and [`CustomPartitions`]:
+//!   [`Hourly`], [`Monthly`], [`Yearly`], [`StaticPartitions`], [`MultiPartitions`] and [`CustomPartitions`]:
 //!   this module.
 //!
 //! # Parsing a person's input
@@ -31,6 +31,8 @@ mod monthly;
 mod multi;
 mod parse;
 mod static_set;
+mod window;
+mod yearly;
 
 use std::sync::Arc;
 
@@ -42,6 +44,8 @@ pub use hourly::Hourly;
 pub use monthly::Monthly;
 pub use multi::MultiPartitions;
 pub use static_set::StaticPartitions;
+pub use window::{Grain, Overlap, TimeWindows};
+pub use yearly::Yearly;
 
 use crate::error::Result;
 
@@ -69,6 +73,20 @@ pub trait PartitionsDefinition: Send + Sync + std::fmt::Debug + 'static {
     fn contains(&self, partition: &Partition) -> Result<bool> {
         Ok(self.partitions()?.contains(partition))
     }
+
+    /// The definition as time windows, when it is time-based ([`Hourly`], [`Daily`],
+    /// [`Monthly`], [`Yearly`]): what lets a
+    /// [time-window mapping](crate::mapping::PartitionMapping::time_window) translate between
+    /// it and another time-based definition. `Some(Err(..))` when a bound is bad.
+    fn time_windows(&self) -> Option<Result<TimeWindows>> {
+        None
+    }
+
+    /// The dimensions, when this is a [`MultiPartitions`]: what a
+    /// [dimension mapping](crate::mapping::PartitionMapping::dimension) maps through.
+    fn dimensions(&self) -> Option<&[(String, Arc<dyn PartitionsDefinition>)]> {
+        None
+    }
 }
 
 impl<T: PartitionsDefinition + ?Sized> PartitionsDefinition for Arc<T> {
@@ -87,6 +105,14 @@ impl<T: PartitionsDefinition + ?Sized> PartitionsDefinition for Arc<T> {
     fn contains(&self, partition: &Partition) -> Result<bool> {
         (**self).contains(partition)
     }
+
+    fn time_windows(&self) -> Option<Result<TimeWindows>> {
+        (**self).time_windows()
+    }
+
+    fn dimensions(&self) -> Option<&[(String, Arc<dyn PartitionsDefinition>)]> {
+        (**self).dimensions()
+    }
 }
 
 impl<T: PartitionsDefinition + ?Sized> PartitionsDefinition for Box<T> {
@@ -104,5 +130,13 @@ impl<T: PartitionsDefinition + ?Sized> PartitionsDefinition for Box<T> {
 
     fn contains(&self, partition: &Partition) -> Result<bool> {
         (**self).contains(partition)
+    }
+
+    fn time_windows(&self) -> Option<Result<TimeWindows>> {
+        (**self).time_windows()
+    }
+
+    fn dimensions(&self) -> Option<&[(String, Arc<dyn PartitionsDefinition>)]> {
+        (**self).dimensions()
     }
 }

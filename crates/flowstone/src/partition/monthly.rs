@@ -3,6 +3,7 @@
 use chrono::{Datelike, Months, NaiveDate, Utc};
 
 use super::bounds::{Bounds, DateSpec, check_expansion};
+use super::window::{Grain, TimeWindows};
 use super::{Partition, PartitionsDefinition, parse};
 use crate::error::{Error, Result};
 
@@ -122,5 +123,9 @@ impl PartitionsDefinition for Monthly {
             Partition::Date(month) if month.day() == 1 => self.in_range(*month),
             _ => Ok(false),
         }
+    }
+
+    fn time_windows(&self) -> Option<Result<TimeWindows>> {
+        Some(super::bounds::windows(&self.bounds, Grain::Month))
     }
 }

@@ -213,4 +213,8 @@ impl PartitionsDefinition for MultiPartitions {
         }
         Ok(true)
     }
+
+    fn dimensions(&self) -> Option<&[(String, Arc<dyn PartitionsDefinition>)]> {
+        Some(&self.dimensions)
+    }
 }
