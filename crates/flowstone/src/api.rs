@@ -267,7 +267,15 @@ impl FlowStone {
 
     /// Materializes `asset` over many partitions.
     pub async fn backfill(&self, asset: &str, backfill: Backfill) -> Result<BackfillReport> {
-        crate::backfill::run(&self.dispatch, asset, backfill).await
+        self.registry().get(asset)?;
+        crate::backfill::run(&self.dispatch, backfill.select(asset).anchor(asset)).await
+    }
+
+    /// Runs a backfill over the assets it selects ([`Backfill::assets`],
+    /// [`Backfill::select`]): each partition as soon as the partitions it needs in the
+    /// backfill have succeeded, independent branches in parallel.
+    pub async fn run_backfill(&self, backfill: Backfill) -> Result<BackfillReport> {
+        crate::backfill::run(&self.dispatch, backfill).await
     }
 
     /// The stored output of `asset` for `partition`, as `T`.

@@ -72,6 +72,7 @@ pub mod resource;
 pub mod retention;
 pub mod run;
 pub mod runtime;
+pub mod selection;
 #[cfg(feature = "database")]
 pub mod sql;
 pub mod storage;
@@ -82,7 +83,7 @@ pub mod testing;
 
 pub use api::FlowStone;
 pub use asset::{Asset, RetryPolicy};
-pub use backfill::{Backfill, BackfillReport, PartitionOutcome, Progress};
+pub use backfill::{Backfill, BackfillReport, PartitionOutcome, PartitionResult, Progress};
 pub use context::Context;
 pub use error::{Error, ErrorKind, ErrorRecord, Result};
 pub use executor::{
@@ -103,4 +104,5 @@ pub use partition::{
 };
 pub use registry::Registry;
 pub use run::Run;
+pub use selection::AssetSelection;
 pub use tokio_util::sync::CancellationToken;

@@ -189,6 +189,26 @@ impl Registry {
             .collect())
     }
 
+    /// Everything downstream of `name` (not itself), dependencies first.
+    pub fn descendants(&self, name: &str) -> Result<Vec<String>> {
+        self.get(name)?;
+        let mut seen = BTreeSet::new();
+        let mut stack = vec![name.to_owned()];
+        while let Some(next) = stack.pop() {
+            for dependent in self.dependents(&next) {
+                if seen.insert(dependent.clone()) {
+                    stack.push(dependent);
+                }
+            }
+        }
+        Ok(self
+            .order
+            .iter()
+            .filter(|n| seen.contains(n.as_str()))
+            .cloned()
+            .collect())
+    }
+
     /// The assets that depend on `name` directly.
     pub fn dependents(&self, name: &str) -> Vec<String> {
         self.order

@@ -61,7 +61,11 @@ async fn a_31_day_backfill_succeeds_then_skips_everything() {
     assert_eq!((report.failed, report.skipped, report.cancelled), (0, 0, 0));
     assert_eq!(log.entries().len(), 31);
     // Outcomes come in partition order.
-    let parts: Vec<Partition> = report.outcomes.iter().map(|(p, _)| p.clone()).collect();
+    let parts: Vec<Partition> = report
+        .outcomes
+        .iter()
+        .map(|r| r.partition.clone())
+        .collect();
     let expected: Vec<Partition> = (1..=31).map(|d| day(2024, 1, d).into()).collect();
     assert_eq!(parts, expected);
     assert_eq!(records(&fs, "events").await.len(), 31);
@@ -79,7 +83,7 @@ async fn a_31_day_backfill_succeeds_then_skips_everything() {
         again
             .outcomes
             .iter()
-            .all(|(_, o)| matches!(o, PartitionOutcome::Skipped))
+            .all(|r| matches!(r.outcome, PartitionOutcome::Skipped))
     );
     assert_eq!(log.entries().len(), 31, "nothing ran again");
     assert_ne!(report.backfill_id, again.backfill_id);

@@ -580,13 +580,14 @@ async fn overlapping_backfills_run_each_partition_once(db: &TestDb) {
         "{:?}",
         report.outcomes
     );
-    let order: Vec<i64> = report.outcomes.iter().map(|(p, _)| int(p)).collect();
+    let order: Vec<i64> = report.outcomes.iter().map(|r| int(&r.partition)).collect();
     assert_eq!(
         order,
         (5..15).collect::<Vec<_>>(),
         "each partition once, in order"
     );
-    for (partition, outcome) in &report.outcomes[..5] {
+    for result in &report.outcomes[..5] {
+        let (partition, outcome) = (&result.partition, &result.outcome);
         let PartitionOutcome::InFlight(err) = outcome else {
             panic!("partition {partition}: {outcome:?}")
         };
@@ -1000,7 +1001,7 @@ async fn backfill_through_the_queue(db: &TestDb) {
         again
             .outcomes
             .iter()
-            .all(|(_, o)| matches!(o, PartitionOutcome::Skipped))
+            .all(|r| matches!(r.outcome, PartitionOutcome::Skipped))
     );
     assert_once_per_partition(&progress, 20);
     assert!(runs.lock().unwrap().is_empty());

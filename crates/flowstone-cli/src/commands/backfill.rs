@@ -4,7 +4,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use clap::{ArgGroup, Args};
-use flowstone::{Backfill, BackfillReport, CancellationToken, FlowStone};
+use flowstone::{Backfill, BackfillReport, CancellationToken, FlowStone, PartitionOutcome};
 use serde_json::{Value, json};
 
 use crate::input;
@@ -170,30 +170,42 @@ pub fn print_backfill_summary(globals: &GlobalOpts, reports: &[TimedReport]) {
         "SKIPPED",
         "CANCELLED",
         "IN FLIGHT",
+        "UPSTREAM FAILED",
         "TIME",
     ]);
     for timed in reports {
         let r = &timed.report;
-        table.row([
-            r.asset.clone(),
-            r.total.to_string(),
-            r.succeeded.to_string(),
-            r.failed.to_string(),
-            r.skipped.to_string(),
-            r.cancelled.to_string(),
-            r.in_flight.to_string(),
-            duration_text(timed.elapsed),
-        ]);
+        for asset in &r.assets {
+            let count = |name: &str| {
+                r.of_asset(asset)
+                    .filter(|o| o.outcome.name() == name)
+                    .count()
+                    .to_string()
+            };
+            table.row([
+                asset.clone(),
+                r.of_asset(asset).count().to_string(),
+                count("succeeded"),
+                count("failed"),
+                count("skipped"),
+                count("cancelled"),
+                count("in_flight"),
+                count("upstream_failed"),
+                duration_text(timed.elapsed),
+            ]);
+        }
     }
     print!("{table}");
     let mut failures = Table::new(["FAILED", "PARTITION", "ERROR"]);
     for timed in reports {
-        for (partition, err) in timed.report.failures() {
-            failures.row([
-                timed.report.asset.clone(),
-                partition_text(partition),
-                one_line(&err.to_string()),
-            ]);
+        for result in &timed.report.outcomes {
+            if let PartitionOutcome::Failed(err) = &result.outcome {
+                failures.row([
+                    result.asset.clone(),
+                    partition_text(&result.partition),
+                    one_line(&err.to_string()),
+                ]);
+            }
         }
     }
     if !failures.is_empty() {
@@ -208,22 +220,30 @@ pub fn backfill_json(timed: &TimedReport) -> Value {
     let outcomes: Vec<Value> = r
         .outcomes
         .iter()
-        .map(|(partition, outcome)| {
-            let error = outcome
+        .map(|result| {
+            let error = result
+                .outcome
                 .error()
                 .map(|err| json!({ "kind": err.kind(), "message": err.to_string() }));
-            json!({ "partition": partition_json(partition), "outcome": outcome.name(), "error": error })
+            json!({
+                "asset": result.asset,
+                "partition": partition_json(&result.partition),
+                "outcome": result.outcome.name(),
+                "error": error,
+            })
         })
         .collect();
     json!({
         "backfill_id": r.backfill_id.to_string(),
         "asset": r.asset,
+        "assets": r.assets,
         "total": r.total,
         "succeeded": r.succeeded,
         "failed": r.failed,
         "skipped": r.skipped,
         "cancelled": r.cancelled,
         "in_flight": r.in_flight,
+        "upstream_failed": r.upstream_failed,
         "duration_ms": timed.elapsed.as_millis() as u64,
         "outcomes": outcomes,
     })

@@ -106,12 +106,16 @@ impl Offsets {
         let down_def = sides.downstream.ok_or_else(not_time_based)?;
         let from = up.grain.start_of(upstream)?;
         let to = up.grain.add(from, 1).ok_or_else(not_time_based)?;
-        // Downstream windows that can reach [from, to) start between these two.
-        let first = down.grain.add(down.grain.floor(from), -self.end);
-        let last = down.grain.add(
-            down.grain.floor(to - TimeDelta::nanoseconds(1)),
-            -self.start,
-        );
+        // Downstream windows that can reach [from, to) start between these two (none when an
+        // offset is too large to negate or to apply).
+        let first = self
+            .end
+            .checked_neg()
+            .and_then(|back| down.grain.add(down.grain.floor(from), back));
+        let last = self.start.checked_neg().and_then(|back| {
+            down.grain
+                .add(down.grain.floor(to - TimeDelta::nanoseconds(1)), back)
+        });
         let (Some(first), Some(last)) = (first, last) else {
             return Ok(Vec::new());
         };
