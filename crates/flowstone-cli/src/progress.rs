@@ -70,7 +70,7 @@ impl BackfillProgress {
                     bar.println(format!(
                         "{}: {} failed: {}",
                         self.label,
-                        partition_text(progress.partition),
+                        self.what(progress),
                         one_line(&err.to_string())
                     ));
                 }
@@ -102,13 +102,23 @@ impl BackfillProgress {
                     self.label,
                     progress.done,
                     progress.total,
-                    partition_text(progress.partition),
+                    self.what(progress),
                     outcome,
                     progress.failed,
                     rate,
                     duration_text(eta)
                 );
             }
+        }
+    }
+
+    /// The partition just finished, with its asset when the label is not that asset (a
+    /// backfill of several assets).
+    fn what(&self, progress: &Progress<'_>) -> String {
+        if progress.asset == self.label {
+            partition_text(progress.partition)
+        } else {
+            format!("{} {}", progress.asset, partition_text(progress.partition))
         }
     }
 

@@ -24,7 +24,7 @@ use flowstone_cli::output::Table;
 use flowstone_cli::{CliError, GlobalOpts, Status, TimedReport};
 use serde_json::json;
 
-use crate::pipeline::{ASSETS, FIRST_YEAR, LAST_YEAR, pipeline};
+use crate::pipeline::{FIRST_YEAR, LAST_YEAR, PIPELINE, pipeline};
 use crate::report::Archive;
 
 /// The demo's command line: FlowStone's subcommands plus `demo`.
@@ -99,16 +99,13 @@ async fn demo(
     args: DemoArgs,
 ) -> Result<Status, CliError> {
     let strategy = flowstone_cli::input::executor(fs, &args.executor)?;
-    let mut backfills: Vec<TimedReport> = Vec::new();
-    for asset in ASSETS {
-        let backfill = Backfill::all().executor(strategy.clone()).force(args.force);
-        let timed = flowstone_cli::backfill_with_progress(fs, asset, backfill).await?;
-        let stop = timed.report.failed + timed.report.cancelled > 0;
-        backfills.push(timed);
-        if stop {
-            break;
-        }
-    }
+    // The whole pipeline in one backfill: each month's partitions run as soon as what they
+    // read is there, and a year's report as soon as its twelve months are.
+    let backfill = Backfill::assets(PIPELINE)
+        .executor(strategy)
+        .force(args.force);
+    let backfills: Vec<TimedReport> =
+        vec![flowstone_cli::backfill_with_progress(fs, PIPELINE, backfill).await?];
     let status = flowstone_cli::status_of(&backfills);
 
     let reports: Vec<(String, std::path::PathBuf)> = (FIRST_YEAR..=LAST_YEAR)

@@ -22,13 +22,8 @@ pub const LAST_MONTH: &str = "2015-12";
 pub const FIRST_YEAR: i32 = 2012;
 /// The last year of the data set.
 pub const LAST_YEAR: i32 = 2015;
-/// The assets in the order the demo backfills them.
-pub const ASSETS: [&str; 4] = [
-    "raw_weather",
-    "cleaned_weather",
-    "monthly_stats",
-    "yearly_report",
-];
+/// The selection the demo backfills: the source and everything downstream of it.
+pub const PIPELINE: &str = "raw_weather+";
 
 /// The delay `FLOWSTONE_DEMO_DELAY_MS` asks of `raw_weather`, if any.
 fn source_delay() -> Option<Duration> {

@@ -491,7 +491,20 @@ fn the_demo_runs_end_to_end_and_says_where_the_reports_are() {
     )
     .expect_code(0)
     .json();
-    assert_eq!(json["backfills"].as_array().unwrap().len(), 4);
+    // One backfill of the whole pipeline: 48 months of three assets and 4 years.
+    let backfills = json["backfills"].as_array().unwrap();
+    assert_eq!(backfills.len(), 1);
+    assert_eq!(backfills[0]["total"], 48 * 3 + 4);
+    assert_eq!(backfills[0]["succeeded"], 48 * 3 + 4);
+    assert_eq!(
+        backfills[0]["assets"],
+        serde_json::json!([
+            "raw_weather",
+            "cleaned_weather",
+            "monthly_stats",
+            "yearly_report"
+        ])
+    );
     assert_eq!(json["reports"].as_array().unwrap().len(), 4);
     assert_eq!(json["retried_partitions"]["raw_weather"], 48);
     assert!(
@@ -507,4 +520,53 @@ fn the_yearly_report_says_what_it_misses() {
         .expect_code(1)
         .stderr_has("12 dependency partitions are not materialized")
         .stderr_has("monthly_stats d:2014-01-01");
+}
+
+#[test]
+fn a_selection_backfills_a_year_and_what_it_reads() {
+    let dir = sandbox("select");
+    let json = run(
+        &dir,
+        "--json backfill --select +yearly_report --from 2013 --to 2013 --executor sync",
+    )
+    .expect_code(0)
+    .json();
+    // 2013's twelve months of the three monthly assets, then its report.
+    assert_eq!(json["total"], 12 * 3 + 1, "{json}");
+    assert_eq!(json["succeeded"], 12 * 3 + 1, "{json}");
+    let outcomes = json["outcomes"].as_array().unwrap();
+    assert_eq!(outcomes.last().unwrap()["asset"], "yearly_report");
+    assert!(dir.join("data/reports/seattle-weather-2013.md").exists());
+    assert!(!dir.join("data/reports/seattle-weather-2014.md").exists());
+
+    // The report's lineage lists its twelve months, and below them what they read.
+    let lineage = run(
+        &dir,
+        "--json lineage yearly_report --partition 2013 --upstream",
+    )
+    .expect_code(0)
+    .json();
+    let entries = lineage["lineage"].as_array().unwrap();
+    let at_depth = |depth: u64, asset: &str| {
+        entries
+            .iter()
+            .filter(|e| e["depth"] == depth && e["asset"] == asset)
+            .count()
+    };
+    assert_eq!(at_depth(1, "monthly_stats"), 12, "{lineage}");
+    assert_eq!(at_depth(2, "cleaned_weather"), 12, "{lineage}");
+    assert_eq!(at_depth(3, "raw_weather"), 12, "{lineage}");
+}
+
+#[test]
+fn a_selection_naming_an_unknown_asset_says_which_it_meant() {
+    let dir = sandbox("select-unknown");
+    run(&dir, "backfill --select raw_wether+ --all")
+        .expect_code(2)
+        .stderr_has("'raw_wether'")
+        .stderr_has("did you mean 'raw_weather'");
+    run(&dir, "backfill --select raw_weather,,monthly_stats --all")
+        .expect_code(2)
+        .stderr_has("empty term");
+    run(&dir, "backfill --all").expect_code(2);
 }

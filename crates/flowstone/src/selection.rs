@@ -119,6 +119,18 @@ impl AssetSelection {
         AssetSelection { text, terms }
     }
 
+    /// The asset a backfill's partitions are given in when it names none: the first asset the
+    /// selection names (`yearly_report` in `+yearly_report`), else the first selected one.
+    pub fn anchor(&self, selected: &[String]) -> Option<String> {
+        self.terms
+            .iter()
+            .find_map(|t| match t {
+                Term::Asset { name, .. } => Some(name.clone()),
+                Term::Tag { .. } => None,
+            })
+            .or_else(|| selected.first().cloned())
+    }
+
     /// The selection as it was written.
     pub fn as_str(&self) -> &str {
         &self.text

@@ -1,4 +1,5 @@
-//! `backfill`: one asset over many partitions, with progress and a summary.
+//! `backfill`: one asset, or a selection of assets, over many partitions, with progress and a
+//! summary.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -18,8 +19,14 @@ use crate::{CliError, GlobalOpts, Status};
     ArgGroup::new("source").required(true).args(["from", "partitions", "all"])
 ))]
 pub struct BackfillArgs {
-    /// The asset
-    pub asset: String,
+    /// The asset (or give --select)
+    #[arg(required_unless_present = "select", conflicts_with = "select")]
+    pub asset: Option<String>,
+    /// Several assets: names, name+ (with downstream), +name (with upstream), tag:key=value,
+    /// comma-separated. The range and partitions are in the first named asset's form; the
+    /// others' follow through the partition mappings
+    #[arg(long, value_name = "SELECTION")]
+    pub select: Option<String>,
     /// First partition of a range (inclusive), in the asset's form
     #[arg(long, requires = "to", value_name = "PARTITION")]
     pub from: Option<String>,
@@ -62,11 +69,21 @@ pub async fn run(
     globals: &GlobalOpts,
     args: BackfillArgs,
 ) -> Result<Status, CliError> {
+    let selection = match (&args.asset, &args.select) {
+        (Some(asset), _) => asset.clone(),
+        (None, Some(selection)) => selection.clone(),
+        (None, None) => return Err(CliError::usage("give an asset or --select SELECTION")),
+    };
+    // Ranges and partitions are written in the first selected asset's form.
+    let parsed = flowstone::AssetSelection::parse(&selection)?;
+    let anchor = parsed
+        .anchor(&parsed.resolve(fs.registry())?)
+        .ok_or_else(|| CliError::usage(format!("--select '{selection}' selects no asset")))?;
     let mut backfill = if args.all {
         Backfill::all()
     } else if let (Some(from), Some(to)) = (&args.from, &args.to) {
-        let from = input::range_bound(fs, &args.asset, "--from", from)?;
-        let to = input::range_bound(fs, &args.asset, "--to", to)?;
+        let from = input::range_bound(fs, &anchor, "--from", from)?;
+        let to = input::range_bound(fs, &anchor, "--to", to)?;
         if from > to {
             return Err(CliError::usage(format!(
                 "--from {} is after --to {}",
@@ -79,10 +96,12 @@ pub async fn run(
         let partitions = args
             .partitions
             .iter()
-            .map(|p| input::partition(fs, &args.asset, Some(p)))
+            .map(|p| input::partition(fs, &anchor, Some(p)))
             .collect::<Result<Vec<_>, _>>()?;
         Backfill::partitions(partitions)
-    };
+    }
+    .select(&selection)
+    .anchor(&anchor);
     let strategy = input::executor(fs, &args.executor)?;
     crate::queue::note_if_queued(fs, &strategy, globals.json);
     backfill = backfill
@@ -92,23 +111,21 @@ pub async fn run(
     if let Some(n) = args.max_concurrency {
         backfill = backfill.max_concurrency(usize::try_from(n).unwrap_or(usize::MAX));
     }
-    let timed = backfill_with_progress(fs, &args.asset, backfill).await?;
+    let timed = backfill_with_progress(fs, &selection, backfill).await?;
     let reports = [timed];
     print_backfill_summary(globals, &reports);
     Ok(status_of(&reports))
 }
 
-/// Runs `backfill` of `asset` with a progress display on stderr; Ctrl-C cancels it (running
-/// partitions stop, the report counts them as cancelled).
+/// Runs `backfill` (which names its assets with [`Backfill::select`]) with a progress display
+/// on stderr labelled `label`; Ctrl-C cancels it (running partitions stop, the report counts
+/// them as cancelled).
 pub async fn backfill_with_progress(
     fs: &FlowStone,
-    asset: &str,
+    label: &str,
     backfill: Backfill,
 ) -> Result<TimedReport, CliError> {
-    let total = flowstone::backfill::resolve_partitions(fs.registry(), asset, backfill.source())
-        .ok()
-        .map(|partitions| partitions.len());
-    let progress = Arc::new(BackfillProgress::new(asset, total));
+    let progress = Arc::new(BackfillProgress::new(label, None));
     let cancel = CancellationToken::new();
     let on_ctrl_c = {
         let cancel = cancel.clone();
@@ -125,8 +142,7 @@ pub async fn backfill_with_progress(
     let started = Instant::now();
     let callback = Arc::clone(&progress);
     let result = fs
-        .backfill(
-            asset,
+        .run_backfill(
             backfill
                 .on_progress(move |p| callback.update(p))
                 .cancel_on(cancel),

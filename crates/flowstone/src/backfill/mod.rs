@@ -221,7 +221,7 @@ impl Backfill {
 
     /// The assets the backfill covers (the selection syntax of [`crate::selection`]). The
     /// partitions of the source are the anchor's ([`Backfill::anchor`], by default the first
-    /// selected asset in topological order); the others' are translated through the
+    /// asset the selection names); the others' are translated through the
     /// partition mappings. Each partition runs once everything it needs in the backfill has
     /// succeeded; one that needs a failed partition is not attempted.
     pub fn select(mut self, selection: impl Into<String>) -> Self {
@@ -229,7 +229,8 @@ impl Backfill {
         self
     }
 
-    /// The asset whose partitions the source names (default: the first selected asset).
+    /// The asset whose partitions the source names (default: the first asset the selection
+    /// names, so `+yearly_report` over 2013 means that year and what it reads).
     pub fn anchor(mut self, asset: impl Into<String>) -> Self {
         self.anchor = Some(asset.into());
         self
@@ -406,10 +407,14 @@ pub(crate) async fn run(fs: &Dispatcher, backfill: Backfill) -> Result<BackfillR
         }
     };
     let selected = selection.resolve(fs.registry())?;
+    let anchor = backfill
+        .anchor
+        .clone()
+        .or_else(|| selection.anchor(&selected));
     let mut plan = Plan::build(
         fs.registry(),
         &selected,
-        backfill.anchor.as_deref(),
+        anchor.as_deref(),
         &backfill.source,
     )?;
     let max_concurrency = backfill

@@ -83,7 +83,7 @@ impl DimensionMapping {
         let inner = self
             .inner
             .upstream_of(self.inner_sides(sides, &layout), &items[layout.down_at])?;
-        let Some((up, up_at)) = layout.up else {
+        let (Some((up, up_at)), Some(up_def)) = (layout.up, sides.upstream) else {
             return Ok(inner);
         };
         // Rebuild each upstream tuple in the upstream's dimension order.
@@ -102,9 +102,18 @@ impl DimensionMapping {
                     .collect(),
             )
         };
+        // The kept dimensions are checked too: the upstream may not have the asset's value in
+        // one of them.
+        let rebuilt =
+            super::split_members(up_def, inner.partitions.into_iter().map(rebuild).collect())?;
+        let mut outside: Vec<Partition> = inner.outside.into_iter().map(rebuild).collect();
+        if !rebuilt.outside.is_empty() {
+            outside.extend(rebuilt.outside);
+            outside.sort();
+        }
         Ok(Mapped {
-            partitions: inner.partitions.into_iter().map(rebuild).collect(),
-            outside: inner.outside.into_iter().map(rebuild).collect(),
+            partitions: rebuilt.partitions,
+            outside,
         })
     }
 
@@ -119,7 +128,7 @@ impl DimensionMapping {
             Some((up, up_at)) => {
                 let items = dimension_values(upstream, up.len())?;
                 let values = self.inner.downstream_of(inner_sides, &items[up_at])?;
-                Ok(values
+                let tuples = values
                     .into_iter()
                     .map(|value| {
                         Partition::Tuple(
@@ -139,7 +148,12 @@ impl DimensionMapping {
                                 .collect(),
                         )
                     })
-                    .collect())
+                    .collect();
+                // The asset may not have the upstream's value in a kept dimension.
+                match sides.downstream {
+                    Some(down) => Ok(super::split_members(down, tuples)?.partitions),
+                    None => Ok(Vec::new()),
+                }
             }
             None => {
                 // A single-dimensional upstream feeds every combination of the other
