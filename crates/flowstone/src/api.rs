@@ -271,6 +271,12 @@ impl FlowStone {
         crate::backfill::run(&self.dispatch, backfill.select(asset).anchor(asset)).await
     }
 
+    /// What `backfill` would run, without running it: its (asset, partition)s and what each
+    /// waits for. Errors are the ones running it would give before anything runs.
+    pub fn plan_backfill(&self, backfill: &Backfill) -> Result<crate::backfill::BackfillPlan> {
+        crate::backfill::BackfillPlan::new(self.registry(), backfill)
+    }
+
     /// Runs a backfill over the assets it selects ([`Backfill::assets`],
     /// [`Backfill::select`]): each partition as soon as the partitions it needs in the
     /// backfill have succeeded, independent branches in parallel.

@@ -127,8 +127,10 @@ impl Context {
         Error::new(
             ErrorKind::DependencyNotReady,
             format!(
-                "optional dependency '{name}' of asset '{}' is not materialized for this \
-                 partition; read it as Option<_> or with ctx.optional_dep",
+                "dependency '{name}' of asset '{}' has nothing to read for this partition (a \
+                 dependency marked optional that is not materialized, or a mapping that reads no \
+                 partition here, like the first partition of a self-dependency); read it as \
+                 Option<_>, with ctx.optional_dep, or with ctx.deps",
                 self.asset()
             ),
         )

@@ -379,6 +379,74 @@ fn check_members(
     }
 }
 
+/// The selected assets (in topological order) and the plan of `backfill`.
+fn plan_of(registry: &Registry, backfill: &Backfill) -> Result<(Vec<String>, Plan)> {
+    let selection = match &backfill.selection {
+        Some(text) => AssetSelection::parse(text)?,
+        None => {
+            return Err(Error::invalid_options(
+                "the backfill selects no asset; use FlowStone::backfill(asset, ..) or \
+                 Backfill::assets(selection)",
+            ));
+        }
+    };
+    let selected = selection.resolve(registry)?;
+    let anchor = backfill
+        .anchor
+        .clone()
+        .or_else(|| selection.anchor(&selected));
+    let plan = Plan::build(registry, &selected, anchor.as_deref(), &backfill.source)?;
+    Ok((selected, plan))
+}
+
+/// What a backfill would run, without running it: every (asset, partition) it covers and how
+/// many partitions of the backfill each waits for. From [`FlowStone::plan_backfill`].
+///
+/// [`FlowStone::plan_backfill`]: crate::FlowStone::plan_backfill
+#[derive(Debug)]
+pub struct BackfillPlan(Plan);
+
+impl BackfillPlan {
+    /// Plans `backfill` against `registry`.
+    pub fn new(registry: &Registry, backfill: &Backfill) -> Result<BackfillPlan> {
+        plan_of(registry, backfill).map(|(_, plan)| BackfillPlan(plan))
+    }
+
+    /// The selected assets, in topological order.
+    pub fn assets(&self) -> impl Iterator<Item = &str> {
+        self.0.assets.iter().map(|a| a.name())
+    }
+
+    /// How many (asset, partition)s the backfill covers.
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// Whether it covers none.
+    pub fn is_empty(&self) -> bool {
+        self.0.len() == 0
+    }
+
+    /// The partitions of `asset` the backfill covers, in order.
+    pub fn partitions_of<'a>(&'a self, asset: &'a str) -> impl Iterator<Item = &'a Partition> {
+        self.0
+            .nodes
+            .iter()
+            .filter(move |n| self.0.assets[n.asset].name() == asset)
+            .map(|n| &n.partition)
+    }
+
+    /// How many partitions of the backfill the (asset, partition) waits for (`None` when the
+    /// backfill does not cover it).
+    pub fn waits_for(&self, asset: &str, partition: &Partition) -> Option<usize> {
+        self.0
+            .nodes
+            .iter()
+            .position(|n| self.0.assets[n.asset].name() == asset && n.partition == *partition)
+            .map(|at| self.0.waiting_on(at))
+    }
+}
+
 /// What the loop knows of one selected asset: how its jobs are made and run, and its latest
 /// statuses for deciding what to skip.
 struct AssetRun {
@@ -397,26 +465,7 @@ type Finished = (usize, Result<()>);
 /// Runs `backfill` through `fs`'s executors: plans it, then releases each partition as soon
 /// as what it needs has succeeded.
 pub(crate) async fn run(fs: &Dispatcher, backfill: Backfill) -> Result<BackfillReport> {
-    let selection = match &backfill.selection {
-        Some(text) => AssetSelection::parse(text)?,
-        None => {
-            return Err(Error::invalid_options(
-                "the backfill selects no asset; use FlowStone::backfill(asset, ..) or \
-                 Backfill::assets(selection)",
-            ));
-        }
-    };
-    let selected = selection.resolve(fs.registry())?;
-    let anchor = backfill
-        .anchor
-        .clone()
-        .or_else(|| selection.anchor(&selected));
-    let mut plan = Plan::build(
-        fs.registry(),
-        &selected,
-        anchor.as_deref(),
-        &backfill.source,
-    )?;
+    let (selected, mut plan) = plan_of(fs.registry(), &backfill)?;
     let max_concurrency = backfill
         .max_concurrency
         .map(|n| crate::limits::concurrency("max_concurrency", n))

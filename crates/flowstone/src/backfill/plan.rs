@@ -117,6 +117,11 @@ impl Plan {
         self.nodes.len()
     }
 
+    /// How many nodes of the plan `node` waits for, as planned.
+    pub(crate) fn waiting_on(&self, node: usize) -> usize {
+        self.waiting[node] as usize
+    }
+
     /// The nodes that wait for nothing, now released.
     pub(crate) fn roots(&mut self) -> Vec<usize> {
         let roots: Vec<usize> = (0..self.nodes.len())

@@ -283,7 +283,7 @@ impl PartitionMapping {
             return Ok(Mapped::of(vec![Partition::Unpartitioned]));
         };
         match &self.kind {
-            Kind::Identity => Ok(Mapped::of(vec![downstream.clone()])),
+            Kind::Identity => identity(up, downstream),
             Kind::AllPartitions => Ok(Mapped::of(up.partitions()?)),
             Kind::LastPartition => Ok(Mapped::of(last_partition(up)?.into_iter().collect())),
             Kind::TimeWindow(offsets) => offsets.upstream_of(sides, downstream),
@@ -305,7 +305,7 @@ impl PartitionMapping {
             return down.partitions();
         }
         match &self.kind {
-            Kind::Identity => Ok(vec![upstream.clone()]),
+            Kind::Identity => Ok(identity(down, upstream)?.partitions),
             Kind::AllPartitions => down.partitions(),
             Kind::LastPartition => {
                 let latest = sides.upstream.map(last_partition).transpose()?.flatten();
@@ -416,6 +416,17 @@ fn last_partition(def: &dyn PartitionsDefinition) -> Result<Option<Partition>> {
             Ok((last >= windows.first).then(|| windows.grain.partition_at(last)))
         }
         None => Ok(def.partitions()?.pop()),
+    }
+}
+
+/// The same partition on the other side, when `def` has it. Checked only when that is cheap
+/// (a [`CustomPartitions`](crate::partition::CustomPartitions) would expand its whole set on
+/// every read; a partition it lacks then shows as not materialized).
+fn identity(def: &dyn PartitionsDefinition, partition: &Partition) -> Result<Mapped> {
+    if def.contains_is_cheap() {
+        split_members(def, vec![partition.clone()])
+    } else {
+        Ok(Mapped::of(vec![partition.clone()]))
     }
 }
 

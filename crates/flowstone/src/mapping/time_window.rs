@@ -5,7 +5,7 @@ use chrono::{NaiveDateTime, TimeDelta};
 
 use super::{Mapped, Sides};
 use crate::error::{Error, Result};
-use crate::partition::{Partition, PartitionsDefinition, TimeWindows};
+use crate::partition::{Grain, MAX_PARTITIONS, Partition, PartitionsDefinition, TimeWindows};
 
 /// How far the window a downstream partition reads is shifted, in downstream partitions:
 /// the window of partition `p` is `[p + start, p + 1 + end)`. `(0, 0)` reads the overlapping
@@ -36,9 +36,25 @@ impl Offsets {
         let latest = down
             .last
             .unwrap_or_else(|| down.grain.floor(chrono::Utc::now().naive_utc()));
-        let (_, latest_end) = self
+        let (latest_start, latest_end) = self
             .window(&down, latest)
             .map_err(|e| e.message().to_owned())?;
+        // Each read allocates one value per upstream window: refuse a window wider than the
+        // expansion limit at build rather than at run time.
+        let shortest_hours = match up.grain {
+            Grain::Hour => 1,
+            Grain::Day => 24,
+            Grain::Month => 28 * 24,
+            Grain::Year => 365 * 24,
+        };
+        let windows = (latest_end - latest_start).num_hours() / shortest_hours;
+        if windows > MAX_PARTITIONS as i64 {
+            return Err(format!(
+                "{} reads about {windows} partitions of the dependency per partition, more than \
+                 the limit of {MAX_PARTITIONS}; narrow the offsets",
+                self.describe()
+            ));
+        }
         if latest_end <= up.first {
             return Err(format!(
                 "{} points before every partition of the dependency: even the latest partition \

@@ -99,6 +99,10 @@ impl PartitionsDefinition for Daily {
         }
     }
 
+    fn contains_is_cheap(&self) -> bool {
+        true
+    }
+
     fn contains(&self, partition: &Partition) -> Result<bool> {
         match partition {
             Partition::Date(day) => self.in_range(*day),

@@ -126,6 +126,10 @@ impl PartitionsDefinition for Hourly {
         }
     }
 
+    fn contains_is_cheap(&self) -> bool {
+        true
+    }
+
     fn contains(&self, partition: &Partition) -> Result<bool> {
         match partition {
             Partition::DateTime(hour) if parse::is_hour_start(hour) => self.in_range(*hour),

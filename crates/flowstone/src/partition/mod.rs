@@ -74,6 +74,13 @@ pub trait PartitionsDefinition: Send + Sync + std::fmt::Debug + 'static {
         Ok(self.partitions()?.contains(partition))
     }
 
+    /// Whether [`PartitionsDefinition::contains`] answers without expanding the set (true for
+    /// the built-in definitions other than [`CustomPartitions`]): mappings check membership on
+    /// every read only when it is cheap.
+    fn contains_is_cheap(&self) -> bool {
+        false
+    }
+
     /// The definition as time windows, when it is time-based ([`Hourly`], [`Daily`],
     /// [`Monthly`], [`Yearly`]): what lets a
     /// [time-window mapping](crate::mapping::PartitionMapping::time_window) translate between
@@ -106,6 +113,10 @@ impl<T: PartitionsDefinition + ?Sized> PartitionsDefinition for Arc<T> {
         (**self).contains(partition)
     }
 
+    fn contains_is_cheap(&self) -> bool {
+        (**self).contains_is_cheap()
+    }
+
     fn time_windows(&self) -> Option<Result<TimeWindows>> {
         (**self).time_windows()
     }
@@ -130,6 +141,10 @@ impl<T: PartitionsDefinition + ?Sized> PartitionsDefinition for Box<T> {
 
     fn contains(&self, partition: &Partition) -> Result<bool> {
         (**self).contains(partition)
+    }
+
+    fn contains_is_cheap(&self) -> bool {
+        (**self).contains_is_cheap()
     }
 
     fn time_windows(&self) -> Option<Result<TimeWindows>> {

@@ -118,6 +118,10 @@ impl PartitionsDefinition for Monthly {
         }
     }
 
+    fn contains_is_cheap(&self) -> bool {
+        true
+    }
+
     fn contains(&self, partition: &Partition) -> Result<bool> {
         match partition {
             Partition::Date(month) if month.day() == 1 => self.in_range(*month),

@@ -198,6 +198,10 @@ impl PartitionsDefinition for MultiPartitions {
         )
     }
 
+    fn contains_is_cheap(&self) -> bool {
+        self.dimensions.iter().all(|(_, d)| d.contains_is_cheap())
+    }
+
     fn contains(&self, partition: &Partition) -> Result<bool> {
         self.check()?;
         let Partition::Tuple(items) = partition else {

@@ -104,6 +104,10 @@ impl PartitionsDefinition for StaticPartitions {
         }
     }
 
+    fn contains_is_cheap(&self) -> bool {
+        true
+    }
+
     fn contains(&self, partition: &Partition) -> Result<bool> {
         self.check()?;
         Ok(match partition {

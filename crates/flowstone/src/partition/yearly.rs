@@ -129,6 +129,10 @@ impl PartitionsDefinition for Yearly {
         }
     }
 
+    fn contains_is_cheap(&self) -> bool {
+        true
+    }
+
     fn contains(&self, partition: &Partition) -> Result<bool> {
         match partition {
             Partition::Date(year) if year.ordinal() == 1 => self.in_range(*year),
