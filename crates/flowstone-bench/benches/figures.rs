@@ -8,5 +8,8 @@ async fn main() -> anyhow::Result<()> {
         return flowstone_bench::queue::run_all().await;
     }
     flowstone_bench::core::async_backfill(20_000, 3).await?;
+    flowstone_bench::graph::mapping_resolution(5)?;
+    flowstone_bench::graph::backfill_planning(3)?;
+    flowstone_bench::graph::multi_asset_inprocess(2_000, 3).await?;
     flowstone_bench::core::sync_materialize(20, 2_000).await
 }

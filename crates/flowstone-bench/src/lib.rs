@@ -2,6 +2,7 @@
 //! `cargo bench` run the same code. Every figure is printed as one JSON line on stdout.
 
 pub mod core;
+pub mod graph;
 pub mod queue;
 pub mod queue_executor;
 pub mod report;

@@ -274,7 +274,9 @@ impl Backfill {
         self
     }
 
-    /// Runs only partitions whose latest materialization failed.
+    /// Runs only partitions whose latest materialization failed, and those of the backfill that
+    /// a failure kept from running (never materialized, downstream of a partition that runs
+    /// again).
     pub fn retry_failed(mut self, retry_failed: bool) -> Self {
         self.retry_failed = retry_failed;
         self
@@ -338,6 +340,13 @@ pub fn resolve_partitions(
                 if (*from..=*to).contains(&date) {
                     dated.push(partition);
                 }
+            }
+            if dated.is_empty() {
+                return Err(Error::invalid_options(format!(
+                    "the range {from} to {to} selects no partition of asset '{asset}' ({})",
+                    def.expected_form()
+                ))
+                .with_asset(asset));
             }
             Ok(dated)
         }
@@ -502,10 +511,14 @@ pub(crate) async fn run(fs: &Dispatcher, backfill: Backfill) -> Result<BackfillR
         fs.runtime()
             .check_partition(&plan.assets[node.asset], &node.partition)?;
     }
-    let should_run = |node: &plan::Node| {
+    // With retry_failed, what failed runs again, and so does what a failure kept from
+    // running (never materialized, and an input of it ran again in this backfill).
+    let should_run = |plan: &Plan, at: usize| {
+        let node = &plan.nodes[at];
         let status = runs[node.asset].latest.get(&node.partition).copied();
         if backfill.retry_failed {
             status == Some(MaterializationStatus::Failed)
+                || (plan.is_stale(at) && status != Some(MaterializationStatus::Success))
         } else {
             backfill.force || status != Some(MaterializationStatus::Success)
         }
@@ -535,7 +548,7 @@ pub(crate) async fn run(fs: &Dispatcher, backfill: Backfill) -> Result<BackfillR
         while let Some(&at) = ready.front() {
             let node = &plan.nodes[at];
             let run = &runs[node.asset];
-            if !should_run(node) {
+            if !should_run(&plan, at) {
                 ready.pop_front();
                 finish(
                     &mut plan,
@@ -684,7 +697,17 @@ fn finish(
 ) -> Vec<usize> {
     let blocked = match &outcome {
         PartitionOutcome::Succeeded | PartitionOutcome::Skipped => {
-            plan.succeeded(at, ready);
+            // Released partitions go first: a month runs as soon as its days are done rather
+            // than after every day already waiting.
+            let mut released = Vec::new();
+            plan.succeeded(
+                at,
+                matches!(outcome, PartitionOutcome::Succeeded),
+                &mut released,
+            );
+            for next in released.into_iter().rev() {
+                ready.push_front(next);
+            }
             Vec::new()
         }
         _ => plan.blocked_by(at),

@@ -42,6 +42,9 @@ pub(crate) struct Plan {
     downstream: Vec<Vec<u32>>,
     waiting: Vec<u32>,
     state: Vec<State>,
+    /// Whether a node of the plan that this one reads ran in this backfill (so what this one
+    /// holds, if anything, is older than its inputs).
+    stale: Vec<bool>,
 }
 
 impl Plan {
@@ -103,12 +106,14 @@ impl Plan {
             }
         }
         let state = vec![State::Waiting; nodes.len()];
+        let stale = vec![false; nodes.len()];
         Ok(Plan {
             assets,
             nodes,
             downstream,
             waiting,
             state,
+            stale,
         })
     }
 
@@ -133,10 +138,16 @@ impl Plan {
         roots
     }
 
-    /// `node` succeeded (or was skipped as already done): pushes the nodes it released.
-    pub(crate) fn succeeded(&mut self, node: usize, released: &mut impl Extend<usize>) {
+    /// Whether a node that `node` reads ran in this backfill.
+    pub(crate) fn is_stale(&self, node: usize) -> bool {
+        self.stale[node]
+    }
+
+    /// `node` succeeded (`ran`) or was skipped as already done: pushes the nodes it released.
+    pub(crate) fn succeeded(&mut self, node: usize, ran: bool, released: &mut impl Extend<usize>) {
         for &next in &self.downstream[node] {
             let next = next as usize;
+            self.stale[next] |= ran;
             self.waiting[next] -= 1;
             if self.waiting[next] == 0 && self.state[next] == State::Waiting {
                 self.state[next] = State::Released;
@@ -198,48 +209,62 @@ fn partitions_of(
             }
         }
     }
-    // Downstream, in topological order: what the resolved upstream partitions affect.
-    for i in 0..assets.len() {
-        if resolved[i].is_some() {
-            continue;
-        }
-        let asset = &assets[i];
-        let mut found: Option<BTreeSet<Partition>> = None;
-        for dep in asset.upstream_assets() {
-            let Some(Some(upstream)) = position.get(dep).map(|&at| &resolved[at]) else {
-                continue;
-            };
-            let set = found.get_or_insert_with(BTreeSet::new);
-            for partition in upstream {
-                set.extend(registry.downstream_partitions(asset, dep, partition)?);
-            }
-        }
-        resolved[i] = found.map(|set| set.into_iter().collect());
-    }
-    // Upstream, in reverse topological order: what the resolved downstream partitions read.
-    for i in (0..assets.len()).rev() {
-        if resolved[i].is_some() {
-            continue;
-        }
-        let name = assets[i].name();
-        let mut found: Option<BTreeSet<Partition>> = None;
-        for (d, downstream) in assets.iter().enumerate().skip(i + 1) {
-            let Some(partitions) = &resolved[d] else {
-                continue;
-            };
-            if !downstream.upstream_assets().any(|dep| dep == name) {
+    // Until nothing new is reached: an asset downstream of one that only the upstream pass
+    // reached (`+mirror,monthly` with both over `daily`) takes what that one affects.
+    loop {
+        let mut grew = false;
+        // Downstream, in topological order: what the resolved upstream partitions affect.
+        for i in 0..assets.len() {
+            if resolved[i].is_some() {
                 continue;
             }
-            let set = found.get_or_insert_with(BTreeSet::new);
-            for partition in partitions {
-                set.extend(
-                    registry
-                        .upstream_partitions(downstream, name, partition)?
-                        .partitions,
-                );
+            let asset = &assets[i];
+            let mut found: Option<BTreeSet<Partition>> = None;
+            for dep in asset.upstream_assets() {
+                let Some(Some(upstream)) = position.get(dep).map(|&at| &resolved[at]) else {
+                    continue;
+                };
+                let set = found.get_or_insert_with(BTreeSet::new);
+                for partition in upstream {
+                    set.extend(registry.downstream_partitions(asset, dep, partition)?);
+                }
+            }
+            if let Some(set) = found {
+                resolved[i] = Some(set.into_iter().collect());
+                grew = true;
             }
         }
-        resolved[i] = found.map(|set| set.into_iter().collect());
+        // Upstream, in reverse topological order: what the resolved downstream partitions read.
+        for i in (0..assets.len()).rev() {
+            if resolved[i].is_some() {
+                continue;
+            }
+            let name = assets[i].name();
+            let mut found: Option<BTreeSet<Partition>> = None;
+            for (d, downstream) in assets.iter().enumerate().skip(i + 1) {
+                let Some(partitions) = &resolved[d] else {
+                    continue;
+                };
+                if !downstream.upstream_assets().any(|dep| dep == name) {
+                    continue;
+                }
+                let set = found.get_or_insert_with(BTreeSet::new);
+                for partition in partitions {
+                    set.extend(
+                        registry
+                            .upstream_partitions(downstream, name, partition)?
+                            .partitions,
+                    );
+                }
+            }
+            if let Some(set) = found {
+                resolved[i] = Some(set.into_iter().collect());
+                grew = true;
+            }
+        }
+        if !grew {
+            break;
+        }
     }
     assets
         .iter()

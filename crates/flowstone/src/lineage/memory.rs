@@ -1,5 +1,6 @@
 //! In-memory lineage.
 
+use std::collections::{HashMap, HashSet};
 use std::sync::RwLock;
 
 use async_trait::async_trait;
@@ -9,10 +10,21 @@ use crate::error::{Error, Result};
 use crate::ids::RunId;
 use crate::partition::Partition;
 
-/// Keeps lineage edges (consumer, consumed) in process memory.
+/// Keeps lineage edges (consumer, consumed) in process memory, indexed both ways so that
+/// recording and walking stay proportional to the edges touched, not to all of them.
 #[derive(Debug, Default)]
 pub struct MemoryLineage {
-    edges: RwLock<Vec<(MaterializationKey, MaterializationKey)>>,
+    edges: RwLock<Edges>,
+}
+
+#[derive(Debug, Default)]
+struct Edges {
+    /// What each consumer read, in the order recorded, each once.
+    by_consumer: HashMap<MaterializationKey, Vec<MaterializationKey>>,
+    /// (upstream, consumer) per upstream asset.
+    by_upstream_asset: HashMap<String, Vec<(MaterializationKey, MaterializationKey)>>,
+    /// The consumer runs of each (asset, partition).
+    runs_of: HashMap<(String, Partition), Vec<RunId>>,
 }
 
 impl MemoryLineage {
@@ -33,11 +45,36 @@ impl LineageStore for MemoryLineage {
         consumer: &MaterializationKey,
         consumed: &[MaterializationKey],
     ) -> Result<()> {
+        if consumed.is_empty() {
+            return Ok(());
+        }
         let mut edges = self.edges.write().map_err(|_| poisoned())?;
+        let Edges {
+            by_consumer,
+            by_upstream_asset,
+            runs_of,
+        } = &mut *edges;
+        let read = by_consumer.entry(consumer.clone()).or_default();
+        if read.is_empty() {
+            runs_of
+                .entry((consumer.asset.clone(), consumer.partition.clone()))
+                .or_default()
+                .push(consumer.run_id);
+        }
+        // A consumer of many partitions (a year of days) checks duplicates against a set.
+        let mut seen: Option<HashSet<MaterializationKey>> =
+            (read.len() + consumed.len() > 32).then(|| read.iter().cloned().collect());
         for upstream in consumed {
-            let edge = (consumer.clone(), upstream.clone());
-            if !edges.contains(&edge) {
-                edges.push(edge);
+            let known = match &mut seen {
+                Some(seen) => !seen.insert(upstream.clone()),
+                None => read.contains(upstream),
+            };
+            if !known {
+                read.push(upstream.clone());
+                by_upstream_asset
+                    .entry(upstream.asset.clone())
+                    .or_default()
+                    .push((upstream.clone(), consumer.clone()));
             }
         }
         Ok(())
@@ -45,11 +82,7 @@ impl LineageStore for MemoryLineage {
 
     async fn consumed_by(&self, consumer: &MaterializationKey) -> Result<Vec<MaterializationKey>> {
         let edges = self.edges.read().map_err(|_| poisoned())?;
-        Ok(edges
-            .iter()
-            .filter(|(c, _)| c == consumer)
-            .map(|(_, u)| u.clone())
-            .collect())
+        Ok(edges.by_consumer.get(consumer).cloned().unwrap_or_default())
     }
 
     async fn consumers_of(
@@ -60,13 +93,14 @@ impl LineageStore for MemoryLineage {
     ) -> Result<Vec<MaterializationKey>> {
         let edges = self.edges.read().map_err(|_| poisoned())?;
         let mut found: Vec<MaterializationKey> = edges
-            .iter()
-            .filter(|(_, u)| {
-                u.asset == asset
-                    && partition.is_none_or(|p| *p == u.partition)
-                    && run_id.is_none_or(|r| r == u.run_id)
+            .by_upstream_asset
+            .get(asset)
+            .into_iter()
+            .flatten()
+            .filter(|(u, _)| {
+                partition.is_none_or(|p| *p == u.partition) && run_id.is_none_or(|r| r == u.run_id)
             })
-            .map(|(c, _)| c.clone())
+            .map(|(_, c)| c.clone())
             .collect();
         found.sort();
         found.dedup();
@@ -74,11 +108,29 @@ impl LineageStore for MemoryLineage {
     }
 
     async fn forget_consumed_by(&self, consumers: &[MaterializationKey]) -> Result<u64> {
-        let consumers: std::collections::HashSet<&MaterializationKey> = consumers.iter().collect();
+        let consumers: HashSet<&MaterializationKey> = consumers.iter().collect();
         let mut edges = self.edges.write().map_err(|_| poisoned())?;
-        let before = edges.len();
-        edges.retain(|(consumer, _)| !consumers.contains(consumer));
-        Ok((before - edges.len()) as u64)
+        let mut deleted = 0u64;
+        let mut assets: HashSet<String> = HashSet::new();
+        for consumer in &consumers {
+            if let Some(read) = edges.by_consumer.remove(*consumer) {
+                deleted += read.len() as u64;
+                assets.extend(read.into_iter().map(|u| u.asset));
+                let key = (consumer.asset.clone(), consumer.partition.clone());
+                if let Some(runs) = edges.runs_of.get_mut(&key) {
+                    runs.retain(|r| *r != consumer.run_id);
+                    if runs.is_empty() {
+                        edges.runs_of.remove(&key);
+                    }
+                }
+            }
+        }
+        for asset in assets {
+            if let Some(list) = edges.by_upstream_asset.get_mut(&asset) {
+                list.retain(|(_, c)| !consumers.contains(c));
+            }
+        }
+        Ok(deleted)
     }
 
     async fn latest_consumer_run(
@@ -88,9 +140,8 @@ impl LineageStore for MemoryLineage {
     ) -> Result<Option<RunId>> {
         let edges = self.edges.read().map_err(|_| poisoned())?;
         Ok(edges
-            .iter()
-            .filter(|(c, _)| c.asset == asset && c.partition == *partition)
-            .map(|(c, _)| c.run_id)
-            .max())
+            .runs_of
+            .get(&(asset.to_owned(), partition.clone()))
+            .and_then(|runs| runs.iter().max().copied()))
     }
 }
