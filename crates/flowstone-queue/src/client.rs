@@ -83,6 +83,21 @@ impl Queue {
         engine::insert_many(&self.db, jobs).await
     }
 
+    /// Inserts a graph of jobs in one transaction: [`Queue::insert_many`], and each
+    /// `(upstream, downstream)` edge (positions in `jobs`) makes the downstream job wait until
+    /// the upstream one completes. A waiting job shows as `scheduled` (due in year 9999) until
+    /// the transaction that completes its last upstream job makes it available; when an
+    /// upstream job is discarded or cancelled, what waits for it is discarded (with the error
+    /// [`UPSTREAM_FAILED`](crate::UPSTREAM_FAILED)) or cancelled, transitively, without
+    /// running. An edge to a job that was not inserted (its unique key was held) is dropped.
+    pub async fn insert_graph(
+        &self,
+        jobs: &[NewJob],
+        edges: &[(usize, usize)],
+    ) -> Result<Vec<InsertedId>> {
+        engine::insert_graph(&self.db, jobs, edges).await
+    }
+
     /// The job with this id.
     pub async fn get(&self, id: i64) -> Result<Job> {
         engine::get(&self.db, id).await?.ok_or(Error::NotFound(id))

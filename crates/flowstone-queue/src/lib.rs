@@ -64,6 +64,7 @@ mod worker;
 pub use client::Queue;
 pub use database::{ConnectOptions, Database, Engine, Pool};
 pub use durability::Durability;
+pub use engine::UPSTREAM_FAILED;
 pub use error::{Error, Result};
 pub use flowstone_backoff::{Backoff, Exponential};
 pub use handler::{HandlerOptions, JobContext, Outcome};

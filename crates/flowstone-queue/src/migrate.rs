@@ -193,6 +193,12 @@ pub static QUEUE_MIGRATIONS: Migrator = Migrator::new(
             sqlite: include_str!("../migrations/sqlite/0004_served_kinds.sql"),
             postgres: include_str!("../migrations/postgres/0004_served_kinds.sql"),
         },
+        Migration {
+            version: 5,
+            name: "job_dependencies",
+            sqlite: include_str!("../migrations/sqlite/0005_job_dependencies.sql"),
+            postgres: include_str!("../migrations/postgres/0005_job_dependencies.sql"),
+        },
     ],
 );
 

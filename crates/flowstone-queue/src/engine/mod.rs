@@ -243,13 +243,86 @@ pub(crate) async fn ack_and_claim(
     if !finished.is_empty() {
         db.publish(Event::Finished(finished.into()));
     }
+    // Jobs that waited for a job that just gave up or was cancelled will not run. Done after
+    // the acknowledgement commits; the leader's sweep ([`block_stuck`]) finishes the work of
+    // a node that died in between.
+    for state in [JobState::Discarded, JobState::Cancelled] {
+        let roots: Vec<i64> = acks
+            .iter()
+            .filter(|a| matches!(a, Ack::Transition { to, .. } if to.state == state))
+            .map(Ack::id)
+            .filter(|id| !late.iter().any(|(late, _)| late == id))
+            .collect();
+        block_dependents(db, &roots, state.as_str()).await?;
+    }
     Ok(Written { claimed, late })
+}
+
+/// Discards (or cancels) what waits for `roots`, and tells waiters.
+pub(crate) async fn block_dependents(db: &Database, roots: &[i64], state: &str) -> Result<()> {
+    if roots.is_empty() {
+        return Ok(());
+    }
+    let blocked = by_engine!(db.pool(), p => {
+        sqlite: {
+            let (mut c, _turn) = sqlite_turn(db, p).await?;
+            let mut tx = sqlx::Connection::begin_with(&mut *c, "BEGIN IMMEDIATE").await?;
+            let blocked = sqlite::block_dependents(&mut tx, roots, state).await?;
+            tx.commit().await?;
+            blocked
+        },
+        postgres: postgres::block_dependents(&mut *p.acquire().await?, roots, state).await?,
+    });
+    if !blocked.is_empty() {
+        db.publish(Event::Finished(blocked.into()));
+    }
+    Ok(())
+}
+
+/// The leader's sweep: blocks what still waits for jobs that ended without completing.
+/// Returns how many upstream jobs it handled.
+pub(crate) async fn block_stuck(db: &Database) -> Result<usize> {
+    let roots = by_engine!(db.pool(), p => {
+        sqlite: sqlite::stuck_roots(&mut *p.acquire().await?).await?,
+        postgres: postgres::stuck_roots(&mut *p.acquire().await?).await?,
+    });
+    for state in ["discarded", "cancelled"] {
+        let ids: Vec<i64> = roots
+            .iter()
+            .filter(|(_, s)| s == state)
+            .map(|(id, _)| *id)
+            .collect();
+        block_dependents(db, &ids, state).await?;
+    }
+    Ok(roots.len())
 }
 
 /// Inserts jobs (validated, chunked); ids in input order. The whole batch is one
 /// transaction (SQLite: one `BEGIN IMMEDIATE` under the write gate), so a batch that fails
 /// anywhere leaves none of its jobs. A lone job is one statement, atomic by itself.
 pub(crate) async fn insert_many(db: &Database, jobs: &[NewJob]) -> Result<Vec<InsertedId>> {
+    insert_graph(db, jobs, &[]).await
+}
+
+/// [`insert_many`], and each `(upstream, downstream)` edge (positions in `jobs`) makes the
+/// downstream job wait for the upstream one (see the v5 migration). An edge whose ends were
+/// not both inserted (a unique key already held by an active job) is dropped: that job runs
+/// on its own terms.
+pub(crate) async fn insert_graph(
+    db: &Database,
+    jobs: &[NewJob],
+    edges: &[(usize, usize)],
+) -> Result<Vec<InsertedId>> {
+    if let Some((up, down)) = edges
+        .iter()
+        .find(|(up, down)| *up >= jobs.len() || *down >= jobs.len() || up == down)
+    {
+        return Err(Error::InvalidJob(format!(
+            "edge ({up}, {down}) of a graph of {} jobs names a job outside it, or a job \
+             waiting for itself",
+            jobs.len()
+        )));
+    }
     for (index, job) in jobs.iter().enumerate() {
         job.validate().map_err(|e| Error::InvalidBatchJob {
             index,
@@ -266,6 +339,10 @@ pub(crate) async fn insert_many(db: &Database, jobs: &[NewJob]) -> Result<Vec<In
                 let mut tx = sqlx::Connection::begin_with(&mut *c, "BEGIN IMMEDIATE").await?;
                 match insert_chunks(InsertConn::Sqlite(&mut tx), jobs, &keys).await {
                     Ok(out) => {
+                        let links = links(&out, edges);
+                        if !links.is_empty() {
+                            sqlite::link(&mut tx, &links).await?;
+                        }
                         tx.commit().await?;
                         out
                     }
@@ -289,6 +366,10 @@ pub(crate) async fn insert_many(db: &Database, jobs: &[NewJob]) -> Result<Vec<In
                 let mut tx = p.begin().await?;
                 match insert_chunks(InsertConn::Postgres(&mut tx), jobs, &keys).await {
                     Ok(out) => {
+                        let links = links(&out, edges);
+                        if !links.is_empty() {
+                            postgres::link(&mut tx, &links).await?;
+                        }
                         tx.commit().await?;
                         out
                     }
@@ -320,6 +401,23 @@ pub(crate) async fn insert_many(db: &Database, jobs: &[NewJob]) -> Result<Vec<In
     }
     Ok(out)
 }
+
+/// The `(upstream id, downstream id)` pairs of `edges` whose ends were both inserted.
+fn links(inserted: &[InsertedId], edges: &[(usize, usize)]) -> Vec<(i64, i64)> {
+    edges
+        .iter()
+        .filter(|(up, down)| !inserted[*up].conflict && !inserted[*down].conflict)
+        .map(|(up, down)| (inserted[*up].id, inserted[*down].id))
+        .collect()
+}
+
+/// When a waiting job is due: far enough that no claim takes it, near enough that every
+/// reader decodes it (9999-12-31T23:59:59Z, in microseconds).
+pub(crate) const WAITING_UNTIL_MICROS: i64 = 253_402_300_799_000_000;
+
+/// The error a job gets when a job it waits for is discarded (it is discarded too, without
+/// running); a cancelled upstream job cancels what waits for it instead.
+pub const UPSTREAM_FAILED: &str = "upstream failed";
 
 /// The connection (inside the batch's transaction, if any) an insert runs on.
 enum InsertConn<'c> {
@@ -559,6 +657,7 @@ pub(crate) async fn cancel(db: &Database, target: CancelTarget<'_>) -> Result<Ve
     if !ids.is_empty() {
         db.publish(Event::Finished(ids.clone().into()));
     }
+    block_dependents(db, &ids, "cancelled").await?;
     Ok(ids)
 }
 
@@ -601,6 +700,7 @@ pub(crate) async fn discard_unserved(db: &Database, after: Duration) -> Result<V
     if !ids.is_empty() {
         db.publish(Event::Finished(ids.clone().into()));
     }
+    block_dependents(db, &ids, "discarded").await?;
     Ok(ids)
 }
 

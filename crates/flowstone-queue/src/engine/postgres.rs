@@ -113,6 +113,88 @@ pub(crate) async fn insert(
     Ok(out)
 }
 
+/// Records `links` (upstream id, downstream id) and makes each downstream job wait for its
+/// upstream jobs, in the caller's insert transaction.
+pub(crate) async fn link(conn: &mut PgConnection, links: &[(i64, i64)]) -> Result<()> {
+    let ups: Vec<i64> = links.iter().map(|(u, _)| *u).collect();
+    let downs: Vec<i64> = links.iter().map(|(_, d)| *d).collect();
+    sqlx::query(
+        "WITH edges AS (
+             INSERT INTO flowstone_job_deps (upstream_id, downstream_id)
+                  SELECT * FROM unnest($1::int8[], $2::int8[])
+             ON CONFLICT DO NOTHING)
+         UPDATE flowstone_jobs AS j
+            SET state = 'scheduled', waiting_on = c.n,
+                scheduled_at = to_timestamp($3::float8 / 1000000)
+           FROM (SELECT d AS id, count(*) AS n FROM unnest($2::int8[]) AS t(d) GROUP BY d) AS c
+          WHERE j.id = c.id",
+    )
+    .bind(ups)
+    .bind(downs)
+    .bind(super::WAITING_UNTIL_MICROS as f64)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Discards (or cancels, `state`) every job that waits, directly or not, for one of `roots`,
+/// with the error naming the first root; returns their ids.
+pub(crate) async fn block_dependents(
+    conn: &mut PgConnection,
+    roots: &[i64],
+    state: &str,
+) -> Result<Vec<i64>> {
+    if roots.is_empty() {
+        return Ok(Vec::new());
+    }
+    let rows = sqlx::query(
+        "WITH RECURSIVE blocked(id) AS (
+             SELECT downstream_id FROM flowstone_job_deps WHERE upstream_id = ANY($1)
+             UNION
+             SELECT d.downstream_id FROM flowstone_job_deps AS d JOIN blocked AS b
+                 ON d.upstream_id = b.id),
+         done AS (
+             UPDATE flowstone_jobs SET
+                 state = $2::text, waiting_on = 0,
+                 discarded_at = CASE WHEN $2::text = 'discarded' THEN now() ELSE discarded_at END,
+                 cancelled_at = CASE WHEN $2::text = 'cancelled' THEN now() ELSE cancelled_at END,
+                 errors = errors || jsonb_build_array(jsonb_build_object(
+                     'attempt', attempt, 'at', now(),
+                     'error', $3::text || ': job ' || $4::text || ' it waits for was ' || $2::text))
+              WHERE id IN (SELECT id FROM blocked) AND waiting_on > 0
+                AND state IN ('available', 'scheduled', 'retryable')
+              RETURNING id),
+         gone AS (
+             DELETE FROM flowstone_job_deps
+              WHERE upstream_id = ANY($1) OR upstream_id IN (SELECT id FROM done))
+         SELECT id FROM done",
+    )
+    .bind(roots)
+    .bind(state)
+    .bind(super::UPSTREAM_FAILED)
+    .bind(roots[0].to_string())
+    .fetch_all(conn)
+    .await?;
+    rows.iter()
+        .map(|r| r.try_get(0).map_err(Into::into))
+        .collect()
+}
+
+/// Upstream jobs that ended without completing (or are gone) while jobs still wait for them,
+/// with the state to give those jobs: what [`block_dependents`] did not get to.
+pub(crate) async fn stuck_roots(conn: &mut PgConnection) -> Result<Vec<(i64, String)>> {
+    let rows = sqlx::query(
+        "SELECT DISTINCT d.upstream_id,
+                CASE WHEN u.state = 'cancelled' THEN 'cancelled' ELSE 'discarded' END
+           FROM flowstone_job_deps AS d LEFT JOIN flowstone_jobs AS u ON u.id = d.upstream_id
+          WHERE u.id IS NULL OR u.state IN ('discarded', 'cancelled')
+          LIMIT 1000",
+    )
+    .fetch_all(conn)
+    .await?;
+    pairs(&rows)
+}
+
 pub(crate) async fn active_by_unique_keys(
     conn: &mut PgConnection,
     keys: &[String],
@@ -442,6 +524,22 @@ pub(crate) async fn ack_and_claim(
                FROM unnest($1::int8[], $2::int4[], $3::text[]) AS a(id, attempt, result)
               WHERE j.id = a.id AND j.attempt = a.attempt AND j.state = 'executing'
              RETURNING j.id),
+         -- What waits for the completions above: counts down, available at zero (due at its
+         -- insert time), and the edges used go, so a retried acknowledgement (fenced out
+         -- above) releases nothing twice.
+         used AS (
+             DELETE FROM flowstone_job_deps AS d USING acked
+              WHERE d.upstream_id = acked.id
+             RETURNING d.downstream_id),
+         released AS (
+             UPDATE flowstone_jobs AS w
+                SET waiting_on = w.waiting_on - r.n,
+                    state = CASE WHEN w.waiting_on - r.n <= 0 THEN 'available' ELSE w.state END,
+                    scheduled_at = CASE WHEN w.waiting_on - r.n <= 0 THEN w.inserted_at
+                                        ELSE w.scheduled_at END
+               FROM (SELECT downstream_id, count(*) AS n FROM used GROUP BY downstream_id) AS r
+              WHERE w.id = r.downstream_id AND w.waiting_on > 0
+             RETURNING w.id),
          claimed AS (
              UPDATE flowstone_jobs
                 SET state = 'executing', attempt = attempt + 1, attempted_at = now(), node = $4

@@ -141,6 +141,124 @@ pub(crate) async fn insert(
     Ok(out)
 }
 
+/// Records `links` (upstream id, downstream id) and makes each downstream job wait for its
+/// upstream jobs, in the caller's insert transaction.
+pub(crate) async fn link(conn: &mut SqliteConnection, links: &[(i64, i64)]) -> Result<()> {
+    let links = serde_json::to_string(links)?;
+    sqlx::query(
+        "INSERT INTO flowstone_job_deps (upstream_id, downstream_id)
+              SELECT e.value ->> 0, e.value ->> 1 FROM json_each(?1) AS e WHERE true
+         ON CONFLICT DO NOTHING",
+    )
+    .bind(&links)
+    .execute(&mut *conn)
+    .await?;
+    sqlx::query(
+        "UPDATE flowstone_jobs
+            SET state = 'scheduled', scheduled_at = ?2, waiting_on = c.n
+           FROM (SELECT e.value ->> 1 AS id, count(*) AS n FROM json_each(?1) AS e
+                  GROUP BY e.value ->> 1) AS c
+          WHERE flowstone_jobs.id = c.id",
+    )
+    .bind(&links)
+    .bind(super::WAITING_UNTIL_MICROS)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+/// Releases what waits for the completions in `?2` (`[[id, attempt, ..], ..]`) that the
+/// statement before applied at `?1`: the dependents' counts go down, those at zero become
+/// available (due at their insert time, so they run before later work), and the edges used
+/// go, so a retried acknowledgement (fenced out above) releases nothing twice.
+const RELEASE: &str = "
+         UPDATE flowstone_jobs
+            SET waiting_on = flowstone_jobs.waiting_on - r.n,
+                state = CASE WHEN flowstone_jobs.waiting_on - r.n <= 0 THEN 'available'
+                             ELSE 'scheduled' END,
+                scheduled_at = CASE WHEN flowstone_jobs.waiting_on - r.n <= 0
+                                    THEN flowstone_jobs.inserted_at ELSE scheduled_at END
+           FROM (SELECT d.downstream_id AS id, count(*) AS n
+                   FROM json_each(?2) AS a
+                   JOIN flowstone_jobs AS u
+                     ON u.id = a.value ->> 0 AND u.attempt = a.value ->> 1
+                    AND u.state = 'completed' AND u.completed_at = ?1
+                   JOIN flowstone_job_deps AS d ON d.upstream_id = u.id
+                  GROUP BY d.downstream_id) AS r
+          WHERE flowstone_jobs.id = r.id AND flowstone_jobs.waiting_on > 0;
+         DELETE FROM flowstone_job_deps WHERE upstream_id IN (
+             SELECT u.id FROM json_each(?2) AS a
+               JOIN flowstone_jobs AS u
+                 ON u.id = a.value ->> 0 AND u.attempt = a.value ->> 1
+                AND u.state = 'completed' AND u.completed_at = ?1);";
+
+/// Discards (or cancels, `state`) every job that waits, directly or not, for one of `roots`,
+/// with the error naming the first root; returns their ids.
+pub(crate) async fn block_dependents(
+    conn: &mut SqliteConnection,
+    roots: &[i64],
+    state: &str,
+) -> Result<Vec<i64>> {
+    if roots.is_empty() {
+        return Ok(Vec::new());
+    }
+    let now = now_micros();
+    let rows = sqlx::query(
+        "WITH RECURSIVE blocked(id) AS (
+             SELECT downstream_id FROM flowstone_job_deps
+              WHERE upstream_id IN (SELECT value FROM json_each(?1))
+             UNION
+             SELECT d.downstream_id FROM flowstone_job_deps AS d JOIN blocked AS b
+                 ON d.upstream_id = b.id)
+         UPDATE flowstone_jobs SET
+             state = ?2, waiting_on = 0,
+             discarded_at = CASE WHEN ?2 = 'discarded' THEN ?3 ELSE discarded_at END,
+             cancelled_at = CASE WHEN ?2 = 'cancelled' THEN ?3 ELSE cancelled_at END,
+             errors = json_insert(errors, '$[#]', json_object(
+                 'attempt', attempt,
+                 'at', strftime('%Y-%m-%dT%H:%M:%fZ', ?3 / 1000000.0, 'unixepoch'),
+                 'error', ?4 || ': job ' || ?5 || ' it waits for was ' || ?2))
+          WHERE id IN (SELECT id FROM blocked) AND waiting_on > 0
+            AND state IN ('available', 'scheduled', 'retryable')
+          RETURNING id",
+    )
+    .bind(serde_json::to_string(roots)?)
+    .bind(state)
+    .bind(now)
+    .bind(super::UPSTREAM_FAILED)
+    .bind(roots[0])
+    .fetch_all(&mut *conn)
+    .await?;
+    let ids: Vec<i64> = rows
+        .iter()
+        .map(|r| r.try_get(0))
+        .collect::<std::result::Result<_, _>>()?;
+    let mut all = roots.to_vec();
+    all.extend(&ids);
+    sqlx::query(
+        "DELETE FROM flowstone_job_deps WHERE upstream_id IN (SELECT value FROM json_each(?1))",
+    )
+    .bind(serde_json::to_string(&all)?)
+    .execute(&mut *conn)
+    .await?;
+    Ok(ids)
+}
+
+/// Upstream jobs that ended without completing (or are gone) while jobs still wait for them,
+/// with the state to give those jobs: what [`block_dependents`] did not get to.
+pub(crate) async fn stuck_roots(conn: &mut SqliteConnection) -> Result<Vec<(i64, String)>> {
+    let rows = sqlx::query(
+        "SELECT DISTINCT d.upstream_id,
+                CASE WHEN u.state = 'cancelled' THEN 'cancelled' ELSE 'discarded' END
+           FROM flowstone_job_deps AS d LEFT JOIN flowstone_jobs AS u ON u.id = d.upstream_id
+          WHERE u.id IS NULL OR u.state IN ('discarded', 'cancelled')
+          LIMIT 1000",
+    )
+    .fetch_all(&mut *conn)
+    .await?;
+    pairs(&rows)
+}
+
 pub(crate) async fn active_by_unique_keys(
     conn: &mut SqliteConnection,
     keys: &[String],
@@ -555,15 +673,18 @@ async fn complete_and_claim(
     let (queue, node, limit, kinds) = claim.map_or(("", "", 0, "[]"), |c| {
         (c.queue, c.node, c.limit, c.kinds_json)
     });
-    let rows = sqlx::query(
-        "BEGIN IMMEDIATE;
+    static CYCLE: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+        String::from(
+            "BEGIN IMMEDIATE;
          UPDATE flowstone_jobs
             SET state = 'completed', completed_at = ?1, result = a.value ->> 2
            FROM json_each(?2) AS a
           WHERE flowstone_jobs.id = a.value ->> 0
             AND flowstone_jobs.attempt = a.value ->> 1
             AND flowstone_jobs.state = 'executing'
-         RETURNING flowstone_jobs.id;
+         RETURNING flowstone_jobs.id;",
+        ) + RELEASE
+            + "
          UPDATE flowstone_jobs
             SET state = 'executing', attempt = attempt + 1, attempted_at = ?1, node = ?3
           WHERE id IN (
@@ -576,16 +697,17 @@ async fn complete_and_claim(
                LIMIT ?5 + 0)
          RETURNING id, queue, kind, args, meta, priority, attempt, max_attempts, snoozed,
                    scheduled_at;
-         COMMIT;",
-    )
-    .bind(now_micros())
-    .bind(serde_json::to_string(&completes)?)
-    .bind(node)
-    .bind(queue)
-    .bind(limit)
-    .bind(kinds)
-    .fetch_all(&mut *conn)
-    .await;
+         COMMIT;"
+    });
+    let rows = sqlx::query(CYCLE.as_str())
+        .bind(now_micros())
+        .bind(serde_json::to_string(&completes)?)
+        .bind(node)
+        .bind(queue)
+        .bind(limit)
+        .bind(kinds)
+        .fetch_all(&mut *conn)
+        .await;
     let rows = match rows {
         Ok(rows) => rows,
         Err(e) => {
@@ -628,9 +750,35 @@ pub(crate) async fn complete(
     .bind(serde_json::to_string(completes)?)
     .fetch_all(&mut *conn)
     .await?;
-    rows.iter()
-        .map(|row| row.try_get(0).map_err(Into::into))
-        .collect()
+    let applied: Vec<i64> = rows
+        .iter()
+        .map(|row| row.try_get(0))
+        .collect::<std::result::Result<_, _>>()?;
+    if !applied.is_empty() {
+        release(conn, completes, now).await?;
+    }
+    Ok(applied)
+}
+
+/// [`RELEASE`] on its own (after completions applied at `now` in this transaction).
+async fn release(
+    conn: &mut SqliteConnection,
+    completes: &[(i64, i32, Option<&str>)],
+    now: i64,
+) -> Result<()> {
+    let ids: Vec<(i64, i32)> = completes
+        .iter()
+        .map(|(id, attempt, _)| (*id, *attempt))
+        .collect();
+    let json = serde_json::to_string(&ids)?;
+    for statement in RELEASE.split(';').filter(|s| !s.trim().is_empty()) {
+        sqlx::query(statement)
+            .bind(now)
+            .bind(&json)
+            .execute(&mut *conn)
+            .await?;
+    }
+    Ok(())
 }
 
 // ---- leases (see `crate::lease`) -----------------------------------------------------

@@ -289,6 +289,7 @@ impl WorkerBuilder {
         let built_in = [
             Some(rescue::rescue_duty(&shared.settings)),
             Some(rescue::unserved_duty(&shared.settings)),
+            Some(rescue::blocked_duty(&shared.settings)),
             prune::prune_duty(&shared.settings),
         ];
         for duty in built_in.into_iter().flatten().chain(self.leader_duties) {

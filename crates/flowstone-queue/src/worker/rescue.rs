@@ -39,6 +39,20 @@ pub(super) fn unserved_duty(settings: &WorkerSettings) -> LeaderDuty {
     })
 }
 
+/// The leader duty that ends, every `rescue_interval`, what still waits for jobs that gave up
+/// or were cancelled: the node that acknowledged them blocks their dependents right after, and
+/// this sweep does it when that node died in between.
+pub(super) fn blocked_duty(settings: &WorkerSettings) -> LeaderDuty {
+    LeaderDuty::new("blocked", settings.rescue_interval, move |db| async move {
+        let roots = engine::block_stuck(&db).await?;
+        log_swept(
+            roots,
+            "flowstone-queue: ended jobs that waited for jobs which did not complete",
+        );
+        Ok::<(), crate::Error>(())
+    })
+}
+
 /// Says how many jobs a duty moved, if any.
 fn log_swept(count: usize, what: &'static str) {
     if count > 0 {
