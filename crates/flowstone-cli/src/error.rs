@@ -132,6 +132,7 @@ fn kind_name(kind: ErrorKind) -> &'static str {
         ErrorKind::Config => "config",
         ErrorKind::NotFound => "not_found",
         ErrorKind::AlreadyFinished => "already_finished",
+        ErrorKind::UpstreamFailed => "upstream_failed",
         _ => "error",
     }
 }

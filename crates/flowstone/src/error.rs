@@ -54,6 +54,8 @@ pub enum ErrorKind {
     /// The job has already finished (completed, failed or discarded), so it cannot be
     /// cancelled any more.
     AlreadyFinished,
+    /// Not attempted: a partition it needs failed (or was cancelled) in the same backfill.
+    UpstreamFailed,
     /// A backfill's partition already has an active job (of an overlapping backfill, or of
     /// one whose process died), so it was not enqueued again.
     InFlight,

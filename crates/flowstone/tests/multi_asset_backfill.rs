@@ -940,7 +940,7 @@ async fn a_failing_day_makes_its_month_and_year_upstream_failed_and_other_months
         };
         assert_error(
             err,
-            ErrorKind::DependencyNotReady,
+            ErrorKind::UpstreamFailed,
             &[
                 "upstream failed",
                 &format!("'{asset}'"),

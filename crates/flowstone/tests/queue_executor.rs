@@ -1196,4 +1196,118 @@ flowstone_queue::both_engines!(
     backfill_through_the_queue,
     backfill_waits_for_an_upstream_backfill,
     cancelling_a_backfill_cancels_its_pending_rows,
+    a_multi_asset_backfill_is_released_by_the_workers,
 );
+
+/// Days of January and February 2024 (one of them failing for good) and the months over them.
+fn days_and_months(failing: chrono::NaiveDate) -> Vec<Asset> {
+    vec![
+        Asset::new("day")
+            .partitioned_by(flowstone::Daily::from("2024-01-01").to("2024-02-29"))
+            .execute(move |ctx| async move {
+                let day = ctx.partition().date()?;
+                if day == failing {
+                    return Err(Error::permanent("the source has no such day"));
+                }
+                Ok::<i64, Error>(1)
+            }),
+        Asset::new("month")
+            .partitioned_by(flowstone::Monthly::from("2024-01").to("2024-02"))
+            .depends_on_mapped("day", flowstone::PartitionMapping::time_window())
+            .execute(|ctx| async move {
+                let days = ctx.deps::<i64>("day")?;
+                Ok::<i64, Error>(days.iter().map(|(_, n)| n).sum())
+            }),
+    ]
+}
+
+async fn a_multi_asset_backfill_is_released_by_the_workers(db: &TestDb) {
+    let failing = chrono::NaiveDate::from_ymd_opt(2024, 2, 10).unwrap();
+    let fs = connect(db, days_and_months(failing)).await;
+    let queue = fs.queue().unwrap();
+    // The backfilling process goes away once its rows are in: the workers release the months.
+    let backfill = {
+        let fs = fs.clone();
+        tokio::spawn(async move {
+            fs.run_backfill(Backfill::assets("day+").executor(Strategy::Queue))
+                .await
+        })
+    };
+    let inserted = |n: usize| {
+        let queue = queue.clone();
+        async move {
+            let rows = queue
+                .list(&flowstone_queue::JobFilter::default())
+                .await
+                .unwrap();
+            (rows.len() == n).then_some(rows)
+        }
+    };
+    let rows = wait_for("the plan's 62 rows are in", || inserted(31 + 29 + 2)).await;
+    backfill.abort();
+    let months: Vec<i64> = rows
+        .iter()
+        .filter(|r| r.meta.get("asset").and_then(|a| a.as_str()) == Some("month"))
+        .map(|r| r.id)
+        .collect();
+    assert_eq!(months.len(), 2);
+    for id in &months {
+        assert_eq!(
+            queue.get(*id).await.unwrap().state,
+            JobState::Scheduled,
+            "a month waits for its days"
+        );
+    }
+    let worker = start_worker(&fs, "release").await;
+    let finished = |id: i64| {
+        let queue = queue.clone();
+        async move { queue.get(id).await.unwrap().state.is_final().then_some(()) }
+    };
+    for id in &months {
+        wait_for("a month finishes", || finished(*id)).await;
+    }
+    worker.shutdown(Duration::from_secs(10)).await;
+    let january = queue.get(months[0]).await.unwrap();
+    let february = queue.get(months[1]).await.unwrap();
+    assert_eq!(january.state, JobState::Completed);
+    let jan: i64 = fs
+        .load("month", Partition::ymd(2024, 1, 1).unwrap())
+        .await
+        .unwrap();
+    assert_eq!(jan, 31, "January read its 31 days");
+    assert_eq!(february.state, JobState::Discarded);
+    assert_eq!(february.attempt, 0, "February never ran");
+    assert!(
+        february.errors[0]
+            .error
+            .starts_with(flowstone_queue::UPSTREAM_FAILED),
+        "{:?}",
+        february.errors
+    );
+
+    // A backfill that follows to the end reports the same, with the outcome per partition.
+    let again = connect(db, days_and_months(failing)).await;
+    let worker = start_worker(&again, "follow").await;
+    let report = again
+        .run_backfill(
+            Backfill::assets("day+")
+                .executor(Strategy::Queue)
+                .retry_failed(true),
+        )
+        .await
+        .unwrap();
+    worker.shutdown(Duration::from_secs(10)).await;
+    // The failing day fails again; its month is not attempted; the rest was done.
+    assert_eq!(report.failed, 1, "{:?}", report.outcomes);
+    assert_eq!(report.upstream_failed, 1, "{:?}", report.outcomes);
+    assert_eq!(report.skipped, 62 - 2);
+    let feb = report
+        .outcomes
+        .iter()
+        .find(|r| r.asset == "month" && r.partition == Partition::ymd(2024, 2, 1).unwrap())
+        .unwrap();
+    let PartitionOutcome::UpstreamFailed(err) = &feb.outcome else {
+        panic!("{:?}", feb.outcome)
+    };
+    assert_eq!(err.kind(), ErrorKind::UpstreamFailed);
+}

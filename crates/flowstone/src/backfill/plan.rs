@@ -138,6 +138,18 @@ impl Plan {
         roots
     }
 
+    /// `node` will run (when the executor releases the plan): what reads it is stale.
+    pub(crate) fn mark_ran(&mut self, node: usize) {
+        for &next in &self.downstream[node] {
+            self.stale[next as usize] = true;
+        }
+    }
+
+    /// The nodes that read `node`.
+    pub(crate) fn downstream_of(&self, node: usize) -> impl Iterator<Item = usize> + '_ {
+        self.downstream[node].iter().map(|&n| n as usize)
+    }
+
     /// Whether a node that `node` reads ran in this backfill.
     pub(crate) fn is_stale(&self, node: usize) -> bool {
         self.stale[node]

@@ -207,11 +207,14 @@ pub(crate) fn outcome_of(row: &flowstone_queue::Job) -> Result<Output> {
                 .unwrap_or("?");
             Err(Error::cancelled(asset))
         }
-        _ => Err(row
-            .errors
-            .last()
-            .map(|e| decode_error(&e.error))
-            .unwrap_or_else(|| Error::failed(format!("queue job {} was {}", row.id, row.state)))),
+        _ => Err(match row.errors.last() {
+            Some(e) if e.error.starts_with(flowstone_queue::UPSTREAM_FAILED) => Error::new(
+                ErrorKind::UpstreamFailed,
+                format!("{} (queue job {})", e.error, row.id),
+            ),
+            Some(e) => decode_error(&e.error),
+            None => Error::failed(format!("queue job {} was {}", row.id, row.state)),
+        }),
     }
 }
 
@@ -330,6 +333,23 @@ impl Executor for QueueExecutor {
         _concurrency: usize,
         on_done: &(dyn Fn(usize, Result<()>) + Send + Sync),
     ) -> Result<()> {
+        self.execute_graph(jobs, Vec::new(), cx, on_done).await
+    }
+
+    fn runs_graphs(&self) -> bool {
+        true
+    }
+
+    /// One bulk insert of the whole graph ([`flowstone_queue::Queue::insert_graph`]): the
+    /// worker that completes a job releases what waits for it in the same transaction, so no
+    /// process has to stay up to move the backfill on.
+    async fn execute_graph(
+        &self,
+        jobs: Vec<Job>,
+        edges: Vec<(usize, usize)>,
+        cx: ExecContext,
+        on_done: &(dyn Fn(usize, Result<()>) + Send + Sync),
+    ) -> Result<()> {
         if cx.options.timeout.is_some() {
             return Err(Error::invalid_options(
                 "option 'timeout' on the queue bounds how long materialize waits for one job; a \
@@ -349,7 +369,11 @@ impl Executor for QueueExecutor {
                     .batch(batch.clone()))
             })
             .collect::<Result<Vec<_>>>()?;
-        let inserted = self.queue.insert_many(&rows).await.map_err(queue_error)?;
+        let inserted = self
+            .queue
+            .insert_graph(&rows, &edges)
+            .await
+            .map_err(queue_error)?;
         // Rows this call inserted, to follow; a partition whose active job was already there
         // is reported in flight at once (it runs once, as that job).
         let mut ids = Vec::with_capacity(inserted.len());
