@@ -75,7 +75,7 @@ pub use redact::{redact_url, redact_url_in};
 pub use tokio_util::sync::CancellationToken;
 pub use worker::{
     MAX_CONCURRENCY, ShutdownReport, Worker, WorkerBuilder, WorkerHandle, WorkerMetrics,
-    WorkerSettings,
+    WorkerSettings, default_node_name,
 };
 
 /// Compiles the README's example as a doctest.

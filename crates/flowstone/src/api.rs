@@ -13,7 +13,7 @@ use crate::dispatch::Dispatcher;
 use crate::error::{Error, Result};
 use crate::executor::{Executor, ExecutorTable, SerialExecutor, SyncExecutor, TaskAsyncExecutor};
 use crate::hook::{Hook, HookRegistry, Metrics, MetricsSnapshot};
-use crate::ids::RunId;
+use crate::ids::{BackfillId, RunId};
 use crate::io::{IoManager, MemoryIo};
 use crate::job::{Job, JobStatus};
 use crate::lineage::{self, Direction, LineageEntry, LineageStore, MemoryLineage};
@@ -46,6 +46,7 @@ pub struct Builder {
     io_managers: HashMap<String, Arc<dyn IoManager>>,
     store: Option<Arc<dyn MaterializationStore>>,
     lineage: Option<Arc<dyn LineageStore>>,
+    backfills: Option<Arc<dyn crate::backfill::BackfillStore>>,
     hooks: Vec<(String, Arc<dyn Hook>)>,
     resources: ResourcesBuilder,
     executors: Vec<(String, Arc<dyn Executor>)>,
@@ -63,6 +64,7 @@ impl FlowStone {
             io_managers: HashMap::new(),
             store: None,
             lineage: None,
+            backfills: None,
             hooks: Vec::new(),
             resources: ResourcesBuilder::default(),
             executors: Vec::new(),
@@ -269,6 +271,84 @@ impl FlowStone {
     pub async fn backfill(&self, asset: &str, backfill: Backfill) -> Result<BackfillReport> {
         self.registry().get(asset)?;
         crate::backfill::run(&self.dispatch, backfill.select(asset).anchor(asset)).await
+    }
+
+    /// Stored backfills (of this process and others sharing the database), newest first, at
+    /// most `limit`.
+    pub async fn backfills(&self, limit: usize) -> Result<Vec<crate::backfill::BackfillRecord>> {
+        self.runtime().storage().backfills().list(limit).await
+    }
+
+    /// The stored backfill `id` with the outcomes of its ended partitions, a page at a time:
+    /// ordered by (asset, partition), after `after` (the last of the previous page), at most
+    /// `limit`. An unknown id is `NotFound`.
+    pub async fn backfill_status(
+        &self,
+        id: BackfillId,
+        after: Option<(&str, &Partition)>,
+        limit: usize,
+    ) -> Result<(
+        crate::backfill::BackfillRecord,
+        Vec<crate::backfill::PartitionRecord>,
+    )> {
+        let store = self.runtime().storage().backfills();
+        let record = store
+            .get(id)
+            .await?
+            .ok_or_else(|| crate::backfill::not_found(id))?;
+        let outcomes = store.outcomes(id, after, limit).await?;
+        Ok((record, outcomes))
+    }
+
+    /// Cancels backfill `id` from any process: it stops planning (the process running it sees
+    /// the request within a second and cancels what it runs), and on the queue its pending
+    /// rows are cancelled and its running ones signalled. A backfill nobody runs any more
+    /// (its record has not moved for 5 s) is marked cancelled at once. An unknown id is
+    /// `NotFound`; an ended one `AlreadyFinished`.
+    pub async fn cancel_backfill(&self, id: BackfillId) -> Result<crate::backfill::BackfillRecord> {
+        use crate::backfill::BackfillStatus;
+        let store = self.runtime().storage().backfills();
+        let before = store
+            .get(id)
+            .await?
+            .ok_or_else(|| crate::backfill::not_found(id))?;
+        if before.status.is_finished() {
+            return Err(Error::already_finished(
+                format!("backfill {id}"),
+                before.status.as_str(),
+            ));
+        }
+        let mut record = store
+            .request_cancel(id)
+            .await?
+            .ok_or_else(|| crate::backfill::not_found(id))?;
+        #[cfg(feature = "database")]
+        if let Some(db) = &self.database {
+            flowstone_queue::Queue::new(db.clone())
+                .cancel_batch(&id.to_string())
+                .await
+                .map_err(crate::queue::queue_error)?;
+        }
+        let idle = chrono::Utc::now() - record.updated_at > chrono::TimeDelta::seconds(5)
+            && chrono::Utc::now() - before.updated_at > chrono::TimeDelta::seconds(5);
+        if idle {
+            store
+                .update(id, BackfillStatus::Cancelled, &record.counts, None)
+                .await?;
+            record = store
+                .get(id)
+                .await?
+                .ok_or_else(|| crate::backfill::not_found(id))?;
+        }
+        Ok(record)
+    }
+
+    /// Goes on with backfill `id` after the process running it died: runs its stored request
+    /// again under the same id in this process, skipping what it materialized; on the queue,
+    /// the rows it left are followed, not inserted again. No partition runs twice, none is
+    /// forgotten. An unknown id is `NotFound`; an ended one `AlreadyFinished`.
+    pub async fn resume_backfill(&self, id: BackfillId) -> Result<BackfillReport> {
+        crate::backfill::resume(&self.dispatch, id).await
     }
 
     /// What `backfill` would run, without running it: its (asset, partition)s and what each
@@ -497,6 +577,8 @@ impl Builder {
                 .or_insert(sql_io);
             this.store.get_or_insert_with(|| Arc::new(sql.store));
             this.lineage.get_or_insert_with(|| Arc::new(sql.lineage));
+            this.backfills
+                .get_or_insert_with(|| Arc::new(crate::sql::SqlBackfills::new(db.clone())));
             this.executors.insert(
                 0,
                 (
@@ -543,6 +625,9 @@ impl Builder {
             lineage: self
                 .lineage
                 .unwrap_or_else(|| Arc::new(MemoryLineage::new())),
+            backfills: self
+                .backfills
+                .unwrap_or_else(|| Arc::new(crate::backfill::MemoryBackfills::new())),
             hooks,
             resources: self.resources.build(),
             metrics,

@@ -9,6 +9,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use crate::asset::Asset;
+use crate::backfill::BackfillStore;
 use crate::error::{Error, Result};
 use crate::io::IoManager;
 use crate::job::Job;
@@ -22,6 +23,7 @@ pub struct Storage {
     default_io: String,
     store: Arc<dyn MaterializationStore>,
     lineage: Arc<dyn LineageStore>,
+    backfills: Arc<dyn BackfillStore>,
 }
 
 impl Storage {
@@ -31,13 +33,20 @@ impl Storage {
         default_io: String,
         store: Arc<dyn MaterializationStore>,
         lineage: Arc<dyn LineageStore>,
+        backfills: Arc<dyn BackfillStore>,
     ) -> Self {
         Storage {
             io_managers,
             default_io,
             store,
             lineage,
+            backfills,
         }
+    }
+
+    /// The backfill records.
+    pub fn backfills(&self) -> &Arc<dyn BackfillStore> {
+        &self.backfills
     }
 
     /// The materialization store.

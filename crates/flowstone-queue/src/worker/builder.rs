@@ -301,9 +301,11 @@ impl WorkerBuilder {
 
 /// Names of the built-in leader duties (see `rescue` and `prune`), which the application's
 /// duties may not take.
-const BUILT_IN_DUTIES: [&str; 3] = ["rescue", "unserved", "prune"];
+const BUILT_IN_DUTIES: [&str; 4] = ["rescue", "unserved", "blocked", "prune"];
 
-fn default_node_name() -> String {
+/// A name for this process that no other process shares: `host-pid-suffix`. What a worker
+/// is called unless it is given a name, and what FlowStone records as a backfill's owner.
+pub fn default_node_name() -> String {
     let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
         .ok()
         .map(|h| h.trim().to_string())

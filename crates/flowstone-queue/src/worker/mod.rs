@@ -46,7 +46,7 @@ use crate::engine::{self, Ack, ClaimSpec, Claimed, Conn};
 use crate::error::Result;
 use crate::handler::Handler;
 
-pub use builder::{MAX_CONCURRENCY, Worker, WorkerBuilder};
+pub use builder::{MAX_CONCURRENCY, Worker, WorkerBuilder, default_node_name};
 pub use handle::{ShutdownReport, WorkerHandle};
 pub use metrics::WorkerMetrics;
 pub use settings::WorkerSettings;

@@ -8,6 +8,7 @@
 //! counts every partition exactly once.
 
 mod plan;
+mod record;
 mod run;
 
 use std::sync::Arc;
@@ -16,7 +17,12 @@ use chrono::{NaiveDate, NaiveDateTime};
 use tokio_util::sync::CancellationToken;
 
 use plan::Plan;
-pub(crate) use run::run;
+pub(crate) use record::not_found;
+pub use record::{
+    BackfillCounts, BackfillRecord, BackfillRequest, BackfillStatus, BackfillStore,
+    MemoryBackfills, PartitionRecord, StoredSource,
+};
+pub(crate) use run::{resume, run};
 
 use crate::error::{Error, Result};
 use crate::executor::Strategy;

@@ -18,6 +18,9 @@ use futures_util::stream::FuturesUnordered;
 use futures_util::{FutureExt, StreamExt};
 
 use super::plan::Plan;
+use super::record::{
+    BackfillCounts, BackfillRecord, BackfillRequest, BackfillStatus, PartitionRecord,
+};
 use super::{Backfill, BackfillReport, PartitionOutcome, PartitionResult, Progress, plan_of};
 use crate::dispatch::Dispatcher;
 use crate::error::{Error, ErrorKind, Result};
@@ -36,7 +39,7 @@ struct AssetRun {
     /// the concurrency; otherwise each job runs as its own future, at most `concurrency` at
     /// once.
     batched: bool,
-    latest: HashMap<Partition, MaterializationStatus>,
+    latest: HashMap<Partition, (MaterializationStatus, Option<BackfillId>)>,
 }
 
 /// A node's result, from a future of its own or from a batch's callback.
@@ -53,6 +56,8 @@ struct Books<'a> {
     /// The executor releases the partitions (and ends those a failure blocks); the books
     /// only record what it reports.
     released_by_executor: bool,
+    /// The counts so far, for the task that writes them to the backfill's record.
+    live: Arc<std::sync::Mutex<BackfillCounts>>,
 }
 
 impl Books<'_> {
@@ -134,6 +139,10 @@ impl Books<'_> {
         if matches!(outcome, PartitionOutcome::Failed(_)) {
             self.failed += 1;
         }
+        count(
+            &mut self.live.lock().unwrap_or_else(|p| p.into_inner()),
+            outcome,
+        );
         if let Some(on_progress) = &self.backfill.on_progress {
             let node = &self.plan.nodes[at];
             on_progress(&Progress {
@@ -148,10 +157,53 @@ impl Books<'_> {
     }
 }
 
-/// Runs `backfill` through `fs`'s executors: plans it, then runs each partition as soon as
-/// what it needs has succeeded.
+/// How often a running backfill writes its counts and looks for a cancel from elsewhere.
+const CHECK_EVERY: std::time::Duration = std::time::Duration::from_millis(500);
+
+/// This process, as a backfill's owner.
+fn this_process() -> String {
+    #[cfg(feature = "database")]
+    {
+        flowstone_queue::default_node_name()
+    }
+    #[cfg(not(feature = "database"))]
+    {
+        format!("pid-{}", std::process::id())
+    }
+}
+
+/// Runs `backfill` through `fs`'s executors: stores it, plans it, then runs each partition as
+/// soon as what it needs has succeeded.
 pub(crate) async fn run(fs: &Dispatcher, backfill: Backfill) -> Result<BackfillReport> {
+    drive(fs, backfill, None).await
+}
+
+/// Goes on with the stored backfill `id` after the process running it died (or stopped): its
+/// request runs again under the same id, skipping what it already materialized; on the queue,
+/// rows it left behind are followed, not inserted again. No partition runs twice, none is
+/// forgotten.
+pub(crate) async fn resume(fs: &Dispatcher, id: BackfillId) -> Result<BackfillReport> {
+    let store = fs.runtime().storage().backfills();
+    let record = store
+        .get(id)
+        .await?
+        .ok_or_else(|| super::record::not_found(id))?;
+    if record.status.is_finished() {
+        return Err(Error::already_finished(
+            format!("backfill {id}"),
+            record.status.as_str(),
+        ));
+    }
+    drive(fs, record.request.to_backfill(), Some(id)).await
+}
+
+async fn drive(
+    fs: &Dispatcher,
+    backfill: Backfill,
+    resumed: Option<BackfillId>,
+) -> Result<BackfillReport> {
     let (selected, mut plan) = plan_of(fs.registry(), &backfill)?;
+    let request = BackfillRequest::of(&backfill)?;
     let max_concurrency = backfill
         .max_concurrency
         .map(|n| crate::limits::concurrency("max_concurrency", n))
@@ -159,7 +211,7 @@ pub(crate) async fn run(fs: &Dispatcher, backfill: Backfill) -> Result<BackfillR
     let concurrency = max_concurrency
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
 
-    let read_latest = !backfill.force || backfill.retry_failed;
+    let read_latest = !backfill.force || backfill.retry_failed || resumed.is_some();
     let mut runs = Vec::with_capacity(plan.assets.len());
     for asset in &plan.assets {
         let (name, executor) = fs.choose_executor(asset, &backfill.run).await?;
@@ -172,7 +224,7 @@ pub(crate) async fn run(fs: &Dispatcher, backfill: Backfill) -> Result<BackfillR
                 .latest_per_partition(asset.name())
                 .await?
                 .into_iter()
-                .map(|m| (m.partition, m.status))
+                .map(|m| (m.partition, (m.status, m.backfill_id)))
                 .collect()
         } else {
             HashMap::new()
@@ -190,9 +242,14 @@ pub(crate) async fn run(fs: &Dispatcher, backfill: Backfill) -> Result<BackfillR
     }
     // With retry_failed, what failed runs again, and so does what a failure kept from
     // running (never materialized, and an input of it ran again in this backfill).
+    // A resumed backfill also skips what it materialized itself before.
     let should_run = |plan: &Plan, at: usize| {
         let node = &plan.nodes[at];
-        let status = runs[node.asset].latest.get(&node.partition).copied();
+        let latest = runs[node.asset].latest.get(&node.partition).copied();
+        let status = latest.map(|(status, _)| status);
+        if resumed.is_some_and(|id| latest == Some((MaterializationStatus::Success, Some(id)))) {
+            return false;
+        }
         if backfill.retry_failed {
             status == Some(MaterializationStatus::Failed)
                 || (plan.is_stale(at) && status != Some(MaterializationStatus::Success))
@@ -207,11 +264,49 @@ pub(crate) async fn run(fs: &Dispatcher, backfill: Backfill) -> Result<BackfillR
                 .all(|r| Arc::ptr_eq(&r.executor, &first.executor))
     });
 
-    let backfill_id = BackfillId::new();
     let total = plan.len();
+    let store = Arc::clone(fs.runtime().storage().backfills());
+    let owner = this_process();
+    let backfill_id = match resumed {
+        Some(id) => {
+            store
+                .update(
+                    id,
+                    BackfillStatus::Running,
+                    &BackfillCounts {
+                        total,
+                        ..Default::default()
+                    },
+                    Some(&owner),
+                )
+                .await?;
+            id
+        }
+        None => {
+            let now = chrono::Utc::now();
+            let record = BackfillRecord {
+                id: BackfillId::new(),
+                request,
+                status: BackfillStatus::Running,
+                counts: BackfillCounts {
+                    total,
+                    ..Default::default()
+                },
+                created_at: now,
+                updated_at: now,
+                finished_at: None,
+                owner: Some(owner.clone()),
+            };
+            store.create(&record).await?;
+            record.id
+        }
+    };
+    // Fired by the caller's token, or by a cancel asked from another process (seen at the
+    // next check).
+    let cancel = backfill.cancel.child_token();
     let cx = ExecContext {
         options: backfill.run.options.clone(),
-        cancel: backfill.cancel.clone(),
+        cancel: cancel.clone(),
         ..ExecContext::new(fs.runtime().clone())
     };
     let job_of = |plan: &Plan, at: usize| {
@@ -234,6 +329,10 @@ pub(crate) async fn run(fs: &Dispatcher, backfill: Backfill) -> Result<BackfillR
         done: 0,
         failed: 0,
         released_by_executor,
+        live: Arc::new(std::sync::Mutex::new(BackfillCounts {
+            total,
+            ..Default::default()
+        })),
     };
     let mut running = FuturesUnordered::new();
     let mut batches = FuturesUnordered::new();
@@ -257,7 +356,7 @@ pub(crate) async fn run(fs: &Dispatcher, backfill: Backfill) -> Result<BackfillR
             members.push(at);
             books.plan.mark_ran(at);
         }
-        if backfill.cancel.is_cancelled() {
+        if cancel.is_cancelled() {
             for at in members.drain(..) {
                 let asset = books.plan.assets[books.plan.nodes[at].asset].name();
                 books.settle(at, Err(Error::cancelled(asset)));
@@ -296,6 +395,35 @@ pub(crate) async fn run(fs: &Dispatcher, backfill: Backfill) -> Result<BackfillR
         }
     }
 
+    // The record follows on a task of its own: a write here could wait for a transaction that
+    // a batch future of this loop holds open (SQLite), and the loop would not poll it.
+    let watcher = {
+        let (store, owner, cancel, live) = (
+            Arc::clone(&store),
+            owner.clone(),
+            cancel.clone(),
+            Arc::clone(&books.live),
+        );
+        tokio::spawn(async move {
+            let mut checks = tokio::time::interval(CHECK_EVERY);
+            checks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                checks.tick().await;
+                let counts = *live.lock().unwrap_or_else(|p| p.into_inner());
+                let written = store
+                    .update(backfill_id, BackfillStatus::Running, &counts, Some(&owner))
+                    .await;
+                if let Err(err) = written {
+                    tracing::warn!(%backfill_id, error = %err, "could not record a backfill's progress");
+                }
+                if let Ok(Some(record)) = store.get(backfill_id).await
+                    && record.status == BackfillStatus::Cancelling
+                {
+                    cancel.cancel();
+                }
+            }
+        })
+    };
     loop {
         // Hand out what is ready: skip what is done, start the rest.
         let mut batch: HashMap<usize, Vec<(usize, Job)>> = HashMap::new();
@@ -306,7 +434,7 @@ pub(crate) async fn run(fs: &Dispatcher, backfill: Backfill) -> Result<BackfillR
                 books.skip(at);
                 continue;
             }
-            if backfill.cancel.is_cancelled() {
+            if cancel.is_cancelled() {
                 books.ready.pop_front();
                 finished.push((at, Err(Error::cancelled(books.plan.assets[asset].name()))));
                 continue;
@@ -351,7 +479,7 @@ pub(crate) async fn run(fs: &Dispatcher, backfill: Backfill) -> Result<BackfillR
         for (at, result) in finished.drain(..) {
             books.settle(at, result);
         }
-        if !books.ready.is_empty() && (in_process < concurrency || backfill.cancel.is_cancelled()) {
+        if !books.ready.is_empty() && (in_process < concurrency || cancel.is_cancelled()) {
             continue;
         }
         if in_process == 0 && in_batches == 0 && books.ready.is_empty() && batches.is_empty() {
@@ -385,7 +513,32 @@ pub(crate) async fn run(fs: &Dispatcher, backfill: Backfill) -> Result<BackfillR
         }
     }
 
+    watcher.abort();
+    let _ = watcher.await;
     let Books { plan, outcomes, .. } = books;
+    let counts = counts_of(&outcomes, total);
+    let ended: Vec<PartitionRecord> = plan
+        .nodes
+        .iter()
+        .zip(&outcomes)
+        .filter_map(|(node, outcome)| {
+            outcome.as_ref().map(|o| PartitionRecord {
+                asset: plan.assets[node.asset].name().to_owned(),
+                partition: node.partition.clone(),
+                outcome: o.name().to_owned(),
+                error: o.error().map(ToString::to_string),
+            })
+        })
+        .collect();
+    store.record_outcomes(backfill_id, &ended).await?;
+    let status = if counts.cancelled > 0 || cancel.is_cancelled() {
+        BackfillStatus::Cancelled
+    } else if counts.failed + counts.upstream_failed + counts.in_flight > 0 {
+        BackfillStatus::CompletedWithFailures
+    } else {
+        BackfillStatus::Completed
+    };
+    store.update(backfill_id, status, &counts, None).await?;
     let outcomes: Vec<PartitionResult> = plan
         .nodes
         .into_iter()
@@ -396,19 +549,43 @@ pub(crate) async fn run(fs: &Dispatcher, backfill: Backfill) -> Result<BackfillR
             outcome: outcome.unwrap_or(PartitionOutcome::Cancelled),
         })
         .collect();
-    let count =
-        |f: fn(&PartitionOutcome) -> bool| outcomes.iter().filter(|r| f(&r.outcome)).count();
+    // Partitions the loop never reached (it stopped on a cancel) count as cancelled.
+    let never = total - counts.done();
     Ok(BackfillReport {
         backfill_id,
         asset: selected.first().cloned().unwrap_or_default(),
         assets: selected,
         total,
-        succeeded: count(|o| matches!(o, PartitionOutcome::Succeeded)),
-        failed: count(|o| matches!(o, PartitionOutcome::Failed(_))),
-        skipped: count(|o| matches!(o, PartitionOutcome::Skipped)),
-        cancelled: count(|o| matches!(o, PartitionOutcome::Cancelled)),
-        in_flight: count(|o| matches!(o, PartitionOutcome::InFlight(_))),
-        upstream_failed: count(|o| matches!(o, PartitionOutcome::UpstreamFailed(_))),
+        succeeded: counts.succeeded,
+        failed: counts.failed,
+        skipped: counts.skipped,
+        cancelled: counts.cancelled + never,
+        in_flight: counts.in_flight,
+        upstream_failed: counts.upstream_failed,
         outcomes,
     })
+}
+
+/// The counts of `outcomes` (of a plan of `total` partitions).
+fn counts_of(outcomes: &[Option<PartitionOutcome>], total: usize) -> BackfillCounts {
+    let mut counts = BackfillCounts {
+        total,
+        ..Default::default()
+    };
+    for outcome in outcomes.iter().flatten() {
+        count(&mut counts, outcome);
+    }
+    counts
+}
+
+/// Adds `outcome` to `counts`.
+fn count(counts: &mut BackfillCounts, outcome: &PartitionOutcome) {
+    match outcome {
+        PartitionOutcome::Succeeded => counts.succeeded += 1,
+        PartitionOutcome::Failed(_) => counts.failed += 1,
+        PartitionOutcome::Skipped => counts.skipped += 1,
+        PartitionOutcome::Cancelled => counts.cancelled += 1,
+        PartitionOutcome::InFlight(_) => counts.in_flight += 1,
+        PartitionOutcome::UpstreamFailed(_) => counts.upstream_failed += 1,
+    }
 }

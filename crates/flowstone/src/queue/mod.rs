@@ -379,7 +379,16 @@ impl Executor for QueueExecutor {
         let mut ids = Vec::with_capacity(inserted.len());
         let mut index_of: HashMap<i64, usize> = HashMap::with_capacity(inserted.len());
         for (index, (row, job)) in inserted.iter().zip(&jobs).enumerate() {
-            if row.conflict {
+            // A row this backfill left behind (a resumed backfill meets its own) is followed;
+            // another's holds the partition in flight.
+            let ours = row.conflict
+                && self
+                    .queue
+                    .find(row.id)
+                    .await
+                    .map_err(queue_error)?
+                    .is_some_and(|existing| existing.batch.as_deref() == Some(batch.as_str()));
+            if row.conflict && !ours {
                 let job_ref = format!("queue row {}", row.id);
                 on_done(
                     index,

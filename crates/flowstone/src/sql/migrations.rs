@@ -31,7 +31,58 @@ pub const MIGRATIONS: &[Migration] = &[
         sqlite: V3,
         postgres: V3,
     },
+    Migration {
+        version: 4,
+        name: "backfills and their partitions' outcomes",
+        sqlite: V4_SQLITE,
+        postgres: V4_POSTGRES,
+    },
 ];
+
+/// Backfills as persisted objects: the request as JSON (a range by its ends), the status and
+/// counts, and one row per ended (asset, partition). Outcomes page by (asset, partition key)
+/// in byte order on both engines.
+const V4_SQLITE: &str = "
+CREATE TABLE flowstone_backfills (
+    id TEXT PRIMARY KEY,
+    request TEXT NOT NULL,
+    status TEXT NOT NULL,
+    counts TEXT NOT NULL,
+    created_at BIGINT NOT NULL,
+    updated_at BIGINT NOT NULL,
+    finished_at BIGINT,
+    owner TEXT
+);
+CREATE TABLE flowstone_backfill_outcomes (
+    backfill_id TEXT NOT NULL,
+    asset TEXT NOT NULL,
+    partition_key TEXT NOT NULL,
+    outcome TEXT NOT NULL,
+    error TEXT,
+    PRIMARY KEY (backfill_id, asset, partition_key)
+);
+";
+
+const V4_POSTGRES: &str = r#"
+CREATE TABLE flowstone_backfills (
+    id TEXT PRIMARY KEY,
+    request JSONB NOT NULL,
+    status TEXT NOT NULL,
+    counts JSONB NOT NULL,
+    created_at TIMESTAMPTZ NOT NULL,
+    updated_at TIMESTAMPTZ NOT NULL,
+    finished_at TIMESTAMPTZ,
+    owner TEXT
+);
+CREATE TABLE flowstone_backfill_outcomes (
+    backfill_id TEXT NOT NULL,
+    asset TEXT COLLATE "C" NOT NULL,
+    partition_key TEXT COLLATE "C" NOT NULL,
+    outcome TEXT NOT NULL,
+    error TEXT,
+    PRIMARY KEY (backfill_id, asset, partition_key)
+);
+"#;
 
 /// The backfill id of a record (NULL for runs outside backfills), indexed for the backfills
 /// that look up their own records.

@@ -26,6 +26,7 @@ compile_error!(
      (the default)"
 );
 
+mod backfills;
 mod blob_io;
 mod lineage;
 pub(crate) mod migrations;
@@ -74,6 +75,7 @@ pub(crate) fn engine_not_built() -> Error {
 
 use flowstone_queue::Database;
 
+pub use backfills::SqlBackfills;
 pub use blob_io::SqlBlobIo;
 pub use lineage::SqlLineage;
 pub use migrations::MIGRATIONS;
