@@ -118,8 +118,14 @@ pub enum Command {
     Assets(commands::assets::AssetsArgs),
     /// Materialize one asset for one partition and wait for it
     Materialize(commands::materialize::MaterializeArgs),
-    /// Materialize an asset over many partitions, with a progress bar and a summary
+    /// Materialize an asset (or a selection) over many partitions, with progress and a summary
     Backfill(commands::backfill::BackfillArgs),
+    /// Stored backfills of any process: list, status ID, cancel ID, resume ID
+    Backfills {
+        /// What to do (default: list).
+        #[command(subcommand)]
+        action: Option<commands::backfills::BackfillsAction>,
+    },
     /// Schedule a materialization without waiting (at a time, on a queue, with a priority)
     Schedule(commands::schedule::ScheduleArgs),
     /// List the queue's jobs
@@ -192,6 +198,7 @@ async fn dispatch(
         Command::Assets(args) => commands::assets::run(fs, globals, args),
         Command::Materialize(args) => commands::materialize::run(fs, globals, args).await,
         Command::Backfill(args) => commands::backfill::run(fs, globals, args).await,
+        Command::Backfills { action } => commands::backfills::run(fs, globals, action).await,
         Command::Schedule(args) => commands::schedule::run(fs, globals, args).await,
         Command::Jobs(args) => commands::jobs::list(fs, globals, args).await,
         Command::Job { action } => commands::jobs::act(fs, globals, action).await,

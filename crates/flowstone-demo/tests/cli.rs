@@ -570,3 +570,52 @@ fn a_selection_naming_an_unknown_asset_says_which_it_meant() {
         .stderr_has("empty term");
     run(&dir, "backfill --all").expect_code(2);
 }
+
+#[test]
+fn stored_backfills_can_be_listed_inspected_and_refused_when_finished() {
+    let dir = sandbox("backfills");
+    let ran = run(
+        &dir,
+        "--json backfill monthly_stats --from 2013-01 --to 2013-02 --executor sync",
+    )
+    .expect_code(1)
+    .json();
+    // monthly_stats needs cleaned_weather, which is not there: both partitions fail.
+    let id = ran["backfill_id"].as_str().unwrap().to_owned();
+    let listed = run(&dir, "--json backfills list").expect_code(0).json();
+    let first = &listed["backfills"][0];
+    assert_eq!(first["backfill_id"], id.as_str(), "{listed}");
+    assert_eq!(first["status"], "completed_with_failures");
+    assert_eq!(first["request"]["selection"], "monthly_stats");
+    assert_eq!(first["counts"]["failed"], 2);
+
+    let status = run(&dir, &format!("--json backfills status {id}"))
+        .expect_code(0)
+        .json();
+    let outcomes = status["outcomes"].as_array().unwrap();
+    assert_eq!(outcomes.len(), 2, "{status}");
+    assert!(
+        outcomes.iter().all(|o| o["outcome"] == "failed"),
+        "{status}"
+    );
+    run(&dir, &format!("backfills status {id}"))
+        .expect_code(0)
+        .stdout_has("completed_with_failures")
+        .stdout_has("monthly_stats");
+
+    run(&dir, &format!("backfills resume {id}"))
+        .expect_code(2)
+        .stderr_has("already");
+    run(&dir, &format!("backfills cancel {id}"))
+        .expect_code(2)
+        .stderr_has("already");
+    run(
+        &dir,
+        "backfills status 0191d3c8-0000-7000-8000-000000000000",
+    )
+    .expect_code(2)
+    .stderr_has("does not exist");
+    run(&dir, "backfills status nope")
+        .expect_code(2)
+        .stderr_has("'nope' is not a backfill id");
+}

@@ -212,6 +212,12 @@ pub fn print_backfill_summary(globals: &GlobalOpts, reports: &[TimedReport]) {
         }
     }
     print!("{table}");
+    for timed in reports {
+        println!(
+            "backfill {}: `backfills status {}` shows it again",
+            timed.report.backfill_id, timed.report.backfill_id
+        );
+    }
     let mut failures = Table::new(["FAILED", "PARTITION", "ERROR"]);
     for timed in reports {
         for result in &timed.report.outcomes {

@@ -2,6 +2,7 @@
 
 pub mod assets;
 pub mod backfill;
+pub mod backfills;
 pub mod jobs;
 pub mod lineage;
 pub mod materializations;
