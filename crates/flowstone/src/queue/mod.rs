@@ -192,6 +192,36 @@ pub(crate) fn decode_error(text: &str) -> Error {
     }
 }
 
+impl QueueExecutor {
+    /// The rows of `batch` by (asset, encoded partition), from their meta.
+    async fn rows_of_batch(&self, batch: &str) -> Result<HashMap<(String, String), i64>> {
+        let mut rows = HashMap::new();
+        let mut after = None;
+        loop {
+            let page = self
+                .queue
+                .list_batch(batch, after, Some(1000))
+                .await
+                .map_err(queue_error)?;
+            let Some(last) = page.last() else {
+                return Ok(rows);
+            };
+            after = Some(last.id);
+            for row in &page {
+                let text = |key: &str| {
+                    row.meta
+                        .get(key)
+                        .and_then(|v| v.as_str())
+                        .map(str::to_owned)
+                };
+                if let (Some(asset), Some(partition)) = (text("asset"), text("partition")) {
+                    rows.insert((asset, partition), row.id);
+                }
+            }
+        }
+    }
+}
+
 /// What a finished queue row means for its job.
 pub(crate) fn outcome_of(row: &flowstone_queue::Job) -> Result<Output> {
     match row.state {
@@ -361,34 +391,53 @@ impl Executor for QueueExecutor {
         }
         // Every row of the call shares one batch, so the whole backfill is cancelled at once.
         let batch = jobs[0].backfill_id.unwrap_or_default().to_string();
-        let rows = jobs
+        // The graph is inserted in one transaction, so a batch that already has rows was
+        // inserted whole by a process that is gone (this is a resumed backfill): follow its
+        // rows, and insert only the jobs that have none (never inserting a partition again
+        // whose row may be completing right now).
+        let left = self.rows_of_batch(&batch).await?;
+        let mut ids = Vec::with_capacity(jobs.len());
+        let mut index_of: HashMap<i64, usize> = HashMap::with_capacity(jobs.len());
+        let mut fresh: Vec<usize> = Vec::with_capacity(jobs.len());
+        for (index, job) in jobs.iter().enumerate() {
+            match left.get(&(job.asset.clone(), job.partition.encode())) {
+                Some(&id) => {
+                    ids.push(id);
+                    index_of.insert(id, index);
+                }
+                None => fresh.push(index),
+            }
+        }
+        let mut position = vec![usize::MAX; jobs.len()];
+        for (at, &index) in fresh.iter().enumerate() {
+            position[index] = at;
+        }
+        let edges: Vec<(usize, usize)> = edges
+            .into_iter()
+            .filter(|(up, down)| position[*up] != usize::MAX && position[*down] != usize::MAX)
+            .map(|(up, down)| (position[up], position[down]))
+            .collect();
+        let rows = fresh
             .iter()
-            .map(|job| {
+            .map(|&index| {
                 Ok(self
-                    .new_job(job, &cx, RowFor::Backfill)?
+                    .new_job(&jobs[index], &cx, RowFor::Backfill)?
                     .batch(batch.clone()))
             })
             .collect::<Result<Vec<_>>>()?;
-        let inserted = self
-            .queue
-            .insert_graph(&rows, &edges)
-            .await
-            .map_err(queue_error)?;
-        // Rows this call inserted, to follow; a partition whose active job was already there
-        // is reported in flight at once (it runs once, as that job).
-        let mut ids = Vec::with_capacity(inserted.len());
-        let mut index_of: HashMap<i64, usize> = HashMap::with_capacity(inserted.len());
-        for (index, (row, job)) in inserted.iter().zip(&jobs).enumerate() {
-            // A row this backfill left behind (a resumed backfill meets its own) is followed;
-            // another's holds the partition in flight.
-            let ours = row.conflict
-                && self
-                    .queue
-                    .find(row.id)
-                    .await
-                    .map_err(queue_error)?
-                    .is_some_and(|existing| existing.batch.as_deref() == Some(batch.as_str()));
-            if row.conflict && !ours {
+        let inserted = if rows.is_empty() {
+            Vec::new()
+        } else {
+            self.queue
+                .insert_graph(&rows, &edges)
+                .await
+                .map_err(queue_error)?
+        };
+        // A partition whose active job was already there (another backfill's) is reported in
+        // flight at once: it runs once, as that job.
+        for (row, &index) in inserted.iter().zip(&fresh) {
+            let job = &jobs[index];
+            if row.conflict {
                 let job_ref = format!("queue row {}", row.id);
                 on_done(
                     index,
