@@ -122,6 +122,25 @@ impl BackfillProgress {
         }
     }
 
+    /// Shows counts read from elsewhere (a backfill another process runs): `done` of `total`,
+    /// `failed` of them failed. Plain mode prints a line when they changed.
+    pub fn set_counts(&self, done: usize, total: usize, failed: usize) {
+        match &self.mode {
+            Mode::Bar(bar) => {
+                bar.set_length(total as u64);
+                bar.set_position(done as u64);
+                bar.set_message(format!("{failed} failed"));
+            }
+            Mode::Lines { last } => {
+                let mut last = last.lock().unwrap_or_else(|p| p.into_inner());
+                if last.1 != done || done == 0 {
+                    *last = (Instant::now(), done);
+                    eprintln!("{} [{done}/{total}] ({failed} failed)", self.label);
+                }
+            }
+        }
+    }
+
     /// Ends the display.
     pub fn finish(&self) {
         if let Mode::Bar(bar) = &self.mode {

@@ -619,3 +619,51 @@ fn stored_backfills_can_be_listed_inspected_and_refused_when_finished() {
         .expect_code(2)
         .stderr_has("'nope' is not a backfill id");
 }
+
+#[test]
+fn a_backfill_running_in_one_process_is_followed_and_cancelled_from_another() {
+    let dir = sandbox("backfills-cancel");
+    // A slow source (each partition waits 300 ms) and one partition at a time: 48 months
+    // take long enough to be cancelled midway.
+    let mut backfilling = common::spawn(
+        &dir,
+        "backfill raw_weather --all --executor async --max-concurrency 1",
+        &[("FLOWSTONE_DEMO_DELAY_MS", "300")],
+    );
+    let started = std::time::Instant::now();
+    let id = loop {
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(30),
+            "the backfill never showed up in `backfills list`"
+        );
+        let listed = run(&dir, "--json backfills list");
+        if listed.code == 0
+            && let Some(first) = listed.json()["backfills"]
+                .as_array()
+                .and_then(|b| b.first().cloned())
+            && first["status"] == "running"
+        {
+            break first["backfill_id"].as_str().unwrap().to_owned();
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    };
+    run(&dir, &format!("backfills cancel {id}"))
+        .expect_code(0)
+        .stdout_has("cancelling");
+    // Following ends when the backfill does, wherever it runs.
+    run(&dir, &format!("backfills status {id} --follow"))
+        .expect_code(0)
+        .stdout_has("status     cancelled");
+    let code = backfilling.wait().expect("the backfill exits").code();
+    assert_eq!(code, Some(1), "a cancelled backfill exits 1");
+    let status = run(&dir, &format!("--json backfills status {id}"))
+        .expect_code(0)
+        .json();
+    assert_eq!(status["status"], "cancelled", "{status}");
+    let counts = &status["counts"];
+    assert!(counts["cancelled"].as_u64().unwrap() > 0, "{status}");
+    assert!(
+        counts["succeeded"].as_u64().unwrap() < 48,
+        "it stopped before the end: {status}"
+    );
+}

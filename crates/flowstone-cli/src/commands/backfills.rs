@@ -7,6 +7,7 @@ use serde_json::{Value, json};
 
 use super::backfill::{TimedReport, print_backfill_summary, status_of};
 use crate::output::{Table, one_line, partition_json, partition_text, print_json};
+use crate::progress::BackfillProgress;
 use crate::{CliError, GlobalOpts, Status};
 
 /// What to do with stored backfills.
@@ -27,6 +28,9 @@ pub enum BackfillsAction {
         #[arg(long, default_value_t = 50, value_name = "N",
               value_parser = clap::value_parser!(u32).range(1..))]
         limit: u32,
+        /// Show its progress until it ends (it may run in another process)
+        #[arg(long)]
+        follow: bool,
     },
     /// Cancel a backfill running in any process: pending partitions never start, running ones
     /// are told to stop
@@ -73,8 +77,11 @@ pub async fn run(
             }
             Ok(Status::Ok)
         }
-        BackfillsAction::Status { id, limit } => {
+        BackfillsAction::Status { id, limit, follow } => {
             let id = parse_id(&id)?;
+            if follow {
+                follow_until_finished(fs, id).await?;
+            }
             let (record, outcomes) = fs.backfill_status(id, None, limit as usize).await?;
             if globals.json {
                 let mut doc = record_json(&record);
@@ -121,6 +128,29 @@ pub async fn run(
             Ok(status_of(&reports))
         }
     }
+}
+
+/// Follows backfill `id` (run by any process) on stderr until it ends; Ctrl-C stops following
+/// (not the backfill).
+async fn follow_until_finished(fs: &FlowStone, id: BackfillId) -> Result<(), CliError> {
+    let (record, _) = fs.backfill_status(id, None, 1).await?;
+    let progress =
+        BackfillProgress::new(record.request.selection.clone(), Some(record.counts.total));
+    let mut ticks = tokio::time::interval(std::time::Duration::from_millis(250));
+    loop {
+        tokio::select! {
+            _ = ticks.tick() => {}
+            _ = tokio::signal::ctrl_c() => break,
+        }
+        let (record, _) = fs.backfill_status(id, None, 1).await?;
+        let c = record.counts;
+        progress.set_counts(c.done(), c.total, c.failed + c.upstream_failed);
+        if record.status.is_finished() {
+            break;
+        }
+    }
+    progress.finish();
+    Ok(())
 }
 
 fn parse_id(input: &str) -> Result<BackfillId, CliError> {

@@ -96,6 +96,17 @@ pub fn run(dir: &Path, line: &str) -> Ran {
     }
 }
 
+/// The demo binary started in `dir` with `line` and `env`, in the background, its output
+/// discarded: the caller waits for it.
+pub fn spawn(dir: &Path, line: &str, env: &[(&str, &str)]) -> std::process::Child {
+    demo(dir, line)
+        .envs(env.iter().copied())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("start flowstone-demo")
+}
+
 /// A `flowstone-demo worker` running in the background; killed if the test ends early.
 pub struct Worker {
     child: Option<std::process::Child>,
