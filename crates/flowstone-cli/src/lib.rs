@@ -128,6 +128,12 @@ pub enum Command {
     },
     /// Schedule a materialization without waiting (at a time, on a queue, with a priority)
     Schedule(commands::schedule::ScheduleArgs),
+    /// The declared schedules, and when one fires next: list, preview NAME --next N
+    Schedules {
+        /// What to show (default: list).
+        #[command(subcommand)]
+        action: Option<commands::schedules::SchedulesAction>,
+    },
     /// List the queue's jobs
     Jobs(commands::jobs::JobsArgs),
     /// Show or cancel one job
@@ -200,6 +206,7 @@ async fn dispatch(
         Command::Backfill(args) => commands::backfill::run(fs, globals, args).await,
         Command::Backfills { action } => commands::backfills::run(fs, globals, action).await,
         Command::Schedule(args) => commands::schedule::run(fs, globals, args).await,
+        Command::Schedules { action } => commands::schedules::run(fs, globals, action),
         Command::Jobs(args) => commands::jobs::list(fs, globals, args).await,
         Command::Job { action } => commands::jobs::act(fs, globals, action).await,
         Command::Worker(args) => commands::worker::run(fs, globals, args).await,

@@ -667,3 +667,16 @@ fn a_backfill_running_in_one_process_is_followed_and_cancelled_from_another() {
         "it stopped before the end: {status}"
     );
 }
+
+#[test]
+fn schedules_are_listed_and_an_unknown_one_is_named() {
+    let dir = sandbox("schedules");
+    run(&dir, "schedules")
+        .expect_code(0)
+        .stdout_has("no schedule is declared");
+    let json = run(&dir, "--json schedules list").expect_code(0).json();
+    assert_eq!(json["schedules"], serde_json::json!([]));
+    run(&dir, "schedules preview nightly --next 3")
+        .expect_code(2)
+        .stderr_has("schedule 'nightly' is not declared");
+}

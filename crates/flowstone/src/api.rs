@@ -35,6 +35,7 @@ pub const DEFAULT_IO: &str = "default";
 #[derive(Clone)]
 pub struct FlowStone {
     dispatch: Dispatcher,
+    schedules: Arc<[crate::automation::Schedule]>,
     #[cfg(feature = "database")]
     database: Option<flowstone_queue::Database>,
 }
@@ -47,6 +48,7 @@ pub struct Builder {
     store: Option<Arc<dyn MaterializationStore>>,
     lineage: Option<Arc<dyn LineageStore>>,
     backfills: Option<Arc<dyn crate::backfill::BackfillStore>>,
+    schedules: Vec<crate::automation::Schedule>,
     hooks: Vec<(String, Arc<dyn Hook>)>,
     resources: ResourcesBuilder,
     executors: Vec<(String, Arc<dyn Executor>)>,
@@ -65,6 +67,7 @@ impl FlowStone {
             store: None,
             lineage: None,
             backfills: None,
+            schedules: Vec::new(),
             hooks: Vec::new(),
             resources: ResourcesBuilder::default(),
             executors: Vec::new(),
@@ -273,6 +276,31 @@ impl FlowStone {
         crate::backfill::run(&self.dispatch, backfill.select(asset).anchor(asset)).await
     }
 
+    /// The declared schedules, in the order they were added.
+    pub fn schedules(&self) -> &[crate::automation::Schedule] {
+        &self.schedules
+    }
+
+    /// The next `n` ticks of schedule `name` after `after`, with the partitions they target,
+    /// without launching anything. An unknown name is `NotFound` with the nearest one.
+    pub fn preview_schedule(
+        &self,
+        name: &str,
+        after: chrono::DateTime<chrono::Utc>,
+        n: usize,
+    ) -> Result<Vec<crate::automation::TickPreview>> {
+        let schedule = self
+            .schedules
+            .iter()
+            .find(|s| s.name() == name)
+            .ok_or_else(|| {
+                let hint =
+                    crate::suggest::did_you_mean(name, self.schedules.iter().map(|s| s.name()));
+                Error::not_found(format!("schedule '{name}' is not declared{hint}"))
+            })?;
+        schedule.preview(self.registry(), after, n)
+    }
+
     /// Stored backfills (of this process and others sharing the database), newest first, at
     /// most `limit`.
     pub async fn backfills(&self, limit: usize) -> Result<Vec<crate::backfill::BackfillRecord>> {
@@ -432,6 +460,13 @@ impl FlowStone {
 }
 
 impl Builder {
+    /// Adds a schedule (checked by the build: its expression, zone, target and the partition
+    /// its next tick targets).
+    pub fn schedule(mut self, schedule: crate::automation::Schedule) -> Self {
+        self.schedules.push(schedule);
+        self
+    }
+
     /// Adds an asset.
     pub fn asset(mut self, asset: Asset) -> Self {
         self.assets.push(asset);
@@ -654,8 +689,22 @@ impl Builder {
                 )));
             }
         }
+        let now = chrono::Utc::now();
+        for (i, schedule) in self.schedules.iter().enumerate() {
+            if self.schedules[..i]
+                .iter()
+                .any(|s| s.name() == schedule.name())
+            {
+                return Err(Error::invalid_graph(format!(
+                    "schedule '{}' is declared twice; schedule names must be unique",
+                    schedule.name()
+                )));
+            }
+            schedule.check(runtime.registry(), now)?;
+        }
         Ok(FlowStone {
             dispatch: Dispatcher::new(runtime, executors),
+            schedules: self.schedules.into(),
             #[cfg(feature = "database")]
             database: None,
         })

@@ -49,6 +49,7 @@
 
 pub mod api;
 pub mod asset;
+pub mod automation;
 pub mod backfill;
 pub mod context;
 pub mod deferred;
@@ -83,6 +84,7 @@ pub mod testing;
 
 pub use api::FlowStone;
 pub use asset::{Asset, RetryPolicy};
+pub use automation::{Schedule, TickPartition};
 pub use backfill::{Backfill, BackfillReport, PartitionOutcome, PartitionResult, Progress};
 pub use context::Context;
 pub use error::{Error, ErrorKind, ErrorRecord, Result};

@@ -8,4 +8,5 @@ pub mod lineage;
 pub mod materializations;
 pub mod materialize;
 pub mod schedule;
+pub mod schedules;
 pub mod worker;
