@@ -48,6 +48,17 @@ const WITHOUT: &str = "FS_QTEST_WITHOUT";
 const REPORT: &str = "FS_QTEST_REPORT ";
 /// How long a child may take to finish its part.
 const CHILD_PATIENCE: Duration = Duration::from_secs(120);
+/// Every (asset, encoded partition) `day` and `month` ran for in this process.
+static DAYS_AND_MONTHS_RAN: std::sync::Mutex<Vec<(String, String)>> =
+    std::sync::Mutex::new(Vec::new());
+
+/// `day` or `month` ran for `ctx`'s partition in this process.
+fn ran(ctx: &flowstone::Context) {
+    DAYS_AND_MONTHS_RAN
+        .lock()
+        .unwrap()
+        .push((ctx.asset().to_owned(), ctx.partition().encode()));
+}
 
 /// The FlowStone every process builds: `whoami` says which process ran it, `square` squares
 /// an integer partition (after an optional sleep) and may be attempted three times, so a job
@@ -85,6 +96,21 @@ fn pipeline(url: &str) -> Builder {
                 tokio::time::sleep(Duration::from_millis(ms)).await;
                 Ok::<i64, Error>(i * i)
             }),
+        // The days of January-February 2024 and the months over them.
+        Asset::new("day")
+            .partitioned_by(flowstone::Daily::from("2024-01-01").to("2024-02-29"))
+            .execute(|ctx| async move {
+                ran(&ctx);
+                Ok::<i64, Error>(1)
+            }),
+        Asset::new("month")
+            .partitioned_by(flowstone::Monthly::from("2024-01").to("2024-02"))
+            .depends_on_mapped("day", flowstone::PartitionMapping::time_window())
+            .execute(|ctx| async move {
+                ran(&ctx);
+                let days = ctx.deps::<i64>("day")?;
+                Ok::<i64, Error>(days.iter().map(|(_, n)| n).sum())
+            }),
     ];
     assets
         .into_iter()
@@ -111,6 +137,10 @@ fn child_process() {
             match role.as_str() {
                 "worker" => run_worker(fs).await,
                 "backfill" => run_backfill(fs).await,
+                "days_and_months" => {
+                    let report = fs.run_backfill(days_and_months()).await;
+                    panic!("the backfill was to be killed before it ended: {report:?}");
+                }
                 "cancel" => {
                     let id: i64 = std::env::var(JOB_ID).unwrap().parse().unwrap();
                     fs.queue().unwrap().cancel(id).await.expect("cancel");
@@ -167,6 +197,16 @@ async fn run_backfill(fs: FlowStone) {
     });
     // On a line of its own: libtest has already written "test child_process ... ".
     println!("\n{REPORT}{line}");
+}
+
+/// The days and months of January-February 2024 through the queue.
+fn days_and_months() -> Backfill {
+    Backfill::range(
+        chrono::NaiveDate::from_ymd_opt(2024, 1, 1).unwrap(),
+        chrono::NaiveDate::from_ymd_opt(2024, 2, 29).unwrap(),
+    )
+    .select("day+")
+    .executor(Strategy::Queue)
 }
 
 /// Starts this binary as a child with `role`.
@@ -618,7 +658,111 @@ async fn an_old_worker_without_an_asset_leaves_its_jobs_to_a_new_one(db: &TestDb
     stop_worker(new).await;
 }
 
+/// A process backfills January-February's days and months through the queue with no worker
+/// running and is killed (SIGKILL) once its 62 rows are in: its record stays `running`. This
+/// process resumes it with a worker of its own: the rows the dead process left are followed,
+/// not inserted again; every (asset, partition) succeeds under the same id, runs once and has
+/// one record; the record ends `completed`.
+async fn a_queue_backfill_is_resumed_after_its_process_is_killed(db: &TestDb) {
+    const N: usize = 31 + 29 + 2;
+    let fs = parent(db).await;
+    let mut backfiller = spawn_child("days_and_months", db.url(), "backfiller", &[]);
+    let id = wait_for("the backfill's record", || async {
+        fs.backfills(10).await.unwrap().pop().map(|r| r.id)
+    })
+    .await;
+    let batch = id.to_string();
+    let queue = fs.queue().unwrap();
+    wait_for("the backfill's rows are in", || async {
+        let rows = queue.list_batch(&batch, None, Some(1000)).await.unwrap();
+        (rows.len() == N).then_some(())
+    })
+    .await;
+    backfiller
+        .start_kill()
+        .expect("SIGKILL the backfilling process");
+    let status = backfiller.wait().await.unwrap();
+    assert!(!status.success(), "killed: {status:?}");
+    let (dead, _) = fs.backfill_status(id, None, 0).await.unwrap();
+    assert_eq!(dead.status.as_str(), "running", "{dead:?}");
+
+    // The worker starts once the resume has read what is done (it has when it touches the
+    // record), so every partition runs in the resumed backfill.
+    let resumed = {
+        let fs = fs.clone();
+        tokio::spawn(async move { fs.resume_backfill(id).await })
+    };
+    wait_for("the resume to take the record over", || async {
+        let (record, _) = fs.backfill_status(id, None, 0).await.unwrap();
+        (record.updated_at > dead.updated_at).then_some(())
+    })
+    .await;
+    let worker = fs
+        .worker()
+        .queue("assets", 4)
+        .settings(fast_settings())
+        .start()
+        .await
+        .unwrap();
+    let report = tokio::time::timeout(CHILD_PATIENCE, resumed)
+        .await
+        .expect("the resumed backfill finishes")
+        .unwrap()
+        .unwrap();
+    worker.shutdown(Duration::from_secs(10)).await;
+    assert_eq!(report.backfill_id, id);
+    assert_eq!(
+        (report.total, report.succeeded),
+        (N, N),
+        "{:?}",
+        report.outcomes
+    );
+
+    // Each (asset, partition) ran once, here, and has one success record of the backfill.
+    let ran = DAYS_AND_MONTHS_RAN.lock().unwrap().clone();
+    let mut runs: BTreeMap<(String, String), usize> = BTreeMap::new();
+    for key in ran {
+        *runs.entry(key).or_default() += 1;
+    }
+    assert_eq!(runs.len(), N, "{runs:?}");
+    assert!(runs.values().all(|&n| n == 1), "{runs:?}");
+    for asset in ["day", "month"] {
+        let records = fs
+            .materializations(&MaterializationQuery::asset(asset))
+            .await
+            .unwrap();
+        let mut per_partition: BTreeMap<String, usize> = BTreeMap::new();
+        for record in &records {
+            assert_eq!(record.status, MaterializationStatus::Success, "{record:?}");
+            assert_eq!(record.backfill_id, Some(id), "{record:?}");
+            *per_partition.entry(record.partition.encode()).or_default() += 1;
+        }
+        assert_eq!(per_partition.len(), report.of_asset(asset).count());
+        assert!(per_partition.values().all(|&n| n == 1), "{per_partition:?}");
+    }
+
+    // The queue holds one row per (asset, partition), completed.
+    let rows = queue.list_batch(&batch, None, Some(1000)).await.unwrap();
+    let mut per_partition: BTreeMap<(String, String), usize> = BTreeMap::new();
+    for row in &rows {
+        assert_eq!(row.state, JobState::Completed, "{row:?}");
+        let key = (
+            row.meta["asset"].to_string(),
+            row.meta["partition"].to_string(),
+        );
+        *per_partition.entry(key).or_default() += 1;
+    }
+    assert_eq!(rows.len(), N, "no row inserted twice: {per_partition:?}");
+    assert_eq!(per_partition.len(), N);
+
+    let (record, _) = fs.backfill_status(id, None, 0).await.unwrap();
+    assert_eq!(record.status.as_str(), "completed", "{record:?}");
+    assert_eq!(record.counts.succeeded, N, "{record:?}");
+    assert_eq!(record.owner, None, "{record:?}");
+}
+
 flowstone_queue::both_engines!(
+    a_queue_backfill_is_resumed_after_its_process_is_killed,
     a_success_after_a_cancel_from_another_process_does_not_land,
     an_old_worker_without_an_asset_leaves_its_jobs_to_a_new_one,
     execute_returns_the_output_from_a_worker_in_another_process,

@@ -246,7 +246,8 @@ pub trait BackfillStore: Send + Sync + 'static {
     async fn create(&self, record: &BackfillRecord) -> Result<()>;
 
     /// Sets the status, counts and owner of backfill `id` (and `finished_at` when the status
-    /// is final). A backfill asked to cancel stays `cancelling` until it ends.
+    /// is final). A backfill asked to cancel stays `cancelling` until it ends; one that has
+    /// ended is left as it is.
     async fn update(
         &self,
         id: BackfillId,
@@ -302,10 +303,11 @@ impl MemoryBackfills {
     }
 }
 
-/// The status an update leaves: a backfill asked to cancel stays `cancelling` until it ends.
+/// The status an update leaves: a backfill asked to cancel stays `cancelling` until it ends,
+/// and one that has ended stays as it ended (a late progress write cannot reopen it).
 pub(crate) fn next_status(current: BackfillStatus, asked: BackfillStatus) -> BackfillStatus {
-    if current == BackfillStatus::Cancelling && !asked.is_finished() {
-        BackfillStatus::Cancelling
+    if current.is_finished() || (current == BackfillStatus::Cancelling && !asked.is_finished()) {
+        current
     } else {
         asked
     }
@@ -327,6 +329,9 @@ impl BackfillStore for MemoryBackfills {
     ) -> Result<()> {
         let mut kept = self.kept()?;
         let record = kept.records.get_mut(&id).ok_or_else(|| not_found(id))?;
+        if record.status.is_finished() {
+            return Ok(());
+        }
         let now = Utc::now();
         record.status = next_status(record.status, status);
         record.counts = *counts;

@@ -404,11 +404,16 @@ async fn drive(
             cancel.clone(),
             Arc::clone(&books.live),
         );
-        tokio::spawn(async move {
+        let stop = tokio_util::sync::CancellationToken::new();
+        let stopped = stop.clone();
+        let task = tokio::spawn(async move {
             let mut checks = tokio::time::interval(CHECK_EVERY);
             checks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
-                checks.tick().await;
+                tokio::select! {
+                    _ = checks.tick() => {}
+                    () = stopped.cancelled() => return,
+                }
                 let counts = *live.lock().unwrap_or_else(|p| p.into_inner());
                 let written = store
                     .update(backfill_id, BackfillStatus::Running, &counts, Some(&owner))
@@ -422,7 +427,13 @@ async fn drive(
                     cancel.cancel();
                 }
             }
-        })
+        });
+        // Dropped with this future (an aborted backfill): the task is aborted too; a write of
+        // it that still lands cannot undo a final status (the stores refuse that).
+        Watcher {
+            stop,
+            task: Some(task),
+        }
     };
     loop {
         // Hand out what is ready: skip what is done, start the rest.
@@ -513,8 +524,8 @@ async fn drive(
         }
     }
 
-    watcher.abort();
-    let _ = watcher.await;
+    // Stopped between writes and awaited, so none of its writes lands after the final one.
+    watcher.finish().await;
     let Books { plan, outcomes, .. } = books;
     let counts = counts_of(&outcomes, total);
     let ended: Vec<PartitionRecord> = plan
@@ -564,6 +575,30 @@ async fn drive(
         upstream_failed: counts.upstream_failed,
         outcomes,
     })
+}
+
+/// The task that writes a running backfill's progress.
+struct Watcher {
+    stop: tokio_util::sync::CancellationToken,
+    task: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl Watcher {
+    /// Stops it between two writes and waits until it has.
+    async fn finish(mut self) {
+        self.stop.cancel();
+        if let Some(task) = self.task.take() {
+            let _ = task.await;
+        }
+    }
+}
+
+impl Drop for Watcher {
+    fn drop(&mut self) {
+        if let Some(task) = self.task.take() {
+            task.abort();
+        }
+    }
 }
 
 /// The counts of `outcomes` (of a plan of `total` partitions).

@@ -142,7 +142,7 @@ impl BackfillStore for SqlBackfills {
                                    THEN status ELSE ?2 END,
                      counts = ?3, owner = ?4, updated_at = ?5,
                      finished_at = CASE WHEN ?2 IN {FINAL} THEN ?5 ELSE finished_at END
-                  WHERE id = ?1"
+                  WHERE id = ?1 AND status NOT IN {FINAL}"
             )))
             .bind(key).bind(status).bind(counts).bind(owner)
             .bind(to_micros(chrono::Utc::now()))
@@ -153,12 +153,13 @@ impl BackfillStore for SqlBackfills {
                                    THEN status ELSE $2 END,
                      counts = $3::jsonb, owner = $4, updated_at = now(),
                      finished_at = CASE WHEN $2 IN {FINAL} THEN now() ELSE finished_at END
-                  WHERE id = $1"
+                  WHERE id = $1 AND status NOT IN {FINAL}"
             )))
             .bind(key).bind(status).bind(counts).bind(owner)
             .execute(pool).await.map_err(err)?.rows_affected(),
         });
-        if done == 0 {
+        // Nothing changed: the backfill has ended (left as it ended), or it does not exist.
+        if done == 0 && self.get(id).await?.is_none() {
             return Err(crate::backfill::not_found(id));
         }
         Ok(())
