@@ -266,7 +266,7 @@ pub trait BackfillStore: Send + Sync + 'static {
     async fn request_cancel(&self, id: BackfillId) -> Result<Option<BackfillRecord>>;
 
     /// Stores (or replaces) the outcomes of ended partitions.
-    async fn record_outcomes(&self, id: BackfillId, outcomes: &[PartitionRecord]) -> Result<()>;
+    async fn record_outcomes(&self, id: BackfillId, outcomes: Vec<PartitionRecord>) -> Result<()>;
 
     /// Outcomes of backfill `id` ordered by (asset, encoded partition), after `after` (the last
     /// (asset, partition) of the previous page), at most `limit`.
@@ -287,7 +287,9 @@ pub struct MemoryBackfills {
 #[derive(Debug, Default)]
 struct Kept {
     records: BTreeMap<BackfillId, BackfillRecord>,
-    outcomes: BTreeMap<BackfillId, BTreeMap<(String, String), PartitionRecord>>,
+    /// As recorded (a backfill records each partition once, at its end); ordered for paging
+    /// when read, which is rare next to writing a large backfill's outcomes.
+    outcomes: BTreeMap<BackfillId, Vec<PartitionRecord>>,
 }
 
 impl MemoryBackfills {
@@ -369,15 +371,20 @@ impl BackfillStore for MemoryBackfills {
         }))
     }
 
-    async fn record_outcomes(&self, id: BackfillId, outcomes: &[PartitionRecord]) -> Result<()> {
+    async fn record_outcomes(&self, id: BackfillId, outcomes: Vec<PartitionRecord>) -> Result<()> {
         let mut kept = self.kept()?;
         let rows = kept.outcomes.entry(id).or_default();
-        for outcome in outcomes {
-            rows.insert(
-                (outcome.asset.clone(), outcome.partition.encode()),
-                outcome.clone(),
-            );
+        if rows.is_empty() {
+            *rows = outcomes;
+            return Ok(());
         }
+        // Recorded again (a resumed backfill): the newer outcome replaces the older.
+        let newer: std::collections::HashSet<(String, Partition)> = outcomes
+            .iter()
+            .map(|o| (o.asset.clone(), o.partition.clone()))
+            .collect();
+        rows.retain(|o| !newer.contains(&(o.asset.clone(), o.partition.clone())));
+        rows.extend(outcomes);
         Ok(())
     }
 
@@ -392,12 +399,17 @@ impl BackfillStore for MemoryBackfills {
             return Ok(Vec::new());
         };
         let after = after.map(|(asset, p)| (asset.to_owned(), p.encode()));
-        Ok(rows
+        let mut keyed: Vec<((&str, String), &PartitionRecord)> = rows
             .iter()
-            .filter(|(key, _)| after.as_ref().is_none_or(|a| *key > a))
-            .take(limit)
-            .map(|(_, r)| r.clone())
-            .collect())
+            .map(|o| ((o.asset.as_str(), o.partition.encode()), o))
+            .filter(|((asset, key), _)| {
+                after
+                    .as_ref()
+                    .is_none_or(|(a, k)| (*asset, key.as_str()) > (a.as_str(), k.as_str()))
+            })
+            .collect();
+        keyed.sort_by(|a, b| a.0.cmp(&b.0));
+        Ok(keyed.into_iter().take(limit).map(|(_, o)| o.clone()).collect())
     }
 }
 

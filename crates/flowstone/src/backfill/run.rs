@@ -541,7 +541,7 @@ async fn drive(
             })
         })
         .collect();
-    store.record_outcomes(backfill_id, &ended).await?;
+    store.record_outcomes(backfill_id, ended).await?;
     let status = if counts.cancelled > 0 || cancel.is_cancelled() {
         BackfillStatus::Cancelled
     } else if counts.failed + counts.upstream_failed + counts.in_flight > 0 {

@@ -212,7 +212,7 @@ impl BackfillStore for SqlBackfills {
         self.get(id).await
     }
 
-    async fn record_outcomes(&self, id: BackfillId, outcomes: &[PartitionRecord]) -> Result<()> {
+    async fn record_outcomes(&self, id: BackfillId, outcomes: Vec<PartitionRecord>) -> Result<()> {
         let key = id.to_string();
         let err = |e| sql_error("store backfill outcomes", e);
         for chunk in outcomes.chunks(1000) {
