@@ -409,7 +409,11 @@ impl BackfillStore for MemoryBackfills {
             })
             .collect();
         keyed.sort_by(|a, b| a.0.cmp(&b.0));
-        Ok(keyed.into_iter().take(limit).map(|(_, o)| o.clone()).collect())
+        Ok(keyed
+            .into_iter()
+            .take(limit)
+            .map(|(_, o)| o.clone())
+            .collect())
     }
 }
 
