@@ -17,6 +17,7 @@ flowstone_queue::both_engines!(
     a_failed_upstream_job_ends_what_waits_for_it_without_running,
     cancelling_an_upstream_job_cancels_what_waits_for_it,
     edges_naming_jobs_outside_the_graph_are_refused,
+    a_cancelled_waiting_job_stays_cancelled_when_its_upstream_completes,
 );
 
 async fn state(q: &Queue, id: i64) -> JobState {
@@ -160,4 +161,25 @@ async fn edges_naming_jobs_outside_the_graph_are_refused(t: &TestDb) {
         q.list(&Default::default()).await.unwrap().is_empty(),
         "nothing was inserted"
     );
+}
+
+async fn a_cancelled_waiting_job_stays_cancelled_when_its_upstream_completes(t: &TestDb) {
+    let q = migrated(t).await;
+    let ids: Vec<i64> = q
+        .insert_graph(&[step(0), step(1)], &[(0, 1)])
+        .await
+        .unwrap()
+        .iter()
+        .map(|i| i.id)
+        .collect();
+    q.cancel(ids[1]).await.unwrap();
+    let (ran, builder) = worker(t, 2);
+    let w = builder.started().await;
+    wait_until("the upstream job completed", || async {
+        state(&q, ids[0]).await == JobState::Completed
+    })
+    .await;
+    w.shutdown(Duration::from_secs(10)).await;
+    assert_eq!(state(&q, ids[1]).await, JobState::Cancelled);
+    assert_eq!(*ran.lock().unwrap(), vec![0], "the cancelled job never ran");
 }

@@ -538,7 +538,7 @@ pub(crate) async fn ack_and_claim(
                     scheduled_at = CASE WHEN w.waiting_on - r.n <= 0 THEN w.inserted_at
                                         ELSE w.scheduled_at END
                FROM (SELECT downstream_id, count(*) AS n FROM used GROUP BY downstream_id) AS r
-              WHERE w.id = r.downstream_id AND w.waiting_on > 0
+              WHERE w.id = r.downstream_id AND w.waiting_on > 0 AND w.state = 'scheduled'
              RETURNING w.id),
          claimed AS (
              UPDATE flowstone_jobs

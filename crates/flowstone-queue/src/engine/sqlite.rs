@@ -185,7 +185,8 @@ const RELEASE: &str = "
                     AND u.state = 'completed' AND u.completed_at = ?1
                    JOIN flowstone_job_deps AS d ON d.upstream_id = u.id
                   GROUP BY d.downstream_id) AS r
-          WHERE flowstone_jobs.id = r.id AND flowstone_jobs.waiting_on > 0;
+          WHERE flowstone_jobs.id = r.id AND flowstone_jobs.waiting_on > 0
+            AND flowstone_jobs.state = 'scheduled';
          DELETE FROM flowstone_job_deps WHERE upstream_id IN (
              SELECT u.id FROM json_each(?2) AS a
                JOIN flowstone_jobs AS u
