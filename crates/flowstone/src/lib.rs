@@ -6,23 +6,27 @@
 //! [`executor`]s: inline ([`SyncExecutor`]), on local tasks ([`TaskAsyncExecutor`]), one step at a
 //! time ([`SerialExecutor`]), or through your own [`Executor`].
 //!
-//! ```no_run
-//! use flowstone::{Asset, FlowStone, Run, Daily};
-//! # async fn demo() -> flowstone::Result<()> {
+//! ```
+//! use flowstone::{Asset, Daily, FlowStone, Monthly, PartitionMapping, Run};
+//! # #[tokio::main]
+//! # async fn main() -> flowstone::Result<()> {
 //! let fs = FlowStone::builder()
-//!     .asset(Asset::new("numbers").partitioned_by(Daily::from("2024-01-01"))
-//!         .execute(|ctx| async move { Ok::<_, flowstone::Error>(vec![1u64, 2, 3]) }))
-//!     .asset(Asset::new("total").depends_on(["numbers"])
+//!     .asset(Asset::new("numbers").partitioned_by(Daily::from("2024-01-01").to("2024-12-31"))
+//!         .execute(|_ctx| async move { Ok::<_, flowstone::Error>(vec![1u64, 2, 3]) }))
+//!     // A month reads its days: a time-window partition mapping.
+//!     .asset(Asset::new("monthly_total").partitioned_by(Monthly::from("2024-01").to("2024-12"))
+//!         .depends_on_mapped("numbers", PartitionMapping::time_window())
 //!         .execute(|ctx| async move {
-//!             let numbers: Vec<u64> = ctx.dep("numbers")?;
-//!             Ok::<_, flowstone::Error>(numbers.iter().sum::<u64>())
+//!             let days = ctx.deps::<Vec<u64>>("numbers")?;
+//!             Ok::<_, flowstone::Error>(days.iter().flat_map(|(_, n)| n).sum::<u64>())
 //!         }))
-//!     .build()?;
-//! let day = chrono::NaiveDate::from_ymd_opt(2024, 1, 1).unwrap();
+//!     .build()?; // the graph and its mappings are checked here
+//! let january = chrono::NaiveDate::from_ymd_opt(2024, 1, 1).unwrap();
 //! let total: u64 = fs
-//!     .materialize("total", Run::partition(day).with_upstream(true))
+//!     .materialize("monthly_total", Run::partition(january).with_upstream(true))
 //!     .await?
 //!     .value()?;
+//! assert_eq!(total, 31 * 6);
 //! # Ok(()) }
 //! ```
 //!
