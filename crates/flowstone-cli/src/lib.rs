@@ -128,7 +128,7 @@ pub enum Command {
     },
     /// Schedule a materialization without waiting (at a time, on a queue, with a priority)
     Schedule(commands::schedule::ScheduleArgs),
-    /// The declared schedules, and when one fires next: list, preview NAME --next N
+    /// The declared schedules: list, on NAME, off NAME, preview NAME --next N
     Schedules {
         /// What to show (default: list).
         #[command(subcommand)]
@@ -206,7 +206,7 @@ async fn dispatch(
         Command::Backfill(args) => commands::backfill::run(fs, globals, args).await,
         Command::Backfills { action } => commands::backfills::run(fs, globals, action).await,
         Command::Schedule(args) => commands::schedule::run(fs, globals, args).await,
-        Command::Schedules { action } => commands::schedules::run(fs, globals, action),
+        Command::Schedules { action } => commands::schedules::run(fs, globals, action).await,
         Command::Jobs(args) => commands::jobs::list(fs, globals, args).await,
         Command::Job { action } => commands::jobs::act(fs, globals, action).await,
         Command::Worker(args) => commands::worker::run(fs, globals, args).await,

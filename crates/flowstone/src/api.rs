@@ -36,6 +36,7 @@ pub const DEFAULT_IO: &str = "default";
 pub struct FlowStone {
     dispatch: Dispatcher,
     schedules: Arc<[crate::automation::Schedule]>,
+    automation: Arc<dyn crate::automation::AutomationStore>,
     #[cfg(feature = "database")]
     database: Option<flowstone_queue::Database>,
 }
@@ -49,6 +50,7 @@ pub struct Builder {
     lineage: Option<Arc<dyn LineageStore>>,
     backfills: Option<Arc<dyn crate::backfill::BackfillStore>>,
     schedules: Vec<crate::automation::Schedule>,
+    automation: Option<Arc<dyn crate::automation::AutomationStore>>,
     hooks: Vec<(String, Arc<dyn Hook>)>,
     resources: ResourcesBuilder,
     executors: Vec<(String, Arc<dyn Executor>)>,
@@ -68,6 +70,7 @@ impl FlowStone {
             lineage: None,
             backfills: None,
             schedules: Vec::new(),
+            automation: None,
             hooks: Vec::new(),
             resources: ResourcesBuilder::default(),
             executors: Vec::new(),
@@ -281,6 +284,34 @@ impl FlowStone {
         &self.schedules
     }
 
+    /// Whether schedule `name` is on: its stored switch, else its definition's default. An
+    /// unknown name is `NotFound` with the nearest one.
+    pub async fn schedule_enabled(&self, name: &str) -> Result<bool> {
+        let schedule = self.find_schedule(name)?;
+        Ok(self
+            .automation
+            .enabled("schedule", name)
+            .await?
+            .unwrap_or(schedule.is_default_on()))
+    }
+
+    /// Turns schedule `name` on or off, for every process on this database.
+    pub async fn set_schedule_enabled(&self, name: &str, on: bool) -> Result<()> {
+        self.find_schedule(name)?;
+        self.automation.set_enabled("schedule", name, on).await
+    }
+
+    fn find_schedule(&self, name: &str) -> Result<&crate::automation::Schedule> {
+        self.schedules
+            .iter()
+            .find(|s| s.name() == name)
+            .ok_or_else(|| {
+                let hint =
+                    crate::suggest::did_you_mean(name, self.schedules.iter().map(|s| s.name()));
+                Error::not_found(format!("schedule '{name}' is not declared{hint}"))
+            })
+    }
+
     /// The next `n` ticks of schedule `name` after `after`, with the partitions they target,
     /// without launching anything. An unknown name is `NotFound` with the nearest one.
     pub fn preview_schedule(
@@ -289,16 +320,7 @@ impl FlowStone {
         after: chrono::DateTime<chrono::Utc>,
         n: usize,
     ) -> Result<Vec<crate::automation::TickPreview>> {
-        let schedule = self
-            .schedules
-            .iter()
-            .find(|s| s.name() == name)
-            .ok_or_else(|| {
-                let hint =
-                    crate::suggest::did_you_mean(name, self.schedules.iter().map(|s| s.name()));
-                Error::not_found(format!("schedule '{name}' is not declared{hint}"))
-            })?;
-        schedule.preview(self.registry(), after, n)
+        self.find_schedule(name)?.preview(self.registry(), after, n)
     }
 
     /// Stored backfills (of this process and others sharing the database), newest first, at
@@ -614,6 +636,8 @@ impl Builder {
             this.lineage.get_or_insert_with(|| Arc::new(sql.lineage));
             this.backfills
                 .get_or_insert_with(|| Arc::new(crate::sql::SqlBackfills::new(db.clone())));
+            this.automation
+                .get_or_insert_with(|| Arc::new(crate::sql::SqlAutomation::new(db.clone())));
             this.executors.insert(
                 0,
                 (
@@ -705,6 +729,9 @@ impl Builder {
         Ok(FlowStone {
             dispatch: Dispatcher::new(runtime, executors),
             schedules: self.schedules.into(),
+            automation: self
+                .automation
+                .unwrap_or_else(|| Arc::new(crate::automation::MemoryAutomation::new())),
             #[cfg(feature = "database")]
             database: None,
         })

@@ -215,3 +215,55 @@ fn a_tick_targets_the_window_that_just_closed_by_default() {
     assert_eq!(err.kind(), ErrorKind::NotFound);
     assert!(err.to_string().contains("did you mean 'nightly'"), "{err}");
 }
+
+fn switched(builder: flowstone::api::Builder) -> flowstone::api::Builder {
+    builder
+        .asset(noop("daily").partitioned_by(Daily::from("2020-01-01")))
+        .schedule(Schedule::new("nightly", "5 0 * * *").target("daily"))
+        .schedule(
+            Schedule::new("paused", "0 * * * *")
+                .target("daily")
+                .default_on(false),
+        )
+}
+
+#[tokio::test]
+async fn a_schedule_is_on_or_off_by_default_until_switched() {
+    let fs = switched(FlowStone::builder()).build().unwrap();
+    assert!(fs.schedule_enabled("nightly").await.unwrap());
+    assert!(!fs.schedule_enabled("paused").await.unwrap());
+    fs.set_schedule_enabled("nightly", false).await.unwrap();
+    fs.set_schedule_enabled("paused", true).await.unwrap();
+    assert!(!fs.schedule_enabled("nightly").await.unwrap());
+    assert!(fs.schedule_enabled("paused").await.unwrap());
+    let err = fs.set_schedule_enabled("nigthly", true).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::NotFound);
+    assert!(err.to_string().contains("did you mean 'nightly'"), "{err}");
+}
+
+flowstone_queue::both_engines!(a_switch_is_seen_by_every_process_on_the_database,);
+
+async fn a_switch_is_seen_by_every_process_on_the_database(db: &flowstone_queue::testing::TestDb) {
+    let one = switched(FlowStone::builder())
+        .database(db.url())
+        .connect()
+        .await
+        .unwrap();
+    let other = switched(FlowStone::builder())
+        .database(db.url())
+        .connect()
+        .await
+        .unwrap();
+    assert!(other.schedule_enabled("nightly").await.unwrap());
+    one.set_schedule_enabled("nightly", false).await.unwrap();
+    assert!(
+        !other.schedule_enabled("nightly").await.unwrap(),
+        "another instance sees it off"
+    );
+    other.set_schedule_enabled("nightly", true).await.unwrap();
+    assert!(one.schedule_enabled("nightly").await.unwrap());
+    assert!(
+        !one.schedule_enabled("paused").await.unwrap(),
+        "the default still holds"
+    );
+}

@@ -1,4 +1,5 @@
-//! `schedules [list|preview NAME --next N]`: the declared schedules and when they fire.
+//! `schedules [list|on NAME|off NAME|preview NAME --next N]`: the declared schedules, their
+//! switches (shared by every process on the database), and when they fire.
 
 use clap::Subcommand;
 use flowstone::FlowStone;
@@ -10,8 +11,18 @@ use crate::{CliError, GlobalOpts, Status};
 /// What to show of the schedules.
 #[derive(Debug, Subcommand)]
 pub enum SchedulesAction {
-    /// The declared schedules
+    /// The declared schedules and whether each is on
     List,
+    /// Turn a schedule on (for every process on this database)
+    On {
+        /// The schedule's name
+        name: String,
+    },
+    /// Turn a schedule off (for every process on this database)
+    Off {
+        /// The schedule's name
+        name: String,
+    },
     /// The next ticks of one schedule and the partitions they target, without launching
     Preview {
         /// The schedule's name
@@ -24,24 +35,32 @@ pub enum SchedulesAction {
 }
 
 /// Runs `schedules ...`.
-pub fn run(
+pub async fn run(
     fs: &FlowStone,
     globals: &GlobalOpts,
     action: Option<SchedulesAction>,
 ) -> Result<Status, CliError> {
     match action.unwrap_or(SchedulesAction::List) {
+        SchedulesAction::On { name } => switch(fs, globals, &name, true).await,
+        SchedulesAction::Off { name } => switch(fs, globals, &name, false).await,
         SchedulesAction::List => {
             let schedules = fs.schedules();
+            let mut on = Vec::with_capacity(schedules.len());
+            for s in schedules {
+                on.push(fs.schedule_enabled(s.name()).await?);
+            }
             if globals.json {
                 let list: Vec<_> = schedules
                     .iter()
-                    .map(|s| {
+                    .zip(&on)
+                    .map(|(s, on)| {
                         json!({
                             "name": s.name(),
                             "cron": s.expression(),
                             "timezone": s.zone_name(),
                             "target": s.selection(),
                             "default_on": s.is_default_on(),
+                            "on": on,
                         })
                     })
                     .collect();
@@ -49,14 +68,14 @@ pub fn run(
             } else if schedules.is_empty() {
                 println!("no schedule is declared");
             } else {
-                let mut table = Table::new(["SCHEDULE", "CRON", "TIME ZONE", "TARGET", "DEFAULT"]);
-                for s in schedules {
+                let mut table = Table::new(["SCHEDULE", "STATE", "CRON", "TIME ZONE", "TARGET"]);
+                for (s, on) in schedules.iter().zip(&on) {
                     table.row([
                         s.name().to_owned(),
+                        if *on { "on" } else { "off" }.to_owned(),
                         s.expression().to_owned(),
                         s.zone_name().to_owned(),
                         s.selection().to_owned(),
-                        if s.is_default_on() { "on" } else { "off" }.to_owned(),
                     ]);
                 }
                 print!("{table}");
@@ -91,4 +110,21 @@ pub fn run(
             Ok(Status::Ok)
         }
     }
+}
+
+/// `schedules on|off NAME`.
+async fn switch(
+    fs: &FlowStone,
+    globals: &GlobalOpts,
+    name: &str,
+    on: bool,
+) -> Result<Status, CliError> {
+    fs.set_schedule_enabled(name, on).await?;
+    let state = if on { "on" } else { "off" };
+    if globals.json {
+        print_json(&json!({ "schedule": name, "on": on }));
+    } else {
+        println!("schedule {name} is {state}");
+    }
+    Ok(Status::Ok)
 }

@@ -37,7 +37,35 @@ pub const MIGRATIONS: &[Migration] = &[
         sqlite: V4_SQLITE,
         postgres: V4_POSTGRES,
     },
+    Migration {
+        version: 5,
+        name: "automation switches",
+        sqlite: V5_SQLITE,
+        postgres: V5_POSTGRES,
+    },
 ];
+
+/// Whether each schedule (kind `schedule`) or, later, sensor is on; absent means the
+/// definition's default.
+const V5_SQLITE: &str = "
+CREATE TABLE flowstone_automation_state (
+    kind TEXT NOT NULL,
+    name TEXT NOT NULL,
+    enabled BOOLEAN NOT NULL,
+    updated_at BIGINT NOT NULL,
+    PRIMARY KEY (kind, name)
+);
+";
+
+const V5_POSTGRES: &str = "
+CREATE TABLE flowstone_automation_state (
+    kind TEXT NOT NULL,
+    name TEXT NOT NULL,
+    enabled BOOLEAN NOT NULL,
+    updated_at TIMESTAMPTZ NOT NULL,
+    PRIMARY KEY (kind, name)
+);
+";
 
 /// Backfills as persisted objects: the request as JSON (a range by its ends), the status and
 /// counts, and one row per ended (asset, partition). Outcomes page by (asset, partition key)

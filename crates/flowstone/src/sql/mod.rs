@@ -26,6 +26,7 @@ compile_error!(
      (the default)"
 );
 
+mod automation;
 mod backfills;
 mod blob_io;
 mod lineage;
@@ -75,6 +76,7 @@ pub(crate) fn engine_not_built() -> Error {
 
 use flowstone_queue::Database;
 
+pub use automation::SqlAutomation;
 pub use backfills::SqlBackfills;
 pub use blob_io::SqlBlobIo;
 pub use lineage::SqlLineage;
