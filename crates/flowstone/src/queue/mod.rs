@@ -80,6 +80,34 @@ impl QueueExecutor {
         &self.queue
     }
 
+    /// The rows of `batch` by (asset, encoded partition), from their meta.
+    async fn rows_of_batch(&self, batch: &str) -> Result<HashMap<(String, String), i64>> {
+        let mut rows = HashMap::new();
+        let mut after = None;
+        loop {
+            let page = self
+                .queue
+                .list_batch(batch, after, Some(1000))
+                .await
+                .map_err(queue_error)?;
+            let Some(last) = page.last() else {
+                return Ok(rows);
+            };
+            after = Some(last.id);
+            for row in &page {
+                let text = |key: &str| {
+                    row.meta
+                        .get(key)
+                        .and_then(|v| v.as_str())
+                        .map(str::to_owned)
+                };
+                if let (Some(asset), Some(partition)) = (text("asset"), text("partition")) {
+                    rows.insert((asset, partition), row.id);
+                }
+            }
+        }
+    }
+
     /// The queue row for `job`, built from the job and the caller's options.
     fn new_job(&self, job: &Job, cx: &ExecContext, purpose: RowFor) -> Result<NewJob> {
         let asset = cx.runtime.registry().get(&job.asset)?;
@@ -189,36 +217,6 @@ pub(crate) fn decode_error(text: &str) -> Error {
     match serde_json::from_str::<ErrorRecord>(text) {
         Ok(record) => Error::from_record(record),
         Err(_) => Error::failed(text.to_owned()),
-    }
-}
-
-impl QueueExecutor {
-    /// The rows of `batch` by (asset, encoded partition), from their meta.
-    async fn rows_of_batch(&self, batch: &str) -> Result<HashMap<(String, String), i64>> {
-        let mut rows = HashMap::new();
-        let mut after = None;
-        loop {
-            let page = self
-                .queue
-                .list_batch(batch, after, Some(1000))
-                .await
-                .map_err(queue_error)?;
-            let Some(last) = page.last() else {
-                return Ok(rows);
-            };
-            after = Some(last.id);
-            for row in &page {
-                let text = |key: &str| {
-                    row.meta
-                        .get(key)
-                        .and_then(|v| v.as_str())
-                        .map(str::to_owned)
-                };
-                if let (Some(asset), Some(partition)) = (text("asset"), text("partition")) {
-                    rows.insert((asset, partition), row.id);
-                }
-            }
-        }
     }
 }
 
