@@ -9,7 +9,6 @@ use flowstone::{
     TaskAsyncExecutor, Yearly,
 };
 use flowstone_queue::testing::TestDb;
-use flowstone_queue::{Engine, WorkerSettings};
 use serde_json::json;
 
 use crate::report::{emit, median};
@@ -237,20 +236,9 @@ pub async fn multi_asset_queue(days: i64) -> anyhow::Result<()> {
     }
     for test in dbs {
         let concurrency = crate::queue_executor::worker_concurrency(test.engine());
-        let engine = match test.engine() {
-            Engine::Sqlite => "sqlite",
-            Engine::Postgres => "postgres",
-        };
+        let engine = crate::queue_executor::engine_name(test.engine());
         let fs = chain(days)?.database(test.url()).connect().await?;
-        let worker = fs
-            .worker()
-            .queue("assets", concurrency)
-            .settings(WorkerSettings {
-                poll_interval: Duration::from_millis(100),
-                ..WorkerSettings::default()
-            })
-            .start()
-            .await?;
+        let worker = crate::queue_executor::bench_worker(&fs, concurrency).await?;
         let started = Instant::now();
         let report = fs
             .run_backfill(Backfill::assets("raw+").executor(Strategy::Queue))

@@ -24,6 +24,31 @@ pub fn worker_concurrency(engine: Engine) -> usize {
     })
 }
 
+/// `sqlite` or `postgres`, as the figures name engines.
+pub fn engine_name(engine: Engine) -> &'static str {
+    match engine {
+        Engine::Sqlite => "sqlite",
+        Engine::Postgres => "postgres",
+    }
+}
+
+/// The worker every queue backfill figure drains with: queue `assets`, `concurrency` slots,
+/// polling every 100 ms as a fallback to notifications.
+pub async fn bench_worker(
+    fs: &FlowStone,
+    concurrency: usize,
+) -> anyhow::Result<flowstone_queue::WorkerHandle> {
+    Ok(fs
+        .worker()
+        .queue("assets", concurrency)
+        .settings(WorkerSettings {
+            poll_interval: Duration::from_millis(100),
+            ..WorkerSettings::default()
+        })
+        .start()
+        .await?)
+}
+
 /// `queue_backfill_10k`: backfill `partitions` partitions of a trivial asset (which reads one
 /// unpartitioned dependency, so every partition writes its materialization record, its lineage
 /// and its output) through the Queue executor, drained by one worker (queue concurrency
@@ -36,10 +61,7 @@ pub async fn queue_backfill(partitions: i64) -> anyhow::Result<()> {
     }
     for test in dbs {
         let concurrency = worker_concurrency(test.engine());
-        let engine = match test.engine() {
-            Engine::Sqlite => "sqlite",
-            Engine::Postgres => "postgres",
-        };
+        let engine = engine_name(test.engine());
         let fs = FlowStone::builder()
             .asset(Asset::new("base").execute(|_ctx| async { Ok::<u64, flowstone::Error>(7) }))
             .asset(
@@ -58,15 +80,7 @@ pub async fn queue_backfill(partitions: i64) -> anyhow::Result<()> {
             .await?;
         fs.materialize("base", Run::unpartitioned().executor(Strategy::Sync))
             .await?;
-        let worker = fs
-            .worker()
-            .queue("assets", concurrency)
-            .settings(WorkerSettings {
-                poll_interval: Duration::from_millis(100),
-                ..WorkerSettings::default()
-            })
-            .start()
-            .await?;
+        let worker = bench_worker(&fs, concurrency).await?;
         let started = Instant::now();
         let report = fs
             .backfill("n", Backfill::all().executor(Strategy::Queue))

@@ -96,6 +96,17 @@ struct ErrorInner {
     source: Option<Arc<dyn std::error::Error + Send + Sync + 'static>>,
 }
 
+/// The first five of `items` as `show` writes them, comma-separated, then `and N more` for
+/// the rest: how messages name a long list of inputs.
+pub(crate) fn first_few<T>(items: &[T], show: impl Fn(&T) -> String) -> String {
+    const SHOWN: usize = 5;
+    let mut listed: Vec<String> = items.iter().take(SHOWN).map(show).collect();
+    if items.len() > SHOWN {
+        listed.push(format!("and {} more", items.len() - SHOWN));
+    }
+    listed.join(", ")
+}
+
 impl Error {
     /// An error of `kind` with a message; `retryable` follows [`ErrorKind::default_retryable`].
     pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
@@ -169,22 +180,13 @@ impl Error {
         {
             return Error::dependency_not_ready(asset, names);
         }
-        const SHOWN: usize = 5;
-        let mut listed: Vec<String> = missing
-            .iter()
-            .take(SHOWN)
-            .map(|(name, p)| format!("{name} {p}"))
-            .collect();
-        if missing.len() > SHOWN {
-            listed.push(format!("and {} more", missing.len() - SHOWN));
-        }
         let mut err = Error::new(
             ErrorKind::DependencyNotReady,
             format!(
                 "asset '{asset}' cannot run: {} dependency partitions are not materialized: {} \
                  (materialize them first, or pass `with_upstream`)",
                 missing.len(),
-                listed.join(", ")
+                first_few(missing, |(name, p)| format!("{name} {p}"))
             ),
         )
         .with_asset(asset);

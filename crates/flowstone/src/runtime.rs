@@ -324,16 +324,11 @@ impl Runtime {
 
 /// `asset`'s mapping of `name` points at partitions `dep`'s definition does not have.
 fn outside_definition(asset: &Asset, name: &str, dep: &Asset, outside: &[Partition]) -> Error {
-    const SHOWN: usize = 5;
-    let mut listed: Vec<String> = outside.iter().take(SHOWN).map(Partition::encode).collect();
-    if outside.len() > SHOWN {
-        listed.push(format!("and {} more", outside.len() - SHOWN));
-    }
     let form = dep
         .partitions()
         .map_or_else(|| String::from("none"), |d| d.expected_form());
     Error::invalid_partition(
-        &listed.join(", "),
+        &crate::error::first_few(outside, Partition::encode),
         format!(
             "partitions of '{name}' ({form}): asset '{}' reads them through {}, but '{name}' \
              does not have them; narrow the run, or let the mapping skip them with \

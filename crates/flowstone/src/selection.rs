@@ -157,7 +157,6 @@ impl AssetSelection {
                     }
                 }
                 Term::Tag { key, value } => {
-                    let before = chosen.len();
                     let mut any = false;
                     for asset in registry.assets() {
                         if asset.tags().get(key) == Some(value) {
@@ -165,7 +164,7 @@ impl AssetSelection {
                             chosen.insert(asset.name().to_owned());
                         }
                     }
-                    if !any && before == chosen.len() {
+                    if !any {
                         return Err(Error::invalid_options(format!(
                             "asset selection term 'tag:{key}={value}' selects no asset: none is \
                              tagged {key}={value}"

@@ -415,6 +415,15 @@ fn links(inserted: &[InsertedId], edges: &[(usize, usize)]) -> Vec<(i64, i64)> {
 /// reader decodes it (9999-12-31T23:59:59Z, in microseconds).
 pub(crate) const WAITING_UNTIL_MICROS: i64 = 253_402_300_799_000_000;
 
+/// Upstream jobs that ended without completing (or are gone) while jobs still wait for them,
+/// with the state to give those jobs; the same SQL on both engines.
+pub(crate) const STUCK_ROOTS: &str = "
+    SELECT DISTINCT d.upstream_id,
+           CASE WHEN u.state = 'cancelled' THEN 'cancelled' ELSE 'discarded' END
+      FROM flowstone_job_deps AS d LEFT JOIN flowstone_jobs AS u ON u.id = d.upstream_id
+     WHERE u.id IS NULL OR u.state IN ('discarded', 'cancelled')
+     LIMIT 1000";
+
 /// The error a job gets when a job it waits for is discarded (it is discarded too, without
 /// running); a cancelled upstream job cancels what waits for it instead.
 pub const UPSTREAM_FAILED: &str = "upstream failed";

@@ -248,15 +248,9 @@ pub(crate) async fn block_dependents(
 /// Upstream jobs that ended without completing (or are gone) while jobs still wait for them,
 /// with the state to give those jobs: what [`block_dependents`] did not get to.
 pub(crate) async fn stuck_roots(conn: &mut SqliteConnection) -> Result<Vec<(i64, String)>> {
-    let rows = sqlx::query(
-        "SELECT DISTINCT d.upstream_id,
-                CASE WHEN u.state = 'cancelled' THEN 'cancelled' ELSE 'discarded' END
-           FROM flowstone_job_deps AS d LEFT JOIN flowstone_jobs AS u ON u.id = d.upstream_id
-          WHERE u.id IS NULL OR u.state IN ('discarded', 'cancelled')
-          LIMIT 1000",
-    )
-    .fetch_all(&mut *conn)
-    .await?;
+    let rows = sqlx::query(super::STUCK_ROOTS)
+        .fetch_all(&mut *conn)
+        .await?;
     pairs(&rows)
 }
 

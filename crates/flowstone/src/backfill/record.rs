@@ -122,7 +122,7 @@ pub struct BackfillRequest {
 
 impl BackfillRequest {
     /// The request `backfill` stands for.
-    pub(crate) fn of(backfill: &Backfill) -> Result<BackfillRequest> {
+    pub(crate) fn of(backfill: &Backfill) -> BackfillRequest {
         let executor = match &backfill.run.strategy {
             None => None,
             Some(Strategy::Auto) => Some(String::from("auto")),
@@ -133,7 +133,7 @@ impl BackfillRequest {
             Some(Strategy::Named(name)) => Some(name.clone()),
             Some(Strategy::Custom(executor)) => Some(executor.name().to_owned()),
         };
-        Ok(BackfillRequest {
+        BackfillRequest {
             selection: backfill.selection.clone().unwrap_or_default(),
             anchor: backfill.anchor.clone(),
             source: match &backfill.source {
@@ -148,7 +148,7 @@ impl BackfillRequest {
             force: backfill.force,
             retry_failed: backfill.retry_failed,
             max_concurrency: backfill.max_concurrency,
-        })
+        }
     }
 
     /// A backfill doing what was asked.

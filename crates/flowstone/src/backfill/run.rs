@@ -6,7 +6,7 @@
 //!   partition once everything it reads in the backfill has succeeded; in-process jobs run as
 //!   futures of their own, at most `max_concurrency` at once, jobs of a persistent executor
 //!   go to it in batches whose concurrency its workers bound.
-//! - **Released by the executor** (one executor that [`runs graphs`](Executor::runs_graphs),
+//! - **Released by the executor** (one executor with [`Capability::Graphs`],
 //!   the queue): the whole plan goes to it at once, with its edges, and the worker that
 //!   completes a partition releases what waits for it in the same transaction. The loop only
 //!   follows: no partition released twice, none forgotten if this process dies.
@@ -203,7 +203,7 @@ async fn drive(
     resumed: Option<BackfillId>,
 ) -> Result<BackfillReport> {
     let (selected, mut plan) = plan_of(fs.registry(), &backfill)?;
-    let request = BackfillRequest::of(&backfill)?;
+    let request = BackfillRequest::of(&backfill);
     let max_concurrency = backfill
         .max_concurrency
         .map(|n| crate::limits::concurrency("max_concurrency", n))
@@ -258,7 +258,7 @@ async fn drive(
         }
     };
     let released_by_executor = runs.first().is_some_and(|first| {
-        first.executor.runs_graphs()
+        first.executor.capabilities().has(Capability::Graphs)
             && runs
                 .iter()
                 .all(|r| Arc::ptr_eq(&r.executor, &first.executor))
@@ -376,22 +376,14 @@ async fn drive(
         let jobs: Vec<Job> = members.iter().map(|&at| job_of(&books.plan, at)).collect();
         if !jobs.is_empty() {
             in_batches = jobs.len();
-            let executor = Arc::clone(&runs[0].executor);
-            let cx = cx.clone();
-            let tx = batch_tx.clone();
-            batches.push(
-                async move {
-                    let answer = {
-                        let members = &members;
-                        let on_done = move |i: usize, result: Result<()>| {
-                            let _ = tx.send((members[i], result));
-                        };
-                        executor.execute_graph(jobs, edges, cx, &on_done).await
-                    };
-                    (members, answer)
-                }
-                .boxed(),
-            );
+            batches.push(send_batch(
+                Arc::clone(&runs[0].executor),
+                members,
+                jobs,
+                Some(edges),
+                cx.clone(),
+                batch_tx.clone(),
+            ));
         }
     }
 
@@ -468,23 +460,14 @@ async fn drive(
         for (asset, members) in batch {
             let (members, jobs): (Vec<usize>, Vec<Job>) = members.into_iter().unzip();
             in_batches += members.len();
-            let executor = Arc::clone(&runs[asset].executor);
-            let cx = cx.clone();
-            let tx = batch_tx.clone();
-            let size = jobs.len();
-            batches.push(
-                async move {
-                    let answer = {
-                        let members = &members;
-                        let on_done = move |i: usize, result: Result<()>| {
-                            let _ = tx.send((members[i], result));
-                        };
-                        executor.execute_many(jobs, cx, size, &on_done).await
-                    };
-                    (members, answer)
-                }
-                .boxed(),
-            );
+            batches.push(send_batch(
+                Arc::clone(&runs[asset].executor),
+                members,
+                jobs,
+                None,
+                cx.clone(),
+                batch_tx.clone(),
+            ));
         }
         // Settle what finished (cancelled ready nodes above, results below).
         for (at, result) in finished.drain(..) {
@@ -575,6 +558,36 @@ async fn drive(
         upstream_failed: counts.upstream_failed,
         outcomes,
     })
+}
+
+/// Hands `jobs` (the plan's nodes `members`) to a persistent executor in one call, as a graph
+/// with `edges` or as a plain batch, reporting each job's end through `tx` by node; resolves
+/// to the nodes and the call's own result once it returns.
+fn send_batch(
+    executor: Arc<dyn Executor>,
+    members: Vec<usize>,
+    jobs: Vec<Job>,
+    edges: Option<Vec<(usize, usize)>>,
+    cx: ExecContext,
+    tx: tokio::sync::mpsc::UnboundedSender<Finished>,
+) -> futures_util::future::BoxFuture<'static, (Vec<usize>, Result<()>)> {
+    async move {
+        let answer = {
+            let members = &members;
+            let on_done = move |i: usize, result: Result<()>| {
+                let _ = tx.send((members[i], result));
+            };
+            match edges {
+                Some(edges) => executor.execute_graph(jobs, edges, cx, &on_done).await,
+                None => {
+                    let size = jobs.len();
+                    executor.execute_many(jobs, cx, size, &on_done).await
+                }
+            }
+        };
+        (members, answer)
+    }
+    .boxed()
 }
 
 /// The task that writes a running backfill's progress.

@@ -36,11 +36,14 @@ pub enum Capability {
     Cancel,
     /// Honours `verbose`, `pause_between` and `on_step`.
     Stepping,
+    /// Runs a graph of jobs ([`Executor::execute_graph`](super::Executor::execute_graph)),
+    /// releasing each job itself when the jobs it waits for have succeeded.
+    Graphs,
 }
 
 impl Capability {
     /// Every capability, for display.
-    pub const ALL: [Capability; 13] = [
+    pub const ALL: [Capability; 14] = [
         Capability::Immediate,
         Capability::Async,
         Capability::Parallel,
@@ -54,6 +57,7 @@ impl Capability {
         Capability::Status,
         Capability::Cancel,
         Capability::Stepping,
+        Capability::Graphs,
     ];
 
     fn bit(self) -> u32 {
@@ -76,6 +80,7 @@ impl Capability {
             Capability::Status => "status",
             Capability::Cancel => "cancel",
             Capability::Stepping => "stepping",
+            Capability::Graphs => "graphs",
         }
     }
 }

@@ -115,18 +115,12 @@ pub trait Executor: Send + Sync + 'static {
         Ok(())
     }
 
-    /// Whether [`Executor::execute_graph`] is supported: the executor takes a whole backfill
-    /// plan at once and releases each job itself when the jobs it waits for have succeeded.
-    fn runs_graphs(&self) -> bool {
-        false
-    }
-
     /// Runs a graph of jobs: each `(upstream, downstream)` edge (positions in `jobs`) makes the
     /// downstream job wait until the upstream one succeeded; one that fails or is cancelled
     /// ends what waits for it (reported as an `UpstreamFailed` or `Cancelled` error). Calls
-    /// `on_done(index, result)` once per job as it finishes. Only executors whose
-    /// [`Executor::runs_graphs`] is true implement it; backfills release partitions
-    /// themselves through [`Executor::execute_many`] otherwise.
+    /// `on_done(index, result)` once per job as it finishes. Only executors with
+    /// [`Capability::Graphs`] implement it; backfills release partitions themselves through
+    /// [`Executor::execute_many`] otherwise.
     async fn execute_graph(
         &self,
         jobs: Vec<Job>,

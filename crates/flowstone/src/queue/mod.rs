@@ -286,6 +286,7 @@ impl Executor for QueueExecutor {
             Capability::Distributed,
             Capability::Status,
             Capability::Cancel,
+            Capability::Graphs,
         ])
     }
 
@@ -362,10 +363,6 @@ impl Executor for QueueExecutor {
         on_done: &(dyn Fn(usize, Result<()>) + Send + Sync),
     ) -> Result<()> {
         self.execute_graph(jobs, Vec::new(), cx, on_done).await
-    }
-
-    fn runs_graphs(&self) -> bool {
-        true
     }
 
     /// One bulk insert of the whole graph ([`flowstone_queue::Queue::insert_graph`]): the
