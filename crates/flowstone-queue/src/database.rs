@@ -120,6 +120,28 @@ pub(crate) enum Event {
     Resync,
 }
 
+/// A subscription to finished jobs, from [`Database::finished_jobs`].
+#[derive(Debug)]
+pub struct FinishedJobs {
+    events: broadcast::Receiver<Event>,
+}
+
+impl FinishedJobs {
+    /// Resolves when a job has finished since the last call (or when events may have been
+    /// missed, which callers treat the same: look again). Pending forever once the database
+    /// handle is closed.
+    pub async fn changed(&mut self) {
+        loop {
+            match self.events.recv().await {
+                Ok(Event::Finished(_) | Event::Resync) => return,
+                Ok(Event::Inserted(_)) => {}
+                Err(broadcast::error::RecvError::Lagged(_)) => return,
+                Err(broadcast::error::RecvError::Closed) => std::future::pending().await,
+            }
+        }
+    }
+}
+
 /// A database holding the queue: a pool plus the wake-up hub. Cheap to clone.
 #[derive(Clone)]
 pub struct Database {
@@ -286,6 +308,15 @@ impl Database {
     pub(crate) fn publish(&self, event: Event) {
         // No receivers is fine: nobody is waiting.
         let _ = self.inner.events.send(event);
+    }
+
+    /// Wakes when jobs reach a final state: jobs of this process and of other handles on the
+    /// same SQLite file at once, other processes' on PostgreSQL through `LISTEN/NOTIFY`. Other
+    /// processes on SQLite are not seen: poll beside it.
+    pub async fn finished_jobs(&self) -> FinishedJobs {
+        FinishedJobs {
+            events: self.subscribe().await,
+        }
     }
 
     /// Subscribes to job events. On PostgreSQL the first call starts the `LISTEN`

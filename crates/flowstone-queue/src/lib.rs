@@ -62,7 +62,7 @@ pub mod transaction;
 mod worker;
 
 pub use client::Queue;
-pub use database::{ConnectOptions, Database, Engine, Pool};
+pub use database::{ConnectOptions, Database, Engine, FinishedJobs, Pool};
 pub use durability::Durability;
 pub use engine::UPSTREAM_FAILED;
 pub use error::{Error, Result};

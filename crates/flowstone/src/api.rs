@@ -35,10 +35,17 @@ pub const DEFAULT_IO: &str = "default";
 #[derive(Clone)]
 pub struct FlowStone {
     dispatch: Dispatcher,
-    schedules: Arc<[crate::automation::Schedule]>,
+    defs: Arc<AutomationDefs>,
     automation: Arc<dyn crate::automation::AutomationStore>,
     #[cfg(feature = "database")]
     database: Option<flowstone_queue::Database>,
+}
+
+/// The schedules and sensors declared in the builder (conditions live on their assets).
+#[derive(Debug, Default)]
+pub(crate) struct AutomationDefs {
+    pub(crate) schedules: Vec<crate::automation::Schedule>,
+    pub(crate) sensors: Vec<crate::automation::Sensor>,
 }
 
 /// Assembles a [`FlowStone`]; [`Builder::build`] validates the graph.
@@ -50,6 +57,7 @@ pub struct Builder {
     lineage: Option<Arc<dyn LineageStore>>,
     backfills: Option<Arc<dyn crate::backfill::BackfillStore>>,
     schedules: Vec<crate::automation::Schedule>,
+    sensors: Vec<crate::automation::Sensor>,
     automation: Option<Arc<dyn crate::automation::AutomationStore>>,
     hooks: Vec<(String, Arc<dyn Hook>)>,
     resources: ResourcesBuilder,
@@ -70,6 +78,7 @@ impl FlowStone {
             lineage: None,
             backfills: None,
             schedules: Vec::new(),
+            sensors: Vec::new(),
             automation: None,
             hooks: Vec::new(),
             resources: ResourcesBuilder::default(),
@@ -96,7 +105,7 @@ impl FlowStone {
     /// Configures a worker that runs queued materializations with this registry.
     #[cfg(feature = "database")]
     pub fn worker(&self) -> crate::queue::worker::WorkerBuilder {
-        crate::queue::worker::WorkerBuilder::new(self.runtime().clone(), self.database.clone())
+        crate::queue::worker::WorkerBuilder::new(self.clone())
     }
 
     /// The asset graph.
@@ -281,7 +290,15 @@ impl FlowStone {
 
     /// The declared schedules, in the order they were added.
     pub fn schedules(&self) -> &[crate::automation::Schedule] {
-        &self.schedules
+        &self.defs.schedules
+    }
+
+    pub(crate) fn defs(&self) -> &AutomationDefs {
+        &self.defs
+    }
+
+    pub(crate) fn automation_state(&self) -> &dyn crate::automation::AutomationStore {
+        self.automation.as_ref()
     }
 
     /// Whether schedule `name` is on: its stored switch, else its definition's default. An
@@ -301,13 +318,13 @@ impl FlowStone {
         self.automation.set_enabled("schedule", name, on).await
     }
 
-    fn find_schedule(&self, name: &str) -> Result<&crate::automation::Schedule> {
-        self.schedules
+    pub(crate) fn find_schedule(&self, name: &str) -> Result<&crate::automation::Schedule> {
+        self.schedules()
             .iter()
             .find(|s| s.name() == name)
             .ok_or_else(|| {
                 let hint =
-                    crate::suggest::did_you_mean(name, self.schedules.iter().map(|s| s.name()));
+                    crate::suggest::did_you_mean(name, self.schedules().iter().map(|s| s.name()));
                 Error::not_found(format!("schedule '{name}' is not declared{hint}"))
             })
     }
@@ -486,6 +503,12 @@ impl Builder {
     /// its next tick targets).
     pub fn schedule(mut self, schedule: crate::automation::Schedule) -> Self {
         self.schedules.push(schedule);
+        self
+    }
+
+    /// Adds a sensor (checked by the build: its name, function and interval).
+    pub fn sensor(mut self, sensor: crate::automation::Sensor) -> Self {
+        self.sensors.push(sensor);
         self
     }
 
@@ -713,22 +736,13 @@ impl Builder {
                 )));
             }
         }
-        let now = chrono::Utc::now();
-        for (i, schedule) in self.schedules.iter().enumerate() {
-            if self.schedules[..i]
-                .iter()
-                .any(|s| s.name() == schedule.name())
-            {
-                return Err(Error::invalid_graph(format!(
-                    "schedule '{}' is declared twice; schedule names must be unique",
-                    schedule.name()
-                )));
-            }
-            schedule.check(runtime.registry(), now)?;
-        }
+        crate::automation::check_definitions(runtime.registry(), &self.schedules, &self.sensors)?;
         Ok(FlowStone {
             dispatch: Dispatcher::new(runtime, executors),
-            schedules: self.schedules.into(),
+            defs: Arc::new(AutomationDefs {
+                schedules: self.schedules,
+                sensors: self.sensors,
+            }),
             automation: self
                 .automation
                 .unwrap_or_else(|| Arc::new(crate::automation::MemoryAutomation::new())),

@@ -88,7 +88,9 @@ pub mod testing;
 
 pub use api::FlowStone;
 pub use asset::{Asset, RetryPolicy};
-pub use automation::{Schedule, TickPartition};
+pub use automation::{
+    AutomationCondition, RunRequest, Schedule, Sensor, SensorResult, TickPartition,
+};
 pub use backfill::{Backfill, BackfillReport, PartitionOutcome, PartitionResult, Progress};
 pub use context::Context;
 pub use error::{Error, ErrorKind, ErrorRecord, Result};

@@ -24,6 +24,9 @@ pub struct Storage {
     store: Arc<dyn MaterializationStore>,
     lineage: Arc<dyn LineageStore>,
     backfills: Arc<dyn BackfillStore>,
+    /// Counts successful materializations recorded by this process: what wakes the
+    /// automation evaluator at once (other processes are seen by polling or NOTIFY).
+    materialized: tokio::sync::watch::Sender<u64>,
 }
 
 impl Storage {
@@ -41,7 +44,18 @@ impl Storage {
             store,
             lineage,
             backfills,
+            materialized: tokio::sync::watch::Sender::new(0),
         }
+    }
+
+    /// Changes each time this process records a successful materialization.
+    pub fn materialized(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.materialized.subscribe()
+    }
+
+    /// Tells [`Storage::materialized`]'s receivers that a success was recorded.
+    pub(crate) fn announce_materialized(&self) {
+        self.materialized.send_modify(|n| *n = n.wrapping_add(1));
     }
 
     /// The backfill records.

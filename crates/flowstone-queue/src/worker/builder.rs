@@ -8,6 +8,7 @@ use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use futures_util::future::BoxFuture;
 use serde::de::DeserializeOwned;
 use tokio::sync::{Notify, mpsc};
 use tokio_util::sync::CancellationToken;
@@ -41,6 +42,7 @@ impl Worker {
             known_queues: None,
             handlers: HashMap::new(),
             leader_duties: Vec::new(),
+            services: Vec::new(),
             settings: WorkerSettings::default(),
         }
     }
@@ -60,8 +62,12 @@ pub struct WorkerBuilder {
     known_queues: Option<Vec<String>>,
     handlers: HashMap<String, Handler>,
     leader_duties: Vec<LeaderDuty>,
+    services: Vec<Service>,
     settings: WorkerSettings,
 }
+
+/// A task of the application that lives as long as the worker (see [`WorkerBuilder::service`]).
+type Service = Box<dyn FnOnce(Database, CancellationToken) -> BoxFuture<'static, ()> + Send>;
 
 impl WorkerBuilder {
     /// Runs `queue` with at most `concurrency` jobs at once on this node: at least 1 (0 is
@@ -169,6 +175,20 @@ impl WorkerBuilder {
         E: std::fmt::Display + 'static,
     {
         self.leader_duties.push(LeaderDuty::new(name, interval, f));
+        self
+    }
+
+    /// Runs `f` beside the worker for as long as it runs: it is started with the database and
+    /// a token that fires at shutdown once the jobs have finished (or at once when the handle
+    /// is dropped), and shutdown waits for it to return. For the application's long-lived
+    /// duties that are not periodic rounds, such as an evaluator that holds a lease of its own.
+    pub fn service<F, Fut>(mut self, f: F) -> Self
+    where
+        F: FnOnce(Database, CancellationToken) -> Fut + Send + 'static,
+        Fut: Future<Output = ()> + Send + 'static,
+    {
+        self.services
+            .push(Box::new(move |db, stop| Box::pin(f(db, stop))));
         self
     }
 
@@ -294,6 +314,12 @@ impl WorkerBuilder {
         ];
         for duty in built_in.into_iter().flatten().chain(self.leader_duties) {
             services.push(tokio::spawn(leader::run_duty(Arc::clone(&shared), duty)));
+        }
+        for service in self.services {
+            services.push(tokio::spawn(service(
+                shared.db.clone(),
+                shared.stop.clone(),
+            )));
         }
         Ok(WorkerHandle::new(shared, producers, acker, services))
     }

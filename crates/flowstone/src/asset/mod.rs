@@ -50,6 +50,7 @@ pub struct Asset {
     pub(crate) tags: BTreeMap<String, String>,
     pub(crate) metadata: serde_json::Map<String, serde_json::Value>,
     pub(crate) partitions: Option<Arc<dyn PartitionsDefinition>>,
+    pub(crate) automation: Option<crate::automation::AutomationCondition>,
     pub(crate) func: Option<AssetFn>,
 }
 
@@ -60,6 +61,7 @@ impl Asset {
     /// Declares an asset called `name`.
     pub fn new(name: impl Into<String>) -> Self {
         Asset {
+            automation: None,
             name: Arc::from(name.into()),
             depends_on: Vec::new(),
             mappings: BTreeMap::new(),
@@ -142,6 +144,18 @@ impl Asset {
         all.extend(resources.into_iter().map(Into::into));
         self.requires = Arc::from(all);
         self
+    }
+
+    /// When this asset's partitions run by themselves (see [`crate::automation`]): evaluated
+    /// by a worker that runs automation.
+    pub fn automation(mut self, condition: crate::automation::AutomationCondition) -> Self {
+        self.automation = Some(condition);
+        self
+    }
+
+    /// The automation condition, if any.
+    pub fn automation_condition(&self) -> Option<&crate::automation::AutomationCondition> {
+        self.automation.as_ref()
     }
 
     /// A sentence for people: what this asset holds.

@@ -83,6 +83,21 @@ impl fmt::Debug for TickPartition {
     }
 }
 
+/// Which ticks missed while no automation leader ran (or while the schedule was off) are
+/// launched when it runs again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum CatchUp {
+    /// Only the latest missed tick; the others are recorded as one skipped tick (the default:
+    /// no flood after downtime).
+    #[default]
+    Latest,
+    /// The latest `max` missed ticks, oldest first; older ones are recorded as skipped.
+    All {
+        /// The most ticks launched at once.
+        max: usize,
+    },
+}
+
 /// A schedule. See the [module docs](self) for how ticks are counted.
 #[derive(Clone)]
 #[must_use = "a schedule does nothing until it is added to FlowStone::builder().schedule(..)"]
@@ -94,6 +109,7 @@ pub struct Schedule {
     selection: String,
     partition: Option<TickPartition>,
     default_on: bool,
+    catch_up: CatchUp,
 }
 
 impl Schedule {
@@ -111,6 +127,7 @@ impl Schedule {
             selection: String::new(),
             partition: None,
             default_on: true,
+            catch_up: CatchUp::Latest,
         }
     }
 
@@ -140,6 +157,17 @@ impl Schedule {
     pub fn default_on(mut self, on: bool) -> Self {
         self.default_on = on;
         self
+    }
+
+    /// Which missed ticks launch after downtime (default [`CatchUp::Latest`]).
+    pub fn catch_up(mut self, catch_up: CatchUp) -> Self {
+        self.catch_up = catch_up;
+        self
+    }
+
+    /// Its catch-up setting.
+    pub fn catch_up_policy(&self) -> CatchUp {
+        self.catch_up
     }
 
     /// Its name.
@@ -287,6 +315,7 @@ impl fmt::Debug for Schedule {
             .field("selection", &self.selection)
             .field("partition", &self.partition)
             .field("default_on", &self.default_on)
+            .field("catch_up", &self.catch_up)
             .finish()
     }
 }

@@ -22,7 +22,7 @@ pub use record::{
     BackfillCounts, BackfillRecord, BackfillRequest, BackfillStatus, BackfillStore,
     MemoryBackfills, PartitionRecord, StoredSource,
 };
-pub(crate) use run::{resume, run};
+pub(crate) use run::{resume, run, this_process};
 
 use crate::error::{Error, Result};
 use crate::executor::Strategy;

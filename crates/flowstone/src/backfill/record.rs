@@ -118,21 +118,17 @@ pub struct BackfillRequest {
     pub retry_failed: bool,
     /// Most partitions in flight in process.
     pub max_concurrency: Option<usize>,
+    /// What launched it, when automation did (`schedule:nightly`, `sensor:new_files`,
+    /// `condition:daily_report`); the automation leader finishes starting such a backfill
+    /// when the process that launched it died.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub launched_by: Option<String>,
 }
 
 impl BackfillRequest {
     /// The request `backfill` stands for.
     pub(crate) fn of(backfill: &Backfill) -> BackfillRequest {
-        let executor = match &backfill.run.strategy {
-            None => None,
-            Some(Strategy::Auto) => Some(String::from("auto")),
-            Some(Strategy::Sync) => Some(String::from("sync")),
-            Some(Strategy::Async) => Some(String::from("async")),
-            Some(Strategy::Queue) => Some(String::from("queue")),
-            Some(Strategy::Serial) => Some(String::from("serial")),
-            Some(Strategy::Named(name)) => Some(name.clone()),
-            Some(Strategy::Custom(executor)) => Some(executor.name().to_owned()),
-        };
+        let executor = backfill.run.strategy.as_ref().map(Strategy::name);
         BackfillRequest {
             selection: backfill.selection.clone().unwrap_or_default(),
             anchor: backfill.anchor.clone(),
@@ -148,6 +144,7 @@ impl BackfillRequest {
             force: backfill.force,
             retry_failed: backfill.retry_failed,
             max_concurrency: backfill.max_concurrency,
+            launched_by: None,
         }
     }
 
@@ -262,6 +259,9 @@ pub trait BackfillStore: Send + Sync + 'static {
     /// Backfills, newest first, at most `limit`.
     async fn list(&self, limit: usize) -> Result<Vec<BackfillRecord>>;
 
+    /// Backfills that have not ended (requested, running, cancelling), oldest first.
+    async fn unfinished(&self) -> Result<Vec<BackfillRecord>>;
+
     /// Asks backfill `id` to cancel: `cancelling` unless it has ended; returns it as it is now.
     async fn request_cancel(&self, id: BackfillId) -> Result<Option<BackfillRecord>>;
 
@@ -356,6 +356,16 @@ impl BackfillStore for MemoryBackfills {
             .values()
             .rev()
             .take(limit)
+            .cloned()
+            .collect())
+    }
+
+    async fn unfinished(&self) -> Result<Vec<BackfillRecord>> {
+        Ok(self
+            .kept()?
+            .records
+            .values()
+            .filter(|r| !r.status.is_finished())
             .cloned()
             .collect())
     }

@@ -161,7 +161,7 @@ impl Books<'_> {
 const CHECK_EVERY: std::time::Duration = std::time::Duration::from_millis(500);
 
 /// This process, as a backfill's owner.
-fn this_process() -> String {
+pub(crate) fn this_process() -> String {
     #[cfg(feature = "database")]
     {
         flowstone_queue::default_node_name()

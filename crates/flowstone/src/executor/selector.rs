@@ -48,6 +48,19 @@ impl Strategy {
             other => Strategy::Named(other.to_owned()),
         }
     }
+
+    /// The name [`Strategy::parse`] reads back (a custom executor's registered name).
+    pub fn name(&self) -> String {
+        match self {
+            Strategy::Auto => String::from("auto"),
+            Strategy::Sync => String::from("sync"),
+            Strategy::Async => String::from("async"),
+            Strategy::Queue => String::from("queue"),
+            Strategy::Serial => String::from("serial"),
+            Strategy::Named(name) => name.clone(),
+            Strategy::Custom(executor) => executor.name().to_owned(),
+        }
+    }
 }
 
 impl std::fmt::Debug for Strategy {

@@ -35,6 +35,7 @@ use crate::store::RetentionPolicy;
 /// Configures a worker; from [`crate::FlowStone::worker`].
 #[must_use = "a worker does nothing until .start() or .run_until(..)"]
 pub struct WorkerBuilder {
+    fs: crate::FlowStone,
     runtime: Runtime,
     database: Option<flowstone_queue::Database>,
     queues: Vec<(String, usize)>,
@@ -43,6 +44,7 @@ pub struct WorkerBuilder {
     limits: Limits,
     grace: Duration,
     retention: Option<(RetentionPolicy, Duration)>,
+    automation: Option<crate::automation::Automation>,
 }
 
 /// After an asset's cancel grace, how long its handler may take to write the cancelled record
@@ -61,10 +63,11 @@ struct Limits {
 }
 
 impl WorkerBuilder {
-    pub(crate) fn new(runtime: Runtime, database: Option<flowstone_queue::Database>) -> Self {
+    pub(crate) fn new(fs: crate::FlowStone) -> Self {
         WorkerBuilder {
-            runtime,
-            database,
+            runtime: fs.runtime().clone(),
+            database: fs.database().cloned(),
+            fs,
             queues: Vec::new(),
             settings: WorkerSettings::default(),
             node: None,
@@ -76,7 +79,22 @@ impl WorkerBuilder {
             },
             grace: Duration::from_secs(30),
             retention: None,
+            automation: None,
         }
+    }
+
+    /// Also runs automation (schedules, sensors, conditions; see [`crate::automation`]) in
+    /// this worker: however many workers do, one leads at a time and the others stand by.
+    /// It stops with the worker, after the running jobs.
+    pub fn automation(mut self, on: bool) -> Self {
+        self.automation = on.then(|| crate::automation::Automation::new(self.fs.clone()));
+        self
+    }
+
+    /// Runs automation configured as `automation` (lease time, poll interval, executor).
+    pub fn automation_with(mut self, automation: crate::automation::Automation) -> Self {
+        self.automation = Some(automation);
+        self
     }
 
     /// Prunes materialization history by `policy` every `interval` (records and the lineage
@@ -181,6 +199,9 @@ impl WorkerBuilder {
                     Ok::<(), Error>(())
                 }
             });
+        }
+        if let Some(automation) = self.automation {
+            builder = builder.service(move |_db, stop| automation.run(stop));
         }
         let runtime = self.runtime;
         let limits = self.limits;

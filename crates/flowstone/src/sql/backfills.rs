@@ -192,6 +192,22 @@ impl BackfillStore for SqlBackfills {
         })
     }
 
+    async fn unfinished(&self) -> Result<Vec<BackfillRecord>> {
+        let err = |e| sql_error("list unfinished backfills", e);
+        by_engine!(self.db.pool(), pool => {
+            sqlite: sqlx::query(sqlx::AssertSqlSafe(format!(
+                "{SELECT_SQLITE} WHERE status NOT IN {FINAL} ORDER BY created_at, id"
+            )))
+            .fetch_all(pool).await.map_err(err)?
+            .iter().map(record_of).collect(),
+            postgres: sqlx::query(sqlx::AssertSqlSafe(format!(
+                "{SELECT_POSTGRES} WHERE status NOT IN {FINAL} ORDER BY created_at, id"
+            )))
+            .fetch_all(pool).await.map_err(err)?
+            .iter().map(record_of).collect(),
+        })
+    }
+
     async fn request_cancel(&self, id: BackfillId) -> Result<Option<BackfillRecord>> {
         let key = id.to_string();
         let err = |e| sql_error("cancel a backfill", e);

@@ -43,7 +43,79 @@ pub const MIGRATIONS: &[Migration] = &[
         sqlite: V5_SQLITE,
         postgres: V5_POSTGRES,
     },
+    Migration {
+        version: 6,
+        name: "automation cursors, launches and ticks; records by finish time",
+        sqlite: V6_SQLITE,
+        postgres: V6_POSTGRES,
+    },
 ];
+
+/// What automation remembers between evaluations and across leaders: a cursor per schedule,
+/// sensor or condition; one row per launch key (the key is launched once, ever: the row
+/// names the backfill that launched it); and the tick records, pruned by age. Conditions find
+/// new materializations by their finish time.
+const V6_SQLITE: &str = "
+CREATE TABLE flowstone_automation_cursors (
+    kind TEXT NOT NULL,
+    name TEXT NOT NULL,
+    cursor TEXT NOT NULL,
+    updated_at BIGINT NOT NULL,
+    PRIMARY KEY (kind, name)
+);
+CREATE TABLE flowstone_automation_launches (
+    kind TEXT NOT NULL,
+    name TEXT NOT NULL,
+    launch_key TEXT NOT NULL,
+    backfill_id TEXT NOT NULL,
+    created_at BIGINT NOT NULL,
+    PRIMARY KEY (kind, name, launch_key)
+);
+CREATE TABLE flowstone_automation_ticks (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    kind TEXT NOT NULL,
+    name TEXT NOT NULL,
+    at BIGINT NOT NULL,
+    status TEXT NOT NULL,
+    detail TEXT,
+    launched BIGINT NOT NULL,
+    backfills TEXT NOT NULL
+);
+CREATE INDEX flowstone_automation_ticks_by_name ON flowstone_automation_ticks (kind, name, id);
+CREATE INDEX flowstone_automation_ticks_by_time ON flowstone_automation_ticks (at);
+CREATE INDEX flowstone_materializations_by_finish ON flowstone_materializations (finished_at);
+";
+
+const V6_POSTGRES: &str = "
+CREATE TABLE flowstone_automation_cursors (
+    kind TEXT NOT NULL,
+    name TEXT NOT NULL,
+    cursor TEXT NOT NULL,
+    updated_at TIMESTAMPTZ NOT NULL,
+    PRIMARY KEY (kind, name)
+);
+CREATE TABLE flowstone_automation_launches (
+    kind TEXT NOT NULL,
+    name TEXT NOT NULL,
+    launch_key TEXT NOT NULL,
+    backfill_id TEXT NOT NULL,
+    created_at TIMESTAMPTZ NOT NULL,
+    PRIMARY KEY (kind, name, launch_key)
+);
+CREATE TABLE flowstone_automation_ticks (
+    id BIGSERIAL PRIMARY KEY,
+    kind TEXT NOT NULL,
+    name TEXT NOT NULL,
+    at TIMESTAMPTZ NOT NULL,
+    status TEXT NOT NULL,
+    detail TEXT,
+    launched BIGINT NOT NULL,
+    backfills JSONB NOT NULL
+);
+CREATE INDEX flowstone_automation_ticks_by_name ON flowstone_automation_ticks (kind, name, id);
+CREATE INDEX flowstone_automation_ticks_by_time ON flowstone_automation_ticks (at);
+CREATE INDEX flowstone_materializations_by_finish ON flowstone_materializations (finished_at);
+";
 
 /// Whether each schedule (kind `schedule`) or, later, sensor is on; absent means the
 /// definition's default.

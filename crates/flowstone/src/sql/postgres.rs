@@ -61,6 +61,7 @@ pub(crate) async fn records(
            AND ($2::text IS NULL OR partition_key = $2)
            AND ($3::text IS NULL OR run_id = $3)
            AND ($4::text IS NULL OR status = $4)
+           AND ($6::float8 IS NULL OR m.finished_at > to_timestamp($6::float8 / 1000000))
          ORDER BY m.started_at DESC, m.run_id DESC
          LIMIT $5"
     )))
@@ -69,6 +70,7 @@ pub(crate) async fn records(
     .bind(filter.run_id)
     .bind(filter.status)
     .bind(filter.limit)
+    .bind(filter.finished_after.map(|us| us as f64))
     .fetch_all(pool)
     .await
     .map_err(|e| sql_error("list materializations", e))?;

@@ -99,6 +99,8 @@ pub(crate) struct RecordFilter<'a> {
     pub partition: Option<&'a str>,
     pub run_id: Option<&'a str>,
     pub status: Option<&'static str>,
+    /// Microseconds.
+    pub finished_after: Option<i64>,
     pub limit: i64,
 }
 

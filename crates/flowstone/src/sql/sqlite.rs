@@ -57,6 +57,7 @@ pub(crate) async fn records(
            AND (?2 IS NULL OR partition_key = ?2)
            AND (?3 IS NULL OR run_id = ?3)
            AND (?4 IS NULL OR status = ?4)
+           AND (?6 IS NULL OR finished_at > ?6)
          ORDER BY started_at DESC, run_id DESC
          LIMIT ?5"
     )))
@@ -65,6 +66,7 @@ pub(crate) async fn records(
     .bind(filter.run_id)
     .bind(filter.status)
     .bind(filter.limit)
+    .bind(filter.finished_after)
     .fetch_all(pool)
     .await
     .map_err(|e| sql_error("list materializations", e))?;

@@ -73,6 +73,7 @@ impl MaterializationStore for SqlStore {
             partition: partition.as_deref(),
             run_id: run_id.as_deref(),
             status: query.status.map(MaterializationStatus::as_str),
+            finished_after: query.finished_after.map(super::rows::to_micros),
             limit: query
                 .limit
                 .map_or(i64::MAX, |l| i64::try_from(l).unwrap_or(i64::MAX)),

@@ -117,6 +117,8 @@ pub struct MaterializationQuery {
     pub run_id: Option<RunId>,
     /// Only this status.
     pub status: Option<MaterializationStatus>,
+    /// Only records that finished after this time (strictly).
+    pub finished_after: Option<DateTime<Utc>>,
     /// At most this many.
     pub limit: Option<usize>,
 }
@@ -148,6 +150,12 @@ impl MaterializationQuery {
         self
     }
 
+    /// Only records that finished after `at` (what automation reads to see what is new).
+    pub fn finished_after(mut self, at: DateTime<Utc>) -> Self {
+        self.finished_after = Some(at);
+        self
+    }
+
     /// At most `limit` records.
     pub fn limit(mut self, limit: usize) -> Self {
         self.limit = Some(limit);
@@ -160,6 +168,9 @@ impl MaterializationQuery {
             && self.partition.as_ref().is_none_or(|p| *p == m.partition)
             && self.run_id.is_none_or(|r| r == m.run_id)
             && self.status.is_none_or(|s| s == m.status)
+            && self
+                .finished_after
+                .is_none_or(|at| m.finished_at.is_some_and(|f| f > at))
     }
 }
 
