@@ -128,11 +128,23 @@ pub enum Command {
     },
     /// Schedule a materialization without waiting (at a time, on a queue, with a priority)
     Schedule(commands::schedule::ScheduleArgs),
-    /// The declared schedules: list, on NAME, off NAME, preview NAME --next N
+    /// The declared schedules: list, on NAME, off NAME, ticks NAME, preview NAME --next N
     Schedules {
         /// What to show (default: list).
         #[command(subcommand)]
         action: Option<commands::schedules::SchedulesAction>,
+    },
+    /// The declared sensors: list, on NAME, off NAME, ticks NAME
+    Sensors {
+        /// What to show (default: list).
+        #[command(subcommand)]
+        action: Option<commands::sensors::SensorsAction>,
+    },
+    /// Automation: status (the leader, every schedule, sensor and condition), ticks
+    Automation {
+        /// What to show (default: status).
+        #[command(subcommand)]
+        action: Option<commands::automation::AutomationAction>,
     },
     /// List the queue's jobs
     Jobs(commands::jobs::JobsArgs),
@@ -207,6 +219,8 @@ async fn dispatch(
         Command::Backfills { action } => commands::backfills::run(fs, globals, action).await,
         Command::Schedule(args) => commands::schedule::run(fs, globals, args).await,
         Command::Schedules { action } => commands::schedules::run(fs, globals, action).await,
+        Command::Sensors { action } => commands::sensors::run(fs, globals, action).await,
+        Command::Automation { action } => commands::automation::run(fs, globals, action).await,
         Command::Jobs(args) => commands::jobs::list(fs, globals, args).await,
         Command::Job { action } => commands::jobs::act(fs, globals, action).await,
         Command::Worker(args) => commands::worker::run(fs, globals, args).await,

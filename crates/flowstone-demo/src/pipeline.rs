@@ -4,12 +4,21 @@
 //! raw_weather (monthly) -> cleaned_weather (monthly) -> monthly_stats (monthly)
 //!     -> yearly_report (yearly, reads its twelve months through a time-window mapping)
 //! ```
+//!
+//! Automation (run by `worker --automation`): the schedule `refresh_latest_month` fetches the
+//! data set's last month again every day at 00:05 UTC, and the three downstream assets are
+//! `eager`, so a new materialization of any month of `raw_weather` (by the schedule, a
+//! backfill or `materialize`) flows on to its cleaned month, its statistics and its year's
+//! report. They react in every window, not only the latest: the data set is historical.
 
 use std::time::Duration;
 
 use chrono::Datelike;
 use flowstone::api::Builder;
-use flowstone::{Asset, Error, FlowStone, Monthly, PartitionMapping, RetryPolicy, Yearly};
+use flowstone::{
+    Asset, AutomationCondition, Error, FlowStone, Monthly, Partition, PartitionMapping,
+    RetryPolicy, Schedule, TickPartition, Yearly,
+};
 
 use crate::report::{ARCHIVE, Archive};
 use crate::weather::{self, CleanedMonth, MonthlyStats, RawRow};
@@ -42,10 +51,25 @@ fn years() -> Yearly {
     Yearly::from(FIRST_YEAR.to_string()).to(LAST_YEAR.to_string())
 }
 
+/// The name of the demo's schedule.
+pub const SCHEDULE: &str = "refresh_latest_month";
+
+fn downstream_of_new_data() -> AutomationCondition {
+    AutomationCondition::eager().all_windows()
+}
+
 /// The pipeline's assets, with `archive` as the resource the yearly report is written through.
 pub fn pipeline(archive: &Archive) -> Builder {
+    let last_month = chrono::NaiveDate::from_ymd_opt(LAST_YEAR, 12, 1)
+        .map(Partition::Date)
+        .unwrap_or(Partition::Unpartitioned);
     FlowStone::builder()
         .resource_value(ARCHIVE, archive.clone())
+        .schedule(
+            Schedule::new(SCHEDULE, "5 0 * * *")
+                .target("raw_weather")
+                .partition(TickPartition::Fixed(last_month)),
+        )
         .asset(
             Asset::new("raw_weather")
                 .description("the month's rows of the shipped CSV, as text")
@@ -78,6 +102,7 @@ pub fn pipeline(archive: &Archive) -> Builder {
                 .description("typed, validated days; bad rows dropped with a reason")
                 .depends_on(["raw_weather"])
                 .partitioned_by(months())
+                .automation(downstream_of_new_data())
                 .execute(|ctx| async move {
                     let rows: Vec<RawRow> = ctx.dep("raw_weather")?;
                     Ok::<_, Error>(weather::clean(ctx.partition().date()?, &rows))
@@ -88,6 +113,7 @@ pub fn pipeline(archive: &Archive) -> Builder {
                 .description("days, precipitation, mean high/low, extremes, wind, weather types")
                 .depends_on(["cleaned_weather"])
                 .partitioned_by(months())
+                .automation(downstream_of_new_data())
                 .execute(|ctx| async move {
                     let cleaned: CleanedMonth = ctx.dep("cleaned_weather")?;
                     let month = ctx.partition().date()?;
@@ -105,6 +131,7 @@ pub fn pipeline(archive: &Archive) -> Builder {
                 .description("a Markdown report of the year's months, under <data-dir>/reports")
                 .partitioned_by(years())
                 .depends_on_mapped("monthly_stats", PartitionMapping::time_window())
+                .automation(downstream_of_new_data())
                 .requires([ARCHIVE])
                 .execute(|ctx| async move {
                     let archive = ctx.resource::<Archive>(ARCHIVE).await?;

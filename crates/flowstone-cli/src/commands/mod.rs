@@ -1,6 +1,7 @@
 //! One module per subcommand: its clap arguments and what it does.
 
 pub mod assets;
+pub mod automation;
 pub mod backfill;
 pub mod backfills;
 pub mod jobs;
@@ -9,4 +10,5 @@ pub mod materializations;
 pub mod materialize;
 pub mod schedule;
 pub mod schedules;
+pub mod sensors;
 pub mod worker;

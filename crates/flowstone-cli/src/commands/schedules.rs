@@ -1,12 +1,15 @@
-//! `schedules [list|on NAME|off NAME|preview NAME --next N]`: the declared schedules, their
-//! switches (shared by every process on the database), and when they fire.
+//! `schedules [list|on NAME|off NAME|ticks NAME|preview NAME --next N]`: the declared
+//! schedules, their switches (shared by every process on the database), their recorded
+//! ticks, and when they fire next.
 
 use clap::Subcommand;
 use flowstone::FlowStone;
 use serde_json::json;
 
+use super::automation::{switch, ticks};
 use crate::output::{Table, partition_json, partition_text, print_json};
 use crate::{CliError, GlobalOpts, Status};
+use flowstone::automation::Origin;
 
 /// What to show of the schedules.
 #[derive(Debug, Subcommand)]
@@ -23,6 +26,8 @@ pub enum SchedulesAction {
         /// The schedule's name
         name: String,
     },
+    /// The recorded ticks of one schedule, newest first
+    Ticks(super::automation::TicksArgs),
     /// The next ticks of one schedule and the partitions they target, without launching
     Preview {
         /// The schedule's name
@@ -41,8 +46,9 @@ pub async fn run(
     action: Option<SchedulesAction>,
 ) -> Result<Status, CliError> {
     match action.unwrap_or(SchedulesAction::List) {
-        SchedulesAction::On { name } => switch(fs, globals, &name, true).await,
-        SchedulesAction::Off { name } => switch(fs, globals, &name, false).await,
+        SchedulesAction::On { name } => switch(fs, globals, Origin::Schedule, &name, true).await,
+        SchedulesAction::Off { name } => switch(fs, globals, Origin::Schedule, &name, false).await,
+        SchedulesAction::Ticks(args) => ticks(fs, globals, Origin::Schedule, args).await,
         SchedulesAction::List => {
             let schedules = fs.schedules();
             let mut on = Vec::with_capacity(schedules.len());
@@ -110,21 +116,4 @@ pub async fn run(
             Ok(Status::Ok)
         }
     }
-}
-
-/// `schedules on|off NAME`.
-async fn switch(
-    fs: &FlowStone,
-    globals: &GlobalOpts,
-    name: &str,
-    on: bool,
-) -> Result<Status, CliError> {
-    fs.set_schedule_enabled(name, on).await?;
-    let state = if on { "on" } else { "off" };
-    if globals.json {
-        print_json(&json!({ "schedule": name, "on": on }));
-    } else {
-        println!("schedule {name} is {state}");
-    }
-    Ok(Status::Ok)
 }

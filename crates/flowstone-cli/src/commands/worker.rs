@@ -27,6 +27,10 @@ pub struct WorkerArgs {
     /// latest successful of each asset and partition are always kept)
     #[arg(long, value_name = "DAYS")]
     pub keep_days: Option<u64>,
+    /// Also run automation (schedules, sensors, asset conditions): however many workers do,
+    /// one leads at a time and the others stand by
+    #[arg(long)]
+    pub automation: bool,
 }
 
 /// How often a worker with `--keep-latest`/`--keep-days` prunes.
@@ -88,10 +92,15 @@ pub async fn run(
     for (name, concurrency) in args.queues {
         worker = worker.queue(name, concurrency);
     }
-    let handle = worker.start().await?;
+    let handle = worker.automation(args.automation).start().await?;
     eprintln!(
-        "worker {} on {described}: running jobs until SIGINT (Ctrl-C) or SIGTERM",
-        handle.node()
+        "worker {} on {described}{}: running jobs until SIGINT (Ctrl-C) or SIGTERM",
+        handle.node(),
+        if args.automation {
+            " with automation"
+        } else {
+            ""
+        }
     );
     // A worker that stops by itself (its SQLite file deleted) ends the command with its error.
     let fatal = tokio::select! {

@@ -1,0 +1,2 @@
+//! Automation (placeholder while written).
+mod common;
