@@ -1,4 +1,4 @@
-//! `flowstone-bench [core|queue|queue-executor|graph|all]`: prints one JSON line per figure.
+//! `flowstone-bench [core|queue|queue-executor|graph|automation|all]`: prints one JSON line per figure.
 //!
 //! Run in release mode: `cargo run --release -p flowstone-bench -- all`.
 
@@ -13,10 +13,14 @@ async fn main() -> ExitCode {
         "queue-executor" => flowstone_bench::queue_executor::queue_backfill(10_000).await,
         "graph" => flowstone_bench::graph::run_all().await,
         "graph-inprocess" => flowstone_bench::graph::multi_asset_inprocess(10_000, 3).await,
+        "automation" => flowstone_bench::automation::run_all().await,
         "all" => match flowstone_bench::core::run_all().await {
             Ok(()) => match flowstone_bench::queue::run_all().await {
                 Ok(()) => match flowstone_bench::queue_executor::queue_backfill(10_000).await {
-                    Ok(()) => flowstone_bench::graph::run_all().await,
+                    Ok(()) => match flowstone_bench::graph::run_all().await {
+                        Ok(()) => flowstone_bench::automation::run_all().await,
+                        err => err,
+                    },
                     err => err,
                 },
                 err => err,
@@ -25,7 +29,7 @@ async fn main() -> ExitCode {
         },
         other => {
             eprintln!(
-                "unknown benchmark group '{other}': use core, queue, queue-executor, graph or all"
+                "unknown benchmark group '{other}': use core, queue, queue-executor, graph, automation or all"
             );
             return ExitCode::from(2);
         }

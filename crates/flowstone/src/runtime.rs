@@ -244,9 +244,15 @@ impl Runtime {
             started: Instant::now(),
             metadata: serde_json::Map::new(),
         };
-        crate::deferred::scope(Next::new(&stack).run(&mut cx))
+        let result = crate::deferred::scope(Next::new(&stack).run(&mut cx))
             .await
-            .map_err(|e| e.in_context(&job.asset, &job.partition))
+            .map_err(|e| e.in_context(&job.asset, &job.partition));
+        // Only now is the record committed (its write was deferred to the scope's end), so
+        // only now may automation be told to look.
+        if result.is_ok() && job.record {
+            self.storage().announce_materialized();
+        }
+        result
     }
 
     /// Records a run that could not start (its dependencies are missing) as failed, so

@@ -48,7 +48,8 @@ impl Storage {
         }
     }
 
-    /// Changes each time this process records a successful materialization.
+    /// Changes each time a materialization of this process succeeded and its record is
+    /// committed.
     pub fn materialized(&self) -> tokio::sync::watch::Receiver<u64> {
         self.materialized.subscribe()
     }

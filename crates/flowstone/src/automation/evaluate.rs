@@ -22,15 +22,20 @@ use crate::selection::AssetSelection;
 use crate::store::{Materialization, MaterializationQuery, MaterializationStatus};
 
 /// How far back each look for new materializations reaches before the last one seen: a
-/// record that committed late (PostgreSQL commits out of order; a long transaction) is still
-/// found, and its launch key makes seeing it twice harmless.
-const EVENTS_LOOKBACK: TimeDelta = TimeDelta::minutes(5);
+/// record that committed late (PostgreSQL commits out of order; a success written in the
+/// transaction that completes its job) is still found. Events seen before are passed over
+/// in memory, and their launch keys make seeing one twice harmless anyway.
+const EVENTS_LOOKBACK: TimeDelta = TimeDelta::seconds(10);
 
 /// The most new materializations one look reads.
 const EVENTS_PER_LOOK: usize = 10_000;
 
 /// The cursor name under which the eager conditions' high-water mark is kept.
 const EVENTS_CURSOR: &str = "*materializations*";
+
+/// The cursor name of when the eager conditions started watching: the lookback never reaches
+/// before it, so history is not reacted to.
+const EVENTS_FLOOR: &str = "*materializations-since*";
 
 /// A schedule with more missed ticks than this skips them all with one record, and starts
 /// again from now.
@@ -44,6 +49,11 @@ pub(crate) struct Evaluator {
     sensor_called: HashMap<String, Instant>,
     /// Launch keys known to be claimed already, so a round does not ask again.
     claimed: HashSet<(String, String)>,
+    /// Materializations the eager conditions have looked at, with when they finished (kept
+    /// for the lookback).
+    events_seen: HashMap<(String, Partition, crate::ids::RunId), DateTime<Utc>>,
+    /// [`EVENTS_FLOOR`], once read.
+    events_floor: Option<DateTime<Utc>>,
 }
 
 /// What a round did.
@@ -60,6 +70,8 @@ impl Evaluator {
             launcher,
             sensor_called: HashMap::new(),
             claimed: HashSet::new(),
+            events_seen: HashMap::new(),
+            events_floor: None,
         }
     }
 
@@ -74,9 +86,17 @@ impl Evaluator {
         let mut report = RoundReport::default();
         if full {
             for schedule in self.fs.schedules().to_vec() {
-                let ticks = self.schedule(&schedule, now).await;
-                self.keep(&mut report, Origin::Schedule, schedule.name(), ticks)
-                    .await;
+                let name = schedule.name();
+                let (ticks, cursor) = match self.schedule(&schedule, now).await {
+                    Ok((ticks, cursor)) => (Ok(ticks), cursor),
+                    Err(err) => (Err(err), None),
+                };
+                self.keep(&mut report, Origin::Schedule, name, ticks).await;
+                if let Some(cursor) = cursor
+                    && let Err(err) = self.set_cursor_time(Origin::Schedule, name, cursor).await
+                {
+                    tracing::warn!(schedule = %name, error = %err, "could not store a schedule's cursor");
+                }
             }
             for sensor in self.fs.sensors().to_vec() {
                 let due = self
@@ -97,9 +117,17 @@ impl Evaluator {
                     .await;
             }
         }
-        let ticks = self.eager(now).await;
-        self.keep(&mut report, Origin::Condition, "eager", ticks)
-            .await;
+        // Each eager asset's own error is its failed tick; failing to read the new
+        // materializations at all is only logged (the next round reads them again).
+        match self.eager(now).await {
+            Ok(ticks) => {
+                self.keep(&mut report, Origin::Condition, "eager", Ok(ticks))
+                    .await
+            }
+            Err(err) => {
+                tracing::warn!(error = %err, "automation: reading new materializations failed")
+            }
+        }
         if full {
             let assets: Vec<_> = self.fs.registry().assets().cloned().collect();
             for asset in assets {
@@ -183,29 +211,56 @@ impl Evaluator {
     }
 
     /// The due ticks of `schedule` since its cursor: the latest launched (or the latest few,
-    /// by its catch-up setting), the others recorded as skipped.
-    async fn schedule(&self, schedule: &Schedule, now: DateTime<Utc>) -> Result<Vec<TickRecord>> {
+    /// by its catch-up setting), the others recorded as skipped. Returns the ticks and the
+    /// cursor to store once they are recorded (so a leader that dies in between evaluates
+    /// the same ticks again, and their launch keys keep that from launching twice).
+    async fn schedule(
+        &self,
+        schedule: &Schedule,
+        now: DateTime<Utc>,
+    ) -> Result<(Vec<TickRecord>, Option<DateTime<Utc>>)> {
         let name = schedule.name();
         if !self
             .switch(Origin::Schedule, name, schedule.is_default_on())
             .await
         {
-            return Ok(Vec::new());
+            return Ok((Vec::new(), None));
         }
         // First evaluation: nothing before now is launched.
         let Some(cursor) = self.cursor_time(Origin::Schedule, name).await? else {
-            self.set_cursor_time(Origin::Schedule, name, now).await?;
-            return Ok(Vec::new());
+            return Ok((Vec::new(), Some(now)));
         };
         let (due, missed) = due_ticks(schedule, cursor, now)?;
         let Some(last) = due.last().copied() else {
-            return Ok(Vec::new());
+            if missed == 0 {
+                return Ok((Vec::new(), None));
+            }
+            let skipped =
+                TickRecord::new(Origin::Schedule, name, now, TickStatus::Skipped).detail(format!(
+                    "more than {missed} ticks missed after {cursor}: all skipped, starting \
+                     again from now"
+                ));
+            return Ok((vec![skipped], Some(now)));
         };
         let keep = match schedule.catch_up_policy() {
             CatchUp::Latest => 1,
             CatchUp::All { max } => max.max(1),
         };
-        let skipped = missed + due.len().saturating_sub(keep);
+        // The latest `keep` instants, with every tick at them: two ticks in one
+        // spring-forward gap fire at the same instant, and both are the latest.
+        let mut instants = 0;
+        let mut first_kept = due.len();
+        while first_kept > 0 {
+            let at = due[first_kept - 1].at;
+            if first_kept == due.len() || at != due[first_kept].at {
+                if instants == keep {
+                    break;
+                }
+                instants += 1;
+            }
+            first_kept -= 1;
+        }
+        let skipped = missed + first_kept;
         let mut ticks = Vec::new();
         if skipped > 0 {
             ticks.push(
@@ -219,7 +274,7 @@ impl Evaluator {
         }
         let registry = self.fs.registry();
         let anchor = schedule.anchor(registry)?;
-        for tick in &due[due.len().saturating_sub(keep)..] {
+        for tick in &due[first_kept..] {
             let record = match schedule.partition_of(registry, &anchor, *tick) {
                 Err(err) => TickRecord::new(Origin::Schedule, name, tick.at, TickStatus::Failed)
                     .detail(err.to_string()),
@@ -245,9 +300,7 @@ impl Evaluator {
             };
             ticks.push(record);
         }
-        self.set_cursor_time(Origin::Schedule, name, last.at)
-            .await?;
-        Ok(ticks)
+        Ok((ticks, Some(last.at)))
     }
 
     async fn sensor(&self, sensor: &super::Sensor, now: DateTime<Utc>) -> Result<Vec<TickRecord>> {
@@ -281,6 +334,7 @@ impl Evaluator {
             TickRecord::new(Origin::Sensor, name, now, TickStatus::Launched)
         };
         let mut errors = Vec::new();
+        let mut launch_failed = false;
         let mut already = 0;
         for request in run_requests {
             let anchor = match self.request_anchor(&request.selection, &request.partition) {
@@ -312,7 +366,10 @@ impl Evaluator {
                     tick.launched += launched.new;
                     tick.backfills.extend(launched.backfills);
                 }
-                Err(err) => errors.push(err.to_string()),
+                Err(err) => {
+                    launch_failed = true;
+                    errors.push(err.to_string());
+                }
             }
         }
         if !errors.is_empty() {
@@ -326,7 +383,9 @@ impl Evaluator {
         }
         // The cursor moves only once its requests are launched: a leader that dies before
         // calls again from the old cursor, and the run keys keep that from launching twice.
-        if let Some(cursor) = cursor {
+        // A request the sensor got wrong (an unknown asset) would be wrong again; one the
+        // store failed to launch is asked for again with the same cursor.
+        if let Some(cursor) = cursor.filter(|_| !launch_failed) {
             store
                 .set_cursor(Origin::Sensor.as_str(), name, &cursor)
                 .await?;
@@ -361,9 +420,22 @@ impl Evaluator {
             return Ok(Vec::new());
         }
         let Some(seen) = self.cursor_time(Origin::Condition, EVENTS_CURSOR).await? else {
+            self.set_cursor_time(Origin::Condition, EVENTS_FLOOR, now)
+                .await?;
             self.set_cursor_time(Origin::Condition, EVENTS_CURSOR, now)
                 .await?;
             return Ok(Vec::new());
+        };
+        let floor = match self.events_floor {
+            Some(floor) => floor,
+            None => {
+                let floor = self
+                    .cursor_time(Origin::Condition, EVENTS_FLOOR)
+                    .await?
+                    .unwrap_or(seen);
+                self.events_floor = Some(floor);
+                floor
+            }
         };
         let events = fs
             .runtime()
@@ -371,11 +443,22 @@ impl Evaluator {
             .list(
                 &MaterializationQuery::default()
                     .status(MaterializationStatus::Success)
-                    .finished_after(seen - EVENTS_LOOKBACK)
+                    .finished_after((seen - EVENTS_LOOKBACK).max(floor))
                     .limit(EVENTS_PER_LOOK),
             )
             .await?;
         let newest = events.iter().filter_map(|m| m.finished_at).max();
+        let events: Vec<Materialization> = events
+            .into_iter()
+            .filter(|e| {
+                let key = (e.asset.clone(), e.partition.clone(), e.run_id);
+                self.events_seen
+                    .insert(key, e.finished_at.unwrap_or(e.started_at))
+                    .is_none()
+            })
+            .collect();
+        let horizon = newest.unwrap_or(seen).min(seen) - EVENTS_LOOKBACK;
+        self.events_seen.retain(|_, at| *at >= horizon);
         let mut ticks = Vec::new();
         for asset in eager {
             let Some(condition) = asset.automation_condition() else {
@@ -387,36 +470,14 @@ impl Evaluator {
             {
                 continue;
             }
-            let mut items = Vec::new();
-            for event in events.iter().filter(|e| {
-                e.asset != asset.name() && asset.upstream_assets().any(|d| d == e.asset)
-            }) {
-                let targets =
-                    registry.downstream_partitions(&asset, &event.asset, &event.partition)?;
-                for partition in targets {
-                    if !condition.all_windows && !is_latest_window(&asset, &partition, now) {
-                        continue;
-                    }
-                    let key = format!(
-                        "eager:{}:{}:{}:{}",
-                        partition.encode(),
-                        event.asset,
-                        event.partition.encode(),
-                        event.run_id
-                    );
-                    if self
-                        .claimed
-                        .contains(&(asset.name().to_owned(), key.clone()))
-                    {
-                        continue;
-                    }
-                    if self.eager_ready(&asset, &partition, event).await? {
-                        items.push((key, partition));
-                    }
-                }
-            }
-            if let Some(tick) = self.launch_condition(&asset, now, items).await? {
-                ticks.push(tick);
+            // One asset's error is its failed tick; the others go on.
+            match self.eager_asset(&asset, condition, &events, now).await {
+                Ok(Some(tick)) => ticks.push(tick),
+                Ok(None) => {}
+                Err(err) => ticks.push(
+                    TickRecord::new(Origin::Condition, asset.name(), now, TickStatus::Failed)
+                        .detail(err.to_string()),
+                ),
             }
         }
         if let Some(newest) = newest.filter(|n| *n > seen) {
@@ -426,6 +487,56 @@ impl Evaluator {
         Ok(ticks)
     }
 
+    /// The eager condition of `asset` over `events`: what they affect, launched.
+    async fn eager_asset(
+        &mut self,
+        asset: &Asset,
+        condition: &super::AutomationCondition,
+        events: &[Materialization],
+        now: DateTime<Utc>,
+    ) -> Result<Option<TickRecord>> {
+        let fs = self.fs.clone();
+        let registry = fs.registry();
+        let mut items = Vec::new();
+        for event in events
+            .iter()
+            .filter(|e| e.asset != asset.name() && asset.upstream_assets().any(|d| d == e.asset))
+        {
+            let targets = registry.downstream_partitions(asset, &event.asset, &event.partition)?;
+            for partition in targets {
+                if !condition.all_windows && !is_latest_window(asset, &partition, now) {
+                    continue;
+                }
+                let key = format!(
+                    "eager:{}:{}:{}:{}",
+                    partition.encode(),
+                    event.asset,
+                    event.partition.encode(),
+                    event.run_id
+                );
+                if self
+                    .claimed
+                    .contains(&(asset.name().to_owned(), key.clone()))
+                {
+                    continue;
+                }
+                match self.eager_ready(asset, &partition, event).await? {
+                    Ready::Yes => items.push((key, partition)),
+                    Ready::No => {}
+                    // Looked at again in the next rounds, while the lookback holds it.
+                    Ready::InFlight => {
+                        self.events_seen.remove(&(
+                            event.asset.clone(),
+                            event.partition.clone(),
+                            event.run_id,
+                        ));
+                    }
+                }
+            }
+        }
+        self.launch_condition(asset, now, items).await
+    }
+
     /// Whether `partition` of `asset` should run for `event`: it is not running, it has not
     /// run since the event, and everything it reads is present.
     async fn eager_ready(
@@ -433,15 +544,21 @@ impl Evaluator {
         asset: &Asset,
         partition: &Partition,
         event: &Materialization,
-    ) -> Result<bool> {
+    ) -> Result<Ready> {
         let store = self.fs.runtime().store();
         if let Some(latest) = store.latest(asset.name(), partition).await? {
-            let finished = event.finished_at.unwrap_or(event.started_at);
-            if latest.status == MaterializationStatus::Running || latest.started_at >= finished {
-                return Ok(false);
+            if latest.status == MaterializationStatus::Running {
+                return Ok(Ready::InFlight);
+            }
+            if latest.started_at >= event.finished_at.unwrap_or(event.started_at) {
+                return Ok(Ready::No);
             }
         }
-        self.inputs_present(asset, partition, None).await
+        Ok(if self.inputs_present(asset, partition, None).await? {
+            Ready::Yes
+        } else {
+            Ready::No
+        })
     }
 
     /// Whether every partition `asset` at `partition` reads (optional ones aside) has a
@@ -611,6 +728,14 @@ impl Evaluator {
             Ok(launched),
         )))
     }
+}
+
+/// What an eager condition makes of one event for one partition.
+enum Ready {
+    Yes,
+    No,
+    /// The partition is running: it may have read the upstream before the event.
+    InFlight,
 }
 
 /// The tick record of a launch.

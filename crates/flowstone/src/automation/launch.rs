@@ -102,56 +102,59 @@ impl Launcher {
         Ok(launched)
     }
 
-    /// Stores backfill `id` as requested unless it is stored, and starts it if it is only
-    /// requested.
+    /// Stores backfill `id` as requested unless it is stored, and starts it unless someone
+    /// runs it.
     async fn ensure_started(&self, id: BackfillId, request: BackfillRequest) -> Result<()> {
-        let store = self.fs.runtime().storage().backfills();
-        let record = match store.get(id).await? {
-            Some(record) => record,
-            None => {
-                let now = Utc::now();
-                let record = BackfillRecord {
-                    id,
-                    request,
-                    status: BackfillStatus::Requested,
-                    counts: BackfillCounts::default(),
-                    created_at: now,
-                    updated_at: now,
-                    finished_at: None,
-                    owner: None,
-                };
-                store.create(&record).await?;
-                record
-            }
+        let now = Utc::now();
+        let record = BackfillRecord {
+            id,
+            request,
+            status: BackfillStatus::Requested,
+            counts: BackfillCounts::default(),
+            created_at: now,
+            updated_at: now,
+            finished_at: None,
+            owner: None,
         };
-        if record.status == BackfillStatus::Requested {
-            self.start(id);
-        }
-        Ok(())
+        self.fs
+            .runtime()
+            .storage()
+            .backfills()
+            .create(&record)
+            .await?;
+        self.start(id).await.map(drop)
     }
 
     /// Resumes automation's backfills that nobody runs: requested but not started, or
     /// running with no progress written for [`STALE_AFTER`].
     pub(crate) async fn sweep(&self) -> Result<usize> {
-        let now = Utc::now();
         let mut started = 0;
         for record in self.fs.runtime().storage().backfills().unfinished().await? {
-            let orphaned = match record.status {
-                BackfillStatus::Requested => true,
-                _ => now - record.updated_at > STALE_AFTER,
-            };
-            if record.request.launched_by.is_some() && orphaned && self.start(record.id) {
+            if record.request.launched_by.is_some() && self.start(record.id).await? {
                 started += 1;
             }
         }
         Ok(started)
     }
 
-    /// Runs backfill `id` on a task of its own unless this process runs it already; returns
-    /// whether it started it.
-    fn start(&self, id: BackfillId) -> bool {
+    /// Runs backfill `id` on a task of its own if it is free: not run by this process, and
+    /// taken in the store (requested, or running without progress for [`STALE_AFTER`]), so
+    /// that of two leaders at once only one runs it. Returns whether it started it.
+    async fn start(&self, id: BackfillId) -> Result<bool> {
         if !self.lock().insert(id) {
-            return false;
+            return Ok(false);
+        }
+        let owner = crate::backfill::this_process();
+        let taken = self
+            .fs
+            .runtime()
+            .storage()
+            .backfills()
+            .take(id, &owner, Utc::now() - STALE_AFTER)
+            .await;
+        if !matches!(taken, Ok(true)) {
+            self.lock().remove(&id);
+            return taken;
         }
         let (fs, running) = (self.fs.clone(), Arc::clone(&self.running));
         tokio::spawn(async move {
@@ -171,7 +174,7 @@ impl Launcher {
                 .unwrap_or_else(std::sync::PoisonError::into_inner)
                 .remove(&id);
         });
-        true
+        Ok(true)
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashSet<BackfillId>> {

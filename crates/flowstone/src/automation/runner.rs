@@ -36,10 +36,15 @@ const PRUNE_EVERY: Duration = Duration::from_secs(3600);
 pub struct Automation {
     fs: FlowStone,
     node: String,
+    /// Whether [`Automation::node`] named it (a worker's name is used otherwise).
+    named: bool,
     lease_ttl: Duration,
     poll: Duration,
     keep_ticks: Duration,
     executor: Option<Strategy>,
+    /// The evaluator [`Automation::evaluate_once`] and [`Automation::evaluate_incremental`]
+    /// keep between calls, as a leader keeps its own.
+    manual: std::sync::Arc<tokio::sync::Mutex<Option<Evaluator>>>,
 }
 
 impl Automation {
@@ -47,17 +52,33 @@ impl Automation {
         Automation {
             fs,
             node: crate::backfill::this_process(),
+            named: false,
             lease_ttl: Duration::from_secs(15),
             poll: Duration::from_secs(1),
             keep_ticks: Duration::from_secs(7 * 24 * 3600),
             executor: None,
+            manual: Default::default(),
         }
     }
 
-    /// This process's name as the lease holder (default: host, process id and a suffix).
+    /// This process's name as the lease holder (default: the worker's node name when a
+    /// worker runs it, else host, process id and a suffix).
     pub fn node(mut self, node: impl Into<String>) -> Self {
         self.node = node.into();
+        self.named = true;
         self
+    }
+
+    /// Named `node` unless [`Automation::node`] named it already (a worker passes its own).
+    pub(crate) fn default_node(self, node: &str) -> Self {
+        if self.named {
+            self
+        } else {
+            Automation {
+                node: node.to_owned(),
+                ..self
+            }
+        }
     }
 
     /// How long the lease lasts unless renewed (default 15 s): how soon a standby takes
@@ -95,6 +116,25 @@ impl Automation {
             .await
     }
 
+    /// Only the eager conditions as of `now`, as a wake-up by a new materialization runs
+    /// them (reading just the materializations since the last look).
+    pub async fn evaluate_incremental(&self, now: DateTime<Utc>) -> RoundReport {
+        self.manual_round(now, false).await
+    }
+
+    async fn manual_round(&self, now: DateTime<Utc>, full: bool) -> RoundReport {
+        let mut evaluator = self.manual.lock().await;
+        evaluator
+            .get_or_insert_with(|| self.evaluator())
+            .round(now, full)
+            .await
+    }
+
+    fn evaluator(&self) -> Evaluator {
+        let launcher = Launcher::new(self.fs.clone(), self.executor.clone());
+        Evaluator::new(self.fs.clone(), launcher)
+    }
+
     /// Starts evaluating in the background.
     pub fn start(self) -> Result<AutomationHandle> {
         self.check()?;
@@ -124,8 +164,7 @@ impl Automation {
 
     /// The evaluator loop, until `stop` fires (a worker runs it as a service).
     pub(crate) async fn run(self, stop: CancellationToken) {
-        let launcher = Launcher::new(self.fs.clone(), self.executor.clone());
-        let mut evaluator = Evaluator::new(self.fs.clone(), launcher);
+        let mut evaluator = self.evaluator();
         let mut materialized = self.fs.runtime().storage().materialized();
         #[cfg(feature = "database")]
         let mut finished = match self.fs.database() {

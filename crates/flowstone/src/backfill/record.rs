@@ -239,8 +239,15 @@ pub struct PartitionRecord {
 /// Where backfills are kept. Memory, SQLite and PostgreSQL implement it.
 #[async_trait]
 pub trait BackfillStore: Send + Sync + 'static {
-    /// Stores a new backfill.
-    async fn create(&self, record: &BackfillRecord) -> Result<()>;
+    /// Stores a new backfill; one already stored under its id is left as it is. Returns
+    /// whether this call stored it.
+    async fn create(&self, record: &BackfillRecord) -> Result<bool>;
+
+    /// Takes backfill `id` for `owner` to run: a `requested` one becomes `running`, and a
+    /// `running` or `cancelling` one whose progress was last written before `stale_before`
+    /// (its process died) is taken over. Returns whether `owner` took it; of two processes
+    /// asking at once, one does.
+    async fn take(&self, id: BackfillId, owner: &str, stale_before: DateTime<Utc>) -> Result<bool>;
 
     /// Sets the status, counts and owner of backfill `id` (and `finished_at` when the status
     /// is final). A backfill asked to cancel stays `cancelling` until it ends; one that has
@@ -317,9 +324,35 @@ pub(crate) fn next_status(current: BackfillStatus, asked: BackfillStatus) -> Bac
 
 #[async_trait]
 impl BackfillStore for MemoryBackfills {
-    async fn create(&self, record: &BackfillRecord) -> Result<()> {
-        self.kept()?.records.insert(record.id, record.clone());
-        Ok(())
+    async fn create(&self, record: &BackfillRecord) -> Result<bool> {
+        let mut kept = self.kept()?;
+        if kept.records.contains_key(&record.id) {
+            return Ok(false);
+        }
+        kept.records.insert(record.id, record.clone());
+        Ok(true)
+    }
+
+    async fn take(&self, id: BackfillId, owner: &str, stale_before: DateTime<Utc>) -> Result<bool> {
+        let mut kept = self.kept()?;
+        let Some(record) = kept.records.get_mut(&id) else {
+            return Ok(false);
+        };
+        let free = match record.status {
+            BackfillStatus::Requested => true,
+            BackfillStatus::Running | BackfillStatus::Cancelling => {
+                record.updated_at < stale_before
+            }
+            _ => false,
+        };
+        if free {
+            if record.status == BackfillStatus::Requested {
+                record.status = BackfillStatus::Running;
+            }
+            record.owner = Some(owner.to_owned());
+            record.updated_at = Utc::now();
+        }
+        Ok(free)
     }
 
     async fn update(

@@ -64,9 +64,6 @@ impl Hook for RecordHook {
         };
         record.error = result.as_ref().err().map(|e| e.to_record());
         store.record(&record).await?;
-        if result.is_ok() {
-            cx.storage.announce_materialized();
-        }
         result
     }
 }

@@ -91,7 +91,8 @@ impl WorkerBuilder {
         self
     }
 
-    /// Runs automation configured as `automation` (lease time, poll interval, executor).
+    /// Runs automation configured as `automation` (lease time, poll interval, executor); it
+    /// takes this worker's node name unless it was given one.
     pub fn automation_with(mut self, automation: crate::automation::Automation) -> Self {
         self.automation = Some(automation);
         self
@@ -178,8 +179,8 @@ impl WorkerBuilder {
             )?;
             builder = builder.queue(queue, concurrency);
         }
-        if let Some(node) = self.node {
-            builder = builder.node(node);
+        if let Some(node) = &self.node {
+            builder = builder.node(node.clone());
         }
         if let Some((policy, interval)) = self.retention {
             let runtime = self.runtime.clone();
@@ -200,7 +201,11 @@ impl WorkerBuilder {
                 }
             });
         }
-        if let Some(automation) = self.automation {
+        if let Some(mut automation) = self.automation {
+            // The worker's node name also names it as the automation leader.
+            if let Some(node) = &self.node {
+                automation = automation.default_node(node);
+            }
             builder = builder.service(move |_db, stop| automation.run(stop));
         }
         let runtime = self.runtime;

@@ -18,6 +18,7 @@ use crate::backfill::{
 use crate::error::{Error, Result};
 use crate::ids::BackfillId;
 use crate::partition::Partition;
+use chrono::{DateTime, Utc};
 
 /// Backfill records in the database.
 #[derive(Debug, Clone)]
@@ -93,7 +94,7 @@ where
 
 #[async_trait]
 impl BackfillStore for SqlBackfills {
-    async fn create(&self, r: &BackfillRecord) -> Result<()> {
+    async fn create(&self, r: &BackfillRecord) -> Result<bool> {
         let (id, request, counts) = (
             r.id.to_string(),
             serde_json::to_string(&r.request)?,
@@ -103,26 +104,59 @@ impl BackfillStore for SqlBackfills {
         let status = r.status.as_str();
         let owner = r.owner.as_deref();
         let err = |e| sql_error("store a backfill", e);
-        by_engine!(self.db.pool(), pool => {
+        let stored = by_engine!(self.db.pool(), pool => {
             sqlite: sqlx::query(
                 "INSERT INTO flowstone_backfills
                      (id, request, status, counts, created_at, updated_at, owner)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+                 ON CONFLICT (id) DO NOTHING",
             )
             .bind(id).bind(request).bind(status).bind(counts).bind(created).bind(updated)
             .bind(owner)
-            .execute(pool).await.map(drop).map_err(err)?,
+            .execute(pool).await.map_err(err)?.rows_affected(),
             postgres: sqlx::query(
                 "INSERT INTO flowstone_backfills
                      (id, request, status, counts, created_at, updated_at, owner)
                  VALUES ($1, $2::jsonb, $3, $4::jsonb, to_timestamp($5::float8 / 1000000),
-                         to_timestamp($6::float8 / 1000000), $7)",
+                         to_timestamp($6::float8 / 1000000), $7)
+                 ON CONFLICT (id) DO NOTHING",
             )
             .bind(id).bind(request).bind(status).bind(counts).bind(created as f64)
             .bind(updated as f64).bind(owner)
-            .execute(pool).await.map(drop).map_err(err)?,
+            .execute(pool).await.map_err(err)?.rows_affected(),
         });
-        Ok(())
+        Ok(stored == 1)
+    }
+
+    async fn take(&self, id: BackfillId, owner: &str, stale_before: DateTime<Utc>) -> Result<bool> {
+        let id = id.to_string();
+        let err = |e| sql_error("take a backfill to run", e);
+        // One statement: of two processes taking the same backfill, the second finds it
+        // freshly updated and takes nothing.
+        let taken = by_engine!(self.db.pool(), pool => {
+            sqlite: sqlx::query(
+                "UPDATE flowstone_backfills
+                    SET status = CASE status WHEN 'requested' THEN 'running' ELSE status END,
+                        owner = ?2, updated_at = ?3
+                  WHERE id = ?1
+                    AND (status = 'requested'
+                         OR (status IN ('running', 'cancelling') AND updated_at < ?4))",
+            )
+            .bind(id).bind(owner).bind(to_micros(Utc::now())).bind(to_micros(stale_before))
+            .execute(pool).await.map_err(err)?.rows_affected(),
+            postgres: sqlx::query(
+                "UPDATE flowstone_backfills
+                    SET status = CASE status WHEN 'requested' THEN 'running' ELSE status END,
+                        owner = $2, updated_at = now()
+                  WHERE id = $1
+                    AND (status = 'requested'
+                         OR (status IN ('running', 'cancelling')
+                             AND updated_at < to_timestamp($3::float8 / 1000000)))",
+            )
+            .bind(id).bind(owner).bind(to_micros(stale_before) as f64)
+            .execute(pool).await.map_err(err)?.rows_affected(),
+        });
+        Ok(taken == 1)
     }
 
     async fn update(
