@@ -19,7 +19,7 @@ use crate::asset::Asset;
 use crate::error::{Error, Result};
 use crate::partition::Partition;
 use crate::selection::AssetSelection;
-use crate::store::{Materialization, MaterializationQuery, MaterializationStatus};
+use crate::store::{Materialization, MaterializationStatus};
 
 /// How far back each look for new materializations reaches before the last one seen: a
 /// record that committed late (PostgreSQL commits out of order; a success written in the
@@ -440,12 +440,7 @@ impl Evaluator {
         let events = fs
             .runtime()
             .store()
-            .list(
-                &MaterializationQuery::default()
-                    .status(MaterializationStatus::Success)
-                    .finished_after((seen - EVENTS_LOOKBACK).max(floor))
-                    .limit(EVENTS_PER_LOOK),
-            )
+            .succeeded_since((seen - EVENTS_LOOKBACK).max(floor), EVENTS_PER_LOOK)
             .await?;
         let newest = events.iter().filter_map(|m| m.finished_at).max();
         let events: Vec<Materialization> = events

@@ -77,6 +77,43 @@ pub(crate) async fn records(
     found.iter().map(rows::materialization).collect()
 }
 
+pub(crate) async fn latest_record(
+    pool: &PgPool,
+    asset: &str,
+    partition: &str,
+) -> Result<Option<Materialization>> {
+    // Both columns bound, no `IS NULL OR`: the planner uses the (asset, partition) index.
+    let found: Option<PgRow> = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "SELECT {RECORD_COLUMNS} FROM flowstone_materializations m
+          WHERE m.asset = $1 AND m.partition_key = $2
+          ORDER BY m.started_at DESC, m.run_id DESC LIMIT 1"
+    )))
+    .bind(asset)
+    .bind(partition)
+    .fetch_optional(pool)
+    .await
+    .map_err(|e| sql_error("read the latest materialization", e))?;
+    found.as_ref().map(rows::materialization).transpose()
+}
+
+pub(crate) async fn succeeded_since(
+    pool: &PgPool,
+    after_us: i64,
+    limit: i64,
+) -> Result<Vec<Materialization>> {
+    let found: Vec<PgRow> = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "SELECT {RECORD_COLUMNS} FROM flowstone_materializations m
+          WHERE m.finished_at > to_timestamp($1::float8 / 1000000) AND m.status = 'success'
+          ORDER BY m.finished_at LIMIT $2"
+    )))
+    .bind(after_us as f64)
+    .bind(limit)
+    .fetch_all(pool)
+    .await
+    .map_err(|e| sql_error("read new materializations", e))?;
+    found.iter().map(rows::materialization).collect()
+}
+
 pub(crate) async fn latest_records(pool: &PgPool, asset: &str) -> Result<Vec<Materialization>> {
     let found: Vec<PgRow> = sqlx::query(sqlx::AssertSqlSafe(format!(
         "SELECT {RECORD_NAMES} FROM (

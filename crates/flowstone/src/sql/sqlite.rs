@@ -73,6 +73,43 @@ pub(crate) async fn records(
     found.iter().map(rows::materialization).collect()
 }
 
+pub(crate) async fn latest_record(
+    pool: &SqlitePool,
+    asset: &str,
+    partition: &str,
+) -> Result<Option<Materialization>> {
+    // Both columns bound, no `IS NULL OR`: the planner uses the (asset, partition) index.
+    let found: Option<SqliteRow> = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "SELECT {RECORD_COLUMNS} FROM flowstone_materializations
+          WHERE asset = ?1 AND partition_key = ?2
+          ORDER BY started_at DESC, run_id DESC LIMIT 1"
+    )))
+    .bind(asset)
+    .bind(partition)
+    .fetch_optional(pool)
+    .await
+    .map_err(|e| sql_error("read the latest materialization", e))?;
+    found.as_ref().map(rows::materialization).transpose()
+}
+
+pub(crate) async fn succeeded_since(
+    pool: &SqlitePool,
+    after_us: i64,
+    limit: i64,
+) -> Result<Vec<Materialization>> {
+    let found: Vec<SqliteRow> = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "SELECT {RECORD_COLUMNS} FROM flowstone_materializations
+          WHERE finished_at > ?1 AND status = 'success'
+          ORDER BY finished_at LIMIT ?2"
+    )))
+    .bind(after_us)
+    .bind(limit)
+    .fetch_all(pool)
+    .await
+    .map_err(|e| sql_error("read new materializations", e))?;
+    found.iter().map(rows::materialization).collect()
+}
+
 pub(crate) async fn latest_records(pool: &SqlitePool, asset: &str) -> Result<Vec<Materialization>> {
     let found: Vec<SqliteRow> = sqlx::query(sqlx::AssertSqlSafe(format!(
         "SELECT {RECORD_COLUMNS} FROM (

@@ -98,6 +98,29 @@ impl MaterializationStore for SqlStore {
         retention::delete(&self.db, Deleted::Records, keys).await
     }
 
+    async fn latest(&self, asset: &str, partition: &Partition) -> Result<Option<Materialization>> {
+        let partition = partition.encode();
+        by_engine!(self.db.pool(), pool => {
+            sqlite: sqlite::latest_record(pool, asset, &partition).await,
+            postgres: postgres::latest_record(pool, asset, &partition).await,
+        })
+    }
+
+    async fn succeeded_since(
+        &self,
+        after: DateTime<Utc>,
+        limit: usize,
+    ) -> Result<Vec<Materialization>> {
+        let (after, limit) = (
+            super::rows::to_micros(after),
+            i64::try_from(limit).unwrap_or(i64::MAX),
+        );
+        by_engine!(self.db.pool(), pool => {
+            sqlite: sqlite::succeeded_since(pool, after, limit).await,
+            postgres: postgres::succeeded_since(pool, after, limit).await,
+        })
+    }
+
     async fn latest_per_partition(&self, asset: &str) -> Result<Vec<Materialization>> {
         by_engine!(self.db.pool(), pool => {
             sqlite: sqlite::latest_records(pool, asset).await,

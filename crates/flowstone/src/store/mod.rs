@@ -198,6 +198,25 @@ pub trait MaterializationStore: Send + Sync + 'static {
     /// Records matching `query`, newest (latest `started_at`, then run id) first.
     async fn list(&self, query: &MaterializationQuery) -> Result<Vec<Materialization>>;
 
+    /// Successful records that finished after `after`, oldest first, at most `limit`: what
+    /// automation reads to see what is new, often, so the SQL store answers it from an index.
+    async fn succeeded_since(
+        &self,
+        after: DateTime<Utc>,
+        limit: usize,
+    ) -> Result<Vec<Materialization>> {
+        let mut found = self
+            .list(
+                &MaterializationQuery::default()
+                    .status(MaterializationStatus::Success)
+                    .finished_after(after),
+            )
+            .await?;
+        found.sort_by_key(|m| m.finished_at);
+        found.truncate(limit);
+        Ok(found)
+    }
+
     /// For each partition of `asset`, its newest record.
     async fn latest_per_partition(&self, asset: &str) -> Result<Vec<Materialization>>;
 
