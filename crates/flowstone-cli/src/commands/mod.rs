@@ -9,4 +9,6 @@ pub mod materializations;
 pub mod materialize;
 pub mod schedule;
 pub mod schedules;
+#[cfg(feature = "ui")]
+pub mod ui;
 pub mod worker;
