@@ -60,9 +60,46 @@ pub async fn request(
     head.push_str("\r\n");
     stream.write_all(head.as_bytes()).await.unwrap();
     stream.write_all(body).await.unwrap();
-    let mut raw = Vec::new();
-    stream.read_to_end(&mut raw).await.unwrap();
-    parse(&raw)
+    // Some servers (chromedriver) keep the connection open despite `Connection: close`, so the
+    // body ends where its length says, not at the end of the stream.
+    let read = async {
+        let mut raw = Vec::new();
+        // On the heap: a 64 KiB array inside the future overflows test threads' stacks.
+        let mut buf = vec![0u8; 64 * 1024];
+        loop {
+            if let Some(response) = complete(&raw) {
+                return response;
+            }
+            let n = stream.read(&mut buf).await.unwrap();
+            if n == 0 {
+                return parse(&raw);
+            }
+            raw.extend_from_slice(&buf[..n]);
+        }
+    };
+    tokio::time::timeout(TIMEOUT, read)
+        .await
+        .unwrap_or_else(|_| panic!("{method} {path} on {addr} got no whole answer in {TIMEOUT:?}"))
+}
+
+/// The longest a request may take (an event stream runs until its backfill ends).
+const TIMEOUT: std::time::Duration = std::time::Duration::from_secs(120);
+
+/// The response in `raw`, once all of it has arrived (by Content-Length, or the last chunk).
+fn complete(raw: &[u8]) -> Option<Response> {
+    let split = raw.windows(4).position(|w| w == b"\r\n\r\n")?;
+    let head = String::from_utf8_lossy(&raw[..split]).to_ascii_lowercase();
+    let body = &raw[split + 4..];
+    let length = head
+        .lines()
+        .find_map(|l| l.strip_prefix("content-length:"))
+        .and_then(|v| v.trim().parse::<usize>().ok());
+    let done = match length {
+        Some(n) => body.len() >= n,
+        None if head.contains("transfer-encoding: chunked") => body.ends_with(b"0\r\n\r\n"),
+        None => false,
+    };
+    done.then(|| parse(raw))
 }
 
 fn parse(raw: &[u8]) -> Response {
