@@ -28,7 +28,7 @@ pub(crate) fn backfill_id(input: &str) -> UiResult<BackfillId> {
 
 /// A progress bar: `done` of `total`, with the count in text too.
 pub(crate) fn progress_bar(done: usize, total: usize) -> String {
-    let percent = if total == 0 { 100 } else { done * 100 / total };
+    let percent = (done * 100).checked_div(total).unwrap_or(100);
     format!(
         "<span class=\"progress\"><span class=\"bar\" style=\"width:{percent}%\"></span></span> \
          <span class=\"progress-text\">{done}/{total}</span>"

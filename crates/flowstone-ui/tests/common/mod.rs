@@ -42,7 +42,7 @@ impl Delay {
 
 /// Whether `day` is one `raw_events` fails on: every tenth day of the month.
 pub fn fails_on(day: NaiveDate) -> bool {
-    day.day() % 10 == 0
+    day.day().is_multiple_of(10)
 }
 
 /// The last day of the big asset's range.
@@ -136,7 +136,7 @@ pub fn day(y: i32, m: u32, d: u32) -> NaiveDate {
 pub fn big_status(i: usize) -> Option<MaterializationStatus> {
     if i % 1000 == 999 {
         None
-    } else if i % 97 == 0 {
+    } else if i.is_multiple_of(97) {
         Some(MaterializationStatus::Failed)
     } else if i % 5003 == 1 {
         Some(MaterializationStatus::Running)
