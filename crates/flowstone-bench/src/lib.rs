@@ -6,3 +6,4 @@ pub mod graph;
 pub mod queue;
 pub mod queue_executor;
 pub mod report;
+pub mod ui;

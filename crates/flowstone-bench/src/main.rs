@@ -1,4 +1,4 @@
-//! `flowstone-bench [core|queue|queue-executor|graph|all]`: prints one JSON line per figure.
+//! `flowstone-bench [core|queue|queue-executor|graph|ui|all]`: prints one JSON line per figure.
 //!
 //! Run in release mode: `cargo run --release -p flowstone-bench -- all`.
 
@@ -12,6 +12,7 @@ async fn main() -> ExitCode {
         "queue" => flowstone_bench::queue::run_all().await,
         "queue-executor" => flowstone_bench::queue_executor::queue_backfill(10_000).await,
         "graph" => flowstone_bench::graph::run_all().await,
+        "ui" => flowstone_bench::ui::run_all().await,
         "graph-inprocess" => flowstone_bench::graph::multi_asset_inprocess(10_000, 3).await,
         "all" => match flowstone_bench::core::run_all().await {
             Ok(()) => match flowstone_bench::queue::run_all().await {
@@ -25,7 +26,7 @@ async fn main() -> ExitCode {
         },
         other => {
             eprintln!(
-                "unknown benchmark group '{other}': use core, queue, queue-executor, graph or all"
+                "unknown benchmark group '{other}': use core, queue, queue-executor, graph, ui or all"
             );
             return ExitCode::from(2);
         }
