@@ -48,9 +48,12 @@ async fn figures(dir: &std::path::Path) -> anyhow::Result<()> {
                 .partitioned_by(Daily::from("1800-01-01").to(last.to_string()))
                 .execute(|_ctx| async { Ok::<_, Error>(1u8) }),
         )
-        .asset(Asset::new("downstream").depends_on([ASSET]).partitioned_by(
-            Daily::from("1800-01-01").to(last.to_string()),
-        ).execute(|_ctx| async { Ok::<_, Error>(2u8) }))
+        .asset(
+            Asset::new("downstream")
+                .depends_on([ASSET])
+                .partitioned_by(Daily::from("1800-01-01").to(last.to_string()))
+                .execute(|_ctx| async { Ok::<_, Error>(2u8) }),
+        )
         .connect()
         .await?;
     let started = Instant::now();
@@ -67,7 +70,10 @@ async fn figures(dir: &std::path::Path) -> anyhow::Result<()> {
     );
     browser_figure(fs.clone(), &page).await?;
     let (ms, bytes) = time_get(&mut app, "/metrics", 20).await?;
-    emit("ui_metrics", json!({"median_ms": round(ms), "bytes": bytes, "target_ms": 10}));
+    emit(
+        "ui_metrics",
+        json!({"median_ms": round(ms), "bytes": bytes, "target_ms": 10}),
+    );
 
     record_runs(&fs, 9).await?;
     let (ms, _) = time_get(&mut app, "/", 10).await?;
@@ -118,7 +124,9 @@ async fn record_runs(fs: &FlowStone, runs: usize) -> anyhow::Result<()> {
             .collect();
         for chunk in records.chunks(4096) {
             // Concurrent writes share the store's group commits.
-            for result in futures_util::future::join_all(chunk.iter().map(|m| store.record(m))).await {
+            for result in
+                futures_util::future::join_all(chunk.iter().map(|m| store.record(m))).await
+            {
                 result?;
             }
         }
@@ -134,7 +142,11 @@ async fn time_get(app: &mut axum::Router, path: &str, n: usize) -> anyhow::Resul
         let started = Instant::now();
         let request = Request::get(path).body(Body::empty())?;
         let response = app.call(request).await?;
-        anyhow::ensure!(response.status().is_success(), "GET {path}: {}", response.status());
+        anyhow::ensure!(
+            response.status().is_success(),
+            "GET {path}: {}",
+            response.status()
+        );
         let body = axum::body::to_bytes(response.into_body(), usize::MAX).await?;
         sample.push(started.elapsed().as_secs_f64() * 1000.0);
         bytes = body.len();
@@ -148,7 +160,10 @@ async fn time_get(app: &mut axum::Router, path: &str, n: usize) -> anyhow::Resul
 async fn browser_figure(fs: FlowStone, page: &str) -> anyhow::Result<()> {
     const CHROMIUM: &str = "/usr/bin/chromium";
     if !std::path::Path::new(CHROMIUM).exists() {
-        emit("ui_grid_browser_100k", json!({"skipped": "no /usr/bin/chromium"}));
+        emit(
+            "ui_grid_browser_100k",
+            json!({"skipped": "no /usr/bin/chromium"}),
+        );
         return Ok(());
     }
     let listener = flowstone_ui::listen("127.0.0.1:0".parse()?, None).await?;
@@ -178,8 +193,9 @@ async fn browser_figure(fs: FlowStone, page: &str) -> anyhow::Result<()> {
             let start = dom.find(&marker)? + marker.len();
             dom[start..].split('"').next()?.parse().ok()
         };
-        let d = attr("data-drawn-ms")
-            .ok_or_else(|| anyhow::anyhow!("the grid was not drawn: {}", &dom[..dom.len().min(300)]))?;
+        let d = attr("data-drawn-ms").ok_or_else(|| {
+            anyhow::anyhow!("the grid was not drawn: {}", &dom[..dom.len().min(300)])
+        })?;
         drawn.push(d);
         if let Some(p) = attr("data-first-paint-ms") {
             paint.push(p);

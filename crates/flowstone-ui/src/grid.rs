@@ -124,7 +124,7 @@ pub fn build(
         if i < from || i > to || filter.status.is_some_and(|s| s != cell) {
             continue;
         }
-        grid.keys.push(html::partition_text(partition));
+        grid.keys.push(partition.input_text());
         grid.codes.push(cell.code());
     }
     grid

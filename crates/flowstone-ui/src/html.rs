@@ -42,18 +42,6 @@ pub fn url_segment(text: &str) -> String {
     out
 }
 
-/// A partition as people type it (and as its definition parses it back): `2024-01-05` for a
-/// date, the string for a static key, `-` for an unpartitioned asset, else the canonical
-/// encoding.
-pub fn partition_text(partition: &Partition) -> String {
-    match partition {
-        Partition::Unpartitioned => String::from("-"),
-        Partition::Date(date) => date.format("%Y-%m-%d").to_string(),
-        Partition::Str(s) if !s.is_empty() => s.clone(),
-        other => other.encode(),
-    }
-}
-
 /// The link to an asset's page.
 pub fn asset_href(asset: &str) -> String {
     format!("/assets/{}", url_segment(asset))
@@ -64,7 +52,7 @@ pub fn partition_href(asset: &str, partition: &Partition) -> String {
     format!(
         "/assets/{}/partitions/{}",
         url_segment(asset),
-        url_segment(&partition_text(partition))
+        url_segment(&partition.input_text())
     )
 }
 
@@ -144,6 +132,11 @@ pub fn page(title: &str, active: &str, body: &str) -> Html<String> {
          <main>{body}</main></body></html>",
         esc(title)
     ))
+}
+
+/// A section with a heading around `inner` (already escaped).
+pub fn section(title: &str, inner: &str) -> String {
+    format!("<section><h2>{}</h2>{inner}</section>", esc(title))
 }
 
 /// A table: a header row and rows of already-escaped cells; `empty` when there are no rows.

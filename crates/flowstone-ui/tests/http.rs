@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{BIG, BIG_PARTITIONS, Server, csrf_of, demo, eventually};
+use common::{BIG, BIG_PARTITIONS, Server, csrf_of, demo, eventually, served};
 use flowstone_queue::testing::TestDb;
 
 flowstone_queue::both_engines!(
@@ -24,10 +24,8 @@ flowstone_queue::both_engines!(
 );
 
 async fn overview_shows_assets_failures_and_queue(t: &TestDb) {
-    let (fs, _) = demo(t).await;
-    let server = Server::start(fs, None).await;
-    let page = server.get("/").await;
-    assert_eq!(page.status, 200);
+    let (_, _, server) = served(t).await;
+    let page = server.page("/").await;
     for asset in [
         "raw_events",
         "clean_events",
@@ -53,10 +51,8 @@ async fn overview_shows_assets_failures_and_queue(t: &TestDb) {
 }
 
 async fn graph_links_every_asset_and_labels_mappings(t: &TestDb) {
-    let (fs, _) = demo(t).await;
-    let server = Server::start(fs, None).await;
-    let page = server.get("/graph").await;
-    assert_eq!(page.status, 200);
+    let (_, _, server) = served(t).await;
+    let page = server.page("/graph").await;
     assert!(page.body.contains("<svg"));
     for asset in [
         "raw_events",
@@ -81,10 +77,8 @@ async fn graph_links_every_asset_and_labels_mappings(t: &TestDb) {
 }
 
 async fn asset_page_shows_definition_and_grid(t: &TestDb) {
-    let (fs, _) = demo(t).await;
-    let server = Server::start(fs, None).await;
-    let page = server.get("/assets/raw_events").await;
-    assert_eq!(page.status, 200);
+    let (_, _, server) = served(t).await;
+    let page = server.page("/assets/raw_events").await;
     assert!(
         page.body
             .contains("the day&#39;s events &lt;as shipped&gt;")
@@ -105,8 +99,7 @@ async fn asset_page_shows_definition_and_grid(t: &TestDb) {
         .await;
     assert_eq!(grid_codes(&range.body), "sfs");
     let bad = server.get("/assets/raw_events?status=purple").await;
-    assert_eq!(bad.status, 400);
-    assert!(bad.body.contains("purple"));
+    bad.expect(400, "purple");
     server.stop().await;
 }
 
@@ -114,8 +107,7 @@ async fn big_grid_has_one_status_per_partition(t: &TestDb) {
     let (fs, _) = demo(t).await;
     common::fill_big(&fs).await;
     let server = Server::start(fs, None).await;
-    let page = server.get(&format!("/assets/{BIG}")).await;
-    assert_eq!(page.status, 200);
+    let page = server.page(&format!("/assets/{BIG}")).await;
     let codes = grid_codes(&page.body);
     assert_eq!(codes.len(), BIG_PARTITIONS);
     for (i, code) in codes.chars().enumerate() {
@@ -134,10 +126,10 @@ async fn big_grid_has_one_status_per_partition(t: &TestDb) {
 }
 
 async fn partition_page_shows_attempts_errors_lineage_output(t: &TestDb) {
-    let (fs, _) = demo(t).await;
-    let server = Server::start(fs, None).await;
-    let failed = server.get("/assets/raw_events/partitions/2024-01-10").await;
-    assert_eq!(failed.status, 200);
+    let (_, _, server) = served(t).await;
+    let failed = server
+        .page("/assets/raw_events/partitions/2024-01-10")
+        .await;
     assert!(
         failed
             .body
@@ -166,15 +158,13 @@ async fn partition_page_shows_attempts_errors_lineage_output(t: &TestDb) {
         raw.body
             .contains("href=\"/assets/clean_events/partitions/2024-01-05\"")
     );
-    let settings = server.get("/assets/settings/partitions/-").await;
-    assert_eq!(settings.status, 200);
+    let settings = server.page("/assets/settings/partitions/-").await;
     assert!(settings.body.contains("success"));
     server.stop().await;
 }
 
 async fn bad_urls_are_404s_naming_the_input(t: &TestDb) {
-    let (fs, _) = demo(t).await;
-    let server = Server::start(fs, None).await;
+    let (_, _, server) = served(t).await;
     for (path, named) in [
         ("/assets/no_such_asset", "no_such_asset"),
         ("/assets/raw_events/partitions/2024-13-45", "2024-13-45"),
@@ -216,8 +206,7 @@ async fn actions_need_post_and_the_csrf_token(t: &TestDb) {
         .len();
     // No token, a wrong token: refused, nothing ran.
     let none = server.post("/assets/settings/materialize", &[]).await;
-    assert_eq!(none.status, 403);
-    assert!(none.body.contains("CSRF"));
+    none.expect(403, "CSRF");
     let wrong = server
         .post("/assets/settings/materialize", &[("csrf", &"0".repeat(64))])
         .await;
@@ -239,8 +228,7 @@ async fn actions_need_post_and_the_csrf_token(t: &TestDb) {
 }
 
 async fn materialize_and_schedule_switch_from_forms(t: &TestDb) {
-    let (fs, _) = demo(t).await;
-    let server = Server::start(fs.clone(), None).await;
+    let (fs, _, server) = served(t).await;
     let csrf = csrf_of(&server.get("/assets/raw_events").await.body);
     let done = server
         .post(
@@ -270,8 +258,7 @@ async fn materialize_and_schedule_switch_from_forms(t: &TestDb) {
             &[("csrf", &csrf), ("partition", "yesterday")],
         )
         .await;
-    assert_eq!(bad.status, 400);
-    assert!(bad.body.contains("yesterday"));
+    bad.expect(400, "yesterday");
     // The schedule switch.
     assert!(fs.schedule_enabled("nightly_raw").await.unwrap());
     let off = server
@@ -294,15 +281,13 @@ async fn materialize_and_schedule_switch_from_forms(t: &TestDb) {
             &[("csrf", &csrf), ("on", "true")],
         )
         .await;
-    assert_eq!(unknown.status, 404);
-    assert!(unknown.body.contains("hourly"));
+    unknown.expect(404, "hourly");
     server.stop().await;
 }
 
 async fn backfill_from_the_form_runs_and_streams_progress(t: &TestDb) {
-    let (fs, delay) = demo(t).await;
+    let (_, delay, server) = served(t).await;
     delay.set(20);
-    let server = Server::start(fs.clone(), None).await;
     let csrf = csrf_of(&server.get("/assets/raw_events").await.body);
     let started = server
         .post(
@@ -321,8 +306,7 @@ async fn backfill_from_the_form_runs_and_streams_progress(t: &TestDb) {
         "{location}"
     );
     // The event stream ends when the backfill does; its last event says so.
-    let events = server.get(&format!("{location}/events")).await;
-    assert_eq!(events.status, 200);
+    let events = server.page(&format!("{location}/events")).await;
     let progress: Vec<serde_json::Value> = events
         .body
         .lines()
@@ -362,15 +346,13 @@ async fn jobs_pages_list_and_show_queue_jobs(t: &TestDb) {
         .as_i64()
         .unwrap();
     let server = Server::start(fs, None).await;
-    let list = server.get("/jobs").await;
-    assert_eq!(list.status, 200);
+    let list = server.page("/jobs").await;
     assert!(list.body.contains(&format!("href=\"/jobs/{number}\"")));
     assert!(
         server.get("/").await.body.contains("available"),
         "queue depth"
     );
-    let detail = server.get(&format!("/jobs/{number}")).await;
-    assert_eq!(detail.status, 200);
+    let detail = server.page(&format!("/jobs/{number}")).await;
     assert!(detail.body.contains("2024-03-03"));
     let csrf = csrf_of(&detail.body);
     let cancel = server
@@ -414,8 +396,7 @@ async fn metrics_endpoint_speaks_prometheus(t: &TestDb) {
     fs.materialize("settings", flowstone::Run::unpartitioned())
         .await
         .unwrap();
-    let metrics = server.get("/metrics").await;
-    assert_eq!(metrics.status, 200);
+    let metrics = server.page("/metrics").await;
     assert!(
         metrics
             .header("content-type")
@@ -459,8 +440,7 @@ async fn token_guards_every_request(t: &TestDb) {
     assert!(message.contains("--token"), "{message}");
     let server = Server::start(fs, Some("s3cret-token")).await;
     let page = server.get("/").await;
-    assert_eq!(page.status, 401);
-    assert!(page.body.contains("id=\"login\""));
+    page.expect(401, "id=\"login\"");
     assert_eq!(server.get("/metrics").await.status, 401);
     assert_eq!(server.get("/assets/raw_events").await.status, 401);
     let csrf = csrf_of(&page.body);
@@ -471,25 +451,13 @@ async fn token_guards_every_request(t: &TestDb) {
             .status,
         401
     );
-    // The bearer header.
-    let bearer = common::http::request(
-        server.addr,
-        "GET",
-        "/",
-        &[("Authorization", "Bearer s3cret-token")],
-        None,
-    )
-    .await;
-    assert_eq!(bearer.status, 200);
-    let wrong = common::http::request(
-        server.addr,
-        "GET",
-        "/",
-        &[("Authorization", "Bearer nope")],
-        None,
-    )
-    .await;
-    assert_eq!(wrong.status, 401);
+    // The bearer header: the right one, a wrong one.
+    for (header, status) in [("Bearer s3cret-token", 200), ("Bearer nope", 401)] {
+        let answer =
+            common::http::request(server.addr, "GET", "/", &[("Authorization", header)], None)
+                .await;
+        assert_eq!(answer.status, status, "{header}");
+    }
     // The login form sets the cookie (and a wrong token does not).
     let bad_login = server
         .post("/login", &[("csrf", &csrf), ("token", "nope")])

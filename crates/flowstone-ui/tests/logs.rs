@@ -32,7 +32,9 @@ fn pipeline() -> FlowStone {
         .asset(
             Asset::new("flaky")
                 .partitioned_by(Daily::from("2024-01-01").to("2024-01-31"))
-                .execute(|_ctx| async { Err::<u8, _>(Error::permanent("the upstream file is truncated")) }),
+                .execute(|_ctx| async {
+                    Err::<u8, _>(Error::permanent("the upstream file is truncated"))
+                }),
         )
         .asset(Asset::new("fine").execute(|_ctx| async { Ok::<_, Error>(vec![1u8, 2, 3]) }))
         .asset(
@@ -96,7 +98,12 @@ async fn io_stores_and_loads_are_debug_events() {
         .lines()
         .find(|l| l.contains("loaded input"))
         .unwrap_or_else(|| panic!("no load event in:\n{text}"));
-    for needle in ["manager=\"default\"", "input=fine", "size_bytes=", "duration_us="] {
+    for needle in [
+        "manager=\"default\"",
+        "input=fine",
+        "size_bytes=",
+        "duration_us=",
+    ] {
         assert!(loaded.contains(needle), "'{needle}' missing from: {loaded}");
     }
 }

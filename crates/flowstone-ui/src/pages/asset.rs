@@ -114,9 +114,9 @@ fn definition(asset: &Asset) -> String {
         "depends on".into(),
         if deps.is_empty() { "-".into() } else { deps },
     ]);
-    format!(
-        "<section><h2>Definition</h2>{}</section>",
-        html::table("definition", &["", ""], &rows, "")
+    html::section(
+        "Definition",
+        &html::table("definition", &["", ""], &rows, ""),
     )
 }
 

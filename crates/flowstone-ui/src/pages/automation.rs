@@ -26,7 +26,7 @@ pub(crate) async fn page(State(state): State<AppState>) -> UiResult<Html<String>
                     format!(
                         "{} → {}",
                         esc(&html::time(t.tick.at)),
-                        esc(&html::partition_text(&t.partition))
+                        esc(&t.partition.input_text())
                     )
                 })
                 .collect::<Vec<_>>()

@@ -129,7 +129,7 @@ pub(crate) async fn detail(
                     "<a href=\"{}\">{} {}</a>",
                     esc(&html::partition_href(&o.asset, &o.partition)),
                     esc(&o.asset),
-                    esc(&html::partition_text(&o.partition))
+                    esc(&o.partition.input_text())
                 ),
                 html::badge(&o.outcome),
                 format!(

@@ -117,7 +117,7 @@ fn job_row(job: &Job) -> Vec<String> {
         esc(asset.as_deref().unwrap_or(&job.kind)),
         esc(&partition
             .as_ref()
-            .map(html::partition_text)
+            .map(flowstone::Partition::input_text)
             .unwrap_or_default()),
         format!("{}/{}", job.attempt, job.max_attempts),
         esc(job.node.as_deref().unwrap_or("-")),
@@ -146,7 +146,7 @@ pub(crate) async fn detail(
             "<a href=\"{}\">{} {}</a>",
             esc(&html::partition_href(a, p)),
             esc(a),
-            esc(&html::partition_text(p))
+            esc(&p.input_text())
         ),
         _ => esc(&job.kind),
     };

@@ -37,7 +37,7 @@ async fn assets_section(state: &AppState) -> UiResult<String> {
                 format!(
                     "<a href=\"{}\">{}</a>",
                     esc(&html::partition_href(name, &m.partition)),
-                    esc(&html::partition_text(&m.partition))
+                    esc(&m.partition.input_text())
                 ),
                 esc(&html::time(m.started_at)),
             ),
@@ -54,14 +54,14 @@ async fn assets_section(state: &AppState) -> UiResult<String> {
             when,
         ]);
     }
-    Ok(format!(
-        "<section><h2>Assets</h2>{}</section>",
-        html::table(
+    Ok(html::section(
+        "Assets",
+        &html::table(
             "assets",
             &["asset", "latest status", "partition", "started"],
             &rows,
-            "no assets declared"
-        )
+            "no assets declared",
+        ),
     ))
 }
 
@@ -80,21 +80,21 @@ async fn failures_section(state: &AppState) -> UiResult<String> {
                     "<a href=\"{}\">{} {}</a>",
                     esc(&html::partition_href(&m.asset, &m.partition)),
                     esc(&m.asset),
-                    esc(&html::partition_text(&m.partition))
+                    esc(&m.partition.input_text())
                 ),
                 esc(&html::time(m.started_at)),
                 format!("<span class=\"error-text\">{}</span>", esc(&error_text(m))),
             ]
         })
         .collect();
-    Ok(format!(
-        "<section><h2>Recent failures</h2>{}</section>",
-        html::table(
+    Ok(html::section(
+        "Recent failures",
+        &html::table(
             "failures",
             &["materialization", "started", "error"],
             &rows,
-            "no failures"
-        )
+            "no failures",
+        ),
     ))
 }
 
@@ -117,21 +117,22 @@ async fn backfills_section(state: &AppState) -> UiResult<String> {
             ]
         })
         .collect();
-    Ok(format!(
-        "<section><h2>Active backfills</h2>{}</section>",
-        html::table(
+    Ok(html::section(
+        "Active backfills",
+        &html::table(
             "active-backfills",
             &["backfill", "selection", "status", "progress"],
             &rows,
-            "no backfill is running"
-        )
+            "no backfill is running",
+        ),
     ))
 }
 
 async fn queue_section(state: &AppState) -> UiResult<String> {
     let Some(queue) = state.queue() else {
-        return Ok(String::from(
-            "<section><h2>Queue</h2><p class=\"empty\">no database-backed queue</p></section>",
+        return Ok(html::section(
+            "Queue",
+            "<p class=\"empty\">no database-backed queue</p>",
         ));
     };
     let depth: Vec<Vec<String>> = queue
@@ -167,26 +168,24 @@ async fn queue_section(state: &AppState) -> UiResult<String> {
                 esc(asset.as_deref().unwrap_or(&job.kind)),
                 esc(&partition
                     .as_ref()
-                    .map(html::partition_text)
+                    .map(flowstone::Partition::input_text)
                     .unwrap_or_default()),
                 esc(job.node.as_deref().unwrap_or("-")),
                 esc(&html::time_or_dash(job.attempted_at)),
             ]
         })
         .collect();
-    Ok(format!(
-        "<section><h2>Running jobs</h2>{}</section><section><h2>Queue depth</h2>{}</section>",
-        html::table(
-            "running-jobs",
-            &["job", "asset", "partition", "node", "started"],
-            &running,
-            "no job is running"
-        ),
-        html::table(
-            "queue-depth",
-            &["queue", "state", "jobs"],
-            &depth,
-            "the queue is empty"
-        )
-    ))
+    let running = html::table(
+        "running-jobs",
+        &["job", "asset", "partition", "node", "started"],
+        &running,
+        "no job is running",
+    );
+    let depth = html::table(
+        "queue-depth",
+        &["queue", "state", "jobs"],
+        &depth,
+        "the queue is empty",
+    );
+    Ok(html::section("Running jobs", &running) + &html::section("Queue depth", &depth))
 }

@@ -23,7 +23,7 @@ pub(crate) async fn page(
 ) -> UiResult<Html<String>> {
     let asset = find_asset(&state, &name)?;
     let partition = parse_partition(&asset, &input)?;
-    let text = html::partition_text(&partition);
+    let text = partition.input_text();
     let records = state
         .fs
         .materializations(
@@ -52,16 +52,16 @@ pub(crate) async fn page(
         esc(asset.name()),
         esc(&text)
     );
-    body.push_str(&format!(
-        "<section><h2>Materializations</h2>{}</section>",
-        html::table(
+    body.push_str(&html::section(
+        "Materializations",
+        &html::table(
             "materializations",
             &[
-                "run", "status", "attempt", "executor", "started", "duration", "error"
+                "run", "status", "attempt", "executor", "started", "duration", "error",
             ],
             &rows,
-            "never materialized"
-        )
+            "never materialized",
+        ),
     ));
     let metadata = state
         .fs
@@ -84,7 +84,7 @@ pub(crate) async fn page(
         ),
         None => String::from("<p class=\"empty\" id=\"output\">no output stored</p>"),
     };
-    body.push_str(&format!("<section><h2>Output</h2>{output}</section>"));
+    body.push_str(&html::section("Output", &output));
     for (direction, title, id) in [
         (Direction::Upstream, "Upstream (what it read)", "upstream"),
         (
@@ -97,10 +97,7 @@ pub(crate) async fn page(
             .fs
             .lineage(asset.name(), partition.clone(), direction, LINEAGE_DEPTH)
             .await?;
-        body.push_str(&format!(
-            "<section><h2>{title}</h2>{}</section>",
-            lineage_table(id, &entries)
-        ));
+        body.push_str(&html::section(title, &lineage_table(id, &entries)));
     }
     body.push_str(&format!(
         "<section><form method=\"post\" action=\"{}/materialize\">{}\
@@ -123,7 +120,7 @@ fn lineage_table(id: &str, entries: &[LineageEntry]) -> String {
                     "<a href=\"{}\">{} {}</a>",
                     esc(&html::partition_href(&e.key.asset, &e.key.partition)),
                     esc(&e.key.asset),
-                    esc(&html::partition_text(&e.key.partition))
+                    esc(&e.key.partition.input_text())
                 ),
                 esc(&e.key.run_id.to_string()),
             ]

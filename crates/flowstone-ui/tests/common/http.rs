@@ -15,6 +15,16 @@ pub struct Response {
 }
 
 impl Response {
+    /// Asserts the status and that the body names `needle` (an error page naming the input).
+    pub fn expect(&self, status: u16, needle: &str) {
+        assert_eq!(self.status, status, "{}", self.body);
+        assert!(
+            self.body.contains(needle),
+            "'{needle}' not in: {}",
+            self.body
+        );
+    }
+
     pub fn header(&self, name: &str) -> Option<&str> {
         self.headers
             .iter()

@@ -180,6 +180,13 @@ pub async fn fill_big(fs: &FlowStone) {
     }
 }
 
+/// [`demo`] served without a token.
+pub async fn served(t: &TestDb) -> (FlowStone, Delay, Server) {
+    let (fs, delay) = demo(t).await;
+    let server = Server::start(fs.clone(), None).await;
+    (fs, delay, server)
+}
+
 /// A dashboard served on a free loopback port until dropped.
 pub struct Server {
     pub addr: SocketAddr,
@@ -211,6 +218,13 @@ impl Server {
 
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{path}", self.addr)
+    }
+
+    /// GET `path`, which must answer 200.
+    pub async fn page(&self, path: &str) -> http::Response {
+        let response = self.get(path).await;
+        assert_eq!(response.status, 200, "GET {path}: {}", response.body);
+        response
     }
 
     pub async fn get(&self, path: &str) -> http::Response {
