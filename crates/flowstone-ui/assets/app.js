@@ -38,15 +38,6 @@
     canvas.dataset.drawn = String(n);
     // For the benchmark: when the grid was complete, from navigation start.
     canvas.dataset.drawnMs = String(Math.round(performance.now()));
-    if (window.PerformanceObserver) {
-      new PerformanceObserver((list) => {
-        for (const entry of list.getEntries()) {
-          if (entry.name === "first-contentful-paint") {
-            canvas.dataset.firstPaintMs = String(Math.round(entry.startTime));
-          }
-        }
-      }).observe({ type: "paint", buffered: true });
-    }
     const tip = document.getElementById("grid-tip");
     const at = (event) => {
       const box = canvas.getBoundingClientRect();

