@@ -21,6 +21,7 @@ flowstone_queue::both_engines!(
     jobs_pages_list_and_show_queue_jobs,
     metrics_endpoint_speaks_prometheus,
     token_guards_every_request,
+    worker_metrics_endpoint_serves_only_metrics,
 );
 
 async fn overview_shows_assets_failures_and_queue(t: &TestDb) {
@@ -492,6 +493,33 @@ async fn token_guards_every_request(t: &TestDb) {
     .await;
     assert_eq!(no_csrf.status, 403);
     server.stop().await;
+}
+
+async fn worker_metrics_endpoint_serves_only_metrics(t: &TestDb) {
+    let (fs, _) = demo(t).await;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let served = tokio::spawn(flowstone_ui::metrics::serve_metrics_on(
+        fs,
+        listener,
+        async {
+            let _ = stopped.await;
+        },
+    ));
+    let metrics = common::http::request(addr, "GET", "/metrics", &[], None).await;
+    metrics.expect(200, "# TYPE flowstone_queue_jobs gauge");
+    // Nothing else: no pages, no actions.
+    assert_eq!(
+        common::http::request(addr, "GET", "/", &[], None)
+            .await
+            .status,
+        404
+    );
+    let post = common::http::request(addr, "POST", "/assets/settings/materialize", &[], None).await;
+    assert_eq!(post.status, 404);
+    let _ = stop.send(());
+    served.await.unwrap().unwrap();
 }
 
 /// The status string of the page's grid.
