@@ -7,3 +7,4 @@ pub mod graph;
 pub mod queue;
 pub mod queue_executor;
 pub mod report;
+pub mod ui;

@@ -101,7 +101,7 @@ pub struct GlobalOpts {
         help_heading = "Global options",
         env = "FLOWSTONE_LOG",
         hide_env_values = true,
-        default_value = "error",
+        default_value = "warn",
         value_name = "FILTER"
     )]
     pub log_level: String,
@@ -160,6 +160,9 @@ pub enum Command {
     Materializations(commands::materializations::MaterializationsArgs),
     /// Show what a materialization consumed (upstream) or what consumed it (downstream)
     Lineage(commands::lineage::LineageArgs),
+    /// Serve the web dashboard and /metrics (default http://127.0.0.1:3000/)
+    #[cfg(feature = "ui")]
+    Ui(commands::ui::UiArgs),
 }
 
 /// Parses the process's arguments, builds `builder` with the global options, runs the
@@ -226,6 +229,8 @@ async fn dispatch(
         Command::Worker(args) => commands::worker::run(fs, globals, args).await,
         Command::Materializations(args) => commands::materializations::run(fs, globals, args).await,
         Command::Lineage(args) => commands::lineage::run(fs, globals, args).await,
+        #[cfg(feature = "ui")]
+        Command::Ui(args) => commands::ui::run(fs, globals, args).await,
     }
 }
 

@@ -81,12 +81,7 @@ impl std::fmt::Display for Table {
 /// A partition as people type it: `2024-01-05` for a date, the string for a string, `-` for
 /// none, the canonical encoding for anything else.
 pub fn partition_text(partition: &Partition) -> String {
-    match partition {
-        Partition::Unpartitioned => String::from("-"),
-        Partition::Date(date) => date.format("%Y-%m-%d").to_string(),
-        Partition::Str(s) if !s.is_empty() => s.clone(),
-        other => other.encode(),
-    }
+    partition.input_text()
 }
 
 /// A partition for JSON: the same text people see, and the canonical encoding.

@@ -134,6 +134,12 @@ impl Queue {
         engine::count_batch(&self.db, batch).await
     }
 
+    /// How many jobs each queue has in each state, ordered by queue then state (pairs with no
+    /// jobs are left out): the queue depth a dashboard or a metrics scrape shows.
+    pub async fn counts(&self) -> Result<Vec<(String, JobState, i64)>> {
+        engine::count_by_queue(&self.db).await
+    }
+
     /// Cancels a job: pending ones become `cancelled` at once; a running one too, and its
     /// node fires the handler's cancellation token. Returns the job as it is now.
     pub async fn cancel(&self, id: i64) -> Result<Job> {

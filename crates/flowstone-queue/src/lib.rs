@@ -75,8 +75,12 @@ pub use redact::{redact_url, redact_url_in};
 pub use tokio_util::sync::CancellationToken;
 pub use worker::{
     MAX_CONCURRENCY, ShutdownReport, Worker, WorkerBuilder, WorkerHandle, WorkerMetrics,
-    WorkerSettings, default_node_name,
+    WorkerSettings, default_node_name, describe_metrics,
 };
+/// The names of the queue's `metrics` (claim and ack latency, rescued and discarded jobs).
+pub mod metric_names {
+    pub use crate::worker::{ACK_SECONDS, CLAIM_SECONDS, DISCARDED, RESCUED};
+}
 
 /// Compiles the README's example as a doctest.
 #[cfg(doctest)]

@@ -22,6 +22,7 @@ use flowstone_queue::{
 use serde_json::json;
 
 flowstone_queue::both_engines!(
+    counts_by_queue_and_state,
     priority_and_schedule_order_claims,
     retry_then_complete_records_errors,
     out_of_attempts_discards,
@@ -679,6 +680,36 @@ async fn unserved_kinds_are_discarded_served_ones_wait(t: &TestDb) {
         );
     }
     worker.shutdown(Duration::from_secs(10)).await;
+}
+
+async fn counts_by_queue_and_state(t: &TestDb) {
+    let q = migrated(t).await;
+    assert_eq!(
+        q.counts().await.unwrap(),
+        vec![],
+        "an empty queue has no counts"
+    );
+    enqueue_many(
+        &q,
+        &[
+            NewJob::new("a", json!({})),
+            NewJob::new("a", json!({})),
+            NewJob::new("a", json!({})).schedule_in(Duration::from_secs(3600)),
+            NewJob::new("b", json!({})).queue("other"),
+        ],
+    )
+    .await;
+    let cancelled = enqueue(&q, NewJob::new("b", json!({})).queue("other")).await;
+    q.cancel(cancelled).await.unwrap();
+    assert_eq!(
+        q.counts().await.unwrap(),
+        vec![
+            ("default".to_owned(), JobState::Available, 2),
+            ("default".to_owned(), JobState::Scheduled, 1),
+            ("other".to_owned(), JobState::Available, 1),
+            ("other".to_owned(), JobState::Cancelled, 1),
+        ]
+    );
 }
 
 async fn batch_list_count_cancel(t: &TestDb) {

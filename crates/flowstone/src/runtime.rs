@@ -189,7 +189,20 @@ impl Runtime {
                 Some(chosen) => self.io_manager(chosen)?,
                 None => self.io_of(dep)?,
             };
+            let started = std::time::Instant::now();
             let stored = io.load_many(name, &mapped.partitions).await?;
+            tracing::debug!(
+                manager = self.storage().io_name_for(dep, job),
+                input = %name,
+                partitions = stored.len(),
+                size_bytes = stored
+                    .iter()
+                    .flatten()
+                    .filter_map(|s| s.meta.size_bytes)
+                    .sum::<u64>(),
+                duration_us = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX),
+                "loaded input"
+            );
             let mut values = Vec::with_capacity(stored.len());
             for (partition, stored) in mapped.partitions.into_iter().zip(stored) {
                 match stored {

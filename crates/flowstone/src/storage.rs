@@ -84,12 +84,15 @@ impl Storage {
 
     /// The IO manager for `asset`: the job's choice, else the asset's, else the default.
     pub fn io_for(&self, asset: &Asset, job: &Job) -> Result<&Arc<dyn IoManager>> {
-        let name = job
-            .io_manager
+        self.io_manager(self.io_name_for(asset, job))
+    }
+
+    /// The name of the IO manager [`Storage::io_for`] picks (for logs).
+    pub fn io_name_for<'a>(&'a self, asset: &'a Asset, job: &'a Job) -> &'a str {
+        job.io_manager
             .as_deref()
             .or(asset.io_manager_name())
-            .unwrap_or(&self.default_io);
-        self.io_manager(name)
+            .unwrap_or(&self.default_io)
     }
 
     /// The IO manager that holds `asset`'s outputs when no job overrides it.

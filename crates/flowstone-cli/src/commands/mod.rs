@@ -11,4 +11,6 @@ pub mod materialize;
 pub mod schedule;
 pub mod schedules;
 pub mod sensors;
+#[cfg(feature = "ui")]
+pub mod ui;
 pub mod worker;

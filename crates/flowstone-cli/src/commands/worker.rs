@@ -31,6 +31,10 @@ pub struct WorkerArgs {
     /// one leads at a time and the others stand by
     #[arg(long)]
     pub automation: bool,
+    /// Serve Prometheus metrics (GET /metrics) on this address while the worker runs
+    #[cfg(feature = "ui")]
+    #[arg(long, value_name = "ADDR")]
+    pub metrics_bind: Option<std::net::SocketAddr>,
 }
 
 /// How often a worker with `--keep-latest`/`--keep-days` prunes.
@@ -92,6 +96,8 @@ pub async fn run(
     for (name, concurrency) in args.queues {
         worker = worker.queue(name, concurrency);
     }
+    #[cfg(feature = "ui")]
+    let _metrics = start_metrics(fs, args.metrics_bind).await?;
     let handle = worker.automation(args.automation).start().await?;
     eprintln!(
         "worker {} on {described}{}: running jobs until SIGINT (Ctrl-C) or SIGTERM",
@@ -135,6 +141,32 @@ pub async fn run(
     } else {
         Status::Ok
     })
+}
+
+/// Serves `/metrics` on `bind` (if given) until the returned guard drops with the command.
+#[cfg(feature = "ui")]
+async fn start_metrics(
+    fs: &FlowStone,
+    bind: Option<std::net::SocketAddr>,
+) -> Result<Option<tokio_util::sync::DropGuard>, CliError> {
+    let Some(bind) = bind else {
+        return Ok(None);
+    };
+    let stop = tokio_util::sync::CancellationToken::new();
+    let listener = tokio::net::TcpListener::bind(bind)
+        .await
+        .map_err(|e| CliError::usage(format!("--metrics-bind {bind}: could not listen: {e}")))?;
+    let addr = listener.local_addr().unwrap_or(bind);
+    eprintln!("metrics on http://{addr}/metrics");
+    let (fs, stopped) = (fs.clone(), stop.clone());
+    tokio::spawn(async move {
+        if let Err(err) =
+            flowstone_ui::metrics::serve_metrics_on(fs, listener, stopped.cancelled_owned()).await
+        {
+            eprintln!("the metrics endpoint stopped: {err}");
+        }
+    });
+    Ok(Some(stop.drop_guard()))
 }
 
 /// Resolves on SIGINT (Ctrl-C) or, on Unix, SIGTERM: the worker's cue to stop taking jobs and
@@ -184,6 +216,8 @@ mod tests {
             grace: 30,
             keep_latest,
             keep_days,
+            #[cfg(feature = "ui")]
+            metrics_bind: None,
         }
     }
 

@@ -131,8 +131,11 @@ pub(super) async fn write_acks(
     conn: &mut Conn,
     acks: &mut Vec<Ack>,
 ) -> Result<(), Error> {
+    let started = std::time::Instant::now();
     match shared.ack_and_claim(conn, acks, None).await {
         Ok(_) => {
+            metrics::histogram!(super::metrics::ACK_SECONDS)
+                .record(started.elapsed().as_secs_f64());
             acks.clear();
             Ok(())
         }

@@ -7,6 +7,35 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::engine::Written;
 
+/// The `metrics` histogram of claim round trips (acks written with the claim included), in
+/// seconds, by `queue`.
+pub const CLAIM_SECONDS: &str = "flowstone_queue_claim_seconds";
+/// The `metrics` histogram of ack-only writes, in seconds.
+pub const ACK_SECONDS: &str = "flowstone_queue_ack_seconds";
+/// The `metrics` counter of jobs returned to the queue (or discarded) because their node died.
+pub const RESCUED: &str = "flowstone_queue_rescued_jobs_total";
+/// The `metrics` counter of jobs discarded by this process's workers, by `kind`.
+pub const DISCARDED: &str = "flowstone_queue_discarded_jobs_total";
+
+/// Describes the queue's `metrics` to the installed recorder (see [`CLAIM_SECONDS`] and the
+/// others), for exporters' help text.
+pub fn describe_metrics() {
+    metrics::describe_histogram!(
+        CLAIM_SECONDS,
+        metrics::Unit::Seconds,
+        "Claim round trips (with the acks that ride along), by queue."
+    );
+    metrics::describe_histogram!(ACK_SECONDS, metrics::Unit::Seconds, "Ack-only writes.");
+    metrics::describe_counter!(
+        RESCUED,
+        "Jobs of dead nodes rescued (or discarded) by the leader."
+    );
+    metrics::describe_counter!(
+        DISCARDED,
+        "Jobs discarded by this process's workers, by kind."
+    );
+}
+
 /// A snapshot of a worker's counters since it started.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 #[non_exhaustive]

@@ -48,7 +48,9 @@ use crate::handler::Handler;
 
 pub use builder::{MAX_CONCURRENCY, Worker, WorkerBuilder, default_node_name};
 pub use handle::{ShutdownReport, WorkerHandle};
-pub use metrics::WorkerMetrics;
+pub use metrics::{
+    ACK_SECONDS, CLAIM_SECONDS, DISCARDED, RESCUED, WorkerMetrics, describe_metrics,
+};
 pub use settings::WorkerSettings;
 
 /// A job running on this node: the attempt it claimed and the token that cancels it.

@@ -213,8 +213,11 @@ pub(super) async fn produce(
                 kinds: &shared.kinds,
                 kinds_json: &shared.kinds_json,
             };
+            let started = std::time::Instant::now();
             match shared.ack_and_claim(c, acks.pending(), Some(spec)).await {
                 Ok(claimed) => {
+                    metrics::histogram!(super::metrics::CLAIM_SECONDS, "queue" => queue.clone())
+                        .record(started.elapsed().as_secs_f64());
                     backoff = Duration::from_millis(20);
                     if let AckPath::Inline(pending) = &mut acks {
                         pending.clear();

@@ -19,6 +19,7 @@ pub(super) fn rescue_duty(settings: &WorkerSettings) -> LeaderDuty {
     let after = settings.rescue_after;
     LeaderDuty::new("rescue", settings.rescue_interval, move |db| async move {
         let ids = engine::rescue(&db, after).await?;
+        metrics::counter!(super::metrics::RESCUED).increment(ids.len() as u64);
         log_swept(ids.len(), "flowstone-queue: rescued jobs of dead nodes");
         Ok::<(), crate::Error>(())
     })

@@ -65,34 +65,48 @@ pub(super) fn start_job(
     };
     let results_hold_nul = engine::results_hold_nul(&shared.db);
     let fired = ctx.cancel.clone();
-    tokio::spawn(async move {
-        let run = std::panic::catch_unwind(AssertUnwindSafe(|| (handler.run)(ctx)));
-        let grace = handler.options.cancel_grace;
-        let outcome = match run {
-            Ok(fut) => tokio::select! {
-                biased;
-                finished = AssertUnwindSafe(fut).catch_unwind() => finished.unwrap_or_else(|p| {
-                    Outcome::retry(format!("handler panicked: {}", panic_text(&p)))
-                }),
-                // A handler that ignores its token is dropped here, at its next await.
-                () = overdue(&fired, grace) => Outcome::Cancelled {
-                    reason: format!(
-                        "the handler did not return within its cancel grace ({grace:?}) after \
-                         the job was cancelled, and was aborted"
-                    ),
+    // An INFO span per job, so what the handler logs (and FlowStone's materialization span
+    // inside it) says which job and attempt it belongs to.
+    let span = tracing::info_span!(
+        "job",
+        job = job.id,
+        queue = %job.queue,
+        kind = %job.kind,
+        attempt = job.attempt,
+    );
+    let kind = job.kind.clone();
+    tokio::spawn(tracing::Instrument::instrument(
+        async move {
+            let run = std::panic::catch_unwind(AssertUnwindSafe(|| (handler.run)(ctx)));
+            let grace = handler.options.cancel_grace;
+            let outcome = match run {
+                Ok(fut) => tokio::select! {
+                    biased;
+                    finished = AssertUnwindSafe(fut).catch_unwind() => finished.unwrap_or_else(|p| {
+                        Outcome::retry(format!("handler panicked: {}", panic_text(&p)))
+                    }),
+                    // A handler that ignores its token is dropped here, at its next await.
+                    () = overdue(&fired, grace) => Outcome::Cancelled {
+                        reason: format!(
+                            "the handler did not return within its cancel grace ({grace:?}) after \
+                             the job was cancelled, and was aborted"
+                        ),
+                    },
                 },
-            },
-            Err(p) => Outcome::retry(format!("handler panicked: {}", panic_text(&p))),
-        };
-        let _ = ack_tx.send(ended_by(
-            job.id,
-            job.attempt,
-            job.max_attempts,
-            outcome,
-            &handler.options,
-            results_hold_nul,
-        ));
-    });
+                Err(p) => Outcome::retry(format!("handler panicked: {}", panic_text(&p))),
+            };
+            let _ = ack_tx.send(ended_by(
+                job.id,
+                job.attempt,
+                job.max_attempts,
+                outcome,
+                &handler.options,
+                results_hold_nul,
+                &kind,
+            ));
+        },
+        span,
+    ));
 }
 
 /// Resolves `grace` after `token` fires.
@@ -115,7 +129,11 @@ fn ended_by(
     outcome: Outcome,
     options: &HandlerOptions,
     results_hold_nul: bool,
+    kind: &str,
 ) -> Ended {
+    let discarded = || {
+        metrics::counter!(super::metrics::DISCARDED, "kind" => kind.to_owned()).increment(1);
+    };
     let transition =
         |state, delay: Option<Duration>, extra_attempt, snoozed, error: Option<String>| {
             Ack::Transition {
@@ -146,8 +164,14 @@ fn ended_by(
             let delay = backoff.unwrap_or_else(|| options.backoff.delay(attempt));
             transition(JobState::Retryable, Some(delay), 0, 0, Some(error))
         }
-        Outcome::Retry { error, .. } => transition(JobState::Discarded, None, 0, 0, Some(error)),
-        Outcome::Discard { error } => transition(JobState::Discarded, None, 0, 0, Some(error)),
+        Outcome::Retry { error, .. } => {
+            discarded();
+            transition(JobState::Discarded, None, 0, 0, Some(error))
+        }
+        Outcome::Discard { error } => {
+            discarded();
+            transition(JobState::Discarded, None, 0, 0, Some(error))
+        }
         Outcome::Snooze(after) => transition(JobState::Scheduled, Some(after), 1, 1, None),
         Outcome::Cancelled { reason } => transition(JobState::Cancelled, None, 0, 0, Some(reason)),
         Outcome::Committed => return Ended::Committed { id },

@@ -24,7 +24,10 @@ pub use self::core::CoreHook;
 pub use self::lineage::LineageHook;
 pub use self::record::RecordHook;
 pub use self::storage::StorageHook;
-pub use self::telemetry::{Metrics, MetricsSnapshot, TelemetryHook};
+pub use self::telemetry::{
+    MATERIALIZATION_SECONDS, MATERIALIZATIONS, Metrics, MetricsSnapshot, TelemetryHook,
+    describe_metrics,
+};
 
 use crate::asset::Asset;
 use crate::context::Dependencies;

@@ -1,5 +1,8 @@
-//! The `telemetry` hook: a tracing span around the attempt, an event with its outcome and
-//! duration, and process-wide counters ([`Metrics`]).
+//! The `telemetry` hook: an INFO span around the attempt (asset, partition, run id, attempt,
+//! executor), an event with its outcome and duration (a failure at WARN with its error kind, so
+//! the log line says what failed and how), process-wide counters ([`Metrics`]), and the same
+//! figures through the `metrics` facade for whatever exporter the binary installs
+//! ([`describe_metrics`] names them).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -10,6 +13,28 @@ use tracing::Instrument;
 use super::{Hook, Materializing, Next};
 use crate::error::{ErrorKind, Result};
 use crate::output::Output;
+
+/// The `metrics` counter of ended attempts, by `asset` and `status` (success, failed,
+/// cancelled).
+pub const MATERIALIZATIONS: &str = "flowstone_materializations_total";
+/// The `metrics` histogram of attempt durations in seconds, by `asset` and `status`.
+pub const MATERIALIZATION_SECONDS: &str = "flowstone_materialization_duration_seconds";
+
+/// Describes FlowStone's metrics (and the queue's) to the installed recorder, so exporters
+/// print their help text; call it once after installing one.
+pub fn describe_metrics() {
+    metrics::describe_counter!(
+        MATERIALIZATIONS,
+        "Materialization attempts that ended, by asset and status."
+    );
+    metrics::describe_histogram!(
+        MATERIALIZATION_SECONDS,
+        metrics::Unit::Seconds,
+        "How long materialization attempts took, by asset and status."
+    );
+    #[cfg(feature = "database")]
+    flowstone_queue::describe_metrics();
+}
 
 /// Counters of materialization attempts in this process.
 #[derive(Debug, Default)]
@@ -66,7 +91,7 @@ impl TelemetryHook {
 impl Hook for TelemetryHook {
     async fn call(&self, cx: &mut Materializing<'_>, next: Next<'_>) -> Result<Output> {
         self.metrics.started.fetch_add(1, Ordering::Relaxed);
-        let span = tracing::debug_span!(
+        let span = tracing::info_span!(
             "materialize",
             asset = cx.asset.name(),
             partition = tracing::field::display(&cx.job.partition),
@@ -80,6 +105,16 @@ impl Hook for TelemetryHook {
             .busy_micros
             .fetch_add(micros, Ordering::Relaxed);
         let _entered = span.enter();
+        let status = match &result {
+            Ok(_) => "success",
+            Err(err) if err.kind() == ErrorKind::Cancelled => "cancelled",
+            Err(_) => "failed",
+        };
+        let asset = cx.asset.name().to_owned();
+        metrics::counter!(MATERIALIZATIONS, "asset" => asset.clone(), "status" => status)
+            .increment(1);
+        metrics::histogram!(MATERIALIZATION_SECONDS, "asset" => asset, "status" => status)
+            .record(cx.started.elapsed().as_secs_f64());
         match &result {
             Ok(_) => {
                 self.metrics.succeeded.fetch_add(1, Ordering::Relaxed);
@@ -91,7 +126,13 @@ impl Hook for TelemetryHook {
             }
             Err(err) => {
                 self.metrics.failed.fetch_add(1, Ordering::Relaxed);
-                tracing::warn!(duration_us = micros, error = %err, retryable = err.retryable(), "failed");
+                tracing::warn!(
+                    duration_us = micros,
+                    error_kind = ?err.kind(),
+                    error = %err,
+                    retryable = err.retryable(),
+                    "failed"
+                );
             }
         }
         result

@@ -165,6 +165,19 @@ impl Partition {
         out
     }
 
+    /// The partition as people read and type it: `2024-01-05` for a date, the string for a
+    /// non-empty string key, `-` for [`Partition::Unpartitioned`], else the canonical
+    /// encoding. The built-in definitions parse each of these back
+    /// ([`crate::PartitionsDefinition::parse`]), so it serves in listings and in URLs alike.
+    pub fn input_text(&self) -> String {
+        match self {
+            Partition::Unpartitioned => String::from("-"),
+            Partition::Date(date) => date.format("%Y-%m-%d").to_string(),
+            Partition::Str(s) if !s.is_empty() => s.clone(),
+            other => other.encode(),
+        }
+    }
+
     /// Inverse of [`Partition::encode`]. Accepts exactly the canonical encodings, plus the
     /// encodings older versions wrote for strings with control characters (see
     /// [the module docs](self#keys-stored-before-the-e-tag)); anything else (unknown tag,

@@ -38,6 +38,7 @@ mod retention;
 mod rows;
 #[cfg(feature = "sqlite")]
 mod sqlite;
+mod statuses;
 mod store;
 mod writer;
 

@@ -14,6 +14,7 @@ use super::retention::{self, Deleted};
 use super::rows::{RecordFilter, RecordRow};
 #[cfg(feature = "sqlite")]
 use super::sqlite;
+use super::statuses;
 use super::writer::{Write, Writer};
 use crate::error::Result;
 use crate::ids::RunId;
@@ -125,6 +126,13 @@ impl MaterializationStore for SqlStore {
         by_engine!(self.db.pool(), pool => {
             sqlite: sqlite::latest_records(pool, asset).await,
             postgres: postgres::latest_records(pool, asset).await,
+        })
+    }
+
+    async fn latest_statuses(&self, asset: &str) -> Result<Vec<(String, MaterializationStatus)>> {
+        by_engine!(self.db.pool(), pool => {
+            sqlite: statuses::latest_statuses_sqlite(pool, asset).await,
+            postgres: statuses::latest_statuses_postgres(pool, asset).await,
         })
     }
 }

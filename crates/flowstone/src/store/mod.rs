@@ -220,6 +220,19 @@ pub trait MaterializationStore: Send + Sync + 'static {
     /// For each partition of `asset`, its newest record.
     async fn latest_per_partition(&self, asset: &str) -> Result<Vec<Materialization>>;
 
+    /// For each partition of `asset`, the status of its newest record, with the partition as
+    /// [`Partition::encode`] writes it: what a status grid needs of
+    /// [`MaterializationStore::latest_per_partition`], which stores may answer without
+    /// reading whole records (the SQL store does, in one query). In no particular order.
+    async fn latest_statuses(&self, asset: &str) -> Result<Vec<(String, MaterializationStatus)>> {
+        Ok(self
+            .latest_per_partition(asset)
+            .await?
+            .into_iter()
+            .map(|m| (m.partition.encode(), m.status))
+            .collect())
+    }
+
     /// Up to `limit` records that `policy` drops at `now` (see [`crate::retention`]), oldest
     /// first within an (asset, partition), beginning with the (asset, partition) of `from` and
     /// going on in the store's own order of (asset, partition). Deleting what it returns and

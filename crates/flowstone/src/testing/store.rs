@@ -136,6 +136,23 @@ pub async fn store_suite(store: &dyn MaterializationStore) {
             (p2.clone(), MaterializationStatus::Success)
         ]
     );
+    // The compact form says the same, keyed by the encoded partition.
+    let mut statuses = store
+        .latest_statuses(&asset)
+        .await
+        .expect("latest statuses");
+    statuses.sort_by(|a, b| a.0.cmp(&b.0));
+    let mut expected_statuses: Vec<(String, MaterializationStatus)> =
+        summary.iter().map(|(p, s)| (p.encode(), *s)).collect();
+    expected_statuses.sort_by(|a, b| a.0.cmp(&b.0));
+    assert_eq!(statuses, expected_statuses);
+    assert!(
+        store
+            .latest_statuses(&unique("never_recorded"))
+            .await
+            .expect("latest statuses of an unknown asset")
+            .is_empty()
+    );
     assert!(
         store
             .get(&asset, &p1, RunId::new())
