@@ -49,6 +49,16 @@ async fn launched(fs: &FlowStone, by: &str, known: usize) -> anyhow::Result<Inst
     }
 }
 
+/// Waits until backfill `id` has ended.
+async fn finished(fs: &FlowStone, id: flowstone::BackfillId) -> anyhow::Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !fs.backfill_status(id, None, 1).await?.0.status.is_finished() {
+        anyhow::ensure!(Instant::now() < deadline, "backfill {id} did not end within 30 s");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    Ok(())
+}
+
 /// `automation_eager_reaction`: `up` materialized in this process (committed when
 /// `materialize` returns) → the eager `down`'s backfill stored and starting; p50 and p99
 /// over `samples` materializations, on SQLite and PostgreSQL.
@@ -171,6 +181,10 @@ pub async fn evaluation(partitions: i64, rounds: usize) -> anyhow::Result<()> {
             "one event should launch one partition of a3: {:?}",
             report.ticks
         );
+        // The launch runs before the next event, so rounds are measured alone.
+        for id in &report.ticks[0].backfills {
+            finished(&fs, *id).await?;
+        }
     }
     emit(
         "automation_evaluation",

@@ -592,49 +592,48 @@ impl Evaluator {
             Some(def) => def.partitions()?,
             None => vec![Partition::Unpartitioned],
         };
-        let done: HashSet<Partition> = store
-            .latest_per_partition(asset.name())
+        // Statuses by encoded partition, one light query per asset (not whole records).
+        let done: HashSet<String> = store
+            .latest_statuses(asset.name())
             .await?
             .into_iter()
-            .filter(|m| {
+            .filter(|(_, status)| {
                 matches!(
-                    m.status,
+                    status,
                     MaterializationStatus::Success | MaterializationStatus::Running
                 )
             })
-            .map(|m| m.partition)
+            .map(|(key, _)| key)
             .collect();
         // Each dependency's present partitions, read once for the whole asset.
-        let mut present: HashMap<&str, HashSet<Partition>> = HashMap::new();
+        let mut present: HashMap<&str, HashSet<String>> = HashMap::new();
         for dep in asset.upstream_assets() {
             if asset.is_optional(dep) || present.contains_key(dep) {
                 continue;
             }
             let ok = store
-                .latest_per_partition(dep)
+                .latest_statuses(dep)
                 .await?
                 .into_iter()
-                .filter(|m| m.status == MaterializationStatus::Success)
-                .map(|m| m.partition)
+                .filter(|(_, status)| *status == MaterializationStatus::Success)
+                .map(|(key, _)| key)
                 .collect();
             present.insert(dep, ok);
         }
         let mut items = Vec::new();
         for partition in all {
-            if done.contains(&partition) {
+            let encoded = partition.encode();
+            if done.contains(&encoded) {
                 continue;
             }
-            let key = format!("missing:{}", partition.encode());
-            if self
-                .claimed
-                .contains(&(asset.name().to_owned(), key.clone()))
-            {
+            let key = format!("missing:{encoded}");
+            if self.claimed.contains(&(asset.name().to_owned(), key.clone())) {
                 continue;
             }
             let mut ready = true;
             for (dep, ok) in &present {
                 let mapped = registry.upstream_partitions(asset, dep, &partition)?;
-                if !mapped.partitions.iter().all(|p| ok.contains(p)) {
+                if !mapped.partitions.iter().all(|p| ok.contains(&p.encode())) {
                     ready = false;
                     break;
                 }

@@ -4,14 +4,19 @@
 //! A launch happens once per key, whichever leader does it and however often it is asked:
 //!
 //! 1. the keys are claimed for a fresh backfill id ([`AutomationStore::claim_launches`]);
-//! 2. the backfill record is stored as `requested`, for the keys this call claimed;
+//! 2. the backfill record is stored as `running` by this process, for the keys this call
+//!    claimed;
 //! 3. it is started (on the queue: its rows inserted, then followed).
 //!
 //! A leader that dies after 1 leaves keys whose backfill is not stored: the next evaluation
-//! asks for the same keys, finds them claimed, and stores and starts that backfill. One that
-//! dies after 2 or 3 leaves a backfill that is `requested`, or `running` with nobody writing
-//! its progress: [`Launcher::sweep`] on the next leader resumes it, which on the queue
-//! follows the rows it already has rather than inserting them again.
+//! asks for the same keys, finds them claimed, stores that backfill as `requested`, and
+//! starts it if it can take it ([`BackfillStore::take`]: of two leaders at once, one does).
+//! One that dies after 2 or 3 leaves a backfill `running` with nobody writing its progress:
+//! [`Launcher::sweep`] on the next leader takes and resumes it, which on the queue follows
+//! the rows it already has rather than inserting them again.
+//!
+//! [`AutomationStore::claim_launches`]: super::AutomationStore::claim_launches
+//! [`BackfillStore::take`]: crate::backfill::BackfillStore::take
 
 use std::collections::{BTreeMap, HashSet};
 use std::sync::{Arc, Mutex};
@@ -96,32 +101,45 @@ impl Launcher {
                 max_concurrency: None,
                 launched_by: Some(format!("{}:{}", request.origin, request.name)),
             };
-            self.ensure_started(id, stored).await?;
+            self.ensure_started(id, id == fresh, stored).await?;
             launched.backfills.push(id);
         }
         Ok(launched)
     }
 
-    /// Stores backfill `id` as requested unless it is stored, and starts it unless someone
-    /// runs it.
-    async fn ensure_started(&self, id: BackfillId, request: BackfillRequest) -> Result<()> {
+    /// Stores backfill `id` unless it is stored, and starts it unless someone runs it. One
+    /// this call `claimed` is stored as running here and started at once; another's (an
+    /// earlier leader claimed its keys and may have died before storing it) is stored as
+    /// requested and started only if it can be taken.
+    async fn ensure_started(
+        &self,
+        id: BackfillId,
+        claimed: bool,
+        request: BackfillRequest,
+    ) -> Result<()> {
         let now = Utc::now();
+        let owner = crate::backfill::this_process();
         let record = BackfillRecord {
             id,
             request,
-            status: BackfillStatus::Requested,
+            status: if claimed {
+                BackfillStatus::Running
+            } else {
+                BackfillStatus::Requested
+            },
             counts: BackfillCounts::default(),
             created_at: now,
             updated_at: now,
             finished_at: None,
-            owner: None,
+            owner: claimed.then_some(owner),
         };
-        self.fs
-            .runtime()
-            .storage()
-            .backfills()
-            .create(&record)
-            .await?;
+        let stored = self.fs.runtime().storage().backfills().create(&record).await?;
+        if claimed && stored {
+            if self.lock().insert(id) {
+                self.run(id);
+            }
+            return Ok(());
+        }
         self.start(id).await.map(drop)
     }
 
@@ -156,6 +174,12 @@ impl Launcher {
             self.lock().remove(&id);
             return taken;
         }
+        self.run(id);
+        Ok(true)
+    }
+
+    /// Runs backfill `id` (taken by this process) on a task of its own.
+    fn run(&self, id: BackfillId) {
         let (fs, running) = (self.fs.clone(), Arc::clone(&self.running));
         tokio::spawn(async move {
             match fs.resume_backfill(id).await {
@@ -174,7 +198,6 @@ impl Launcher {
                 .unwrap_or_else(std::sync::PoisonError::into_inner)
                 .remove(&id);
         });
-        Ok(true)
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashSet<BackfillId>> {

@@ -119,45 +119,51 @@ impl AutomationStore for SqlAutomation {
         let err = |e| sql_error("claim automation launch keys", e);
         let id = backfill.to_string();
         let mut holders = std::collections::HashMap::with_capacity(keys.len());
-        // Insert-if-absent, then read who holds each key: both statements are idempotent,
-        // so a retry after a lost connection claims nothing twice.
+        // Insert-if-absent, then read who holds the keys that were there: both statements
+        // are idempotent, so a retry after a lost connection claims nothing twice.
         for chunk in keys.chunks(1000) {
             let json = serde_json::to_string(chunk)?;
+            // Most keys are new: those inserted need no second look.
+            let inserted: Vec<String> = by_engine!(self.db.pool(), pool => {
+                sqlite: sqlx::query_scalar(
+                    "INSERT INTO flowstone_automation_launches
+                         (kind, name, launch_key, backfill_id, created_at)
+                     SELECT ?1, ?2, j.value, ?3, ?4 FROM json_each(?5) AS j WHERE true
+                     ON CONFLICT (kind, name, launch_key) DO NOTHING
+                     RETURNING launch_key",
+                )
+                .bind(kind).bind(name).bind(&id).bind(to_micros(Utc::now())).bind(&json)
+                .fetch_all(pool).await.map_err(err)?,
+                postgres: sqlx::query_scalar(
+                    "INSERT INTO flowstone_automation_launches
+                         (kind, name, launch_key, backfill_id, created_at)
+                     SELECT $1, $2, j, $3, now() FROM jsonb_array_elements_text($4::jsonb) AS j
+                     ON CONFLICT (kind, name, launch_key) DO NOTHING
+                     RETURNING launch_key",
+                )
+                .bind(kind).bind(name).bind(&id).bind(&json)
+                .fetch_all(pool).await.map_err(err)?,
+            });
+            let all_new = inserted.len() == chunk.len();
+            holders.extend(inserted.into_iter().map(|k| (k, id.clone())));
+            if all_new {
+                continue;
+            }
             let rows: Vec<(String, String)> = by_engine!(self.db.pool(), pool => {
-                sqlite: {
-                    sqlx::query(
-                        "INSERT INTO flowstone_automation_launches
-                             (kind, name, launch_key, backfill_id, created_at)
-                         SELECT ?1, ?2, j.value, ?3, ?4 FROM json_each(?5) AS j WHERE true
-                         ON CONFLICT (kind, name, launch_key) DO NOTHING",
-                    )
-                    .bind(kind).bind(name).bind(&id).bind(to_micros(Utc::now())).bind(&json)
-                    .execute(pool).await.map_err(err)?;
-                    sqlx::query_as(
-                        "SELECT l.launch_key, l.backfill_id FROM flowstone_automation_launches l
-                           JOIN json_each(?3) AS j ON l.launch_key = j.value
-                          WHERE l.kind = ?1 AND l.name = ?2",
-                    )
-                    .bind(kind).bind(name).bind(&json)
-                    .fetch_all(pool).await.map_err(err)?
-                },
-                postgres: {
-                    sqlx::query(
-                        "INSERT INTO flowstone_automation_launches
-                             (kind, name, launch_key, backfill_id, created_at)
-                         SELECT $1, $2, j, $3, now() FROM jsonb_array_elements_text($4::jsonb) AS j
-                         ON CONFLICT (kind, name, launch_key) DO NOTHING",
-                    )
-                    .bind(kind).bind(name).bind(&id).bind(&json)
-                    .execute(pool).await.map_err(err)?;
-                    sqlx::query_as(
-                        "SELECT l.launch_key, l.backfill_id FROM flowstone_automation_launches l
-                          WHERE l.kind = $1 AND l.name = $2
-                            AND l.launch_key IN (SELECT jsonb_array_elements_text($3::jsonb))",
-                    )
-                    .bind(kind).bind(name).bind(&json)
-                    .fetch_all(pool).await.map_err(err)?
-                },
+                sqlite: sqlx::query_as(
+                    "SELECT l.launch_key, l.backfill_id FROM flowstone_automation_launches l
+                       JOIN json_each(?3) AS j ON l.launch_key = j.value
+                      WHERE l.kind = ?1 AND l.name = ?2",
+                )
+                .bind(kind).bind(name).bind(&json)
+                .fetch_all(pool).await.map_err(err)?,
+                postgres: sqlx::query_as(
+                    "SELECT l.launch_key, l.backfill_id FROM flowstone_automation_launches l
+                      WHERE l.kind = $1 AND l.name = $2
+                        AND l.launch_key IN (SELECT jsonb_array_elements_text($3::jsonb))",
+                )
+                .bind(kind).bind(name).bind(&json)
+                .fetch_all(pool).await.map_err(err)?,
             });
             holders.extend(rows);
         }
