@@ -426,6 +426,30 @@ async fn metrics_endpoint_speaks_prometheus(t: &TestDb) {
             .body
             .contains("# TYPE flowstone_backfill_partitions gauge")
     );
+    // A worker in this process claims the queued job: its claim latency is recorded.
+    let worker = fs.worker().queue("assets", 1).start().await.unwrap();
+    let queue = fs.queue().unwrap();
+    eventually("the worker completes the queued job", || async {
+        queue.counts().await.unwrap().contains(&(
+            "assets".to_owned(),
+            flowstone_queue::JobState::Completed,
+            1,
+        ))
+    })
+    .await;
+    let _ = worker.shutdown(std::time::Duration::from_secs(10)).await;
+    let metrics = server.page("/metrics").await;
+    for needle in [
+        "flowstone_queue_claim_seconds_bucket{queue=\"assets\"",
+        "flowstone_queue_jobs{queue=\"assets\",state=\"completed\"} 1",
+        "flowstone_materializations_total{asset=\"raw_events\",status=\"success\"}",
+    ] {
+        assert!(
+            metrics.body.contains(needle),
+            "'{needle}' not in {}",
+            metrics.body
+        );
+    }
     server.stop().await;
 }
 
