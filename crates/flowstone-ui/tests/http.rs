@@ -85,7 +85,9 @@ async fn asset_page_shows_definition_and_grid(t: &TestDb) {
             .contains("the day&#39;s events &lt;as shipped&gt;")
     );
     assert!(page.body.contains("team=ingest"));
-    assert!(page.body.contains("2 attempt(s)"));
+    // The wait is 10 ms give or take the jitter.
+    assert!(page.body.contains("2 attempts, waiting about "));
+    assert!(page.body.contains(" ms between them"));
     let codes = grid_codes(&page.body);
     assert_eq!(codes.len(), 91, "one code per day of the quarter");
     // January: the 10th, 20th and 30th failed, the rest succeeded; February on is missing.
