@@ -85,7 +85,9 @@ async fn asset_page_shows_definition_and_grid(t: &TestDb) {
             .contains("the day&#39;s events &lt;as shipped&gt;")
     );
     assert!(page.body.contains("team=ingest"));
-    assert!(page.body.contains("2 attempt(s)"));
+    // The wait is 10 ms give or take the jitter.
+    assert!(page.body.contains("2 attempts, waiting about "));
+    assert!(page.body.contains(" ms between them"));
     let codes = grid_codes(&page.body);
     assert_eq!(codes.len(), 91, "one code per day of the quarter");
     // January: the 10th, 20th and 30th failed, the rest succeeded; February on is missing.
@@ -426,6 +428,30 @@ async fn metrics_endpoint_speaks_prometheus(t: &TestDb) {
             .body
             .contains("# TYPE flowstone_backfill_partitions gauge")
     );
+    // A worker in this process claims the queued job: its claim latency is recorded.
+    let worker = fs.worker().queue("assets", 1).start().await.unwrap();
+    let queue = fs.queue().unwrap();
+    eventually("the worker completes the queued job", || async {
+        queue.counts().await.unwrap().contains(&(
+            "assets".to_owned(),
+            flowstone_queue::JobState::Completed,
+            1,
+        ))
+    })
+    .await;
+    let _ = worker.shutdown(std::time::Duration::from_secs(10)).await;
+    let metrics = server.page("/metrics").await;
+    for needle in [
+        "flowstone_queue_claim_seconds_bucket{queue=\"assets\"",
+        "flowstone_queue_jobs{queue=\"assets\",state=\"completed\"} 1",
+        "flowstone_materializations_total{asset=\"raw_events\",status=\"success\"}",
+    ] {
+        assert!(
+            metrics.body.contains(needle),
+            "'{needle}' not in {}",
+            metrics.body
+        );
+    }
     server.stop().await;
 }
 

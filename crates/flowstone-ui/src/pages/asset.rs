@@ -67,13 +67,7 @@ fn definition(asset: &Asset) -> String {
                 .partitions()
                 .map_or_else(|| String::from("unpartitioned"), |d| d.expected_form())),
         ],
-        vec![
-            "retry policy".into(),
-            esc(&format!(
-                "{} attempt(s), backoff {:?}",
-                retry.max_attempts, retry.backoff
-            )),
-        ],
+        vec!["retry policy".into(), esc(&retry_text(&retry))],
         vec![
             "executor".into(),
             esc(asset.default_executor().unwrap_or("auto (the default)")),
@@ -117,6 +111,22 @@ fn definition(asset: &Asset) -> String {
     html::section(
         "Definition",
         &html::table("definition", &["", ""], &rows, ""),
+    )
+}
+
+/// `3 attempts, waiting about 50 ms, 100 ms between them` (the first waits; jitter aside).
+fn retry_text(retry: &flowstone::RetryPolicy) -> String {
+    if retry.max_attempts <= 1 {
+        return String::from("1 attempt (no retries)");
+    }
+    let waits: Vec<String> = (1..retry.max_attempts.min(4))
+        .map(|attempt| html::duration(retry.delay_after(attempt)))
+        .collect();
+    let more = if retry.max_attempts > 4 { ", ..." } else { "" };
+    format!(
+        "{} attempts, waiting about {}{more} between them",
+        retry.max_attempts,
+        waits.join(", ")
     )
 }
 
