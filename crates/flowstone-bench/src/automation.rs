@@ -52,8 +52,17 @@ async fn launched(fs: &FlowStone, by: &str, known: usize) -> anyhow::Result<Inst
 /// Waits until backfill `id` has ended.
 async fn finished(fs: &FlowStone, id: flowstone::BackfillId) -> anyhow::Result<()> {
     let deadline = Instant::now() + Duration::from_secs(30);
-    while !fs.backfill_status(id, None, 1).await?.0.status.is_finished() {
-        anyhow::ensure!(Instant::now() < deadline, "backfill {id} did not end within 30 s");
+    while !fs
+        .backfill_status(id, None, 1)
+        .await?
+        .0
+        .status
+        .is_finished()
+    {
+        anyhow::ensure!(
+            Instant::now() < deadline,
+            "backfill {id} did not end within 30 s"
+        );
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     Ok(())

@@ -72,10 +72,7 @@ pub fn router(fs: FlowStone, options: UiOptions) -> Router {
         .route("/backfills/{id}/cancel", post(pages::backfills::cancel))
         .route("/backfills/{id}/resume", post(pages::backfills::resume))
         .route("/automation", get(pages::automation::page))
-        .route(
-            "/automation/schedules/{name}",
-            post(pages::automation::switch),
-        )
+        .route("/automation/{kind}/{name}", post(pages::automation::switch))
         .route("/metrics", get(metrics::endpoint))
         .route("/static/app.css", get(html::stylesheet))
         .route("/static/app.js", get(html::script))

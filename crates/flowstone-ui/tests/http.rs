@@ -276,8 +276,19 @@ async fn materialize_and_schedule_switch_from_forms(t: &TestDb) {
     assert!(page.body.contains("Turn on"));
     assert!(
         page.body.contains("id=\"ticks\""),
-        "the place for ticks is there"
+        "the recent ticks are listed"
     );
+    assert!(
+        page.body.contains("No leader"),
+        "nobody runs automation here"
+    );
+    let kind = server
+        .post(
+            "/automation/widgets/nightly_raw",
+            &[("csrf", &csrf), ("on", "true")],
+        )
+        .await;
+    kind.expect(404, "widgets");
     let unknown = server
         .post(
             "/automation/schedules/hourly",

@@ -627,7 +627,10 @@ impl Evaluator {
                 continue;
             }
             let key = format!("missing:{encoded}");
-            if self.claimed.contains(&(asset.name().to_owned(), key.clone())) {
+            if self
+                .claimed
+                .contains(&(asset.name().to_owned(), key.clone()))
+            {
                 continue;
             }
             let mut ready = true;

@@ -133,7 +133,13 @@ impl Launcher {
             finished_at: None,
             owner: claimed.then_some(owner),
         };
-        let stored = self.fs.runtime().storage().backfills().create(&record).await?;
+        let stored = self
+            .fs
+            .runtime()
+            .storage()
+            .backfills()
+            .create(&record)
+            .await?;
         if claimed && stored {
             if self.lock().insert(id) {
                 self.run(id);
