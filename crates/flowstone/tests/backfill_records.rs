@@ -147,6 +147,7 @@ fn days_and_months_request(from: NaiveDate, to: NaiveDate) -> BackfillRequest {
         force: false,
         retry_failed: false,
         max_concurrency: Some(4),
+        launched_by: None,
     }
 }
 

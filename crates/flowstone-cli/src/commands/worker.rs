@@ -216,6 +216,7 @@ mod tests {
             grace: 30,
             keep_latest,
             keep_days,
+            automation: false,
             #[cfg(feature = "ui")]
             metrics_bind: None,
         }
