@@ -673,10 +673,44 @@ fn schedules_are_listed_and_an_unknown_one_is_named() {
     let dir = sandbox("schedules");
     run(&dir, "schedules")
         .expect_code(0)
-        .stdout_has("no schedule is declared");
+        .stdout_has("refresh_latest_month")
+        .stdout_has("5 0 * * *");
     let json = run(&dir, "--json schedules list").expect_code(0).json();
-    assert_eq!(json["schedules"], serde_json::json!([]));
+    assert_eq!(json["schedules"][0]["name"], "refresh_latest_month");
+    assert_eq!(json["schedules"][0]["on"], true);
+    run(&dir, "schedules preview refresh_latest_month --next 2")
+        .expect_code(0)
+        .stdout_has("2015-12-01");
     run(&dir, "schedules preview nightly --next 3")
         .expect_code(2)
         .stderr_has("schedule 'nightly' is not declared");
+    run(&dir, "schedules ticks refresh_latest_month")
+        .expect_code(0)
+        .stdout_has("no tick recorded");
+    run(&dir, "schedules off refresh_latest_month")
+        .expect_code(0)
+        .stdout_has("schedule refresh_latest_month is off");
+    run(&dir, "schedules")
+        .expect_code(0)
+        .stdout_has("refresh_latest_month  off");
+}
+
+#[test]
+fn automation_status_shows_the_definitions_and_no_leader_without_a_worker() {
+    let dir = sandbox("automation");
+    run(&dir, "automation")
+        .expect_code(0)
+        .stdout_has("leader: none")
+        .stdout_has("refresh_latest_month")
+        .stdout_has("eager (all windows)");
+    let json = run(&dir, "--json automation status").expect_code(0).json();
+    assert_eq!(json["leader"], serde_json::Value::Null);
+    assert_eq!(json["definitions"].as_array().map(Vec::len), Some(4), "{json}");
+    run(&dir, "automation ticks")
+        .expect_code(0)
+        .stdout_has("no tick recorded");
+    run(&dir, "sensors").expect_code(0).stdout_has("no sensor is declared");
+    run(&dir, "sensors ticks new_files")
+        .expect_code(2)
+        .stderr_has("sensor 'new_files' is not declared");
 }
