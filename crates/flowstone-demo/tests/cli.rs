@@ -705,11 +705,17 @@ fn automation_status_shows_the_definitions_and_no_leader_without_a_worker() {
         .stdout_has("eager (all windows)");
     let json = run(&dir, "--json automation status").expect_code(0).json();
     assert_eq!(json["leader"], serde_json::Value::Null);
-    assert_eq!(json["definitions"].as_array().map(Vec::len), Some(4), "{json}");
+    assert_eq!(
+        json["definitions"].as_array().map(Vec::len),
+        Some(4),
+        "{json}"
+    );
     run(&dir, "automation ticks")
         .expect_code(0)
         .stdout_has("no tick recorded");
-    run(&dir, "sensors").expect_code(0).stdout_has("no sensor is declared");
+    run(&dir, "sensors")
+        .expect_code(0)
+        .stdout_has("no sensor is declared");
     run(&dir, "sensors ticks new_files")
         .expect_code(2)
         .stderr_has("sensor 'new_files' is not declared");

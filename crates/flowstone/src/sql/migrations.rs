@@ -45,7 +45,7 @@ pub const MIGRATIONS: &[Migration] = &[
     },
     Migration {
         version: 6,
-        name: "automation cursors, launches and ticks; records by finish time",
+        name: "automation cursors, launches and ticks; records by finish time, by asset and time, by status and time",
         sqlite: V6_SQLITE,
         postgres: V6_POSTGRES,
     },
@@ -54,7 +54,8 @@ pub const MIGRATIONS: &[Migration] = &[
 /// What automation remembers between evaluations and across leaders: a cursor per schedule,
 /// sensor or condition; one row per launch key (the key is launched once, ever: the row
 /// names the backfill that launched it); and the tick records, pruned by age. Conditions find
-/// new materializations by their finish time.
+/// new materializations by their finish time; the dashboard's overview finds each asset's
+/// newest record and the recent failures by the other two indexes.
 const V6_SQLITE: &str = "
 CREATE TABLE flowstone_automation_cursors (
     kind TEXT NOT NULL,
@@ -84,6 +85,10 @@ CREATE TABLE flowstone_automation_ticks (
 CREATE INDEX flowstone_automation_ticks_by_name ON flowstone_automation_ticks (kind, name, id);
 CREATE INDEX flowstone_automation_ticks_by_time ON flowstone_automation_ticks (at);
 CREATE INDEX flowstone_materializations_by_finish ON flowstone_materializations (finished_at);
+CREATE INDEX flowstone_materializations_by_asset_time
+    ON flowstone_materializations (asset, started_at DESC, run_id DESC);
+CREATE INDEX flowstone_materializations_by_status_time
+    ON flowstone_materializations (status, started_at DESC);
 ";
 
 const V6_POSTGRES: &str = "
@@ -115,6 +120,10 @@ CREATE TABLE flowstone_automation_ticks (
 CREATE INDEX flowstone_automation_ticks_by_name ON flowstone_automation_ticks (kind, name, id);
 CREATE INDEX flowstone_automation_ticks_by_time ON flowstone_automation_ticks (at);
 CREATE INDEX flowstone_materializations_by_finish ON flowstone_materializations (finished_at);
+CREATE INDEX flowstone_materializations_by_asset_time
+    ON flowstone_materializations (asset, started_at DESC, run_id DESC);
+CREATE INDEX flowstone_materializations_by_status_time
+    ON flowstone_materializations (status, started_at DESC);
 ";
 
 /// Whether each schedule (kind `schedule`) or, later, sensor is on; absent means the

@@ -11,7 +11,7 @@ use sqlx::PgPool;
 use sqlx::postgres::PgRow;
 
 use super::retention::{self, Deleted, GroupStats, OrderKey};
-use super::rows::{self, LineageSide, OutputRow, RecordFilter, RecordRow, from_micros};
+use super::rows::{self, FilterArg, LineageSide, OutputRow, RecordFilter, RecordRow, from_micros};
 use super::sql_error;
 use super::writer::Batch;
 use crate::error::Result;
@@ -55,25 +55,37 @@ pub(crate) async fn records(
     pool: &PgPool,
     filter: RecordFilter<'_>,
 ) -> Result<Vec<Materialization>> {
-    let found: Vec<PgRow> = sqlx::query(sqlx::AssertSqlSafe(format!(
-        "SELECT {RECORD_COLUMNS} FROM flowstone_materializations m
-         WHERE ($1::text IS NULL OR asset = $1)
-           AND ($2::text IS NULL OR partition_key = $2)
-           AND ($3::text IS NULL OR run_id = $3)
-           AND ($4::text IS NULL OR status = $4)
-           AND ($6::float8 IS NULL OR m.finished_at > to_timestamp($6::float8 / 1000000))
-         ORDER BY m.started_at DESC, m.run_id DESC
-         LIMIT $5"
-    )))
-    .bind(filter.asset)
-    .bind(filter.partition)
-    .bind(filter.run_id)
-    .bind(filter.status)
-    .bind(filter.limit)
-    .bind(filter.finished_after.map(|us| us as f64))
-    .fetch_all(pool)
-    .await
-    .map_err(|e| sql_error("list materializations", e))?;
+    use std::fmt::Write as _;
+    let set = filter.set();
+    let mut sql = format!("SELECT {RECORD_COLUMNS} FROM flowstone_materializations m");
+    for (i, arg) in set.iter().enumerate() {
+        sql.push_str(if i == 0 { " WHERE " } else { " AND " });
+        let _ = match arg {
+            FilterArg::Text(column, _) => write!(sql, "m.{column} = ${}", i + 1),
+            FilterArg::FinishedAfter(_) => write!(
+                sql,
+                "m.finished_at > to_timestamp(${}::float8 / 1000000)",
+                i + 1
+            ),
+        };
+    }
+    let _ = write!(
+        sql,
+        " ORDER BY m.started_at DESC, m.run_id DESC LIMIT ${}",
+        set.len() + 1
+    );
+    let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+    for arg in set {
+        query = match arg {
+            FilterArg::Text(_, value) => query.bind(value),
+            FilterArg::FinishedAfter(us) => query.bind(us as f64),
+        };
+    }
+    let found: Vec<PgRow> = query
+        .bind(filter.limit)
+        .fetch_all(pool)
+        .await
+        .map_err(|e| sql_error("list materializations", e))?;
     found.iter().map(rows::materialization).collect()
 }
 

@@ -104,6 +104,32 @@ pub(crate) struct RecordFilter<'a> {
     pub limit: i64,
 }
 
+/// One condition of a [`RecordFilter`] that is set: a column and the value it is compared
+/// with (equal, or for `finished_at` after).
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum FilterArg<'a> {
+    Text(&'static str, &'a str),
+    /// `finished_at` after this many microseconds.
+    FinishedAfter(i64),
+}
+
+impl<'a> RecordFilter<'a> {
+    /// The conditions that are set, in a fixed order. Each dialect writes only these: a
+    /// statement with `(? IS NULL OR column = ?)` for every filter cannot use the indexes.
+    pub(crate) fn set(&self) -> Vec<FilterArg<'a>> {
+        let text = [
+            ("asset", self.asset),
+            ("partition_key", self.partition),
+            ("run_id", self.run_id),
+            ("status", self.status),
+        ];
+        text.into_iter()
+            .filter_map(|(column, value)| value.map(|v| FilterArg::Text(column, v)))
+            .chain(self.finished_after.map(FilterArg::FinishedAfter))
+            .collect()
+    }
+}
+
 /// A time as the tables keep it: to the microsecond, which both engines store exactly.
 pub(crate) fn stored_time(at: DateTime<Utc>) -> DateTime<Utc> {
     at.trunc_subsecs(6)

@@ -8,7 +8,9 @@ use sqlx::sqlite::{SqliteArguments, SqliteRow};
 use sqlx::{Connection, SqlitePool};
 
 use super::retention::{self, Deleted, GroupStats, OrderKey};
-use super::rows::{self, EdgeRow, LineageSide, OutputRow, RecordFilter, RecordRow, to_micros};
+use super::rows::{
+    self, EdgeRow, FilterArg, LineageSide, OutputRow, RecordFilter, RecordRow, to_micros,
+};
 use super::sql_error;
 use super::writer::{Batch, Completion};
 use crate::error::Result;
@@ -51,25 +53,33 @@ pub(crate) async fn records(
     pool: &SqlitePool,
     filter: RecordFilter<'_>,
 ) -> Result<Vec<Materialization>> {
-    let found: Vec<SqliteRow> = sqlx::query(sqlx::AssertSqlSafe(format!(
-        "SELECT {RECORD_COLUMNS} FROM flowstone_materializations
-         WHERE (?1 IS NULL OR asset = ?1)
-           AND (?2 IS NULL OR partition_key = ?2)
-           AND (?3 IS NULL OR run_id = ?3)
-           AND (?4 IS NULL OR status = ?4)
-           AND (?6 IS NULL OR finished_at > ?6)
-         ORDER BY started_at DESC, run_id DESC
-         LIMIT ?5"
-    )))
-    .bind(filter.asset)
-    .bind(filter.partition)
-    .bind(filter.run_id)
-    .bind(filter.status)
-    .bind(filter.limit)
-    .bind(filter.finished_after)
-    .fetch_all(pool)
-    .await
-    .map_err(|e| sql_error("list materializations", e))?;
+    use std::fmt::Write as _;
+    let set = filter.set();
+    let mut sql = format!("SELECT {RECORD_COLUMNS} FROM flowstone_materializations");
+    for (i, arg) in set.iter().enumerate() {
+        sql.push_str(if i == 0 { " WHERE " } else { " AND " });
+        let _ = match arg {
+            FilterArg::Text(column, _) => write!(sql, "{column} = ?{}", i + 1),
+            FilterArg::FinishedAfter(_) => write!(sql, "finished_at > ?{}", i + 1),
+        };
+    }
+    let _ = write!(
+        sql,
+        " ORDER BY started_at DESC, run_id DESC LIMIT ?{}",
+        set.len() + 1
+    );
+    let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+    for arg in set {
+        query = match arg {
+            FilterArg::Text(_, value) => query.bind(value),
+            FilterArg::FinishedAfter(us) => query.bind(us),
+        };
+    }
+    let found: Vec<SqliteRow> = query
+        .bind(filter.limit)
+        .fetch_all(pool)
+        .await
+        .map_err(|e| sql_error("list materializations", e))?;
     found.iter().map(rows::materialization).collect()
 }
 
