@@ -149,6 +149,7 @@ impl Evaluator {
                     .await;
             }
         }
+        self.launcher.run_taken();
         report
     }
 

@@ -62,6 +62,9 @@ pub(crate) struct Launcher {
     fs: FlowStone,
     executor: Option<Strategy>,
     running: Arc<Mutex<HashSet<BackfillId>>>,
+    /// Taken by this process, to be run once the round that launched them has recorded its
+    /// ticks ([`Launcher::run_taken`]): the round is not slowed by what it launched.
+    taken: Arc<Mutex<Vec<BackfillId>>>,
 }
 
 impl Launcher {
@@ -70,6 +73,7 @@ impl Launcher {
             fs,
             executor,
             running: Arc::default(),
+            taken: Arc::default(),
         }
     }
 
@@ -158,6 +162,7 @@ impl Launcher {
                 started += 1;
             }
         }
+        self.run_taken();
         Ok(started)
     }
 
@@ -184,8 +189,28 @@ impl Launcher {
         Ok(true)
     }
 
-    /// Runs backfill `id` (taken by this process) on a task of its own.
+    /// Runs backfill `id` (taken by this process) once [`Launcher::run_taken`] is called.
     fn run(&self, id: BackfillId) {
+        self.taken
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .push(id);
+    }
+
+    /// Runs every backfill taken since the last call, each on a task of its own.
+    pub(crate) fn run_taken(&self) {
+        let taken = std::mem::take(
+            &mut *self
+                .taken
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
+        );
+        for id in taken {
+            self.spawn(id);
+        }
+    }
+
+    fn spawn(&self, id: BackfillId) {
         let (fs, running) = (self.fs.clone(), Arc::clone(&self.running));
         tokio::spawn(async move {
             match fs.resume_backfill(id).await {

@@ -84,7 +84,7 @@ CREATE TABLE flowstone_automation_ticks (
 );
 CREATE INDEX flowstone_automation_ticks_by_name ON flowstone_automation_ticks (kind, name, id);
 CREATE INDEX flowstone_automation_ticks_by_time ON flowstone_automation_ticks (at);
-CREATE INDEX flowstone_materializations_by_finish ON flowstone_materializations (finished_at);
+CREATE INDEX flowstone_materializations_by_finish ON flowstone_materializations (status, finished_at);
 CREATE INDEX flowstone_materializations_by_asset_time
     ON flowstone_materializations (asset, started_at DESC, run_id DESC);
 CREATE INDEX flowstone_materializations_by_status_time
@@ -119,7 +119,7 @@ CREATE TABLE flowstone_automation_ticks (
 );
 CREATE INDEX flowstone_automation_ticks_by_name ON flowstone_automation_ticks (kind, name, id);
 CREATE INDEX flowstone_automation_ticks_by_time ON flowstone_automation_ticks (at);
-CREATE INDEX flowstone_materializations_by_finish ON flowstone_materializations (finished_at);
+CREATE INDEX flowstone_materializations_by_finish ON flowstone_materializations (status, finished_at);
 CREATE INDEX flowstone_materializations_by_asset_time
     ON flowstone_materializations (asset, started_at DESC, run_id DESC);
 CREATE INDEX flowstone_materializations_by_status_time
