@@ -294,7 +294,7 @@ impl Evaluator {
                         Origin::Schedule,
                         name,
                         tick.at,
-                        format!("tick {} → {anchor} {partition}", tick.local),
+                        format!("tick {} → {anchor} {}", tick.local, partition.input_text()),
                         launched,
                     )
                 }
@@ -809,18 +809,20 @@ fn is_latest_window(asset: &Asset, partition: &Partition, now: DateTime<Utc>) ->
         .is_ok_and(|start| start == latest)
 }
 
-/// `a, b, c` or `a … z (n)` for many partitions.
+/// `a, b, c` or `a … z (n partitions)` for many, in the form people type.
 fn describe_partitions<'a>(partitions: impl ExactSizeIterator<Item = &'a Partition>) -> String {
     let n = partitions.len();
     let all: Vec<&Partition> = partitions.collect();
     match all.as_slice() {
-        [] => String::new(),
-        [one] => one.to_string(),
-        _ if n <= 3 => all
+        [first, .., last] if n > 3 => format!(
+            "{} … {} ({n} partitions)",
+            first.input_text(),
+            last.input_text()
+        ),
+        _ => all
             .iter()
-            .map(|p| p.to_string())
+            .map(|p| p.input_text())
             .collect::<Vec<_>>()
             .join(", "),
-        [first, .., last] => format!("{first} … {last} ({n} partitions)"),
     }
 }
