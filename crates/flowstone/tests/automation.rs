@@ -2330,3 +2330,34 @@ flowstone_queue::both_engines!(
     a_killed_leaders_running_backfills_are_resumed_by_the_next_leader,
     a_killed_worker_leader_is_replaced_and_its_queued_launches_end,
 );
+
+#[tokio::test]
+async fn a_schedule_launches_on_the_executor_it_names() {
+    let fs = FlowStone::builder()
+        .asset(noop("daily").partitioned_by(Daily::from("2026-01-01")))
+        .schedule(
+            Schedule::new("nightly", "0 1 * * *")
+                .target("daily")
+                .executor(Strategy::Serial),
+        )
+        .build()
+        .unwrap();
+    let automation = fs.automation().executor(Strategy::Async);
+    automation.evaluate_once(utc("2026-03-01T00:00:00Z")).await;
+    let report = automation.evaluate_once(utc("2026-03-01T02:00:00Z")).await;
+    assert_eq!(report.ticks.len(), 1, "{:?}", report.ticks);
+    let id = report.ticks[0].backfills[0];
+    let (record, _) = fs.backfill_status(id, None, 10).await.unwrap();
+    assert_eq!(
+        record.request.executor.as_deref(),
+        Some("serial"),
+        "the schedule's choice wins over the automation's"
+    );
+    assert_eq!(
+        record.request.source,
+        StoredSource::Partitions(vec![Partition::Date(
+            chrono::NaiveDate::from_ymd_opt(2026, 2, 28).unwrap()
+        )]),
+        "the 01:00 tick of March 1st means February 28th"
+    );
+}

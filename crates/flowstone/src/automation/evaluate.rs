@@ -288,6 +288,7 @@ impl Evaluator {
                             selection: schedule.selection(),
                             anchor: &anchor,
                             items: vec![(tick_key(tick), partition.clone())],
+                            executor: schedule.executor_choice(),
                         })
                         .await;
                     launched_tick(
@@ -357,6 +358,7 @@ impl Evaluator {
                     selection: &request.selection,
                     anchor: &anchor,
                     items: vec![(key, request.partition.clone())],
+                    executor: None,
                 })
                 .await
             {
@@ -708,6 +710,7 @@ impl Evaluator {
                 selection: asset.name(),
                 anchor: asset.name(),
                 items,
+                executor: None,
             })
             .await?;
         self.claimed

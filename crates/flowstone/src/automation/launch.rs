@@ -45,6 +45,8 @@ pub(crate) struct LaunchRequest<'a> {
     pub selection: &'a str,
     pub anchor: &'a str,
     pub items: Vec<(String, Partition)>,
+    /// The executor this definition asks for, over the launcher's.
+    pub executor: Option<&'a Strategy>,
 }
 
 /// What a launch call did.
@@ -99,7 +101,10 @@ impl Launcher {
                 selection: request.selection.to_owned(),
                 anchor: Some(request.anchor.to_owned()),
                 source: StoredSource::Partitions(partitions),
-                executor: self.executor.as_ref().map(Strategy::name),
+                executor: request
+                    .executor
+                    .or(self.executor.as_ref())
+                    .map(Strategy::name),
                 force: true,
                 retry_failed: false,
                 max_concurrency: None,

@@ -110,6 +110,7 @@ pub struct Schedule {
     partition: Option<TickPartition>,
     default_on: bool,
     catch_up: CatchUp,
+    executor: Option<crate::executor::Strategy>,
 }
 
 impl Schedule {
@@ -128,6 +129,7 @@ impl Schedule {
             partition: None,
             default_on: true,
             catch_up: CatchUp::Latest,
+            executor: None,
         }
     }
 
@@ -163,6 +165,17 @@ impl Schedule {
     pub fn catch_up(mut self, catch_up: CatchUp) -> Self {
         self.catch_up = catch_up;
         self
+    }
+
+    /// The executor its ticks run on (default: the automation's, else each asset's own).
+    pub fn executor(mut self, executor: crate::executor::Strategy) -> Self {
+        self.executor = Some(executor);
+        self
+    }
+
+    /// The executor it asks for, if any.
+    pub fn executor_choice(&self) -> Option<&crate::executor::Strategy> {
+        self.executor.as_ref()
     }
 
     /// Its catch-up setting.
@@ -316,6 +329,7 @@ impl fmt::Debug for Schedule {
             .field("partition", &self.partition)
             .field("default_on", &self.default_on)
             .field("catch_up", &self.catch_up)
+            .field("executor", &self.executor)
             .finish()
     }
 }
