@@ -259,7 +259,7 @@ async fn token_login(fs: &flowstone::FlowStone) {
     browser.type_into(&token, "wrong").await;
     let submit = browser.find("#login button").await;
     browser.click(&submit).await;
-    assert!(browser.text_of("main").await.contains("not right"));
+    browser.text_containing("main", "not right").await;
     let token = browser.find("#token").await;
     browser.type_into(&token, "browser-token").await;
     let submit = browser.find("#login button").await;

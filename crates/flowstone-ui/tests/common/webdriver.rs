@@ -183,18 +183,34 @@ impl Browser {
         }
     }
 
-    /// The element's visible text.
-    pub async fn text(&self, e: &Element) -> String {
-        let t = self
-            .call("GET", &format!("/element/{}/text", e.0), None)
-            .await;
-        t.as_str().unwrap_or_default().to_owned()
+    /// The text of the first element matching `css` (found again if it went stale between
+    /// being found and read, as when the page was still being replaced).
+    pub async fn text_of(&self, css: &str) -> String {
+        self.text_containing(css, "").await
     }
 
-    /// The text of the first element matching `css`.
-    pub async fn text_of(&self, css: &str) -> String {
-        let e = self.find(css).await;
-        self.text(&e).await
+    /// The text of the first element matching `css` once it contains `needle`, looked up
+    /// afresh each time: after a click that navigates, the element found first may belong to
+    /// the page being left (and go stale before its text is read).
+    pub async fn text_containing(&self, css: &str, needle: &str) -> String {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Some(e) = self.find_all(css).await.into_iter().next() {
+                let path = format!("/session/{}/element/{}/text", self.session, e.0);
+                if let Some(text) = try_send(self.addr, "GET", &path).await
+                    && let Some(text) = text.as_str()
+                    && text.contains(needle)
+                {
+                    return text.to_owned();
+                }
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "no '{css}' containing '{needle}' on {}",
+                self.url().await
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
     }
 
     /// An attribute of the element.
@@ -303,6 +319,14 @@ pub fn screenshot_dir() -> PathBuf {
         PathBuf::from,
     );
     target.join("flowstone-ui-screenshots")
+}
+
+/// Sends a body-less WebDriver command; `None` when the driver refuses it (a stale element).
+async fn try_send(addr: SocketAddr, method: &str, path: &str) -> Option<Value> {
+    let headers: &[(&str, &str)] = &[("Content-Type", "application/json; charset=utf-8")];
+    let reply = http::request(addr, method, path, headers, None).await;
+    let value: Value = serde_json::from_str(&reply.body).ok()?;
+    (reply.status == 200).then(|| value["value"].clone())
 }
 
 /// Sends a WebDriver command; panics with the driver's error message when it fails.
