@@ -84,15 +84,9 @@ impl Evaluator {
         self.events_seen.retain(|_, at| *at >= horizon);
         let mut ticks = Vec::new();
         for asset in eager {
-            let Some(condition) = asset.automation_condition() else {
+            let Some(condition) = self.condition_on(&asset).await else {
                 continue;
             };
-            if !self
-                .switch(Origin::Condition, asset.name(), condition.is_default_on())
-                .await
-            {
-                continue;
-            }
             // One asset's error is its failed tick; the others go on.
             match self.eager_asset(&asset, condition, &events, now).await {
                 Ok(Some(tick)) => ticks.push(tick),

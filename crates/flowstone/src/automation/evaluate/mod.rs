@@ -112,15 +112,9 @@ impl Evaluator {
         if full {
             let assets: Vec<_> = self.fs.registry().assets().cloned().collect();
             for asset in assets {
-                let Some(condition) = asset.automation_condition() else {
+                let Some(condition) = self.condition_on(&asset).await else {
                     continue;
                 };
-                if !self
-                    .switch(Origin::Condition, asset.name(), condition.is_default_on())
-                    .await
-                {
-                    continue;
-                }
                 let ticks = match &condition.rule {
                     Rule::OnMissing => self.on_missing(&asset, now).await,
                     Rule::OnCron(cron) => self.on_cron(&asset, cron, now).await,
@@ -158,6 +152,17 @@ impl Evaluator {
             }
             report.ticks.push(tick);
         }
+    }
+
+    /// The automation condition of `asset`, when it has one and it is on.
+    async fn condition_on<'a>(
+        &self,
+        asset: &'a crate::asset::Asset,
+    ) -> Option<&'a super::AutomationCondition> {
+        let condition = asset.automation_condition()?;
+        self.switch(Origin::Condition, asset.name(), condition.is_default_on())
+            .await
+            .then_some(condition)
     }
 
     /// Whether (`origin`, `name`) is on; a store that cannot say counts as off this round.
