@@ -16,7 +16,8 @@ use std::time::Duration;
 
 use chrono::NaiveDate;
 use flowstone::backfill::{
-    BackfillCounts, BackfillRecord, BackfillRequest, BackfillStatus, PartitionRecord, StoredSource,
+    BackfillCounts, BackfillRecord, BackfillRequest, BackfillStatus, BackfillStore,
+    PartitionRecord, StoredSource,
 };
 use flowstone::store::MaterializationStatus;
 use flowstone::{
@@ -849,7 +850,88 @@ async fn a_short_backfill_ends_with_its_final_status_on_postgres() {
     db.cleanup().await;
 }
 
+/// `create` stores a backfill once (a second create under its id changes nothing), and `take`
+/// gives a requested backfill to one owner, a fresh running one to nobody, and a running one
+/// whose progress is older than the staleness to the next owner.
+async fn backfills_are_created_once_and_taken_by_one(store: &dyn BackfillStore) {
+    let now = chrono::Utc::now();
+    let record = BackfillRecord {
+        id: BackfillId::new(),
+        request: days_and_months_request(day(2024, 1, 1), day(2024, 1, 2)),
+        status: BackfillStatus::Requested,
+        counts: BackfillCounts::default(),
+        created_at: now,
+        updated_at: now,
+        finished_at: None,
+        owner: None,
+    };
+    assert!(
+        store.create(&record).await.unwrap(),
+        "stored the first time"
+    );
+    let again = BackfillRecord {
+        status: BackfillStatus::Completed,
+        ..record.clone()
+    };
+    assert!(!store.create(&again).await.unwrap(), "not stored twice");
+    let hour = chrono::TimeDelta::hours(1);
+    assert!(
+        store.take(record.id, "a", hour).await.unwrap(),
+        "requested: taken"
+    );
+    assert!(
+        !store.take(record.id, "b", hour).await.unwrap(),
+        "running and fresh: not taken"
+    );
+    let taken = store.get(record.id).await.unwrap().unwrap();
+    assert_eq!(taken.status, BackfillStatus::Running);
+    assert_eq!(taken.owner.as_deref(), Some("a"));
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    let stale = chrono::TimeDelta::milliseconds(10);
+    assert!(
+        store.take(record.id, "b", stale).await.unwrap(),
+        "running and stale: taken"
+    );
+    assert!(
+        !store.take(record.id, "c", hour).await.unwrap(),
+        "just taken: fresh again"
+    );
+    assert_eq!(
+        store
+            .get(record.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .owner
+            .as_deref(),
+        Some("b")
+    );
+    assert!(
+        !store.take(BackfillId::new(), "a", stale).await.unwrap(),
+        "an unknown id is not taken"
+    );
+    store
+        .update(record.id, BackfillStatus::Completed, &record.counts, None)
+        .await
+        .unwrap();
+    assert!(
+        !store.take(record.id, "c", stale).await.unwrap(),
+        "ended: not taken"
+    );
+}
+
+#[tokio::test]
+async fn backfills_are_created_once_and_taken_by_one_in_memory() {
+    backfills_are_created_once_and_taken_by_one(&flowstone::backfill::MemoryBackfills::new()).await;
+}
+
+async fn backfills_are_created_once_and_taken_by_one_in_sql(db: &TestDb) {
+    let fs = connect(db, vec![regions()]).await;
+    backfills_are_created_once_and_taken_by_one(fs.runtime().storage().backfills().as_ref()).await;
+}
+
 flowstone_queue::both_engines!(
+    backfills_are_created_once_and_taken_by_one_in_sql,
     backfill_records_carry_the_backfill_id,
     a_backfill_is_cancelled_from_another_instance,
     a_queue_backfill_whose_process_died_is_resumed,

@@ -184,7 +184,7 @@ impl Launcher {
             .runtime()
             .storage()
             .backfills()
-            .take(id, &owner, Utc::now() - STALE_AFTER)
+            .take(id, &owner, STALE_AFTER)
             .await;
         if !matches!(taken, Ok(true)) {
             self.lock().remove(&id);

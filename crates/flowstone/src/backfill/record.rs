@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use std::sync::Mutex;
 
 use async_trait::async_trait;
-use chrono::{DateTime, NaiveDate, Utc};
+use chrono::{DateTime, NaiveDate, TimeDelta, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::{Backfill, BackfillSource};
@@ -244,10 +244,11 @@ pub trait BackfillStore: Send + Sync + 'static {
     async fn create(&self, record: &BackfillRecord) -> Result<bool>;
 
     /// Takes backfill `id` for `owner` to run: a `requested` one becomes `running`, and a
-    /// `running` or `cancelling` one whose progress was last written before `stale_before`
-    /// (its process died) is taken over. Returns whether `owner` took it; of two processes
-    /// asking at once, one does.
-    async fn take(&self, id: BackfillId, owner: &str, stale_before: DateTime<Utc>) -> Result<bool>;
+    /// `running` or `cancelling` one whose progress was last written more than `stale_after`
+    /// ago (its process died) is taken over, measured by the clock that wrote it (the
+    /// database's on PostgreSQL). Returns whether `owner` took it; of two processes asking at
+    /// once, one does.
+    async fn take(&self, id: BackfillId, owner: &str, stale_after: TimeDelta) -> Result<bool>;
 
     /// Sets the status, counts and owner of backfill `id` (and `finished_at` when the status
     /// is final). A backfill asked to cancel stays `cancelling` until it ends; one that has
@@ -333,7 +334,8 @@ impl BackfillStore for MemoryBackfills {
         Ok(true)
     }
 
-    async fn take(&self, id: BackfillId, owner: &str, stale_before: DateTime<Utc>) -> Result<bool> {
+    async fn take(&self, id: BackfillId, owner: &str, stale_after: TimeDelta) -> Result<bool> {
+        let stale_before = Utc::now() - stale_after;
         let mut kept = self.kept()?;
         let Some(record) = kept.records.get_mut(&id) else {
             return Ok(false);

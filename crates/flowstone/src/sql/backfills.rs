@@ -18,7 +18,7 @@ use crate::backfill::{
 use crate::error::{Error, Result};
 use crate::ids::BackfillId;
 use crate::partition::Partition;
-use chrono::{DateTime, Utc};
+use chrono::{TimeDelta, Utc};
 
 /// Backfill records in the database.
 #[derive(Debug, Clone)]
@@ -128,7 +128,7 @@ impl BackfillStore for SqlBackfills {
         Ok(stored == 1)
     }
 
-    async fn take(&self, id: BackfillId, owner: &str, stale_before: DateTime<Utc>) -> Result<bool> {
+    async fn take(&self, id: BackfillId, owner: &str, stale_after: TimeDelta) -> Result<bool> {
         let id = id.to_string();
         let err = |e| sql_error("take a backfill to run", e);
         // One statement: of two processes taking the same backfill, the second finds it
@@ -142,7 +142,7 @@ impl BackfillStore for SqlBackfills {
                     AND (status = 'requested'
                          OR (status IN ('running', 'cancelling') AND updated_at < ?4))",
             )
-            .bind(id).bind(owner).bind(to_micros(Utc::now())).bind(to_micros(stale_before))
+            .bind(id).bind(owner).bind(to_micros(Utc::now())).bind(to_micros(Utc::now() - stale_after))
             .execute(pool).await.map_err(err)?.rows_affected(),
             postgres: sqlx::query(
                 "UPDATE flowstone_backfills
@@ -151,9 +151,9 @@ impl BackfillStore for SqlBackfills {
                   WHERE id = $1
                     AND (status = 'requested'
                          OR (status IN ('running', 'cancelling')
-                             AND updated_at < to_timestamp($3::float8 / 1000000)))",
+                             AND updated_at < now() - make_interval(secs => $3::float8)))",
             )
-            .bind(id).bind(owner).bind(to_micros(stale_before) as f64)
+            .bind(id).bind(owner).bind(stale_after.as_seconds_f64())
             .execute(pool).await.map_err(err)?.rows_affected(),
         });
         Ok(taken == 1)

@@ -131,12 +131,6 @@ impl Evaluator {
                     event.partition.encode(),
                     event.run_id
                 );
-                if self
-                    .claimed
-                    .contains(&(asset.name().to_owned(), key.clone()))
-                {
-                    continue;
-                }
                 match self.eager_ready(asset, &partition, event).await? {
                     Ready::Yes => items.push((key, partition)),
                     Ready::No => {}
@@ -271,11 +265,13 @@ impl Evaluator {
                 items.push((key, partition));
             }
         }
-        Ok(self
-            .launch_condition(asset, now, items)
-            .await?
-            .into_iter()
-            .collect())
+        let keys: Vec<(String, String)> = items
+            .iter()
+            .map(|(key, _)| (asset.name().to_owned(), key.clone()))
+            .collect();
+        let tick = self.launch_condition(asset, now, items).await?;
+        self.claimed.extend(keys);
+        Ok(tick.into_iter().collect())
     }
 
     /// `on_cron`: the latest tick since the last launch, once its inputs have all been
@@ -323,7 +319,6 @@ impl Evaluator {
         if items.is_empty() {
             return Ok(None);
         }
-        let keys: Vec<String> = items.iter().map(|(k, _)| k.clone()).collect();
         let shown = describe_partitions(items.iter().map(|(_, p)| p));
         let launched = self
             .launcher
@@ -336,8 +331,6 @@ impl Evaluator {
                 executor: None,
             })
             .await?;
-        self.claimed
-            .extend(keys.into_iter().map(|k| (asset.name().to_owned(), k)));
         if launched.new == 0 {
             return Ok(None);
         }

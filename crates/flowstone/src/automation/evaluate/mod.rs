@@ -28,7 +28,9 @@ pub(crate) struct Evaluator {
     fs: FlowStone,
     launcher: Launcher,
     sensor_called: HashMap<String, Instant>,
-    /// Launch keys known to be claimed already, so a round does not ask again.
+    /// `on_missing` launch keys known to be claimed already, so a round does not ask again
+    /// (at most one per partition; eager events are passed over by `events_seen`, and
+    /// `on_cron` by its cursor, so neither grows this).
     claimed: HashSet<(String, String)>,
     /// Materializations the eager conditions have looked at, with when they finished (kept
     /// for the lookback).
@@ -66,9 +68,10 @@ impl Evaluator {
     pub(crate) async fn round(&mut self, now: DateTime<Utc>, full: bool) -> RoundReport {
         let mut report = RoundReport::default();
         if full {
-            for schedule in self.fs.schedules().to_vec() {
+            let fs = self.fs.clone();
+            for schedule in fs.schedules() {
                 let name = schedule.name();
-                let (ticks, cursor) = match self.schedule(&schedule, now).await {
+                let (ticks, cursor) = match self.schedule(schedule, now).await {
                     Ok((ticks, cursor)) => (Ok(ticks), cursor),
                     Err(err) => (Err(err), None),
                 };
@@ -79,7 +82,7 @@ impl Evaluator {
                     tracing::warn!(schedule = %name, error = %err, "could not store a schedule's cursor");
                 }
             }
-            for sensor in self.fs.sensors().to_vec() {
+            for sensor in fs.sensors() {
                 let due = self
                     .sensor_called
                     .get(sensor.name())
@@ -93,7 +96,7 @@ impl Evaluator {
                 }
                 self.sensor_called
                     .insert(sensor.name().to_owned(), Instant::now());
-                let ticks = self.sensor(&sensor, now).await;
+                let ticks = self.sensor(sensor, now).await;
                 self.keep(&mut report, Origin::Sensor, sensor.name(), ticks)
                     .await;
             }
@@ -187,7 +190,21 @@ impl Evaluator {
             .automation_store()
             .cursor(origin.as_str(), name)
             .await?;
-        Ok(cursor.and_then(|c| DateTime::parse_from_rfc3339(&c).ok().map(|t| t.to_utc())))
+        let Some(cursor) = cursor else {
+            return Ok(None);
+        };
+        match DateTime::parse_from_rfc3339(&cursor) {
+            Ok(at) => Ok(Some(at.to_utc())),
+            // Written by this code, so only a hand-edited row gets here: say so once (a
+            // failed tick) and start again from now rather than fail every round.
+            Err(e) => {
+                self.set_cursor_time(origin, name, Utc::now()).await?;
+                Err(crate::error::Error::store(format!(
+                    "the cursor of {origin} '{name}' was '{cursor}', not a time ({e}); it \
+                     starts again from now"
+                )))
+            }
+        }
     }
 
     async fn set_cursor_time(&self, origin: Origin, name: &str, at: DateTime<Utc>) -> Result<()> {
