@@ -47,6 +47,7 @@ flowstone_queue::both_engines!(
     stale_ack_does_not_overwrite_rescued_attempt,
     graceful_shutdown_finishes_or_returns_jobs,
     bulk_insert_spans_chunks,
+    keyless_bulk_insert_ids_name_their_rows_beside_other_inserts,
     bulk_insert_is_all_or_nothing_and_names_the_bad_job,
     unstorable_text_is_scrubbed_and_queue_goes_on,
 );
@@ -1040,6 +1041,76 @@ async fn graceful_shutdown_finishes_or_returns_jobs(t: &TestDb) {
         "{:?}",
         job.errors
     );
+}
+
+/// Chunks without unique keys learn their ids without reading rows back (SQLite: from the
+/// last rowid): every id must still name its own job, also while another handle inserts
+/// single jobs and after the newest row was deleted (no id is given twice).
+async fn keyless_bulk_insert_ids_name_their_rows_beside_other_inserts(t: &TestDb) {
+    let q = migrated(t).await;
+    let first = q
+        .insert(NewJob::new("single", json!({"n": -1})))
+        .await
+        .unwrap();
+    q.cancel(first.job.id).await.unwrap();
+    assert_eq!(q.prune(Duration::ZERO).await.unwrap(), 1);
+    let other = Queue::new(Database::connect(t.url()).await.unwrap());
+    let singles = tokio::spawn(async move {
+        let mut ids = Vec::new();
+        for n in 0..200 {
+            ids.push(
+                other
+                    .insert(NewJob::new("single", json!({"n": n})))
+                    .await
+                    .unwrap()
+                    .job
+                    .id,
+            );
+        }
+        ids
+    });
+    let jobs: Vec<NewJob> = (0..12_000)
+        .map(|i| NewJob::new("bulk", json!({"i": i})))
+        .collect();
+    let ids = q.insert_many(&jobs).await.unwrap();
+    let singles = singles.await.unwrap();
+    assert_eq!(ids.len(), 12_000);
+    assert!(ids.iter().all(|i| !i.conflict));
+    assert!(
+        ids.iter().all(|i| i.id > first.job.id),
+        "the pruned row's id is not given again"
+    );
+    let mut all: Vec<i64> = ids
+        .iter()
+        .map(|i| i.id)
+        .chain(singles.iter().copied())
+        .collect();
+    all.sort_unstable();
+    all.dedup();
+    assert_eq!(all.len(), 12_200, "no id given twice");
+    let mut seen = 0;
+    let mut after = None;
+    loop {
+        let page = q
+            .list(&JobFilter {
+                after_id: after,
+                limit: Some(1000),
+                ..JobFilter::default()
+            })
+            .await
+            .unwrap();
+        let Some(last) = page.last() else { break };
+        after = Some(last.id);
+        for job in page.iter().filter(|j| j.kind == "bulk") {
+            let i = job.args["i"].as_u64().unwrap() as usize;
+            assert_eq!(
+                ids[i].id, job.id,
+                "job {i} of the batch has the id returned for it"
+            );
+            seen += 1;
+        }
+    }
+    assert_eq!(seen, 12_000);
 }
 
 async fn bulk_insert_spans_chunks(t: &TestDb) {
