@@ -3,7 +3,8 @@
 //! on the busy timeout instead of failing to upgrade a read lock; with WAL, readers never
 //! block. Claims are one `UPDATE … RETURNING`. Batches of ids and acks travel as one JSON
 //! document expanded by `json_each`, inserts included, so statement text is constant and
-//! there is no bind-parameter limit.
+//! there is no bind-parameter limit; where its rows are arrays read by `->>`, `jsonb_each`,
+//! so that each row is parsed once rather than rendered and parsed again per field.
 //! Timestamps are epoch microseconds taken from this node's clock.
 
 use std::str::FromStr;
@@ -173,7 +174,7 @@ pub(crate) async fn link(conn: &mut SqliteConnection, links: &[(i64, i64)]) -> R
     let links = serde_json::to_string(links)?;
     sqlx::query(
         "INSERT INTO flowstone_job_deps (upstream_id, downstream_id)
-              SELECT e.value ->> 0, e.value ->> 1 FROM json_each(?1) AS e WHERE true
+              SELECT e.value ->> 0, e.value ->> 1 FROM jsonb_each(?1) AS e WHERE true
          ON CONFLICT DO NOTHING",
     )
     .bind(&links)
@@ -182,7 +183,7 @@ pub(crate) async fn link(conn: &mut SqliteConnection, links: &[(i64, i64)]) -> R
     sqlx::query(
         "UPDATE flowstone_jobs
             SET state = 'scheduled', scheduled_at = ?2, waiting_on = c.n
-           FROM (SELECT e.value ->> 1 AS id, count(*) AS n FROM json_each(?1) AS e
+           FROM (SELECT e.value ->> 1 AS id, count(*) AS n FROM jsonb_each(?1) AS e
                   GROUP BY e.value ->> 1) AS c
           WHERE flowstone_jobs.id = c.id",
     )
@@ -208,7 +209,7 @@ const RELEASE: &str = "
                 scheduled_at = CASE WHEN flowstone_jobs.waiting_on - r.n <= 0
                                     THEN flowstone_jobs.inserted_at ELSE scheduled_at END
            FROM (SELECT d.downstream_id AS id, count(*) AS n
-                   FROM json_each(?2) AS a
+                   FROM jsonb_each(?2) AS a
                    JOIN flowstone_jobs AS u
                      ON u.id = a.value ->> 0 AND u.attempt = a.value ->> 1
                     AND u.state = 'completed' AND u.completed_at = ?1
@@ -218,7 +219,7 @@ const RELEASE: &str = "
           WHERE flowstone_jobs.id = r.id AND flowstone_jobs.waiting_on > 0
             AND flowstone_jobs.state = 'scheduled';
          DELETE FROM flowstone_job_deps WHERE upstream_id IN (
-             SELECT u.id FROM json_each(?2) AS a
+             SELECT u.id FROM jsonb_each(?2) AS a
                JOIN flowstone_jobs AS u
                  ON u.id = a.value ->> 0 AND u.attempt = a.value ->> 1
                 AND u.state = 'completed' AND u.completed_at = ?1
@@ -539,7 +540,7 @@ pub(crate) async fn no_longer_ours(
     running: &[(i64, i32)],
 ) -> Result<Vec<i64>> {
     let rows = sqlx::query(
-        "SELECT r.value ->> 0 FROM json_each(?1) AS r
+        "SELECT r.value ->> 0 FROM jsonb_each(?1) AS r
            LEFT JOIN flowstone_jobs AS j
              ON j.id = r.value ->> 0 AND j.attempt = r.value ->> 1
             AND j.state = 'executing' AND j.node = ?2
@@ -704,7 +705,7 @@ async fn complete_and_claim(
             "BEGIN IMMEDIATE;
          UPDATE flowstone_jobs
             SET state = 'completed', completed_at = ?1, result = a.value ->> 2
-           FROM json_each(?2) AS a
+           FROM jsonb_each(?2) AS a
           WHERE flowstone_jobs.id = a.value ->> 0
             AND flowstone_jobs.attempt = a.value ->> 1
             AND flowstone_jobs.state = 'executing'
@@ -766,7 +767,7 @@ pub(crate) async fn complete(
     let rows = sqlx::query(
         "UPDATE flowstone_jobs
             SET state = 'completed', completed_at = ?1, result = a.value ->> 2
-           FROM json_each(?2) AS a
+           FROM jsonb_each(?2) AS a
           WHERE flowstone_jobs.id = a.value ->> 0
             AND flowstone_jobs.attempt = a.value ->> 1
             AND flowstone_jobs.state = 'executing'
