@@ -20,6 +20,10 @@ use tokio_util::sync::CancellationToken;
 /// round trip acknowledges and refills a whole buffer's worth.
 const ACK_DEFER: Duration = Duration::from_millis(5);
 
+/// Longest the acks of an idle producer (nothing left to claim) wait for a job to claim in
+/// their transaction; a job's completion is visible at most this much later.
+const IDLE_ACK_HOLD: Duration = Duration::from_millis(1);
+
 /// Jobs that ended in the current and the previous [`WorkerSettings::PREFETCH_WINDOW`].
 struct Pace {
     since: std::time::Instant,
@@ -192,6 +196,25 @@ pub(super) async fn produce(
             let prefetch = shared.settings.prefetch_after(pace.recent());
             (concurrency + prefetch).saturating_sub(in_flight.len() + buffered.len())
         };
+        if want == 0 && !stopping && !acks.pending().is_empty() {
+            // Acks with nothing to claim beside them: held a moment, so that a job inserted
+            // meanwhile is claimed by the transaction that writes them. Written at once, they
+            // would hold SQLite's one writer while that insert waits for their commit.
+            let since = *acks_pending_since.get_or_insert_with(std::time::Instant::now);
+            if since.elapsed() < IDLE_ACK_HOLD {
+                let until = tokio::time::Instant::from_std(since + IDLE_ACK_HOLD);
+                tokio::select! {
+                    ended = ack_rx.recv() => if let Some(ended) = ended {
+                        take(&shared, ended, &mut in_flight, &mut acks);
+                        pace.ended();
+                    },
+                    _ = wake.notified() => maybe_more = true,
+                    _ = tokio::time::sleep_until(until) => {}
+                    _ = shared.stop_claiming.cancelled() => {}
+                }
+                continue;
+            }
+        }
         if !acks.pending().is_empty() || want > 0 {
             acks_pending_since = None;
             let c = match conn.as_mut() {
