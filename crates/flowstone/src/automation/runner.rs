@@ -307,6 +307,9 @@ impl AutomationHandle {
     /// launched go on in this process until it exits.
     pub async fn stop(self) {
         self.stop.cancel();
-        let _ = self.task.await;
+        if let Err(e) = self.task.await {
+            // Nothing is left to hand the lease over: a standby takes it when it lapses.
+            tracing::error!(error = %e, "flowstone: the automation task ended by a panic");
+        }
     }
 }
