@@ -11,7 +11,7 @@
 mod common;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::NaiveDate;
@@ -28,7 +28,7 @@ use flowstone_queue::testing::TestDb;
 
 use common::queue::{connect, start_worker};
 use common::wait::{PATIENCE, wait_for, wait_until};
-use common::{Counter, day, graph, numbered, records};
+use common::{Calls, Counter, day, graph, numbered, records};
 
 fn regions() -> Asset {
     Asset::new("regions")
@@ -70,34 +70,6 @@ async fn backfill_records_carry_the_backfill_id(db: &TestDb) {
 
 // ---------------------------------------------------------------------------------------------
 // Fixtures
-
-/// How many times each (asset, encoded partition) ran, shared by every instance of a test.
-#[derive(Clone, Default)]
-struct Calls(Arc<Mutex<BTreeMap<(String, String), usize>>>);
-
-impl Calls {
-    fn bump(&self, asset: &str, partition: &Partition) {
-        *self
-            .0
-            .lock()
-            .unwrap()
-            .entry((asset.to_owned(), partition.encode()))
-            .or_default() += 1;
-    }
-
-    fn of(&self, asset: &str, partition: &Partition) -> usize {
-        self.0
-            .lock()
-            .unwrap()
-            .get(&(asset.to_owned(), partition.encode()))
-            .copied()
-            .unwrap_or(0)
-    }
-
-    fn all(&self) -> BTreeMap<(String, String), usize> {
-        self.0.lock().unwrap().clone()
-    }
-}
 
 /// Days of January and February 2024 (`failing`, if any, fails for good) and the months over
 /// them (`PartitionMapping::time_window`), each counting its runs in `calls`.

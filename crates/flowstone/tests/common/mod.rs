@@ -11,17 +11,61 @@ pub mod outcome;
 pub mod queue;
 pub mod wait;
 
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use chrono::NaiveDate;
 use flowstone::store::{Materialization, MaterializationQuery};
-use flowstone::{Asset, Error, FlowStone};
+use flowstone::{Asset, Error, FlowStone, Partition};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 /// A list shared between the test and the assets or callbacks it records from.
 pub type Shared<T> = Arc<Mutex<Vec<T>>>;
+
+/// How many times each (asset, encoded partition) ran in this process, shared by every
+/// FlowStone of a test.
+#[derive(Clone, Default)]
+pub struct Calls(Arc<Mutex<BTreeMap<(String, String), usize>>>);
+
+impl Calls {
+    /// Counts one run.
+    pub fn bump(&self, asset: &str, partition: &Partition) {
+        *self
+            .0
+            .lock()
+            .unwrap()
+            .entry((asset.to_owned(), partition.encode()))
+            .or_default() += 1;
+    }
+
+    /// Runs of one (asset, partition).
+    pub fn of(&self, asset: &str, partition: &Partition) -> usize {
+        self.0
+            .lock()
+            .unwrap()
+            .get(&(asset.to_owned(), partition.encode()))
+            .copied()
+            .unwrap_or(0)
+    }
+
+    /// Every (asset, encoded partition) that ran more than once.
+    pub fn repeated(&self) -> Vec<(String, String)> {
+        self.0
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|(_, n)| **n > 1)
+            .map(|(k, _)| k.clone())
+            .collect()
+    }
+
+    /// Every count.
+    pub fn all(&self) -> BTreeMap<(String, String), usize> {
+        self.0.lock().unwrap().clone()
+    }
+}
 
 /// A calendar day.
 pub fn day(y: i32, m: u32, d: u32) -> NaiveDate {
